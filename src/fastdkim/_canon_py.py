@@ -1,0 +1,282 @@
+"""Pure-Python canonicalization core: the readable reference.
+
+This module is the twin of the compiled ``fastdkim._canon`` (``ext/_canon.pyx``):
+same names, same behaviour, byte for byte.  It is the fallback where no compiler
+exists and the oracle the property tests compare the compiled core against.  It
+aims to be obviously correct and linear in its input, not fast.
+
+Body canonicalization (RFC 6376 section 3.4.3 simple, 3.4.4 relaxed) is
+streaming: feed chunks of any size; every piece of state that spans a chunk
+boundary (a CR waiting for its LF, a run of whitespace, a run of empty lines)
+is carried in a few counters, never by keeping the body.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import List, Optional, Tuple, Union
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+_CRLF = b"\r\n"
+_WSP_RUN = re.compile(rb"[ \t]+")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+__all__ = [
+    "BodyCanonicalizer",
+    "BodyHasher",
+    "canonicalize_body",
+    "relaxed_header",
+    "find_body_start",
+    "split_header_fields",
+    "normalize_line_endings",
+]
+
+
+class BodyCanonicalizer:
+    """Streaming body canonicalizer.
+
+    ``update(chunk)`` returns the canonical bytes that are final so far;
+    ``finish()`` returns the rest.  The concatenation of all returned pieces is
+    the canonical body, whatever the chunk boundaries.
+
+    :param relaxed: relaxed (section 3.4.4) instead of simple (3.4.3).
+    :param bare_lf: treat a LF not preceded by CR as a line ending (CRLF), for
+        messages stored with Unix line endings.
+    """
+
+    __slots__ = ("_relaxed", "_bare_lf", "_cr", "_wsp", "_midline", "_pending", "_emitted", "_done")
+
+    def __init__(self, relaxed: bool, bare_lf: bool = False) -> None:
+        self._relaxed = bool(relaxed)
+        self._bare_lf = bool(bare_lf)
+        self._cr = False  # a CR ended the last chunk: its LF may start the next
+        self._wsp = False  # relaxed: a WSP run is pending on the current line
+        self._midline = False  # content of the current line was emitted
+        self._pending = 0  # empty lines held back (dropped if nothing follows)
+        self._emitted = 0  # octets returned so far
+        self._done = False
+
+    @property
+    def relaxed(self) -> bool:
+        return self._relaxed
+
+    @property
+    def bare_lf(self) -> bool:
+        return self._bare_lf
+
+    def update(self, data: Buffer) -> bytes:
+        if self._done:
+            raise ValueError("update() after finish()")
+        data = bytes(data)
+        if not data:
+            return b""
+        if self._cr:
+            data = b"\r" + data
+            self._cr = False
+        out: List[bytes] = []
+        if self._bare_lf:
+            pieces = data.split(b"\n")
+            lines = [p[:-1] if p.endswith(b"\r") else p for p in pieces[:-1]]
+        else:
+            pieces = data.split(_CRLF)
+            lines = pieces[:-1]
+        for line in lines:
+            self._line(line, True, out)
+        tail = pieces[-1]
+        if tail.endswith(b"\r"):
+            self._cr = True
+            tail = tail[:-1]
+        if tail:
+            self._line(tail, False, out)
+        res = b"".join(out)
+        self._emitted += len(res)
+        return res
+
+    def finish(self) -> bytes:
+        if self._done:
+            return b""
+        out: List[bytes] = []
+        if self._cr:  # a lone CR at the very end is line content
+            self._cr = False
+            self._line(b"\r", False, out)
+        if self._midline:  # last line lacked its CRLF: add it
+            out.append(_CRLF)
+            self._midline = False
+        if not self._relaxed and self._emitted == 0 and not out:
+            out.append(_CRLF)  # simple: an empty body is a single CRLF
+        self._done = True
+        res = b"".join(out)
+        self._emitted += len(res)
+        return res
+
+    def _line(self, content: bytes, eol: bool, out: List[bytes]) -> None:
+        """Handle (part of) one line; ``eol`` says its line ending follows."""
+        if self._relaxed:
+            if self._wsp:
+                content = b" " + content
+            content = _WSP_RUN.sub(b" ", content)
+            self._wsp = content.endswith(b" ")
+            if self._wsp:
+                content = content[:-1]
+            if eol:
+                self._wsp = False  # trailing whitespace is ignored
+        if content:
+            if self._pending:
+                out.append(_CRLF * self._pending)
+                self._pending = 0
+            out.append(content)
+            self._midline = True
+        if eol:
+            if self._midline:
+                out.append(_CRLF)
+                self._midline = False
+            else:
+                self._pending += 1
+
+
+class BodyHasher:
+    """Canonicalize a body and hash it with SHA-256, streaming.
+
+    :param relaxed: relaxed body canonicalization instead of simple.
+    :param limit: hash only the first ``limit`` canonical octets (the ``l=``
+        tag); ``None`` hashes all.
+    :param bare_lf: treat bare LF as CRLF.
+
+    ``length`` is the number of canonical octets produced (all of them, not
+    just those hashed); after ``digest()`` it is the canonical body length, so
+    ``length > limit`` says the body extended past ``l=``.
+    """
+
+    __slots__ = ("_canon", "_hash", "_limit", "_length", "_hashed", "_digest")
+
+    def __init__(self, relaxed: bool, limit: Optional[int] = None, bare_lf: bool = False) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        self._canon = BodyCanonicalizer(relaxed, bare_lf)
+        self._hash = hashlib.sha256()
+        self._limit = limit
+        self._length = 0
+        self._hashed = 0
+        self._digest: Optional[bytes] = None
+
+    @property
+    def relaxed(self) -> bool:
+        return self._canon.relaxed
+
+    @property
+    def limit(self) -> Optional[int]:
+        return self._limit
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @property
+    def hashed(self) -> int:
+        return self._hashed
+
+    def _feed(self, piece: bytes) -> None:
+        self._length += len(piece)
+        if self._limit is not None:
+            room = self._limit - self._hashed
+            if room <= 0:
+                return
+            piece = piece[:room]
+        self._hashed += len(piece)
+        self._hash.update(piece)
+
+    def update(self, data: Buffer) -> None:
+        if self._digest is not None:
+            raise ValueError("update() after digest()")
+        self._feed(self._canon.update(data))
+
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._feed(self._canon.finish())
+            self._digest = self._hash.digest()
+        return self._digest
+
+
+def canonicalize_body(data: Buffer, relaxed: bool, bare_lf: bool = False) -> bytes:
+    """Canonicalize a whole body at once."""
+    c = BodyCanonicalizer(relaxed, bare_lf)
+    return c.update(data) + c.finish()
+
+
+def relaxed_header(field: Buffer) -> bytes:
+    """Relaxed header canonicalization (section 3.4.2) of one raw field.
+
+    ``field`` is the field as it appears in the message, ``Name: value`` with
+    any folding and with or without its final CRLF.  The result is
+    ``name:value`` followed by CRLF.
+    """
+    f = bytes(field).replace(_CRLF, b"")  # unfold; also drops the final CRLF
+    f = _WSP_RUN.sub(b" ", f)
+    name, colon, value = f.partition(b":")
+    return name.rstrip(b" ").lower() + colon + value.strip(b" ") + _CRLF
+
+
+def normalize_line_endings(data: Buffer) -> bytes:
+    """Replace every LF not preceded by CR with CRLF."""
+    return _BARE_LF.sub(_CRLF, bytes(data))
+
+
+def find_body_start(data: Buffer, bare_lf: bool = False) -> int:
+    """Offset of the first body octet, or -1 if the header block is unfinished.
+
+    The header block ends at the first empty line.  With ``bare_lf`` a bare LF
+    also ends a line.  A message that starts with an empty line has no headers.
+    """
+    d = bytes(data)
+    if d.startswith(_CRLF):
+        return 2
+    if bare_lf and d.startswith(b"\n"):
+        return 1
+    if not bare_lf:
+        i = d.find(b"\r\n\r\n")
+        return -1 if i < 0 else i + 4
+    # Earliest LF followed by an empty line (CRLF or LF).
+    best = -1
+    for pat in (b"\n\r\n", b"\n\n"):
+        i = d.find(pat)
+        if i >= 0 and (best < 0 or i + len(pat) < best):
+            best = i + len(pat)
+    return best
+
+
+def split_header_fields(block: Buffer) -> List[Tuple[bytes, bytes]]:
+    """Split a CRLF header block into ``(name, raw)`` pairs, top to bottom.
+
+    ``name`` is the field name lower-cased, without surrounding whitespace
+    (``b""`` for a line with no colon, which then matches no ``h=`` entry);
+    ``raw`` is the field exactly as in the block, folding and final CRLF
+    included.  A line that starts with WSP continues the field above it.
+    The block may lack the final CRLF.
+    """
+    b = bytes(block)
+    if not b:
+        return []
+    lines = b.split(_CRLF)
+    if lines[-1] == b"":
+        lines.pop()
+        ends_crlf = True
+    else:
+        ends_crlf = False
+    fields: List[List[bytes]] = []
+    for line in lines:
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    out: List[Tuple[bytes, bytes]] = []
+    last = len(fields) - 1
+    for n, parts in enumerate(fields):
+        raw = _CRLF.join(parts)
+        if n < last or ends_crlf:
+            raw += _CRLF
+        first = parts[0]
+        colon = first.find(b":")
+        name = first[:colon].strip(b" \t").lower() if colon >= 0 else b""
+        out.append((name, raw))
+    return out
