@@ -1,0 +1,69 @@
+"""Small text helpers: domain names (RFC 8616 A-labels) and dkim-quoted-printable."""
+from __future__ import annotations
+
+import re
+
+__all__ = ["to_a_label_domain", "is_valid_domain", "qp_encode", "qp_decode", "is_subdomain"]
+
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+
+
+def is_valid_domain(name: str) -> bool:
+    """A syntactically valid ASCII domain name (labels of letters, digits, ``-``, ``_``)."""
+    if not name or len(name) > 253 or name.endswith("."):
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
+
+
+def to_a_label_domain(name: str) -> str:
+    """Lower-case ASCII form of a domain; U-labels are converted to A-labels (RFC 8616).
+
+    :raises ValueError: the name is not a valid domain name.
+    """
+    n = name.strip().rstrip(".")
+    if not n.isascii():
+        try:
+            n = n.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError("invalid internationalized domain name %r: %s" % (name, exc)) from None
+    n = n.lower()
+    if not is_valid_domain(n):
+        raise ValueError("invalid domain name %r" % name)
+    return n
+
+
+def is_subdomain(child: str, parent: str) -> bool:
+    """``child`` equals ``parent`` or lies under it (case-insensitive)."""
+    c, p = child.lower().rstrip("."), parent.lower().rstrip(".")
+    return c == p or c.endswith("." + p)
+
+
+def qp_encode(data: bytes, extra: bytes = b"") -> str:
+    """dkim-quoted-printable (RFC 6376 section 2.11) of ``data``.
+
+    Safe characters are ``!``..``:``, ``<``, ``>``..``~`` (everything printable
+    except ``;`` and ``=``); ``extra`` lists further octets to encode (``|``
+    for ``z=``).
+    """
+    out = []
+    for b in data:
+        if 0x21 <= b <= 0x7E and b not in (0x3B, 0x3D) and b not in extra:
+            out.append(chr(b))
+        else:
+            out.append("=%02X" % b)
+    return "".join(out)
+
+
+_QP = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def qp_decode(value: bytes) -> bytes:
+    """Decode dkim-quoted-printable: whitespace is dropped, ``=XX`` decoded.
+
+    :raises ValueError: a ``=`` not followed by two hex digits.
+    """
+    v = re.sub(rb"[ \t\r\n]+", b"", value)
+    decoded = _QP.sub(lambda m: bytes([int(m.group(1), 16)]), v)
+    if b"=" in _QP.sub(b"", v):
+        raise ValueError("invalid quoted-printable %r" % value[:40])
+    return decoded

@@ -1,0 +1,81 @@
+"""Canonicalization (RFC 6376 section 3.4) and header selection (section 5.4.2).
+
+The streaming body canonicalizers and the header primitives come from the
+active core (compiled ``fastdkim._canon`` or its pure twin); this module adds
+the small pieces shared by signing and verification.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+from . import _core
+
+_CORE_NAMES = frozenset(
+    ("BodyCanonicalizer", "BodyHasher", "canonicalize_body", "normalize_line_endings", "relaxed_header")
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The core's names resolve at access time: the active core may be switched.
+    if name in _CORE_NAMES:
+        return getattr(_core.core, name)
+    if name == "ACCELERATED":
+        return _core.ACCELERATED
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+__all__ = [
+    "ACCELERATED",
+    "BodyCanonicalizer",
+    "BodyHasher",
+    "canonicalize_body",
+    "canonicalize_header",
+    "normalize_line_endings",
+    "parse_canonicalization",
+    "relaxed_header",
+    "select_headers",
+    "CANONICALIZATIONS",
+]
+
+CANONICALIZATIONS = ("simple", "relaxed")
+
+
+def parse_canonicalization(value: str) -> Tuple[str, str]:
+    """``"relaxed/simple"`` → ``("relaxed", "simple")``.
+
+    A single algorithm names the header canonicalization; the body one is then
+    ``simple`` (section 3.5, ``c=``).
+
+    :raises ValueError: an unknown algorithm or a malformed value.
+    """
+    parts = value.strip().lower().split("/")
+    if len(parts) == 1:
+        parts.append("simple")
+    if len(parts) != 2 or not all(p in CANONICALIZATIONS for p in parts):
+        raise ValueError("unknown canonicalization %r" % value)
+    return parts[0], parts[1]
+
+
+def canonicalize_header(raw: bytes, relaxed: bool) -> bytes:
+    """One header field, canonicalized, ending in CRLF."""
+    if relaxed:
+        return _core.core.relaxed_header(raw)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+
+
+def select_headers(fields: Sequence[Tuple[bytes, bytes]], names: Iterable[bytes]) -> List[bytes]:
+    """Pick the raw fields that ``h=`` names, in ``h=`` order.
+
+    Each occurrence of a name takes the next instance of that field from the
+    bottom of the header block upwards; a name listed more often than the field
+    occurs selects nothing for the surplus (section 5.4.2: a missing field
+    hashes as the null string).  ``names`` must be lower-case.
+    """
+    by_name: Dict[bytes, List[bytes]] = {}
+    for name, raw in fields:
+        by_name.setdefault(name, []).append(raw)
+    out: List[bytes] = []
+    for name in names:
+        stack = by_name.get(name)
+        if stack:
+            out.append(stack.pop())
+    return out

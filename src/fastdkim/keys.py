@@ -1,0 +1,287 @@
+"""Keys: loading private keys, generating key pairs, and DKIM key records.
+
+Private keys load once into ``cryptography`` objects; the signature math is
+OpenSSL's.  Public key records (RFC 6376 section 3.6.1, RFC 8463 section 4)
+parse into :class:`KeyRecord`; every defect is a :class:`KeyRecordError`,
+which verification reports as ``permerror``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import FrozenSet, Optional, Tuple, Union
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from .errors import KeyFormatError, KeyTooWeakError
+from .tags import TagSyntaxError, parse_tag_list, strip_fws
+
+__all__ = [
+    "PrivateKey",
+    "PublicKey",
+    "KeyRecord",
+    "KeyRecordError",
+    "load_private_key",
+    "key_algorithm",
+    "parse_key_record",
+    "public_key_record",
+    "generate_private_key",
+    "MIN_RSA_BITS",
+    "RECOMMENDED_RSA_BITS",
+]
+
+PrivateKey = Union[rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = Union[rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
+KeyInput = Union[bytes, bytearray, str, "os.PathLike[str]", rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
+
+#: RFC 8301: signers MUST use at least 1024 bits; verifiers MUST NOT accept less.
+MIN_RSA_BITS = 1024
+#: RFC 8301: signers SHOULD use at least 2048 bits.
+RECOMMENDED_RSA_BITS = 2048
+
+
+def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> PrivateKey:
+    """Load an RSA or Ed25519 private key.
+
+    ``key`` may be a ``cryptography`` key object, PEM or DER bytes (PKCS#1,
+    PKCS#8, OpenSSH), the base64 text of a raw 32-byte Ed25519 seed, or a
+    path (``str`` / ``os.PathLike``) to a file holding any of those.
+
+    :raises KeyFormatError: unreadable file, unparseable data, wrong or missing
+        password, or a key type other than RSA and Ed25519.
+    """
+    if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+        return key
+    if isinstance(key, (str, os.PathLike)):
+        path = os.fspath(key)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(1 << 20)
+        except OSError as exc:
+            raise KeyFormatError("cannot read private key file %r: %s" % (path, exc.strerror or exc)) from None
+        try:
+            return _load_key_bytes(data, password)
+        except KeyFormatError as exc:
+            raise KeyFormatError("%s: %s" % (path, exc)) from None
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return _load_key_bytes(bytes(key), password)
+    raise KeyFormatError("unsupported private key type: %s" % type(key).__name__)
+
+
+def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
+    stripped = data.strip()
+    if not stripped:
+        raise KeyFormatError("private key data is empty")
+    loaders = []
+    if b"-----BEGIN OPENSSH PRIVATE KEY-----" in stripped:
+        loaders.append(serialization.load_ssh_private_key)
+    elif b"-----BEGIN" in stripped:
+        loaders.append(serialization.load_pem_private_key)
+    else:
+        seed = _raw_ed25519_seed(stripped)
+        if seed is not None:
+            return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        loaders.append(serialization.load_der_private_key)
+    last: Exception = KeyFormatError("unrecognised private key format")
+    for loader in loaders:
+        try:
+            key = loader(stripped, password)  # type: ignore[operator]
+        except TypeError as exc:  # password missing, or given for an unencrypted key
+            raise KeyFormatError(_password_message(exc, password)) from None
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            msg = str(exc).lower()
+            if password is not None and ("password" in msg or "decrypt" in msg):
+                raise KeyFormatError("wrong password for the private key") from None
+            last = exc
+            continue
+        if not isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+            raise KeyFormatError("unsupported key type %s: DKIM uses RSA or Ed25519" % type(key).__name__)
+        return key
+    raise KeyFormatError("cannot parse private key: %s" % (last,))
+
+
+def _password_message(exc: Exception, password: Optional[bytes]) -> str:
+    if password is None:
+        return "the private key is encrypted: a password is required"
+    return "a password was given but the private key is not encrypted"
+
+
+def _raw_ed25519_seed(data: bytes) -> Optional[bytes]:
+    """The 32-byte seed if ``data`` is the base64 of exactly 32 bytes (or 32 raw bytes)."""
+    if len(data) == 32 and not data.isascii():
+        return data
+    try:
+        raw = base64.b64decode(strip_fws(data), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def key_algorithm(key: Union[PrivateKey, PublicKey]) -> str:
+    """The DKIM ``a=`` value that goes with a key: ``rsa-sha256`` or ``ed25519-sha256``."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "rsa-sha256"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "ed25519-sha256"
+    raise KeyFormatError("unsupported key type %s" % type(key).__name__)
+
+
+def check_signing_key(key: PrivateKey, min_bits: int = MIN_RSA_BITS) -> None:
+    """Refuse RSA keys below ``min_bits`` (never below 1024) and warn below 2048.
+
+    :raises KeyTooWeakError: the key is too short to sign with.
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        bits = key.key_size
+        if bits < max(min_bits, MIN_RSA_BITS):
+            raise KeyTooWeakError(
+                "RSA key of %d bits is too short to sign with (minimum %d, RFC 8301)" % (bits, max(min_bits, MIN_RSA_BITS))
+            )
+        if bits < RECOMMENDED_RSA_BITS:
+            warnings.warn(
+                "RSA key of %d bits: RFC 8301 recommends at least %d" % (bits, RECOMMENDED_RSA_BITS),
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def generate_private_key(algorithm: str = "rsa", bits: int = RECOMMENDED_RSA_BITS) -> PrivateKey:
+    """Generate a signing key: ``rsa`` (``bits`` of 2048, 3072 or 4096) or ``ed25519``.
+
+    :raises KeyFormatError: unknown algorithm or unsupported size.
+    """
+    alg = algorithm.lower()
+    if alg in ("rsa", "rsa-sha256"):
+        if bits < RECOMMENDED_RSA_BITS or bits > 8192:
+            raise KeyFormatError("RSA key size must be between %d and 8192 bits, got %d" % (RECOMMENDED_RSA_BITS, bits))
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    if alg in ("ed25519", "ed25519-sha256"):
+        return ed25519.Ed25519PrivateKey.generate()
+    raise KeyFormatError("unknown key algorithm %r: use 'rsa' or 'ed25519'" % algorithm)
+
+
+def _public_p(key: Union[PrivateKey, PublicKey]) -> Tuple[str, bytes]:
+    pub = key.public_key() if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)) else key
+    if isinstance(pub, rsa.RSAPublicKey):
+        return "rsa", pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return "ed25519", pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raise KeyFormatError("unsupported key type %s" % type(pub).__name__)
+
+
+def public_key_record(key: Union[PrivateKey, PublicKey], *, testing: bool = False, strict: bool = False) -> str:
+    """The TXT record value to publish at ``<selector>._domainkey.<domain>``.
+
+    RSA keys are published as SubjectPublicKeyInfo, Ed25519 keys as the raw
+    32-byte key (RFC 8463 section 4.2).  ``testing`` adds ``t=y``; ``strict``
+    adds ``t=s`` (i= must be in d= itself, not a subdomain).
+    """
+    ktype, p = _public_p(key)
+    parts = ["v=DKIM1", "k=%s" % ktype]
+    flags = [f for f, on in (("y", testing), ("s", strict)) if on]
+    if flags:
+        parts.append("t=%s" % ":".join(flags))
+    parts.append("p=%s" % base64.b64encode(p).decode("ascii"))
+    return "; ".join(parts)
+
+
+class KeyRecordError(ValueError):
+    """A DKIM key record is unusable; verification reports ``permerror``."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A parsed DKIM public key record."""
+
+    key_type: str  # "rsa" or "ed25519"
+    public_key: PublicKey
+    hashes: Optional[FrozenSet[str]] = None  # h=: acceptable hash algorithms; None = all
+    services: Optional[FrozenSet[str]] = None  # s=: service types; None = "*"
+    flags: FrozenSet[str] = field(default_factory=frozenset)  # t=
+    notes: str = ""
+
+    @property
+    def testing(self) -> bool:
+        """``t=y``: the domain is testing DKIM."""
+        return "y" in self.flags
+
+    @property
+    def strict(self) -> bool:
+        """``t=s``: the i= domain must equal d= exactly."""
+        return "s" in self.flags
+
+    @property
+    def key_bits(self) -> int:
+        if isinstance(self.public_key, rsa.RSAPublicKey):
+            return self.public_key.key_size
+        return 256
+
+    def matches(self, private_key: PrivateKey) -> bool:
+        """True if ``private_key`` is the private half of this record's key."""
+        try:
+            return _public_p(private_key) == _public_p(self.public_key)
+        except KeyFormatError:
+            return False
+
+
+def _colon_list(value: bytes) -> FrozenSet[str]:
+    items = [strip_fws(v).decode("ascii", "replace") for v in value.split(b":")]
+    return frozenset(i for i in items if i)
+
+
+def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_BITS) -> KeyRecord:
+    """Parse a key record (RFC 6376 section 3.6.1, RFC 8463).
+
+    :raises KeyRecordError: syntax error, ``v=`` not ``DKIM1`` or not first,
+        unknown ``k=``, missing or revoked (empty) ``p=``, undecodable key,
+        service types without ``email``, or an RSA key under ``min_rsa_bits``.
+    """
+    data = record.encode("utf-8", "surrogateescape") if isinstance(record, str) else bytes(record)
+    try:
+        tags = parse_tag_list(data)
+    except TagSyntaxError as exc:
+        raise KeyRecordError("key record syntax error: %s" % exc) from None
+    if "v" in tags:
+        if next(iter(tags)) != "v":
+            raise KeyRecordError("key record v= tag is not first")
+        if tags["v"].value != b"DKIM1":
+            raise KeyRecordError("key record version %r is not DKIM1" % tags["v"].value.decode("ascii", "replace"))
+    ktype = tags["k"].value.decode("ascii", "replace").lower() if "k" in tags else "rsa"
+    if ktype not in ("rsa", "ed25519"):
+        raise KeyRecordError("unknown key type k=%s" % ktype)
+    if "p" not in tags:
+        raise KeyRecordError("key record has no p= tag")
+    p64 = strip_fws(tags["p"].value)
+    if not p64:
+        raise KeyRecordError("key revoked (empty p=)")
+    try:
+        p = base64.b64decode(p64, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyRecordError("key record p= is not valid base64") from None
+    pub: PublicKey
+    if ktype == "rsa":
+        try:
+            loaded = serialization.load_der_public_key(p)
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyRecordError("key record p= is not an RSA public key") from None
+        if not isinstance(loaded, rsa.RSAPublicKey):
+            raise KeyRecordError("key record k=rsa but p= holds a %s key" % type(loaded).__name__)
+        if loaded.key_size < min_rsa_bits:
+            raise KeyRecordError("RSA key of %d bits is too short (minimum %d, RFC 8301)" % (loaded.key_size, min_rsa_bits))
+        pub = loaded
+    else:
+        if len(p) != 32:
+            raise KeyRecordError("ed25519 key must be 32 raw bytes (RFC 8463), got %d bytes" % len(p))
+        pub = ed25519.Ed25519PublicKey.from_public_bytes(p)
+    hashes = _colon_list(tags["h"].value) if "h" in tags else None
+    services = _colon_list(tags["s"].value) if "s" in tags else None
+    if services is not None and not ({"*", "email"} & services):
+        raise KeyRecordError("key record s=%s does not allow email" % ":".join(sorted(services)))
+    flags = _colon_list(tags["t"].value) if "t" in tags else frozenset()
+    notes = tags["n"].value.decode("ascii", "replace") if "n" in tags else ""
+    return KeyRecord(ktype, pub, hashes, services, flags, notes)

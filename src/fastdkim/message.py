@@ -1,0 +1,130 @@
+"""Reading messages: the header block as fields, the body as a stream of chunks.
+
+A message is given as bytes-like or as a binary file object.  Only the header
+block is held in memory (up to ``max_header_bytes``); the body is read in
+``CHUNK`` pieces, so a message of any size is processed in bounded memory.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
+
+from . import _core
+from .errors import MessageFormatError
+
+__all__ = ["Header", "MessageInput", "ParsedMessage", "read_message", "is_file", "CHUNK", "MAX_HEADER_BYTES"]
+
+CHUNK = 1 << 20
+MAX_HEADER_BYTES = 32 << 20
+
+MessageInput = Union[bytes, bytearray, memoryview, BinaryIO]
+Header = Tuple[bytes, bytes]  # (lower-cased name, raw field with folding and CRLF)
+
+
+class HeaderTooLarge(MessageFormatError):
+    """The header block is larger than the configured limit."""
+
+
+@dataclass
+class ParsedMessage:
+    """A message split into header fields and a body stream.
+
+    ``fields`` are top to bottom, in wire form (CRLF line endings).  ``body``
+    yields the body in chunks exactly as stored (line endings untouched: the
+    body canonicalizer deals with bare LF when asked to).  ``lf_endings`` tells
+    whether the header block used bare LF line endings.
+    """
+
+    fields: List[Header]
+    body: Iterator[bytes]
+    lf_endings: bool
+
+
+def is_file(obj: object) -> bool:
+    return hasattr(obj, "read") and not isinstance(obj, (bytes, bytearray, memoryview))
+
+
+def _bytes_body(data: memoryview) -> Iterator[bytes]:
+    for i in range(0, len(data), CHUNK):
+        yield data[i:i + CHUNK]  # type: ignore[misc]
+
+
+def _file_body(head: bytes, fh: BinaryIO) -> Iterator[bytes]:
+    if head:
+        yield head
+    while True:
+        chunk = fh.read(CHUNK)
+        if not chunk:
+            return
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise MessageFormatError("message file must be opened in binary mode")
+        yield chunk
+
+
+def _split(buf: bytes, body_start: int, bare_lf: bool) -> Tuple[List[Header], bool]:
+    head = buf if body_start < 0 else buf[:body_start]
+    lf = bare_lf and b"\n" in head and not head.split(b"\n", 1)[0].endswith(b"\r")
+    if bare_lf:
+        head = _core.core.normalize_line_endings(head)
+    if body_start >= 0:
+        head = head[:-2]  # the empty line that ends the header block
+    return _core.core.split_header_fields(head), lf
+
+
+def read_message(
+    message: MessageInput,
+    *,
+    bare_lf: Optional[bool] = None,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+) -> ParsedMessage:
+    """Split ``message`` into header fields and a body stream.
+
+    :param bare_lf: treat a bare LF as CRLF.  ``None`` (the default) means
+        yes for file objects (mail stored on disk usually has Unix line
+        endings) and no for bytes (taken to be in wire form).
+    :raises MessageFormatError: the header block exceeds ``max_header_bytes``,
+        or the file is not binary.
+    :raises TypeError: ``message`` is neither bytes-like nor a binary file.
+    """
+    if is_file(message):
+        fh: BinaryIO = message  # type: ignore[assignment]
+        lf = True if bare_lf is None else bare_lf
+        buf = bytearray()
+        want = 1 << 16
+        start = -1
+        while True:
+            chunk = fh.read(want)
+            if isinstance(chunk, str):
+                raise MessageFormatError("message file must be opened in binary mode")
+            if not chunk:
+                break
+            buf += chunk
+            start = _core.core.find_body_start(buf, lf)
+            if start >= 0:
+                break
+            if len(buf) > max_header_bytes:
+                raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+            want = min(want * 2, CHUNK * 8)  # geometric growth keeps re-scans linear overall
+        data = bytes(buf)
+        if start >= 0 and start > max_header_bytes:
+            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+        fields, lf_endings = _split(data, start, lf)
+        rest = data[start:] if start >= 0 else b""
+        return ParsedMessage(fields, _file_body(rest, fh), lf_endings)
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        lf = False if bare_lf is None else bare_lf
+        mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
+        start = _core.core.find_body_start(mv, lf)
+        end = len(mv) if start < 0 else start
+        if end > max_header_bytes:
+            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+        fields, lf_endings = _split(bytes(mv[:end]), start if start >= 0 else -1, lf)
+        body = mv[start:] if start >= 0 else memoryview(b"")
+        return ParsedMessage(fields, _bytes_body(body), lf_endings)
+    raise TypeError("message must be bytes-like or a binary file object, not %s" % type(message).__name__)
+
+
+def open_message(path: str) -> io.BufferedReader:
+    """Open a message file for reading in binary mode."""
+    return open(path, "rb")

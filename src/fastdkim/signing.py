@@ -1,0 +1,429 @@
+"""Signing: build ``DKIM-Signature`` header fields (RFC 6376 section 5, RFC 8463).
+
+A :class:`Signer` is built once (key loaded, options checked) and signs any
+number of messages.  :func:`sign_all` applies several signers to one message
+(dual RSA + Ed25519 signing) and computes each distinct body hash once.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from . import _core
+from .canonicalization import canonicalize_header, parse_canonicalization, select_headers
+from .errors import KeyFormatError, MessageFormatError, SigningError
+from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
+from .message import MessageInput, ParsedMessage, read_message
+from ._text import is_subdomain, qp_encode, to_a_label_domain
+
+__all__ = ["Signer", "sign_all", "DEFAULT_HEADERS", "DEFAULT_OVERSIGN"]
+
+#: Header fields signed when present (each instance), in this order.
+DEFAULT_HEADERS: Tuple[str, ...] = (
+    "from", "sender", "reply-to", "subject", "date", "message-id", "to", "cc",
+    "in-reply-to", "references", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "content-language",
+    "list-id", "list-help", "list-unsubscribe", "list-unsubscribe-post",
+    "list-subscribe", "list-post", "list-owner", "list-archive",
+    "resent-date", "resent-from", "resent-sender", "resent-to", "resent-cc",
+    "resent-message-id", "feedback-id",
+)
+#: Header fields listed once more than they occur, so that adding another
+#: instance after signing breaks the signature (section 8.15, "oversigning").
+DEFAULT_OVERSIGN: Tuple[str, ...] = (
+    "from", "reply-to", "subject", "date", "message-id", "to", "cc",
+    "mime-version", "content-type", "content-transfer-encoding",
+    "list-id", "list-help", "list-unsubscribe", "list-unsubscribe-post",
+    "list-subscribe", "list-post", "list-owner", "list-archive",
+)
+
+_LINE = 78  # maximum line length of the generated header (RFC 5322 SHOULD)
+_NAME = "DKIM-Signature"
+
+
+def _header_names(names: Iterable[str]) -> Tuple[str, ...]:
+    out = []
+    for n in names:
+        n2 = n.strip().lower()
+        if not n2 or ":" in n2 or any(c in n2 for c in " \t\r\n;") or not n2.isascii():
+            raise SigningError("invalid header field name %r" % n)
+        out.append(n2)
+    return tuple(out)
+
+
+class Signer:
+    """Signs messages for one domain and selector with one key.
+
+    :param domain: the signing domain (``d=``); U-labels become A-labels.
+    :param selector: the selector (``s=``).
+    :param private_key: a ``cryptography`` RSA or Ed25519 private key, PEM/DER
+        bytes, or a path to a key file.
+    :param algorithm: ``rsa-sha256`` or ``ed25519-sha256``; inferred from the
+        key when omitted.  ``rsa-sha1`` is refused (RFC 8301).
+    :param canonicalization: ``header/body``, each ``simple`` or ``relaxed``
+        (default ``relaxed/relaxed``).
+    :param headers: header field names to sign, every instance present;
+        default :data:`DEFAULT_HEADERS`.  ``From`` is always signed.
+    :param oversign: names listed once more than they occur (default
+        :data:`DEFAULT_OVERSIGN`, restricted to fields that are signed).
+    :param identity: the ``i=`` AUID, e.g. ``"user@example.com"`` or
+        ``"@sub.example.com"``; its domain must be ``domain`` or a subdomain.
+    :param timestamp: add ``t=`` (signing time).
+    :param expiration: seconds of validity; adds ``x=``.
+    :param body_length: add ``l=`` (the canonical body length).  Risky: it lets
+        anyone append content to the signed message (RFC 6376 section 8.2).
+    :param copy_headers: add ``z=`` with copies of the signed header fields.
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, no for bytes.
+    :param password: password of an encrypted private key.
+    :param min_key_bits: smallest RSA key accepted (never below 1024).
+    :param clock: the time source for ``t=`` (seconds since the epoch).
+    :raises KeyFormatError: the key cannot be loaded or is of an unusable type.
+    :raises KeyTooWeakError: an RSA key under ``min_key_bits``.
+    :raises SigningError: invalid domain, selector, identity or option.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        selector: str,
+        private_key: KeyInput,
+        *,
+        algorithm: Optional[str] = None,
+        canonicalization: str = "relaxed/relaxed",
+        headers: Optional[Iterable[str]] = None,
+        oversign: Optional[Iterable[str]] = None,
+        identity: Optional[str] = None,
+        timestamp: bool = True,
+        expiration: Optional[int] = None,
+        body_length: bool = False,
+        copy_headers: bool = False,
+        bare_lf: Optional[bool] = None,
+        password: Optional[bytes] = None,
+        min_key_bits: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            self.domain = to_a_label_domain(domain)
+        except (ValueError, AttributeError) as exc:
+            raise SigningError("invalid signing domain: %s" % exc) from None
+        try:
+            self.selector = to_a_label_domain(selector)
+        except (ValueError, AttributeError) as exc:
+            raise SigningError("invalid selector: %s" % exc) from None
+        self.key: PrivateKey = load_private_key(private_key, password)
+        check_signing_key(self.key, min_key_bits)
+        natural = key_algorithm(self.key)
+        if algorithm is not None:
+            alg = algorithm.strip().lower()
+            if alg == "rsa-sha1":
+                raise SigningError("rsa-sha1 must not be used for signing (RFC 8301)")
+            if alg not in ("rsa-sha256", "ed25519-sha256"):
+                raise SigningError("unknown algorithm %r: use rsa-sha256 or ed25519-sha256" % algorithm)
+            if alg != natural:
+                raise SigningError("algorithm %s does not match the %s key" % (alg, natural.split("-")[0]))
+        self.algorithm = natural
+        try:
+            hc, bc = parse_canonicalization(canonicalization)
+        except (ValueError, AttributeError) as exc:
+            raise SigningError(str(exc)) from None
+        self.header_canon, self.body_canon = hc, bc
+        self._relaxed_headers = hc == "relaxed"
+        self._relaxed_body = bc == "relaxed"
+        names = _header_names(DEFAULT_HEADERS if headers is None else headers)
+        if "from" not in names:
+            names = ("from",) + names
+        if "dkim-signature" in names:
+            raise SigningError("DKIM-Signature cannot be listed in the signed headers")
+        self.headers = tuple(dict.fromkeys(names))
+        over = _header_names(DEFAULT_OVERSIGN if oversign is None else oversign)
+        self.oversign = frozenset(over) & frozenset(self.headers)
+        self.identity: Optional[str] = None
+        if identity is not None:
+            local, at, idom = identity.rpartition("@")
+            if not at:
+                raise SigningError("identity %r must contain '@'" % identity)
+            try:
+                idom = to_a_label_domain(idom)
+            except ValueError as exc:
+                raise SigningError("invalid identity domain: %s" % exc) from None
+            if not is_subdomain(idom, self.domain):
+                raise SigningError("identity domain %s is not %s or a subdomain of it" % (idom, self.domain))
+            self.identity = local + "@" + idom
+        if expiration is not None and (not isinstance(expiration, int) or expiration <= 0):
+            raise SigningError("expiration must be a positive number of seconds")
+        self.timestamp = bool(timestamp)
+        self.expiration = expiration
+        self.body_length = bool(body_length)
+        self.copy_headers = bool(copy_headers)
+        self.bare_lf = bare_lf
+        self._clock = clock
+
+    # -- public API -----------------------------------------------------------------
+
+    def sign(self, message: MessageInput) -> bytes:
+        """Sign ``message`` (bytes or a binary file object read to its end).
+
+        :returns: the ``DKIM-Signature`` header field, folded, ending in CRLF,
+            ready to prepend to the message.
+        :raises MessageFormatError: the message has no From field, or its
+            header block is too large.
+        """
+        return sign_all(message, [self], bare_lf=self.bare_lf)[0]
+
+    def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
+        """Return ``message`` with its new ``DKIM-Signature`` field prepended."""
+        return _prepend([self.sign(message)], bytes(message))
+
+    def sign_file(self, src: Union[str, "os.PathLike[str]", BinaryIO], dst: Union[str, "os.PathLike[str]", BinaryIO]) -> bytes:
+        """Sign the message in ``src`` and write the signed message to ``dst``.
+
+        Memory stays bounded whatever the size: a seekable ``src`` is read
+        twice, anything else is spooled to a temporary file.  A path ``dst``
+        is written through a temporary file and renamed into place, and is
+        never the same file as ``src``.
+
+        :returns: the header field that was prepended.
+        """
+        return sign_file(src, dst, [self], bare_lf=self.bare_lf)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _body_key(self) -> Tuple[bool, bool]:
+        return (self._relaxed_body, self.body_length)
+
+    def _h_names(self, fields: Sequence[Tuple[bytes, bytes]]) -> List[str]:
+        counts: Dict[bytes, int] = {}
+        for name, _ in fields:
+            counts[name] = counts.get(name, 0) + 1
+        h: List[str] = []
+        for n in self.headers:
+            c = counts.get(n.encode("ascii"), 0)
+            if n in self.oversign:
+                c += 1
+            h.extend([n] * c)
+        return h
+
+    def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int], lf: bool) -> bytes:
+        if not any(name == b"from" for name, _ in fields):
+            raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
+        h = self._h_names(fields)
+        tags: List[Tuple[str, str]] = [
+            ("v", "1"),
+            ("a", self.algorithm),
+            ("c", "%s/%s" % (self.header_canon, self.body_canon)),
+            ("d", self.domain),
+            ("s", self.selector),
+        ]
+        if self.identity is not None:
+            tags.append(("i", qp_encode(self.identity.encode("utf-8"))))
+        if body_len is not None:
+            tags.append(("l", str(body_len)))
+        now = int(self._clock())
+        if self.timestamp:
+            tags.append(("t", str(now)))
+        if self.expiration is not None:
+            tags.append(("x", str(now + self.expiration)))
+        tags.append(("h", ":".join(h)))
+        selected = select_headers(fields, (n.encode("ascii") for n in h))
+        if self.copy_headers:
+            tags.append(("z", "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)))
+        tags.append(("bh", base64.b64encode(bh).decode("ascii")))
+        unsigned = _fold(tags)  # ends in "b="
+        data = b"".join(canonicalize_header(raw, self._relaxed_headers) for raw in selected)
+        sig_field = unsigned.encode("ascii")
+        data += canonicalize_header(sig_field, self._relaxed_headers)[:-2]
+        signature = _sign_bytes(self.key, data)
+        out = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), _last_line_len(unsigned)) + "\r\n"
+        if lf:
+            out = out.replace("\r\n", "\n")
+        return out.encode("ascii")
+
+
+def _sign_bytes(key: PrivateKey, data: bytes) -> bytes:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        # RFC 8463 section 3: Ed25519 signs the SHA-256 hash of the data.
+        return key.sign(hashlib.sha256(data).digest())
+    raise KeyFormatError("unsupported key type %s" % type(key).__name__)
+
+
+def _last_line_len(s: str) -> int:
+    return len(s) - (s.rfind("\n") + 1)
+
+
+def _fold(tags: Sequence[Tuple[str, str]]) -> str:
+    """``DKIM-Signature: t=v; ...; b=`` folded at tag and list boundaries."""
+    out = _NAME + ":"
+    col = len(out)
+    for name, value in tags:
+        text = "%s=%s;" % (name, value) if name != "b" else "b="
+        if col + 1 + len(text) <= _LINE:
+            out += " " + text
+            col += 1 + len(text)
+            continue
+        # Start the tag on a new line, then break long values at ':' or '|'.
+        out += "\r\n "
+        col = 1
+        pieces = _split_value(name, value)
+        first = True
+        for piece in pieces:
+            if not first and col + len(piece) > _LINE:
+                out += "\r\n  "
+                col = 2
+            out += piece
+            col += len(piece)
+            first = False
+    out += " b=" if col + 3 <= _LINE else "\r\n b="
+    return out
+
+
+def _split_value(name: str, value: str) -> List[str]:
+    """``name=value;`` cut into pieces that may be separated by folding."""
+    sep = ":" if name == "h" else "|" if name == "z" else None
+    text = "%s=" % name
+    if sep is None:
+        return [text + value + ";"]
+    parts = value.split(sep)
+    pieces = [text + parts[0]]
+    pieces += [sep + p for p in parts[1:]]
+    pieces[-1] += ";"
+    out: List[str] = []
+    for p in pieces:  # a z= copy longer than a line is cut between qp units
+        while len(p) > _LINE - 2:
+            cut = _LINE - 2
+            eq = p.rfind("=", cut - 2, cut)
+            if eq > 0:
+                cut = eq
+            out.append(p[:cut])
+            p = p[cut:]
+        out.append(p)
+    return out
+
+
+def _fold_b64(b64: str, col: int) -> str:
+    out = []
+    room = _LINE - col
+    if room < 8:
+        out.append("\r\n ")
+        room = _LINE - 1
+    while b64:
+        out.append(b64[:room])
+        b64 = b64[room:]
+        if b64:
+            out.append("\r\n ")
+            room = _LINE - 1
+    return "".join(out)
+
+
+def _prepend(headers: Sequence[bytes], message: bytes) -> bytes:
+    return b"".join(headers) + message
+
+
+def _hash_bodies(pm: ParsedMessage, signers: Sequence[Signer], bare_lf: bool) -> Dict[Tuple[bool, bool], Any]:
+    hashers: Dict[Tuple[bool, bool], Any] = {}
+    for s in signers:
+        k = s._body_key()
+        if k not in hashers:
+            hashers[k] = _core.core.BodyHasher(k[0], None, bare_lf)
+    hs = list(hashers.values())
+    for chunk in pm.body:
+        for h in hs:
+            h.update(chunk)
+    return hashers
+
+
+def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optional[bool] = None) -> List[bytes]:
+    """Sign one message with several signers, hashing each distinct body once.
+
+    Signers with the same body canonicalization and ``l=`` setting share one
+    body hash.  The returned header fields are in the order of ``signers``;
+    prepend them in that order.
+
+    :raises MessageFormatError: see :meth:`Signer.sign`.
+    """
+    if not signers:
+        raise SigningError("no signers given")
+    from .message import is_file
+
+    if bare_lf is None:
+        bare_lf = signers[0].bare_lf
+    pm = read_message(message, bare_lf=bare_lf)
+    lf_mode = bool(is_file(message)) if bare_lf is None else bare_lf
+    if not any(name == b"from" for name, _ in pm.fields):
+        raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
+    hashers = _hash_bodies(pm, signers, lf_mode)
+    out = []
+    for s in signers:
+        h = hashers[s._body_key()]
+        out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None, pm.lf_endings))
+    return out
+
+
+def sign_file(
+    src: Union[str, "os.PathLike[str]", BinaryIO],
+    dst: Union[str, "os.PathLike[str]", BinaryIO],
+    signers: Sequence[Signer],
+    *,
+    bare_lf: Optional[bool] = None,
+) -> bytes:
+    """Sign the message in ``src`` with ``signers``; write the signed message to ``dst``.
+
+    :returns: the header fields that were prepended.
+    :raises SigningError: ``dst`` is the same file as ``src``.
+    :raises OSError: reading or writing failed (a path ``dst`` is left untouched).
+    """
+    own = isinstance(src, (str, os.PathLike))
+    fin: BinaryIO = open(src, "rb") if own else src  # type: ignore[arg-type, assignment]
+    spool: Optional[BinaryIO] = None
+    try:
+        if isinstance(dst, (str, os.PathLike)) and own and os.path.exists(dst) and os.path.samefile(src, dst):
+            raise SigningError("refusing to write the signed message over its source %s" % os.fspath(src))
+        try:
+            start = fin.tell()
+            fin.seek(start)
+            seekable = fin.seekable() if hasattr(fin, "seekable") else True
+        except (OSError, AttributeError, ValueError):
+            seekable = False
+        source: BinaryIO = fin
+        if not seekable:
+            spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[assignment]
+            shutil.copyfileobj(fin, spool, 1 << 20)  # type: ignore[arg-type]
+            spool.seek(0)  # type: ignore[union-attr]
+            source, start = spool, 0  # type: ignore[assignment]
+        fields = sign_all(source, signers, bare_lf=bare_lf)
+        header = b"".join(fields)
+        source.seek(start)
+        if isinstance(dst, (str, os.PathLike)):
+            d = os.fspath(dst)
+            fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=os.path.dirname(os.path.abspath(d)) or ".")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(header)
+                    shutil.copyfileobj(source, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, d)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        else:
+            dst.write(header)
+            shutil.copyfileobj(source, dst, 1 << 20)
+        return header
+    finally:
+        if spool is not None:
+            spool.close()
+        if own:
+            fin.close()

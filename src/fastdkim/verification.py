@@ -1,0 +1,432 @@
+"""Verification (RFC 6376 section 6, RFC 8463, RFC 8301).
+
+:func:`verify` returns one :class:`Verification` per ``DKIM-Signature`` field,
+top to bottom.  Statuses are those of RFC 8601: ``pass``, ``fail``,
+``neutral``, ``temperror``, ``permerror``.  A hostile or malformed message
+never raises: whatever is wrong becomes a result with a reason.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from . import _core
+from .canonicalization import canonicalize_header, parse_canonicalization, select_headers
+from .dns import KeySource, as_key_source
+from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
+from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
+from .message import MessageInput, read_message
+from .tags import Tag, TagSyntaxError, parse_tag_list, strip_fws
+from ._text import is_subdomain, qp_decode, to_a_label_domain
+
+__all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
+
+PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperror", "permerror"
+
+_ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
+_DIGITS = re.compile(rb"[0-9]{1,76}\Z")
+_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}\Z")
+
+
+@dataclass
+class Verification:
+    """The result for one ``DKIM-Signature`` field.
+
+    ``status`` is ``pass``, ``fail``, ``neutral``, ``temperror`` or
+    ``permerror``; ``reason`` says why in words.  The remaining attributes
+    are what the signature says (``None`` where absent or unparseable).
+    """
+
+    status: str
+    reason: str
+    domain: Optional[str] = None
+    selector: Optional[str] = None
+    algorithm: Optional[str] = None
+    identity: Optional[str] = None
+    canonicalization: Optional[str] = None
+    signed_headers: Tuple[str, ...] = ()
+    timestamp: Optional[int] = None
+    expiration: Optional[int] = None
+    body_length: Optional[int] = None
+    #: ``l=`` left part of the body unsigned (content beyond ``l`` octets).
+    body_truncated: bool = False
+    #: the key record has ``t=y``: the domain is testing DKIM.
+    testing: bool = False
+    key_bits: Optional[int] = None
+    index: int = 0
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def __str__(self) -> str:
+        return "%s d=%s s=%s a=%s (%s)" % (self.status, self.domain, self.selector, self.algorithm, self.reason)
+
+
+class _Sig:
+    """Working state for one signature while the message is verified."""
+
+    __slots__ = ("result", "raw", "tags", "value_offset", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
+                 "h", "b", "bh", "l", "key")
+
+    def __init__(self, result: Verification, raw: bytes) -> None:
+        self.result = result
+        self.raw = raw
+        self.tags: Dict[str, Tag] = {}
+        self.value_offset = 0
+        self.key: Optional[KeyRecord] = None
+
+    def done(self, status: str, reason: str) -> None:
+        self.result.status = status
+        self.result.reason = reason
+
+    @property
+    def pending(self) -> bool:
+        return self.result.status == ""
+
+
+class Verifier:
+    """Verification options, set once and used for many messages.
+
+    :param keys: where public keys come from: ``None`` for DNS, a mapping of
+        ``selector._domainkey.domain`` to the TXT value, a callable taking that
+        name and returning the value (or ``None``), or a
+        :class:`~fastdkim.dns.KeySource`.
+    :param max_signatures: signatures evaluated per message; later ones get a
+        ``neutral`` result saying they were not evaluated.
+    :param allow_sha1: accept ``rsa-sha1`` (refused by default, RFC 8301).
+    :param min_key_bits: smallest RSA key accepted (RFC 8301: 1024).
+    :param clock_skew: seconds a ``t=`` may lie in the future.
+    :param now: verify as of this Unix time (mail that sat in a queue);
+        ``None`` uses ``clock()``.
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, no for bytes.
+    :param max_header_names: longest ``h=`` list accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Any = None,
+        max_signatures: int = 10,
+        allow_sha1: bool = False,
+        min_key_bits: int = MIN_RSA_BITS,
+        clock_skew: int = 300,
+        now: Optional[float] = None,
+        clock: Callable[[], float] = time.time,
+        bare_lf: Optional[bool] = None,
+        max_header_names: int = 512,
+    ) -> None:
+        if max_signatures < 0:
+            raise ValueError("max_signatures must be >= 0")
+        self.keys: KeySource = as_key_source(keys)
+        self.max_signatures = max_signatures
+        self.allow_sha1 = allow_sha1
+        self.min_key_bits = min_key_bits
+        self.clock_skew = clock_skew
+        self.now = now
+        self.clock = clock
+        self.bare_lf = bare_lf
+        self.max_header_names = max_header_names
+
+    def verify(self, message: MessageInput) -> List[Verification]:
+        """Verify every ``DKIM-Signature`` of ``message``.
+
+        :returns: one :class:`Verification` per signature field, top to
+            bottom; an empty list when the message has none.
+        :raises TypeError: ``message`` is neither bytes-like nor a binary file.
+        """
+        try:
+            pm = read_message(message, bare_lf=self.bare_lf)
+        except MessageFormatError as exc:
+            return [Verification(PERMERROR, "message cannot be parsed: %s" % exc)]
+        from .message import is_file
+
+        lf_mode = (is_file(message) if self.bare_lf is None else self.bare_lf)
+        now = int(self.clock() if self.now is None else self.now)
+        sigs: List[_Sig] = []
+        for name, raw in pm.fields:
+            if name != b"dkim-signature":
+                continue
+            res = Verification("", "", index=len(sigs))
+            s = _Sig(res, raw)
+            if len(sigs) >= self.max_signatures:
+                s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % self.max_signatures)
+            else:
+                self._check_signature(s, now)
+            sigs.append(s)
+        if not sigs:
+            return []
+        # Keys first (section 6.1.2), so that signatures without a usable key
+        # cost no body hashing.
+        records: Dict[str, Any] = {}
+        for s in sigs:
+            if s.pending:
+                self._fetch_key(s, records)
+        pending = [s for s in sigs if s.pending]
+        if pending:
+            self._check_bodies(pending, pm.body, lf_mode)
+        for s in sigs:
+            if s.pending:
+                self._check_header_signature(s, pm.fields)
+        return [s.result for s in sigs]
+
+    # -- section 6.1.1: the signature field -----------------------------------------
+
+    def _check_signature(self, s: _Sig, now: int) -> None:
+        raw = s.raw
+        colon = raw.find(b":")
+        s.value_offset = colon + 1
+        try:
+            tags = parse_tag_list(raw[colon + 1:])
+        except TagSyntaxError as exc:
+            return s.done(PERMERROR, "malformed signature: %s" % exc)
+        s.tags = tags
+        r = s.result
+        r.tags = {k: _text(v.value) for k, v in tags.items()}
+        for t in ("d", "s", "a"):
+            if t in tags:
+                setattr(r, {"d": "domain", "s": "selector", "a": "algorithm"}[t], r.tags[t])
+        if "v" not in tags:
+            return s.done(PERMERROR, "required tag v= missing")
+        if tags["v"].value != b"1":
+            return s.done(PERMERROR, "unsupported signature version v=%s" % r.tags["v"])
+        for t in ("a", "b", "bh", "d", "h", "s"):
+            if t not in tags:
+                return s.done(PERMERROR, "required tag %s= missing" % t)
+        alg = tags["a"].value.lower().decode("ascii", "replace")
+        r.algorithm = alg
+        if alg not in _ALGORITHMS:
+            return s.done(PERMERROR, "unsupported algorithm a=%s" % r.tags["a"])
+        if alg == "rsa-sha1" and not self.allow_sha1:
+            return s.done(PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
+        s.alg = alg
+        s.key_type, s.hash_name = _ALGORITHMS[alg]
+        try:
+            s.b = _b64(tags["b"].value)
+            s.bh = _b64(tags["bh"].value)
+        except ValueError as exc:
+            return s.done(PERMERROR, str(exc))
+        if not s.b:
+            return s.done(PERMERROR, "empty signature b=")
+        try:
+            hc, bc = parse_canonicalization(tags["c"].value.decode("ascii")) if "c" in tags else ("simple", "simple")
+        except (ValueError, UnicodeDecodeError):
+            return s.done(PERMERROR, "unknown canonicalization c=%s" % r.tags.get("c"))
+        r.canonicalization = "%s/%s" % (hc, bc)
+        s.relaxed_h, s.relaxed_b = hc == "relaxed", bc == "relaxed"
+        try:
+            d = to_a_label_domain(tags["d"].value.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return s.done(PERMERROR, "invalid signing domain d=%s" % r.tags["d"])
+        try:
+            sel = to_a_label_domain(tags["s"].value.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return s.done(PERMERROR, "invalid selector s=%s" % r.tags["s"])
+        r.domain, r.selector = d, sel
+        names = [strip_fws(n).lower() for n in tags["h"].value.split(b":")]
+        if any(not n for n in names):
+            return s.done(PERMERROR, "malformed h= list")
+        if len(names) > self.max_header_names:
+            return s.done(PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
+        if b"from" not in names:
+            return s.done(PERMERROR, "From field not signed (h= lacks from)")
+        s.h = names
+        r.signed_headers = tuple(n.decode("ascii", "replace") for n in names)
+        if "i" in tags:
+            try:
+                ident = qp_decode(tags["i"].value).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return s.done(PERMERROR, "malformed i= value")
+            local, at, idom = ident.rpartition("@")
+            if not at:
+                return s.done(PERMERROR, "i= %r lacks '@'" % ident)
+            try:
+                idom = to_a_label_domain(idom)
+            except ValueError:
+                return s.done(PERMERROR, "invalid i= domain %r" % idom)
+            if not is_subdomain(idom, d):
+                return s.done(PERMERROR, "i= domain %s is not d=%s or a subdomain of it" % (idom, d))
+            r.identity = local + "@" + idom
+        else:
+            r.identity = "@" + d
+        s.l = None
+        if "l" in tags:
+            if not _DIGITS.match(tags["l"].value):
+                return s.done(PERMERROR, "malformed l= value")
+            s.l = r.body_length = int(tags["l"].value)
+        if "q" in tags:
+            methods = [strip_fws(m).lower() for m in tags["q"].value.split(b":")]
+            if b"dns/txt" not in methods:
+                return s.done(PERMERROR, "no supported query method in q=%s" % r.tags["q"])
+        for t, attr in (("t", "timestamp"), ("x", "expiration")):
+            if t in tags:
+                if not _DIGITS.match(tags[t].value):
+                    return s.done(PERMERROR, "malformed %s= value" % t)
+                setattr(r, attr, int(tags[t].value))
+        if r.timestamp is not None and r.expiration is not None and r.expiration < r.timestamp:
+            return s.done(PERMERROR, "x= (%d) is earlier than t= (%d)" % (r.expiration, r.timestamp))
+        if r.expiration is not None and r.expiration < now:
+            return s.done(FAIL, "signature expired (x=%d)" % r.expiration)
+        if r.timestamp is not None and r.timestamp > now + self.clock_skew:
+            return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
+
+    # -- section 6.1.2: the key ------------------------------------------------------
+
+    def _fetch_key(self, s: _Sig, records: Dict[str, Any]) -> None:
+        r = s.result
+        name = "%s._domainkey.%s" % (r.selector, r.domain)
+        if name not in records:
+            records[name] = self._lookup(name)
+        got = records[name]
+        if isinstance(got, tuple):
+            return s.done(*got)
+        key: KeyRecord = got
+        r.key_bits = key.key_bits
+        r.testing = key.testing
+        if key.key_type != s.key_type:
+            return s.done(PERMERROR, "key type k=%s does not match a=%s" % (key.key_type, s.alg))
+        if key.hashes is not None and s.hash_name not in key.hashes:
+            return s.done(PERMERROR, "key h=%s does not allow %s" % (":".join(sorted(key.hashes)), s.hash_name))
+        if key.strict and r.identity is not None:
+            idom = r.identity.rpartition("@")[2].lower()
+            if idom != r.domain:
+                return s.done(PERMERROR, "key t=s requires the i= domain to equal d=, got %s" % idom)
+        s.key = key
+
+    def _lookup(self, name: str) -> Any:
+        try:
+            txts = self.keys.lookup(name)
+        except TemporaryLookupError as exc:
+            return (TEMPERROR, "key lookup failed: %s" % exc)
+        except KeyLookupError as exc:
+            return (PERMERROR, "key lookup failed: %s" % exc)
+        except Exception as exc:  # a broken key source must not crash verification
+            return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
+        if not txts:
+            return (PERMERROR, "no key record at %s" % name)
+        parsed: List[Tuple[bytes, Any]] = []
+        for txt in txts:
+            try:
+                parsed.append((txt, parse_key_record(txt, min_rsa_bits=self.min_key_bits)))
+            except KeyRecordError as exc:
+                parsed.append((txt, exc))
+        dkim = [p for p in parsed if isinstance(p[1], KeyRecord) or p[0].lstrip().startswith(b"v=DKIM1")]
+        if len(dkim) > 1:
+            return (PERMERROR, "%d DKIM key records at %s" % (len(dkim), name))
+        if len(dkim) == 1:
+            chosen = dkim[0][1]
+        elif len(parsed) == 1:
+            chosen = parsed[0][1]
+        else:
+            return (PERMERROR, "no DKIM key record among %d TXT records at %s" % (len(parsed), name))
+        if isinstance(chosen, KeyRecordError):
+            return (PERMERROR, str(chosen))
+        return chosen
+
+    # -- section 6.1.3: body hash, then header hash and signature ----------------------
+
+    def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
+        hashers: Dict[Tuple[bool, Optional[int], str], Any] = {}
+        for s in sigs:
+            k = (s.relaxed_b, s.l, s.hash_name)
+            if k not in hashers:
+                if s.hash_name == "sha256":
+                    hashers[k] = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode)
+                else:
+                    hashers[k] = _LegacyBodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
+        hs = list(hashers.values())
+        for chunk in body:
+            for h in hs:
+                h.update(chunk)
+        for s in sigs:
+            h = hashers[(s.relaxed_b, s.l, s.hash_name)]
+            digest = h.digest()
+            if s.l is not None:
+                if s.l > h.length:
+                    s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, h.length))
+                    continue
+                s.result.body_truncated = h.length > s.l
+            if digest != s.bh:
+                s.done(FAIL, "body hash mismatch")
+
+    def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
+        selected = select_headers(fields, s.h)
+        data = b"".join(canonicalize_header(raw, s.relaxed_h) for raw in selected)
+        b_span = s.tags["b"].span
+        off = s.value_offset
+        own = s.raw[: off + b_span[0]] + s.raw[off + b_span[1]:]
+        own_c = canonicalize_header(own, s.relaxed_h)
+        data += own_c[:-2]
+        key = s.key
+        assert key is not None
+        pub = key.public_key
+        try:
+            if isinstance(pub, rsa.RSAPublicKey):
+                algo = hashes.SHA256() if s.hash_name == "sha256" else hashes.SHA1()
+                pub.verify(s.b, data, padding.PKCS1v15(), algo)
+            elif isinstance(pub, ed25519.Ed25519PublicKey):
+                pub.verify(s.b, hashlib.sha256(data).digest())
+            else:  # pragma: no cover - parse_key_record admits only these
+                return s.done(PERMERROR, "unsupported key")
+        except InvalidSignature:
+            return s.done(FAIL, "signature did not verify (headers changed or wrong key)")
+        except ValueError as exc:
+            return s.done(FAIL, "signature did not verify: %s" % exc)
+        s.done(PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
+
+
+class _LegacyBodyHasher:
+    """Body hash with another digest than SHA-256 (``rsa-sha1``, only when allowed)."""
+
+    def __init__(self, relaxed: bool, limit: Optional[int], bare_lf: bool, hash_name: str) -> None:
+        self._canon = _core.core.BodyCanonicalizer(relaxed, bare_lf)
+        self._hash = hashlib.new(hash_name)
+        self._limit = limit
+        self.length = 0
+
+    def _feed(self, piece: bytes) -> None:
+        if self._limit is not None:
+            room = self._limit - self.length
+            self._hash.update(piece[: max(room, 0)])
+        else:
+            self._hash.update(piece)
+        self.length += len(piece)
+
+    def update(self, chunk: bytes) -> None:
+        self._feed(self._canon.update(chunk))
+
+    def digest(self) -> bytes:
+        self._feed(self._canon.finish())
+        return self._hash.digest()
+
+
+def _text(v: bytes) -> str:
+    return v.decode("utf-8", "replace")
+
+
+def _b64(value: bytes) -> bytes:
+    v = strip_fws(value)
+    if not _B64.match(v) or len(v) % 4:
+        raise ValueError("malformed base64 value")
+    try:
+        return base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("malformed base64 value") from None
+
+
+def verify(message: MessageInput, *, keys: Any = None, **options: Any) -> List[Verification]:
+    """Verify every ``DKIM-Signature`` of ``message``; see :class:`Verifier` for options.
+
+    :returns: one :class:`Verification` per signature field, top to bottom.
+    """
+    return Verifier(keys=keys, **options).verify(message)

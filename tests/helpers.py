@@ -1,0 +1,100 @@
+"""Test helpers: messages, key sources, and hand-made signatures."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from typing import Dict, Optional, Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from fastdkim.canonicalization import canonicalize_header, select_headers
+from fastdkim.keys import public_key_record
+from fastdkim.message import read_message
+from fastdkim.tags import parse_tag_list, strip_fws
+
+MESSAGE = (
+    b"Received: from mx.example.net by mail.example.com; Tue, 1 Jan 2030 00:00:00 +0000\r\n"
+    b"From: Alice Example <alice@example.com>\r\n"
+    b"To: Bob <bob@example.org>,\r\n\tCarol <carol@example.org>\r\n"
+    b"Subject:  Quarterly   report \r\n"
+    b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\n"
+    b"Message-ID: <1234@example.com>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hello Bob,  \r\n"
+    b"\r\n"
+    b"  The numbers\tare in.\r\n"
+    b"\r\n"
+    b"\r\n"
+)
+
+
+def keys_for(domain: str, selector: str, key, **record_opts) -> Dict[str, str]:
+    return {"%s._domainkey.%s" % (selector, domain): public_key_record(key, **record_opts)}
+
+
+def random_message(rng: random.Random, body_lines: int = 20) -> bytes:
+    words = [b"lorem", b"ipsum", b"dolor", b"sit", b"amet", b"\xc3\xa9t\xc3\xa9", b"  ", b"\t", b"x" * 90]
+    hdr = (
+        b"From: a@example.com\r\nTo: b@example.org\r\nSubject: " + b" ".join(rng.choice(words) for _ in range(5))
+        + b"\r\nDate: Mon, 1 Jan 2029 00:00:00 +0000\r\n\r\n"
+    )
+    lines = [b" ".join(rng.choice(words) for _ in range(rng.randrange(0, 12))) for _ in range(body_lines)]
+    return hdr + b"\r\n".join(lines) + b"\r\n"
+
+
+def resign(message: bytes, key, *, hash_name: str = "sha256", index: int = 0) -> bytes:
+    """Recompute the b= of the ``index``-th DKIM-Signature (its tags used as written).
+
+    The field must already carry a b= tag (any value); the returned message has
+    that value replaced by a valid signature over the field's own tags.  Lets
+    tests build signatures a conforming signer would never make.
+    """
+    pm = read_message(message)
+    sigs = [r for n, r in pm.fields if n == b"dkim-signature"]
+    raw = sigs[index]
+    colon = raw.index(b":") + 1
+    tags = parse_tag_list(raw[colon:])
+    c = tags["c"].value.decode() if "c" in tags else "simple/simple"
+    relaxed_h = c.split("/")[0] == "relaxed"
+    a, b = tags["b"].span
+    own = raw[: colon + a] + raw[colon + b:]
+    names = [n.strip().lower() for n in strip_fws(tags["h"].value).split(b":")]
+    data = b"".join(canonicalize_header(f, relaxed_h) for f in select_headers(pm.fields, names))
+    data += canonicalize_header(own, relaxed_h)[:-2]
+    if isinstance(key, rsa.RSAPrivateKey):
+        algo = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()
+        sig = key.sign(data, padding.PKCS1v15(), algo)
+    else:
+        sig = key.sign(hashlib.sha256(data).digest())
+    region = raw[colon + a: colon + b]
+    new_raw = raw[: colon + a] + base64.b64encode(sig) + region[len(region.rstrip()):] + raw[colon + b:]
+    return message.replace(raw, new_raw, 1)
+
+
+def body_hash(body: bytes, relaxed: bool, hash_name: str = "sha256", limit: Optional[int] = None) -> str:
+    from fastdkim._canon_py import canonicalize_body
+
+    c = canonicalize_body(body, relaxed)
+    if limit is not None:
+        c = c[:limit]
+    return base64.b64encode(hashlib.new(hash_name, c).digest()).decode()
+
+
+def handmade(
+    headers: bytes,
+    body: bytes,
+    tags: Sequence[str],
+    key,
+    *,
+    hash_name: str = "sha256",
+) -> bytes:
+    """A message signed with exactly ``tags`` (``b=`` appended and computed)."""
+    field = b"DKIM-Signature: " + "; ".join(list(tags) + ["b="]).encode() + b"\r\n"
+    try:
+        return resign(field + headers + b"\r\n" + body, key, hash_name=hash_name)
+    except Exception:  # tags too broken to sign over (duplicates, no h=): a dummy b=
+        return field.replace(b"b=\r\n", b"b=AAAA\r\n") + headers + b"\r\n" + body

@@ -1,0 +1,299 @@
+"""Signing: options, output format, round trips, streaming, dual signing."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastdkim
+from fastdkim import _core
+from fastdkim.errors import KeyFormatError, KeyTooWeakError, MessageFormatError, SigningError
+from fastdkim.tags import parse_tag_list
+
+from helpers import MESSAGE, keys_for
+
+pytestmark = pytest.mark.usefixtures("core")
+
+CANONS = ["simple/simple", "simple/relaxed", "relaxed/simple", "relaxed/relaxed"]
+
+
+def _tags(header: bytes):
+    return {k: v.value for k, v in parse_tag_list(header.split(b":", 1)[1]).items()}
+
+
+@pytest.mark.parametrize("canon", CANONS)
+@pytest.mark.parametrize("alg", ["rsa", "ed25519"])
+def test_round_trip(alg, canon, rsa_key, ed_key):
+    key = rsa_key if alg == "rsa" else ed_key
+    signer = fastdkim.Signer("example.com", "sel", key, canonicalization=canon)
+    signed = signer.sign_message(MESSAGE)
+    [r] = fastdkim.verify(signed, keys=keys_for("example.com", "sel", key))
+    assert r.status == "pass", r.reason
+    assert r.algorithm == ("rsa-sha256" if alg == "rsa" else "ed25519-sha256")
+    assert r.canonicalization == canon
+    assert r.domain == "example.com" and r.selector == "sel"
+
+
+def test_header_format(rsa_key):
+    h = fastdkim.Signer("example.com", "sel", rsa_key).sign(MESSAGE)
+    assert h.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=sel;")
+    assert h.endswith(b"\r\n") and not h.endswith(b"\r\n\r\n")
+    lines = h[:-2].split(b"\r\n")
+    assert all(len(line) <= 78 for line in lines), [len(x) for x in lines]
+    assert all(line[:1] in (b" ", b"\t") for line in lines[1:])
+    t = _tags(h)
+    assert set(t) >= {"v", "a", "c", "d", "s", "t", "h", "bh", "b"}
+
+
+def test_default_headers_oversign_present_fields(rsa_key):
+    h = fastdkim.Signer("example.com", "sel", rsa_key).sign(MESSAGE)
+    names = [n.strip() for n in _tags(h)["h"].replace(b"\r\n", b"").replace(b" ", b"").split(b":")]
+    assert names.count(b"from") == 2 and names.count(b"subject") == 2 and names.count(b"to") == 2
+    assert b"received" not in names
+    assert b"cc" in names and names.count(b"cc") == 1  # absent, oversigned once: no Cc may be added
+    assert b"list-id" in names
+
+
+def test_oversigning_blocks_added_headers(rsa_key):
+    signed = fastdkim.Signer("example.com", "sel", rsa_key).sign_message(MESSAGE)
+    keys = keys_for("example.com", "sel", rsa_key)
+    added = signed.replace(b"Subject:", b"Subject: forged\r\nSubject:", 1)
+    assert fastdkim.verify(added, keys=keys)[0].status == "fail"
+    unsigned_added = signed.replace(b"Subject:", b"X-Extra: ok\r\nSubject:", 1)
+    assert fastdkim.verify(unsigned_added, keys=keys)[0].status == "pass"
+
+
+def test_explicit_headers_and_no_oversign(ed_key):
+    s = fastdkim.Signer("example.com", "sel", ed_key, headers=["Subject", "Date"], oversign=[])
+    h = s.sign(MESSAGE)
+    assert _tags(h)["h"] == b"from:subject:date"
+    [r] = fastdkim.verify(h + MESSAGE, keys=keys_for("example.com", "sel", ed_key))
+    assert r.status == "pass"
+    assert r.signed_headers == ("from", "subject", "date")
+
+
+def test_optional_tags_i_x_l_z(rsa_key):
+    s = fastdkim.Signer(
+        "Example.COM", "sel", rsa_key, identity="user;x@mail.example.com", expiration=3600,
+        body_length=True, copy_headers=True, clock=lambda: 2_000_000_000,
+    )
+    h = s.sign(MESSAGE)
+    t = _tags(h)
+    assert t["d"] == b"example.com"
+    assert t["i"] == b"user=3Bx@mail.example.com"
+    assert t["t"] == b"2000000000" and t["x"] == b"2000003600"
+    assert int(t["l"]) == len(fastdkim.canonicalization.canonicalize_body(MESSAGE.split(b"\r\n\r\n", 1)[1], True))
+    assert b"From:=20Alice=20Example=20<alice@example.com>" in t["z"].replace(b"\r\n", b"").replace(b" ", b"")
+    keys = keys_for("example.com", "sel", rsa_key)
+    [r] = fastdkim.verify(h + MESSAGE, keys=keys, now=2_000_000_100)
+    assert r.status == "pass", r.reason
+    assert r.identity == "user;x@mail.example.com"
+    assert r.body_length == int(t["l"]) and not r.body_truncated
+    [r] = fastdkim.verify(h + MESSAGE + b"appended\r\n", keys=keys, now=2_000_000_100)
+    assert r.status == "pass" and r.body_truncated
+    [r] = fastdkim.verify(h + MESSAGE, keys=keys, now=2_000_003_601)
+    assert r.status == "fail" and "expired" in r.reason
+
+
+def test_sign_from_file_object_and_bare_lf(ed_key, tmp_path):
+    keys = keys_for("example.com", "sel", ed_key)
+    signer = fastdkim.Signer("example.com", "sel", ed_key)
+    lf = MESSAGE.replace(b"\r\n", b"\n")
+    h = signer.sign(io.BytesIO(lf))
+    assert b"\r" not in h and h.endswith(b"\n")  # written in the message's own line endings
+    assert fastdkim.verify((h + lf).replace(b"\n", b"\r\n"), keys=keys)[0].status == "pass"
+    assert fastdkim.verify(io.BytesIO(h + lf), keys=keys)[0].status == "pass"
+
+
+def test_sign_file_bounded_and_atomic(ed_key, tmp_path):
+    src = tmp_path / "in.eml"
+    body = b"line of text that repeats\r\n" * 200_000  # ~5 MB
+    src.write_bytes(MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + body)
+    dst = tmp_path / "out.eml"
+    signer = fastdkim.Signer("example.com", "sel", ed_key)
+    header = signer.sign_file(str(src), str(dst))
+    data = dst.read_bytes()
+    assert data == header + src.read_bytes()
+    assert fastdkim.verify(data, keys=keys_for("example.com", "sel", ed_key))[0].status == "pass"
+    with pytest.raises(SigningError):
+        signer.sign_file(str(src), str(src))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".fastdkim-")]
+
+
+def test_sign_file_from_unseekable_stream(ed_key):
+    class Pipe(io.RawIOBase):
+        def __init__(self, data):
+            self._b = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+        def readinto(self, buf):
+            chunk = self._b.read(len(buf))
+            buf[: len(chunk)] = chunk
+            return len(chunk)
+
+    out = io.BytesIO()
+    signer = fastdkim.Signer("example.com", "sel", ed_key)
+    header = signer.sign_file(io.BufferedReader(Pipe(MESSAGE)), out)
+    assert out.getvalue() == header + MESSAGE
+
+
+def test_dual_signing_hashes_each_body_once(rsa_key, ed_key, monkeypatch):
+    created = []
+    real = _core.core.BodyHasher
+
+    class Counting:
+        def __init__(self, *a, **k):
+            created.append(a)
+            self._h = real(*a, **k)
+
+        def update(self, d):
+            self._h.update(d)
+
+        def digest(self):
+            return self._h.digest()
+
+        @property
+        def length(self):
+            return self._h.length
+
+    monkeypatch.setattr(_core.core, "BodyHasher", Counting)
+    signers = [
+        fastdkim.Signer("example.com", "rsa", rsa_key),
+        fastdkim.Signer("example.com", "ed", ed_key),
+        fastdkim.Signer("example.com", "ed2", ed_key, canonicalization="relaxed/simple"),
+    ]
+    headers = fastdkim.sign_all(MESSAGE, signers)
+    assert len(created) == 2  # relaxed body shared by the first two; simple once
+    monkeypatch.undo()
+    keys = {}
+    for s, k in (("rsa", rsa_key), ("ed", ed_key), ("ed2", ed_key)):
+        keys.update(keys_for("example.com", s, k))
+    results = fastdkim.verify(b"".join(headers) + MESSAGE, keys=keys)
+    assert [r.status for r in results] == ["pass", "pass", "pass"]
+
+
+def test_refuses_short_rsa_and_warns_under_2048():
+    from helpers_keys import rsa_key_of_bits
+
+    with pytest.raises(KeyTooWeakError):
+        fastdkim.Signer("example.com", "s", rsa_key_of_bits(768))
+    k1024 = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.warns(UserWarning, match="2048"):
+        fastdkim.Signer("example.com", "s", k1024)
+
+
+def test_key_inputs(tmp_path, rsa_key, ed_key):
+    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    der8 = ed_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    p = tmp_path / "k.pem"
+    p.write_bytes(pem)
+    for k in (pem, der8, str(p), p):
+        fastdkim.Signer("example.com", "s", k)
+    enc = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.BestAvailableEncryption(b"pw"))
+    fastdkim.Signer("example.com", "s", enc, password=b"pw")
+    with pytest.raises(KeyFormatError, match="password"):
+        fastdkim.Signer("example.com", "s", enc)
+    with pytest.raises(KeyFormatError, match="password"):
+        fastdkim.Signer("example.com", "s", enc, password=b"wrong")
+    with pytest.raises(KeyFormatError, match="cannot read"):
+        fastdkim.Signer("example.com", "s", str(tmp_path / "missing.pem"))
+    with pytest.raises(KeyFormatError):
+        fastdkim.Signer("example.com", "s", b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(KeyFormatError):
+        fastdkim.Signer("example.com", "s", b"")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"domain": "exa mple.com"}, "domain"),
+        ({"domain": ""}, "domain"),
+        ({"selector": "a;b"}, "selector"),
+        ({"algorithm": "rsa-sha1"}, "8301"),
+        ({"algorithm": "ed25519-sha256"}, "match"),
+        ({"algorithm": "hmac"}, "unknown"),
+        ({"canonicalization": "loose/simple"}, "canonicalization"),
+        ({"identity": "user@other.com"}, "subdomain"),
+        ({"identity": "nobody"}, "@"),
+        ({"expiration": -5}, "expiration"),
+        ({"headers": ["Bad Name"]}, "header"),
+        ({"headers": ["DKIM-Signature"]}, "DKIM-Signature"),
+    ],
+)
+def test_bad_options(rsa_key, kwargs, match):
+    args = {"domain": "example.com", "selector": "sel"}
+    args.update(kwargs)
+    with pytest.raises(SigningError, match=match):
+        fastdkim.Signer(args.pop("domain"), args.pop("selector"), rsa_key, **args)
+
+
+def test_idn_domain_becomes_a_label(ed_key):
+    s = fastdkim.Signer("bücher.example", "sel", ed_key)
+    assert s.domain == "xn--bcher-kva.example"
+    signed = s.sign_message(MESSAGE)
+    keys = keys_for("xn--bcher-kva.example", "sel", ed_key)
+    assert fastdkim.verify(signed, keys=keys)[0].status == "pass"
+
+
+def test_message_without_from_is_refused(ed_key):
+    with pytest.raises(MessageFormatError, match="From"):
+        fastdkim.Signer("example.com", "s", ed_key).sign(b"Subject: x\r\n\r\nbody\r\n")
+
+
+def test_sign_rejects_text_and_other_types(ed_key):
+    s = fastdkim.Signer("example.com", "s", ed_key)
+    with pytest.raises(TypeError):
+        s.sign("From: a@example.com\r\n\r\n")  # type: ignore[arg-type]
+    with pytest.raises(MessageFormatError):
+        s.sign(io.StringIO("From: a@example.com\n\nbody\n"))  # type: ignore[arg-type]
+
+
+def test_empty_body_and_header_only_messages(ed_key):
+    keys = keys_for("example.com", "s", ed_key)
+    for msg in (b"From: a@example.com\r\n\r\n", b"From: a@example.com\r\n", b"From: a@example.com",
+                b"From: a@example.com\r\n\r\nno final newline"):
+        for canon in CANONS:
+            s = fastdkim.Signer("example.com", "s", ed_key, canonicalization=canon)
+            [r] = fastdkim.verify(s.sign(msg) + msg, keys=keys)
+            assert r.status == "pass", (msg, canon, r.reason)
+
+
+_field = st.binary(min_size=0, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    canon=st.sampled_from(CANONS),
+    subject=_field,
+    body=st.binary(max_size=300),
+    data=st.data(),
+)
+def test_any_change_to_signed_content_fails(ed_key, canon, subject, body, data):
+    msg = b"From: a@example.com\r\nSubject: x" + subject + b"\r\n\r\n" + body
+    keys = keys_for("example.com", "s", ed_key)
+    signed = fastdkim.Signer("example.com", "s", ed_key, canonicalization=canon).sign_message(msg)
+    assert fastdkim.verify(signed, keys=keys)[0].status == "pass"
+    # Change one letter or digit of the signed header values or the body.
+    start = signed.index(b"\r\nFrom:") + 2
+    positions = [i for i in range(start, len(signed)) if chr(signed[i]).isalnum()]
+    if not positions:
+        return
+    pos = data.draw(st.sampled_from(positions))
+    old = signed[pos]
+    new = data.draw(st.sampled_from([c for c in b"0aZ9q" if c != old and c != (old ^ 0x20)]))
+    tampered = signed[:pos] + bytes([new]) + signed[pos + 1:]
+    assert fastdkim.verify(tampered, keys=keys)[0].status == "fail"
