@@ -39,6 +39,8 @@ class ParsedMessage:
     fields: List[Header]
     body: Iterator[bytes]
     lf_endings: bool
+    #: whether bare LF counts as a line ending for this message (resolved option)
+    bare_lf: bool = False
 
 
 def is_file(obj: object) -> bool:
@@ -82,7 +84,8 @@ def read_message(
 
     :param bare_lf: treat a bare LF as CRLF.  ``None`` (the default) means
         yes for file objects (mail stored on disk usually has Unix line
-        endings) and no for bytes (taken to be in wire form).
+        endings); for bytes, yes only when the first line ends in a bare LF
+        (such bytes cannot be in wire form), so wire-form bytes are untouched.
     :raises MessageFormatError: the header block exceeds ``max_header_bytes``,
         or the file is not binary.
     :raises TypeError: ``message`` is neither bytes-like nor a binary file.
@@ -111,17 +114,21 @@ def read_message(
             raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
         fields, lf_endings = _split(data, start, lf)
         rest = data[start:] if start >= 0 else b""
-        return ParsedMessage(fields, _file_body(rest, fh), lf_endings)
+        return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf)
     if isinstance(message, (bytes, bytearray, memoryview)):
-        lf = False if bare_lf is None else bare_lf
         mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
+        if bare_lf is None:
+            nl = bytes(mv[:4096]).find(b"\n") if len(mv) else -1
+            lf = nl == 0 or (nl > 0 and mv[nl - 1] != 13)
+        else:
+            lf = bare_lf
         start = _core.core.find_body_start(mv, lf)
         end = len(mv) if start < 0 else start
         if end > max_header_bytes:
             raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
         fields, lf_endings = _split(bytes(mv[:end]), start if start >= 0 else -1, lf)
         body = mv[start:] if start >= 0 else memoryview(b"")
-        return ParsedMessage(fields, _bytes_body(body), lf_endings)
+        return ParsedMessage(fields, _bytes_body(body), lf_endings, lf)
     raise TypeError("message must be bytes-like or a binary file object, not %s" % type(message).__name__)
 
 

@@ -72,7 +72,8 @@ class Signer:
         (default ``relaxed/relaxed``).
     :param headers: header field names to sign, every instance present;
         default :data:`DEFAULT_HEADERS`.  ``From`` is always signed.
-    :param oversign: names listed once more than they occur (default
+    :param oversign: names of present fields listed once more than they occur,
+        so that another instance added later breaks the signature (default
         :data:`DEFAULT_OVERSIGN`, restricted to fields that are signed).
     :param identity: the ``i=`` AUID, e.g. ``"user@example.com"`` or
         ``"@sub.example.com"``; its domain must be ``domain`` or a subdomain.
@@ -206,7 +207,7 @@ class Signer:
         h: List[str] = []
         for n in self.headers:
             c = counts.get(n.encode("ascii"), 0)
-            if n in self.oversign:
+            if c and n in self.oversign:
                 c += 1
             h.extend([n] * c)
         return h
@@ -352,15 +353,12 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
     """
     if not signers:
         raise SigningError("no signers given")
-    from .message import is_file
-
     if bare_lf is None:
         bare_lf = signers[0].bare_lf
     pm = read_message(message, bare_lf=bare_lf)
-    lf_mode = bool(is_file(message)) if bare_lf is None else bare_lf
     if not any(name == b"from" for name, _ in pm.fields):
         raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
-    hashers = _hash_bodies(pm, signers, lf_mode)
+    hashers = _hash_bodies(pm, signers, pm.bare_lf)
     out = []
     for s in signers:
         h = hashers[s._body_key()]

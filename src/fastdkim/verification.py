@@ -149,9 +149,6 @@ class Verifier:
             pm = read_message(message, bare_lf=self.bare_lf)
         except MessageFormatError as exc:
             return [Verification(PERMERROR, "message cannot be parsed: %s" % exc)]
-        from .message import is_file
-
-        lf_mode = (is_file(message) if self.bare_lf is None else self.bare_lf)
         now = int(self.clock() if self.now is None else self.now)
         sigs: List[_Sig] = []
         for name, raw in pm.fields:
@@ -174,7 +171,7 @@ class Verifier:
                 self._fetch_key(s, records)
         pending = [s for s in sigs if s.pending]
         if pending:
-            self._check_bodies(pending, pm.body, lf_mode)
+            self._check_bodies(pending, pm.body, pm.bare_lf)
         for s in sigs:
             if s.pending:
                 self._check_header_signature(s, pm.fields)
