@@ -1,9 +1,15 @@
 """Small text helpers: domain names (RFC 8616 A-labels) and dkim-quoted-printable."""
 from __future__ import annotations
 
+import encodings.idna
 import re
 
-__all__ = ["to_a_label_domain", "is_valid_domain", "qp_encode", "qp_decode", "is_subdomain"]
+try:
+    import idna as _idna
+except ImportError:  # pragma: no cover - a declared dependency, but degrade gracefully
+    _idna = None
+
+__all__ = ["alabel", "to_a_label_domain", "is_valid_domain", "qp_encode", "qp_decode", "is_subdomain"]
 
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 
@@ -15,6 +21,22 @@ def is_valid_domain(name: str) -> bool:
     return all(_LABEL.match(label) for label in name.split("."))
 
 
+def alabel(label: str) -> bytes:
+    """IDNA-encode one non-ASCII label (RFC 8616: domains travel as A-labels).
+
+    IDNA 2008 with UTS 46 mapping through the ``idna`` package; Python's
+    built-in IDNA 2003 codec only if that package is missing.
+
+    :raises UnicodeError: the label cannot be encoded.
+    """
+    if _idna is not None:
+        try:
+            return _idna.alabel(_idna.uts46_remap(label, False, False))
+        except _idna.IDNAError as exc:
+            raise UnicodeError(str(exc)) from None
+    return encodings.idna.ToASCII(label)  # pragma: no cover
+
+
 def to_a_label_domain(name: str) -> str:
     """Lower-case ASCII form of a domain; U-labels are converted to A-labels (RFC 8616).
 
@@ -23,8 +45,8 @@ def to_a_label_domain(name: str) -> str:
     n = name.strip().rstrip(".")
     if not n.isascii():
         try:
-            n = n.encode("idna").decode("ascii")
-        except UnicodeError as exc:
+            n = ".".join(label if label.isascii() else alabel(label).decode("ascii") for label in n.split("."))
+        except (UnicodeError, ValueError) as exc:
             raise ValueError("invalid internationalized domain name %r: %s" % (name, exc)) from None
     n = n.lower()
     if not is_valid_domain(n):

@@ -1,0 +1,809 @@
+"""Key sources: value conventions, name validation, and DNSKeySource against a
+small DNS server run by the tests on 127.0.0.1."""
+from __future__ import annotations
+
+import collections
+import selectors
+import socket
+import struct
+import threading
+import time
+import types
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
+import dns.resolver
+import dns.rrset
+import pytest
+
+from fastdkim import dns as fdns
+from fastdkim.dns import (
+    CallableKeySource,
+    DNSKeySource,
+    KeySource,
+    MappingKeySource,
+    as_key_source,
+)
+from fastdkim.errors import KeyLookupError, TemporaryLookupError
+
+# -- a tiny authoritative server --------------------------------------------------------
+
+LONG_STRINGS = [b"v=DKIM1; k=rsa; p=" + b"A" * 237, b"B" * 255, b"C" * 200]  # 692 octets in 3 strings
+
+
+class Txt:
+    """TXT records at a name: each record is a list of character-strings."""
+
+    def __init__(self, *records, ttl=300):
+        self.records = [[s.encode() if isinstance(s, str) else s for s in r] for r in records]
+        self.ttl = ttl
+
+
+class Neg:
+    """NXDOMAIN or NODATA, with an SOA (TTL, MINIMUM) in the authority section or none."""
+
+    def __init__(self, rcode, soa=None):
+        self.rcode = rcode
+        self.soa = soa
+
+
+class Cname:
+    def __init__(self, target, ttl):
+        self.target = target
+        self.ttl = ttl
+
+
+class Truncate:
+    """Over UDP: an empty answer with TC set; over TCP: the records."""
+
+    def __init__(self, txt):
+        self.txt = txt
+
+
+ZONE = {
+    "sel._domainkey.example.com": Txt(["v=DKIM1; p=short"], ttl=60),
+    "long._domainkey.example.com": Txt(LONG_STRINGS, ttl=300),
+    "two._domainkey.example.com": Txt(["v=DKIM1; p=one"], ["v=DKIM1; p=two"], ttl=300),
+    "big-ttl._domainkey.example.com": Txt(["v=DKIM1; p=big"], ttl=10**6),
+    "zero-ttl._domainkey.example.com": Txt(["v=DKIM1; p=zero"], ttl=0),
+    "alias._domainkey.example.com": Cname("target._domainkey.example.com", ttl=20),
+    "target._domainkey.example.com": Txt(["v=DKIM1; p=target"], ttl=600),
+    "trunc._domainkey.example.com": Truncate(Txt(LONG_STRINGS, ["v=DKIM1; p=second"], ttl=300)),
+    "sel._domainkey.xn--bcher-kva.example": Txt(["v=DKIM1; p=idn"], ttl=300),
+    "nx._domainkey.example.com": Neg(dns.rcode.NXDOMAIN, soa=(3600, 3600)),
+    "nx-short._domainkey.example.com": Neg(dns.rcode.NXDOMAIN, soa=(3600, 30)),
+    "nodata._domainkey.example.com": Neg(dns.rcode.NOERROR, soa=(40, 7200)),
+    "nodata-nosoa._domainkey.example.com": Neg(dns.rcode.NOERROR),
+    "servfail._domainkey.example.com": dns.rcode.SERVFAIL,
+    "refused._domainkey.example.com": dns.rcode.REFUSED,
+    "drop._domainkey.example.com": "drop",
+}
+for _i in range(6):
+    ZONE["k%d._domainkey.example.com" % _i] = Txt(["v=DKIM1; p=k%d" % _i], ttl=300)
+
+SOA_OWNER = dns.name.from_text("example.com.")
+
+
+class FakeDNS:
+    """Answers queries from ZONE over UDP and TCP on one free port of 127.0.0.1,
+    and counts them per (name, transport)."""
+
+    def __init__(self, zone):
+        self.zone = zone
+        self.counts = collections.Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        for _ in range(50):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                udp.close()
+                tcp.close()
+                continue
+            tcp.listen(16)
+            break
+        else:  # pragma: no cover
+            raise RuntimeError("no free port for both UDP and TCP")
+        self.udp, self.tcp, self.port = udp, tcp, port
+        self.address = "127.0.0.1:%d" % port
+        self.thread = threading.Thread(target=self._serve, name="fake-dns", daemon=True)
+        self.thread.start()
+
+    def count(self, name, transport=None):
+        with self._lock:
+            if transport:
+                return self.counts[(name, transport)]
+            return self.counts[(name, "udp")] + self.counts[(name, "tcp")]
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(5)
+        self.udp.close()
+        self.tcp.close()
+
+    def _serve(self):
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.udp, selectors.EVENT_READ)
+            sel.register(self.tcp, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in sel.select(0.05):
+                    if key.fileobj is self.udp:
+                        wire, peer = self.udp.recvfrom(65535)
+                        reply = self._answer(wire, "udp")
+                        if reply is not None:
+                            self.udp.sendto(reply, peer)
+                    else:
+                        conn, _ = self.tcp.accept()
+                        with conn:
+                            self._serve_tcp(conn)
+
+    def _serve_tcp(self, conn):
+        conn.settimeout(2)
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            return data
+
+        try:
+            (length,) = struct.unpack("!H", read(2))
+            reply = self._answer(read(length), "tcp")
+            if reply is not None:
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+        except (OSError, EOFError):
+            pass
+
+    def _answer(self, wire, transport):
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:
+            return None
+        qname = query.question[0].name
+        name = qname.to_text(omit_final_dot=True).lower()
+        with self._lock:
+            self.counts[(name, transport)] += 1
+        spec = self.zone.get(name)
+        response = dns.message.make_response(query)
+        if spec == "drop":
+            return None
+        if isinstance(spec, Truncate):
+            if transport == "udp":
+                response.flags |= dns.flags.TC
+                return response.to_wire()
+            spec = spec.txt
+        if isinstance(spec, int):
+            response.set_rcode(spec)
+        elif isinstance(spec, Cname):
+            target = dns.name.from_text(spec.target)
+            response.answer.append(
+                dns.rrset.from_rdata(qname, spec.ttl, dns.rdata.from_text("IN", "CNAME", spec.target + "."))
+            )
+            self._add_txt(response, target, self.zone[spec.target])
+        elif isinstance(spec, Txt):
+            self._add_txt(response, qname, spec)
+        else:
+            neg = spec if isinstance(spec, Neg) else Neg(dns.rcode.NXDOMAIN)
+            response.set_rcode(neg.rcode)
+            if neg.soa:
+                ttl, minimum = neg.soa
+                soa = dns.rdata.from_text("IN", "SOA", "ns.example.com. admin.example.com. 1 3600 600 86400 %d" % minimum)
+                response.authority.append(dns.rrset.from_rdata(SOA_OWNER, ttl, soa))
+        return response.to_wire()
+
+    @staticmethod
+    def _add_txt(response, owner, txt):
+        rdatas = [
+            dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, strings) for strings in txt.records
+        ]
+        response.answer.append(dns.rrset.from_rdata_list(owner, txt.ttl, rdatas))
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def server():
+    srv = FakeDNS(ZONE)
+    yield srv
+    srv.stop()
+    assert not srv.thread.is_alive()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def source(server, clock):
+    def make(**options):
+        options.setdefault("nameservers", [server.address])
+        options.setdefault("timeout", 2.0)
+        options.setdefault("clock", clock)
+        return DNSKeySource(**options)
+
+    return make
+
+
+def n(label):
+    return "%s._domainkey.example.com" % label
+
+
+# -- MappingKeySource -------------------------------------------------------------------
+
+
+def test_mapping_case_and_trailing_dot():
+    keys = MappingKeySource({"Sel._DomainKey.Example.COM.": "v=DKIM1; p=x"})
+    for name in ("sel._domainkey.example.com", "SEL._domainkey.example.com.", "sel._DOMAINKEY.EXAMPLE.com"):
+        assert keys.lookup(name) == [b"v=DKIM1; p=x"]
+    assert keys.lookup("other._domainkey.example.com") == []
+
+
+def test_mapping_value_conventions():
+    keys = MappingKeySource(
+        {
+            "s.example": "v=DKIM1; p=s",
+            "b.example": b"v=DKIM1; p=b",
+            "l.example": ["one", b"two"],
+            "t.example": ("three",),
+            "none.example": None,
+            "empty.example": [],
+            "emptystr.example": "",
+            "utf8.example": "n=caf\u00e9",
+        }
+    )
+    assert keys.lookup("s.example") == [b"v=DKIM1; p=s"]
+    assert keys.lookup("b.example") == [b"v=DKIM1; p=b"]
+    assert keys.lookup("l.example") == [b"one", b"two"]
+    assert keys.lookup("t.example") == [b"three"]
+    assert keys.lookup("none.example") == []
+    assert keys.lookup("empty.example") == []
+    assert keys.lookup("emptystr.example") == [b""]
+    assert keys.lookup("utf8.example") == ["n=caf\u00e9".encode()]
+    assert all(type(r) is bytes for r in keys.lookup("l.example"))
+
+
+def test_mapping_returns_fresh_lists_and_copies_the_mapping():
+    source = {"a.example": ["x"]}
+    keys = MappingKeySource(source)
+    keys.lookup("a.example").append(b"junk")
+    source["b.example"] = "y"
+    assert keys.lookup("a.example") == [b"x"]
+    assert keys.lookup("b.example") == []
+
+
+def test_mapping_rejects_bad_entries():
+    with pytest.raises(ValueError, match="twice"):
+        MappingKeySource({"a.example": "x", "A.example.": "y"})
+    with pytest.raises(ValueError, match="empty label"):
+        MappingKeySource({"a..example": "x"})
+    with pytest.raises(TypeError, match="str or bytes"):
+        MappingKeySource({"a.example": 42})
+    with pytest.raises(TypeError, match="str or bytes"):
+        MappingKeySource({"a.example": ["x", None]})
+    with pytest.raises(TypeError):
+        MappingKeySource({42: "x"})
+
+
+# -- CallableKeySource ------------------------------------------------------------------
+
+
+def test_callable_gets_normalized_name_and_conventions():
+    seen = []
+    values = {
+        "s.example": "v=DKIM1; p=s",
+        "b.example": b"v=DKIM1; p=b",
+        "l.example": ["one", b"two"],
+        "t.example": ("three",),
+    }
+
+    def f(name):
+        seen.append(name)
+        return values.get(name)
+
+    keys = CallableKeySource(f)
+    assert keys.lookup("S.Example.") == [b"v=DKIM1; p=s"]
+    assert keys.lookup("b.example") == [b"v=DKIM1; p=b"]
+    assert keys.lookup("l.example") == [b"one", b"two"]
+    assert keys.lookup("t.example") == [b"three"]
+    assert keys.lookup("missing.example") == []
+    assert keys.lookup("sel._domainkey.B\u00fccher.example") == []
+    assert seen == ["s.example", "b.example", "l.example", "t.example", "missing.example",
+                    "sel._domainkey.xn--bcher-kva.example"]
+
+
+def test_callable_buggy_callback_is_temporary():
+    def f(name):
+        raise ValueError("boom")
+
+    with pytest.raises(TemporaryLookupError, match="ValueError: boom") as info:
+        CallableKeySource(f).lookup("a.example")
+    assert "a.example" in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_callable_bad_return_type_is_temporary():
+    with pytest.raises(TemporaryLookupError, match="unusable value"):
+        CallableKeySource(lambda name: 42).lookup("a.example")
+    with pytest.raises(TemporaryLookupError, match="unusable value"):
+        CallableKeySource(lambda name: [b"ok", 3.5]).lookup("a.example")
+
+
+@pytest.mark.parametrize("exc", [KeyLookupError("permanent"), TemporaryLookupError("transient")])
+def test_callable_lookup_errors_propagate(exc):
+    def f(name):
+        raise exc
+
+    with pytest.raises(type(exc)) as info:
+        CallableKeySource(f).lookup("a.example")
+    assert info.value is exc
+
+
+def test_callable_not_called_for_invalid_name():
+    called = []
+    keys = CallableKeySource(lambda name: called.append(name))
+    with pytest.raises(KeyLookupError):
+        keys.lookup("a..example")
+    assert called == []
+
+
+def test_callable_requires_callable():
+    with pytest.raises(TypeError):
+        CallableKeySource("not callable")
+
+
+# -- as_key_source ----------------------------------------------------------------------
+
+
+class Custom:
+    def lookup(self, name):
+        return []
+
+
+def test_as_key_source_dispatch():
+    custom = Custom()
+    assert as_key_source(custom) is custom
+    mapping_source = MappingKeySource({})
+    assert as_key_source(mapping_source) is mapping_source
+    dns_source = DNSKeySource(nameservers=["127.0.0.1"])
+    assert as_key_source(dns_source) is dns_source
+
+    from_dict = as_key_source({"a.example": "v=DKIM1"})
+    assert isinstance(from_dict, MappingKeySource)
+    assert from_dict.lookup("A.example") == [b"v=DKIM1"]
+    proxy = as_key_source(types.MappingProxyType({"a.example": "x"}))
+    assert isinstance(proxy, MappingKeySource)
+
+    from_func = as_key_source(lambda name: "v=DKIM1")
+    assert isinstance(from_func, CallableKeySource)
+    assert from_func.lookup("a.example") == [b"v=DKIM1"]
+
+    for src in (custom, mapping_source, dns_source, from_dict, from_func):
+        assert isinstance(src, KeySource)
+
+
+def test_as_key_source_none_is_shared_default(monkeypatch):
+    monkeypatch.setattr(fdns, "_default", None)
+    results = []
+    barrier = threading.Barrier(16)
+
+    def worker():
+        barrier.wait()
+        results.append(as_key_source(None))
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 16
+    assert isinstance(results[0], DNSKeySource)
+    assert all(r is results[0] for r in results)
+    assert as_key_source(None) is results[0]
+
+
+@pytest.mark.parametrize("bad", [42, "sel._domainkey.example.com", b"bytes", ["a", "b"], object(), DNSKeySource, Custom])
+def test_as_key_source_rejects(bad):
+    with pytest.raises(TypeError, match="keys must be"):
+        as_key_source(bad)
+
+
+# -- name validation --------------------------------------------------------------------
+
+INVALID_NAMES = [
+    "",
+    ".",
+    "..",
+    "a..example",
+    ".a.example",
+    "a.example..",
+    "x" * 64 + "._domainkey.example.com",
+    ".".join(["abcdefghi"] * 25) + ".abcd",  # 254 octets
+    "sel._domainkey.\ufffe.example",  # a noncharacter
+    "sel._domainkey.a\udcffb.example",
+    "sel._domainkey.xn--\u00e9.example",
+    "\u00e9" * 300 + ".example",
+    "a." * 2000 + "example",
+]
+
+
+def _sources(server_address):
+    return [
+        MappingKeySource({"a.example": "x"}),
+        CallableKeySource(lambda name: "x"),
+        DNSKeySource(nameservers=[server_address], timeout=0.5),
+    ]
+
+
+@pytest.fixture(params=["idna-package", "builtin-codec"])
+def idna_codec(request, monkeypatch):
+    """Run a test with IDNA 2008 (the idna package) and with the built-in IDNA 2003 codec."""
+    import fastdkim._text as text
+
+    if request.param == "idna-package":
+        if text._idna is None:
+            pytest.skip("the idna package is not installed")
+    else:
+        monkeypatch.setattr(text, "_idna", None)
+    return request.param
+
+
+@pytest.mark.parametrize("name", INVALID_NAMES, ids=range(len(INVALID_NAMES)))
+def test_invalid_names_are_permanent_errors(server, idna_codec, name):
+    for keys in _sources(server.address):
+        with pytest.raises(KeyLookupError) as info:
+            keys.lookup(name)
+        assert not isinstance(info.value, TemporaryLookupError)
+        assert len(str(info.value)) < 600
+    assert sum(server.counts.values()) == 0
+
+
+def test_valid_edge_names(idna_codec):
+    keys = MappingKeySource({})
+    assert keys.lookup("x" * 63 + ".example") == []
+    assert keys.lookup(".".join(["abcdefghi"] * 25) + ".abc") == []  # 253 octets
+    assert keys.lookup("sel._domainkey.B\u00fccher.example.") == []
+    assert keys.lookup(b"sel._domainkey.example.com") == []
+    with pytest.raises(KeyLookupError):
+        keys.lookup(b"sel._domainkey.\xc3\xa9.example")
+    with pytest.raises(TypeError):
+        keys.lookup(42)
+
+
+def test_mapping_matches_unicode_and_alabel(idna_codec):
+    keys = MappingKeySource({"sel._domainkey.b\u00fccher.example": "v=DKIM1"})
+    assert keys.lookup("sel._domainkey.xn--bcher-kva.example") == [b"v=DKIM1"]
+    assert keys.lookup("SEL._domainkey.B\u00dcCHER.example") == [b"v=DKIM1"]
+
+
+# -- nameserver option ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("127.0.0.1", ("127.0.0.1", 5300)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        (" 10.0.0.1:53 ", ("10.0.0.1", 53)),
+        ("::1", ("::1", 5300)),
+        ("[::1]", ("::1", 5300)),
+        ("[2001:db8::1]:5353", ("2001:db8::1", 5353)),
+    ],
+)
+def test_parse_nameserver(entry, expected):
+    assert fdns._parse_nameserver(entry, 5300) == expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["localhost", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:ab", "[::1", "[::1]5353",
+     "[127.0.0.1]:53", "1.2.3.4.5", ""],
+)
+def test_parse_nameserver_rejects(entry):
+    with pytest.raises(ValueError, match="nameserver"):
+        DNSKeySource(nameservers=[entry])
+
+
+def test_nameservers_configure_resolver():
+    src = DNSKeySource(nameservers="127.0.0.1:5353", timeout=1.5)
+    (ns,) = src.resolver.nameservers
+    assert (ns.address, ns.port) == ("127.0.0.1", 5353)
+    assert src.resolver.lifetime == 1.5
+    src = DNSKeySource(nameservers=["[::1]:5354", "192.0.2.1"], port=5300)
+    assert [(ns.address, ns.port) for ns in src.resolver.nameservers] == [("::1", 5354), ("192.0.2.1", 5300)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"nameservers": []},
+        {"nameservers": ["127.0.0.1"], "resolver": dns.resolver.Resolver(configure=False)},
+        {"port": 0},
+        {"port": 65536},
+        {"timeout": 0},
+        {"cache_size": -1},
+        {"negative_ttl": -1},
+        {"error_ttl": -1},
+        {"max_ttl": -1},
+    ],
+)
+def test_bad_options(options):
+    with pytest.raises(ValueError):
+        DNSKeySource(**options)
+
+
+def test_missing_resolv_conf_fails_at_lookup(monkeypatch):
+    def missing(self, f):
+        raise dns.resolver.NoResolverConfiguration("cannot open %s" % f)
+
+    monkeypatch.setattr(dns.resolver.Resolver, "read_resolv_conf", missing)
+    src = DNSKeySource()
+    with pytest.raises(TemporaryLookupError, match="no usable resolver configuration") as info:
+        src.lookup("sel._domainkey.example.com")
+    assert "sel._domainkey.example.com" in str(info.value)
+
+
+# -- DNSKeySource against the test server ----------------------------------------------
+
+
+def test_dns_simple_record(server, source):
+    src = source()
+    assert src.lookup(n("sel")) == [b"v=DKIM1; p=short"]
+    assert server.count(n("sel"), "udp") == 1
+
+
+def test_dns_joins_character_strings(server, source):
+    (record,) = source().lookup(n("long"))
+    assert record == b"".join(LONG_STRINGS)
+    assert len(record) > 255
+
+
+def test_dns_several_records(source):
+    assert sorted(source().lookup(n("two"))) == [b"v=DKIM1; p=one", b"v=DKIM1; p=two"]
+
+
+def test_dns_idn_name(source, idna_codec):
+    assert source().lookup("sel._domainkey.b\u00fccher.example") == [b"v=DKIM1; p=idn"]
+
+
+def test_dns_cname_followed(source):
+    assert source().lookup(n("alias")) == [b"v=DKIM1; p=target"]
+
+
+@pytest.mark.parametrize("label", ["nx", "nodata", "nodata-nosoa", "unknown"])
+def test_dns_negative_answers(source, label):
+    assert source().lookup(n(label)) == []
+
+
+@pytest.mark.parametrize("label, rcode", [("servfail", "SERVFAIL"), ("refused", "REFUSED")])
+def test_dns_server_failures_are_temporary(server, source, label, rcode):
+    with pytest.raises(TemporaryLookupError) as info:
+        source().lookup(n(label))
+    message = str(info.value)
+    assert n(label) in message and rcode in message and server.address.split(":")[0] in message
+
+
+def test_dns_timeout(server, source):
+    src = source(timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(TemporaryLookupError, match="timed out") as info:
+        src.lookup(n("drop"))
+    assert time.monotonic() - start < 1.5
+    assert n("drop") in str(info.value)
+    assert server.count(n("drop")) >= 1
+
+
+def test_dns_nobody_listening():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    src = DNSKeySource(nameservers=["127.0.0.1:%d" % port], timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(TemporaryLookupError):
+        src.lookup(n("sel"))
+    assert time.monotonic() - start < 1.5
+
+
+def test_dns_truncation_falls_back_to_tcp(server, source):
+    records = source().lookup(n("trunc"))
+    assert sorted(records) == sorted([b"".join(LONG_STRINGS), b"v=DKIM1; p=second"])
+    assert server.count(n("trunc"), "udp") == 1
+    assert server.count(n("trunc"), "tcp") == 1
+
+
+def test_dns_port_option_and_injected_resolver(server):
+    src = DNSKeySource(nameservers=["127.0.0.1"], port=server.port, timeout=2)
+    assert src.lookup(n("sel")) == [b"v=DKIM1; p=short"]
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = server.port
+    resolver.lifetime = 2
+    src = DNSKeySource(resolver=resolver)
+    assert src.resolver is resolver
+    assert src.lookup(n("sel")) == [b"v=DKIM1; p=short"]
+
+
+# -- caching ----------------------------------------------------------------------------
+
+
+def test_ttl_honoured(server, source, clock):
+    src = source()  # the record's TTL is 60
+    name = n("sel")
+    assert src.lookup(name) == [b"v=DKIM1; p=short"]
+    clock.now += 59.9
+    assert src.lookup(name.upper() + ".") == [b"v=DKIM1; p=short"]
+    assert server.count(name) == 1
+    clock.now += 0.1
+    assert src.lookup(name) == [b"v=DKIM1; p=short"]
+    assert server.count(name) == 2
+    stats = src.stats
+    assert (stats.lookups, stats.hits, stats.misses, stats.size) == (3, 1, 2, 1)
+
+
+def test_max_ttl_caps_positive_answers(server, source, clock):
+    src = source(max_ttl=100)
+    src.lookup(n("big-ttl"))
+    clock.now += 99
+    src.lookup(n("big-ttl"))
+    assert server.count(n("big-ttl")) == 1
+    clock.now += 1
+    src.lookup(n("big-ttl"))
+    assert server.count(n("big-ttl")) == 2
+
+
+def test_zero_ttl_not_cached(server, source):
+    src = source()
+    src.lookup(n("zero-ttl"))
+    src.lookup(n("zero-ttl"))
+    assert server.count(n("zero-ttl")) == 2
+
+
+def test_cname_ttl_limits_caching(server, source, clock):
+    src = source()
+    src.lookup(n("alias"))
+    clock.now += 19
+    src.lookup(n("alias"))
+    assert server.count(n("alias")) == 1
+    clock.now += 1
+    src.lookup(n("alias"))
+    assert server.count(n("alias")) == 2
+
+
+@pytest.mark.parametrize(
+    "label, expected_ttl",
+    [
+        ("nx", 300),  # SOA says 3600: capped by negative_ttl
+        ("nx-short", 30),  # SOA MINIMUM 30
+        ("nodata", 40),  # SOA TTL 40 below its MINIMUM
+        ("nodata-nosoa", 300),  # no SOA: negative_ttl
+        ("unknown", 300),
+    ],
+)
+def test_negative_caching(server, source, clock, label, expected_ttl):
+    src = source(negative_ttl=300)
+    name = n(label)
+    assert src.lookup(name) == []
+    clock.now += expected_ttl - 0.5
+    assert src.lookup(name) == []
+    assert server.count(name) == 1
+    clock.now += 0.5
+    assert src.lookup(name) == []
+    assert server.count(name) == 2
+
+
+def test_errors_remembered_for_error_ttl(server, source, clock):
+    src = source(error_ttl=5)
+    name = n("servfail")
+    with pytest.raises(TemporaryLookupError):
+        src.lookup(name)
+    clock.now += 4.9
+    with pytest.raises(TemporaryLookupError, match="SERVFAIL"):
+        src.lookup(name)
+    assert server.count(name) == 1
+    clock.now += 0.1
+    with pytest.raises(TemporaryLookupError):
+        src.lookup(name)
+    assert server.count(name) == 2
+
+
+def test_errors_not_remembered_with_zero_error_ttl(server, source):
+    src = source(error_ttl=0)
+    for _ in range(3):
+        with pytest.raises(TemporaryLookupError):
+            src.lookup(n("refused"))
+    assert server.count(n("refused")) == 3
+
+
+def test_cache_disabled(server, source):
+    src = source(cache_size=0)
+    for _ in range(3):
+        assert src.lookup(n("sel")) == [b"v=DKIM1; p=short"]
+    assert server.count(n("sel")) == 3
+    assert src.stats.size == 0 and src.stats.misses == 3
+
+
+def test_lru_eviction(server, source):
+    src = source(cache_size=2)
+    a, b, c = n("k0"), n("k1"), n("k2")
+    for name in (a, b, a, c):  # a is used again, so b is the least recent when c arrives
+        src.lookup(name)
+    assert (server.count(a), server.count(b), server.count(c)) == (1, 1, 1)
+    src.lookup(a)
+    src.lookup(c)
+    assert (server.count(a), server.count(c)) == (1, 1)
+    src.lookup(b)  # evicted: queried again, evicts a
+    assert server.count(b) == 2
+    src.lookup(a)
+    assert server.count(a) == 2
+    stats = src.stats
+    assert stats.size == 2 and stats.evictions == 3
+    assert stats.lookups == stats.hits + stats.misses == 8
+
+
+def test_cache_clear(server, source):
+    src = source()
+    src.lookup(n("sel"))
+    src.cache_clear()
+    assert src.stats == fdns.CacheStats(0, 0, 0, 0, 0)
+    src.lookup(n("sel"))
+    assert server.count(n("sel")) == 2
+
+
+def test_invalid_name_not_counted(source):
+    src = source()
+    with pytest.raises(KeyLookupError):
+        src.lookup("a..b")
+    assert src.stats.lookups == 0
+
+
+def test_thread_safety(server, source):
+    names = [n("k%d" % i) for i in range(6)] + [n("nx"), n("long")]
+    expected = {name: [b"v=DKIM1; p=k%d" % i] for i, name in enumerate(names[:6])}
+    expected[n("nx")] = []
+    expected[n("long")] = [b"".join(LONG_STRINGS)]
+    src = source(cache_size=4)  # smaller than the working set: constant eviction
+    errors = []
+    barrier = threading.Barrier(24)
+
+    def worker(seed):
+        try:
+            barrier.wait()
+            for j in range(40):
+                name = names[(seed + j * 7) % len(names)]
+                got = src.lookup(name.upper() if j % 2 else name)
+                if got != expected[name]:
+                    errors.append((name, got))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    stats = src.stats
+    assert stats.lookups == 24 * 40 == stats.hits + stats.misses
+    assert stats.size <= 4
+    assert sum(server.count(name) for name in names) == stats.misses
