@@ -122,7 +122,13 @@ def test_sign_file_bounded_and_atomic(ed_key, tmp_path):
     assert data == header + src.read_bytes()
     assert fastdkim.verify(data, keys=keys_for("example.com", "sel", ed_key))[0].status == "pass"
     with pytest.raises(SigningError):
-        signer.sign_file(str(src), str(src))
+        signer.sign_file(str(src), str(src), overwrite=True)
+    with pytest.raises(FileExistsError):
+        signer.sign_file(str(src), str(dst))
+    assert dst.read_bytes() == data
+    dst.write_bytes(b"old")
+    signer.sign_file(str(src), str(dst), overwrite=True)
+    assert fastdkim.verify(dst.read_bytes(), keys=keys_for("example.com", "sel", ed_key))[0].status == "pass"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".fastdkim-")]
 
 

@@ -183,17 +183,25 @@ class Signer:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended."""
         return _prepend([self.sign(message)], bytes(message))
 
-    def sign_file(self, src: Union[str, "os.PathLike[str]", BinaryIO], dst: Union[str, "os.PathLike[str]", BinaryIO]) -> bytes:
+    def sign_file(
+        self,
+        src: Union[str, "os.PathLike[str]", BinaryIO],
+        dst: Union[str, "os.PathLike[str]", BinaryIO],
+        *,
+        overwrite: bool = False,
+    ) -> bytes:
         """Sign the message in ``src`` and write the signed message to ``dst``.
 
         Memory stays bounded whatever the size: a seekable ``src`` is read
         twice, anything else is spooled to a temporary file.  A path ``dst``
-        is written through a temporary file and renamed into place, and is
-        never the same file as ``src``.
+        is written through a temporary file and moved into place atomically;
+        an existing ``dst`` is replaced only with ``overwrite=True``.
 
         :returns: the header field that was prepended.
+        :raises FileExistsError: ``dst`` exists and ``overwrite`` is false.
+        :raises SigningError: ``dst`` is the same file as ``src``.
         """
-        return sign_file(src, dst, [self], bare_lf=self.bare_lf)
+        return sign_file(src, dst, [self], bare_lf=self.bare_lf, overwrite=overwrite)
 
     # -- internals ------------------------------------------------------------------
 
@@ -372,19 +380,28 @@ def sign_file(
     signers: Sequence[Signer],
     *,
     bare_lf: Optional[bool] = None,
+    overwrite: bool = False,
 ) -> bytes:
     """Sign the message in ``src`` with ``signers``; write the signed message to ``dst``.
 
+    A path ``dst`` is written through a temporary file in the same directory
+    and moved into place atomically, so it never holds a partial message; it
+    replaces an existing file only with ``overwrite=True``.
+
     :returns: the header fields that were prepended.
     :raises SigningError: ``dst`` is the same file as ``src``.
+    :raises FileExistsError: ``dst`` exists and ``overwrite`` is false.
     :raises OSError: reading or writing failed (a path ``dst`` is left untouched).
     """
     own = isinstance(src, (str, os.PathLike))
     fin: BinaryIO = open(src, "rb") if own else src  # type: ignore[arg-type, assignment]
     spool: Optional[BinaryIO] = None
     try:
-        if isinstance(dst, (str, os.PathLike)) and own and os.path.exists(dst) and os.path.samefile(src, dst):
-            raise SigningError("refusing to write the signed message over its source %s" % os.fspath(src))
+        if isinstance(dst, (str, os.PathLike)) and os.path.exists(dst):
+            if own and os.path.samefile(src, dst):  # type: ignore[arg-type]
+                raise SigningError("refusing to write the signed message over its source %s" % os.fspath(src))
+            if not overwrite:
+                raise FileExistsError("%s exists (pass overwrite=True to replace it)" % os.fspath(dst))
         try:
             start = fin.tell()
             fin.seek(start)
@@ -409,7 +426,19 @@ def sign_file(
                     shutil.copyfileobj(source, out, 1 << 20)
                     out.flush()
                     os.fsync(out.fileno())
-                os.replace(tmp, d)
+                if overwrite:
+                    os.replace(tmp, d)
+                else:
+                    try:
+                        os.link(tmp, d)  # fails if d appeared meanwhile: never clobber
+                    except FileExistsError:
+                        raise
+                    except OSError:  # no hard links on this file system
+                        if os.path.exists(d):
+                            raise FileExistsError("%s exists" % d) from None
+                        os.replace(tmp, d)
+                    else:
+                        os.unlink(tmp)
             except BaseException:
                 try:
                     os.unlink(tmp)
