@@ -1,0 +1,1108 @@
+# cython: language_level=3
+"""Compiled canonicalization core: the fast twin of ``fastdkim._canon_py``.
+
+Same names, same behaviour, byte for byte; ``fastdkim._canon_py`` is the
+specification and the property tests hold the two together.
+
+Body canonicalization is a small state machine whose whole state is a few C
+integers (a pending CR, a pending WSP run, a mid-line flag and a 64-bit count of
+held-back empty lines), carried across chunks exactly like the pure version, so
+chunk boundaries may fall anywhere.  The loops run without the GIL and never
+handle ordinary octets one at a time: a vector scan (SSE2 on x86-64, a plain
+loop elsewhere) finds the next octet where the canonical form can differ from
+the input, and the stretch before it is copied with whole 16-octet stores
+(relaxed: reducing each inner WSP run to one SP on the way) or, for simple
+canonicalization, handed to the hash straight from the caller's buffer.
+``BodyHasher`` canonicalizes into one reused block buffer and hashes each
+filled block with a single ``hashlib.sha256().update`` call (which releases the
+GIL itself); held-back CRLFs, however many, go through that buffer in pieces.
+The body itself is never kept: memory is bounded by the block size.
+"""
+from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize, _PyBytes_Resize
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.object cimport PyObject
+from cpython.number cimport PyNumber_Index
+from cpython.ref cimport Py_XDECREF, Py_XINCREF
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memchr, memcpy
+
+import hashlib
+
+__all__ = [
+    "BodyCanonicalizer",
+    "BodyHasher",
+    "canonicalize_body",
+    "relaxed_header",
+    "find_body_start",
+    "split_header_fields",
+    "normalize_line_endings",
+]
+
+cdef extern from "Python.h":
+    char *_bytes_str "PyBytes_AS_STRING" (PyObject *o)
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if (defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)) && !defined(FASTDKIM_NO_SIMD)
+    #  include <emmintrin.h>
+    #  define FDK_SSE2 1
+    #endif
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #  include <intrin.h>
+    #  define FDK_INLINE static __forceinline
+    #elif defined(__GNUC__)
+    #  define FDK_INLINE static inline __attribute__((always_inline))
+    #else
+    #  define FDK_INLINE static inline
+    #endif
+    #if defined(FDK_SSE2)
+    #  if defined(_MSC_VER) && !defined(__clang__)
+    static __inline int fdk_ctz(unsigned int x) { unsigned long r; _BitScanForward(&r, x); return (int)r; }
+    static __inline int fdk_ctz64(unsigned long long x) { unsigned long r; _BitScanForward64(&r, x); return (int)r; }
+    #  else
+    #    define fdk_ctz(x) __builtin_ctz(x)
+    #    define fdk_ctz64(x) __builtin_ctzll(x)
+    #  endif
+    #endif
+
+    #define FDK_RELAXED 1
+    #define FDK_BARE_LF 2
+
+    /* Could the canonical output differ from the input at b[p]?  (Or does a
+       decision there depend on the next chunk?)  b[p-1] must exist.  A false
+       positive only ends a verbatim run early, so the tests may over-approximate:
+       a SP followed by any octet <= 0x20 counts. */
+    FDK_INLINE int fdk_special_at(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, int mode)
+    {
+        unsigned char c = b[p];
+        if (c == '\\r')
+            return p + 1 == n;              /* its LF may start the next chunk */
+        if (mode & FDK_RELAXED) {
+            if (c == '\\t')
+                return 1;
+            if (c == ' ')
+                return p + 1 == n || b[p + 1] <= 0x20;
+        }
+        if (c == '\\n' && (mode & FDK_BARE_LF))
+            return b[p - 1] != '\\r';
+        return 0;
+    }
+
+    #if defined(FDK_SSE2)
+    /* fdk_special_at() for the 16 positions q[0..15]; q[-1] and q[16] are readable. */
+    FDK_INLINE int fdk_mask16(const unsigned char *q, int mode, __m128i *cur)
+    {
+        __m128i c = _mm_loadu_si128((const __m128i *)q);
+        __m128i m = _mm_setzero_si128();
+        *cur = c;
+        if (mode & FDK_RELAXED) {
+            __m128i nx = _mm_loadu_si128((const __m128i *)(q + 1));
+            m = _mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('\\t')),
+                    _mm_and_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8(' ')),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(nx, _mm_set1_epi8(0x20)), nx)));
+        }
+        if (mode & FDK_BARE_LF) {
+            __m128i pv = _mm_loadu_si128((const __m128i *)(q - 1));
+            m = _mm_or_si128(m, _mm_andnot_si128(_mm_cmpeq_epi8(pv, _mm_set1_epi8('\\r')),
+                                                 _mm_cmpeq_epi8(c, _mm_set1_epi8('\\n'))));
+        }
+        return _mm_movemask_epi8(m);
+    }
+    #endif
+
+    /* The verbatim run starting at the content octet b[i] ends at the first
+       p > i where fdk_special_at() holds (or at n); return that p.  While
+       scanning, copy b[i:min(p, i + win)] to out, which must have room for
+       win + 16 octets (whole 16-octet blocks are stored). */
+    FDK_INLINE Py_ssize_t fdk_run_copy_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
+                                            int mode, unsigned char *out, Py_ssize_t win)
+    {
+        Py_ssize_t p = i + 1;
+        out[0] = b[i];
+    #if defined(FDK_SSE2)
+        {
+            const Py_ssize_t last = n - 17;     /* q[16] readable while p <= last */
+            const Py_ssize_t wend = i + win;
+            __m128i c0, c1, c2, c3;
+            int mask;
+            while (p <= last && p < wend) {
+                mask = fdk_mask16(b + p, mode, &c0);
+                _mm_storeu_si128((__m128i *)(out + (p - i)), c0);
+                if (mask)
+                    return p + fdk_ctz(mask);
+                p += 16;
+            }
+            while (p + 48 <= last) {            /* past the copy window: scan only */
+                unsigned long long m0 = (unsigned)fdk_mask16(b + p, mode, &c0);
+                unsigned long long m1 = (unsigned)fdk_mask16(b + p + 16, mode, &c1);
+                unsigned long long m2 = (unsigned)fdk_mask16(b + p + 32, mode, &c2);
+                unsigned long long m3 = (unsigned)fdk_mask16(b + p + 48, mode, &c3);
+                unsigned long long m = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+                if (m)
+                    return p + fdk_ctz64(m);
+                p += 64;
+            }
+            while (p <= last) {
+                mask = fdk_mask16(b + p, mode, &c0);
+                if (mask)
+                    return p + fdk_ctz(mask);
+                p += 16;
+            }
+        }
+    #endif
+        for (; p < n; p++) {
+            if (fdk_special_at(b, p, n, mode))
+                return p;
+            if (p - i < win)
+                out[p - i] = b[p];
+        }
+        return n;
+    }
+
+    /* First index >= i that is neither SP nor HTAB, or n. */
+    FDK_INLINE Py_ssize_t fdk_skip_wsp_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+    {
+        if (i >= n || (b[i] != ' ' && b[i] != '\\t'))
+            return i;                       /* a single blank: the common case */
+    #if defined(FDK_SSE2)
+        while (i + 16 <= n) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(b + i));
+            int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8(' ')),
+                                                      _mm_cmpeq_epi8(c, _mm_set1_epi8('\\t'))));
+            if (mask != 0xFFFF)
+                return i + fdk_ctz(~mask & 0xFFFF);
+            i += 16;
+        }
+    #endif
+        while (i < n && (b[i] == ' ' || b[i] == '\\t'))
+            i++;
+        return i;
+    }
+
+    /* Relaxed line content from the content octet b[i]: copy it to out,
+       reducing every WSP run that has more content after it on the same line
+       to one SP, until an octet the state machine must see (a WSP run before
+       CR, LF or the chunk end; a CR at the chunk end; a bare LF in bare_lf
+       mode) or until at least win octets were written (out has room for
+       win + 16).  Returns the input position reached; *pw is the number of
+       octets written and *pseg the start of the last verbatim stretch (from
+       there on, output and input agree octet for octet). */
+    FDK_INLINE Py_ssize_t fdk_relaxed_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,
+                                           unsigned char *out, Py_ssize_t win,
+                                           Py_ssize_t *pw, Py_ssize_t *pseg)
+    {
+        Py_ssize_t p = i + 1, o = 1, seg = i, e;
+        unsigned char c;
+        out[0] = b[i];
+        for (;;) {
+    #if defined(FDK_SSE2)
+            {
+                const Py_ssize_t last = n - 17;     /* q[16] readable while p <= last */
+                __m128i c0;
+                int mask;
+                while (p <= last && o < win) {
+                    mask = fdk_mask16(b + p, mode, &c0);
+                    _mm_storeu_si128((__m128i *)(out + o), c0);
+                    if (mask) {
+                        int t = fdk_ctz(mask);
+                        p += t;
+                        o += t;
+                        goto special;
+                    }
+                    p += 16;
+                    o += 16;
+                }
+            }
+    #endif
+            while (p < n && o < win) {
+                if (fdk_special_at(b, p, n, mode))
+                    goto special;
+                out[o++] = b[p++];
+            }
+            break;                          /* chunk end or window full */
+        special:
+            c = b[p];
+            if (c != ' ' && c != '\\t')
+                break;
+            e = fdk_skip_wsp_impl(b, p + 1, n);
+            if (e >= n || b[e] == '\\r' || ((mode & FDK_BARE_LF) && b[e] == '\\n'))
+                break;                      /* the run may end the line */
+            out[o++] = ' ';
+            p = seg = e;                    /* b[e] is line content */
+            out[o++] = b[p++];
+        }
+        *pw = o;
+        *pseg = seg;
+        return p;
+    }
+
+    static Py_ssize_t fdk_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,
+                                  unsigned char *out, Py_ssize_t win, Py_ssize_t *pw, Py_ssize_t *pseg)
+    {
+        if (mode & FDK_BARE_LF)
+            return fdk_relaxed_impl(b, i, n, FDK_RELAXED | FDK_BARE_LF, out, win, pw, pseg);
+        return fdk_relaxed_impl(b, i, n, FDK_RELAXED, out, win, pw, pseg);
+    }
+
+    /* Verbatim runs of simple canonicalization with bare_lf. */
+    static Py_ssize_t fdk_run_copy_bare(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
+                                        unsigned char *out, Py_ssize_t win)
+    {
+        return fdk_run_copy_impl(b, i, n, FDK_BARE_LF, out, win);
+    }
+
+    static Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+    {
+        return fdk_skip_wsp_impl(b, i, n);
+    }
+
+    /* Write k CRLFs at p. */
+    static void fdk_fill_crlf(unsigned char *p, Py_ssize_t k)
+    {
+        Py_ssize_t done = 2, total = 2 * k, c;
+        if (k <= 0)
+            return;
+        p[0] = '\\r';
+        p[1] = '\\n';
+        while (done < total) {
+            c = total - done < done ? total - done : done;
+            memcpy(p + done, p, (size_t)c);
+            done += c;
+        }
+    }
+    """
+    Py_ssize_t fdk_run_copy_bare(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
+                                 unsigned char *out, Py_ssize_t win) noexcept nogil
+    Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
+    void fdk_fill_crlf(unsigned char *p, Py_ssize_t k) noexcept nogil
+    Py_ssize_t fdk_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,
+                           unsigned char *out, Py_ssize_t win, Py_ssize_t *pw, Py_ssize_t *pseg) noexcept nogil
+
+
+# ---------------------------------------------------------------------------
+# The body state machine.
+
+cdef enum:
+    _CR = 13
+    _LF = 10
+    _SP = 32
+    _TAB = 9
+
+# engine results
+cdef enum:
+    _DONE = 0
+    _FULL = 1  # the output buffer needs room (for at least *aux more octets)
+    _RUN = 2   # a verbatim run b[*aux:*pi] awaits the caller
+
+cdef enum:
+    _BLOCK = 131072      # BodyHasher output block
+    _ZC_MIN = 16384      # verbatim runs this long are hashed in place
+    _NOGIL_MIN = 8192    # inputs this long are processed without the GIL
+    _COPY_WIN = 4096     # octets of a run copied while it is scanned
+
+cdef Py_ssize_t _NO_ZC = PY_SSIZE_T_MAX
+
+
+ctypedef struct canon_t:
+    int relaxed
+    int bare_lf
+    int cr        # a CR ended the input so far: its LF may come next
+    int wsp       # relaxed: a WSP run is pending on the current line
+    int midline   # content of the current line was emitted
+    int emitted   # some canonical octet was produced
+    uint64_t pending  # empty lines held back (dropped if nothing follows)
+
+
+cdef inline int _prefix(canon_t *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t *po) noexcept nogil:
+    """Emit what precedes new line content: held-back CRLFs, then a pending SP.
+
+    Returns 0 when the buffer filled first (the CRLFs written so far are
+    committed and counted off; call again with room)."""
+    cdef Py_ssize_t o = po[0]
+    cdef uint64_t k
+    if s.pending:
+        k = <uint64_t>((cap - o) >> 1)
+        if k > s.pending:
+            k = s.pending
+        if k:
+            fdk_fill_crlf(out + o, <Py_ssize_t>k)
+            o += <Py_ssize_t>(2 * k)
+            s.pending -= k
+            s.emitted = 1
+        if s.pending:
+            po[0] = o
+            return 0
+    if s.wsp:
+        if o >= cap:
+            po[0] = o
+            return 0
+        out[o] = _SP
+        o += 1
+        s.wsp = 0
+        s.emitted = 1
+    po[0] = o
+    return 1
+
+
+cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *pi,
+                 unsigned char *out, Py_ssize_t cap, Py_ssize_t *po,
+                 Py_ssize_t zc_min, Py_ssize_t *aux) noexcept nogil:
+    """Canonicalize b[*pi:n] into out[*po:cap].
+
+    Returns _DONE (input consumed), _FULL (room for *aux more octets needed:
+    flush or grow, then call again) or _RUN (the verbatim run b[*aux:*pi], at
+    least zc_min long, is output that the caller must emit after out[:*po]).
+    Every return leaves a consistent state: calls may resume anywhere."""
+    cdef canon_t st = s[0]  # a local copy stays in registers
+    cdef Py_ssize_t i = pi[0]
+    cdef Py_ssize_t o = po[0]
+    cdef Py_ssize_t k, ln, win, seg
+    cdef unsigned char c
+    cdef int mode = (1 if st.relaxed else 0) | (2 if st.bare_lf else 0)
+    cdef int r = _DONE
+    while i < n:
+        c = b[i]
+        if st.cr:
+            if c == _LF:
+                if st.midline:
+                    if cap - o < 2:
+                        aux[0] = 2
+                        r = _FULL
+                        break
+                    out[o] = _CR
+                    out[o + 1] = _LF
+                    o += 2
+                    st.midline = 0
+                else:
+                    st.pending += 1
+                st.cr = 0
+                st.wsp = 0  # trailing whitespace is ignored
+                i += 1
+                continue
+            # a CR not followed by LF is line content
+            if not _prefix(&st, out, cap, &o) or o >= cap:
+                aux[0] = 2
+                r = _FULL
+                break
+            out[o] = _CR
+            o += 1
+            st.cr = 0
+            st.midline = 1
+            st.emitted = 1
+            continue  # look at c again
+        if c == _CR:
+            st.cr = 1
+            i += 1
+            continue
+        if c == _LF and st.bare_lf:
+            if st.midline:
+                if cap - o < 2:
+                    aux[0] = 2
+                    r = _FULL
+                    break
+                out[o] = _CR
+                out[o + 1] = _LF
+                o += 2
+                st.midline = 0
+            else:
+                st.pending += 1
+            st.wsp = 0
+            i += 1
+            continue
+        if st.relaxed and (c == _SP or c == _TAB):
+            st.wsp = 1
+            i = fdk_skip_wsp(b, i + 1, n)
+            continue
+        # Line content: a verbatim run starts here.
+        if not _prefix(&st, out, cap, &o):
+            aux[0] = 2
+            r = _FULL
+            break
+        if st.relaxed:
+            win = cap - o - 16
+            if win < 1:
+                aux[0] = 32
+                r = _FULL
+                break
+            k = fdk_relaxed(b, i, n, mode, out + o, win, &ln, &seg)
+            # End on line content: held-back CRLFs and a CR or WSP whose
+            # meaning depends on what follows go back to the state machine.
+            while k - 1 > seg and (b[k - 1] == _CR or b[k - 1] == _LF or b[k - 1] == _SP or b[k - 1] == _TAB):
+                k -= 1
+                ln -= 1
+            o += ln
+            i = k
+            st.midline = 1
+            st.emitted = 1
+            continue
+        if not st.bare_lf:
+            # simple: everything up to a final CR is verbatim
+            k = n - 1 if b[n - 1] == _CR else n
+            win = 0
+        else:
+            win = cap - o - 16
+            if win < 1:
+                aux[0] = 32
+                r = _FULL
+                break
+            if win > _COPY_WIN:
+                win = _COPY_WIN
+            k = fdk_run_copy_bare(b, i, n, out + o, win)
+        # Held-back CRLFs must stay out of the run: end it on content.
+        while k - i >= 2 and b[k - 1] == _LF and b[k - 2] == _CR:
+            k -= 2
+        ln = k - i
+        if ln > win:  # not (entirely) copied yet
+            if ln >= zc_min:
+                st.midline = 1
+                st.emitted = 1
+                aux[0] = i
+                i = k
+                r = _RUN
+                break
+            if cap - o < ln + 16:
+                aux[0] = ln + 16
+                r = _FULL
+                break
+            memcpy(out + o + win, b + i + win, <size_t>(ln - win))
+        o += ln
+        i = k
+        st.midline = 1
+        st.emitted = 1
+    s[0] = st
+    pi[0] = i
+    po[0] = o
+    return r
+
+
+cdef int _engine_finish(canon_t *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t *po,
+                        Py_ssize_t *aux) noexcept nogil:
+    """End of body: _DONE, or _FULL (make room, call again)."""
+    cdef Py_ssize_t o = po[0]
+    if s.cr:  # a lone CR at the very end is line content
+        if not _prefix(s, out, cap, &o) or o >= cap:
+            aux[0] = 2
+            po[0] = o
+            return _FULL
+        out[o] = _CR
+        o += 1
+        s.cr = 0
+        s.midline = 1
+        s.emitted = 1
+    if s.midline:  # last line lacked its CRLF: add it
+        if cap - o < 2:
+            aux[0] = 2
+            po[0] = o
+            return _FULL
+        out[o] = _CR
+        out[o + 1] = _LF
+        o += 2
+        s.midline = 0
+    if not s.relaxed and not s.emitted:  # simple: an empty body is a single CRLF
+        if cap - o < 2:
+            aux[0] = 2
+            po[0] = o
+            return _FULL
+        out[o] = _CR
+        out[o + 1] = _LF
+        o += 2
+        s.emitted = 1
+    s.wsp = 0
+    s.pending = 0
+    po[0] = o
+    return _DONE
+
+
+cdef int _get_buffer(object data, Py_buffer *view) except -1:
+    """Acquire a contiguous byte view of any bytes-like object."""
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError:
+        if not PyObject_CheckBuffer(data):
+            raise
+        # e.g. a non-contiguous memoryview: use a contiguous copy
+        PyObject_GetBuffer(memoryview(data).tobytes(), view, PyBUF_SIMPLE)
+    return 0
+
+
+cdef bytes _canon_bytes(canon_t *s, const unsigned char *b, Py_ssize_t n, bint final):
+    """Canonicalize b[:n] (then, if final, end the body) into a new bytes object."""
+    cdef Py_ssize_t cap, i = 0, o = 0, aux = 0, newcap
+    cdef int r
+    cdef PyObject *raw = NULL
+    cdef unsigned char *out
+    cdef bint nogil_ = n >= _NOGIL_MIN
+    cdef object res
+    # Upper bound without held-back lines: a bare LF doubles; 32 covers a
+    # carried CR, a pending SP and the slack of the 16-octet stores.  Held-back
+    # CRLFs are reserved when cheap, otherwise room is made when (and if)
+    # content releases them.
+    if n > (PY_SSIZE_T_MAX >> 2):
+        raise MemoryError()
+    cap = (2 * n if s.bare_lf else n) + 32
+    if s.pending <= <uint64_t>(n + 64):
+        cap += <Py_ssize_t>(2 * s.pending)
+    res = PyBytes_FromStringAndSize(NULL, cap)
+    raw = <PyObject *>res
+    Py_XINCREF(raw)
+    res = None
+    try:
+        while True:
+            out = <unsigned char *>_bytes_str(raw)
+            if i < n:
+                if nogil_:
+                    with nogil:
+                        r = _engine(s, b, n, &i, out, cap, &o, _NO_ZC, &aux)
+                else:
+                    r = _engine(s, b, n, &i, out, cap, &o, _NO_ZC, &aux)
+            elif final:
+                r = _engine_finish(s, out, cap, &o, &aux)
+                if r == _DONE:
+                    break
+            else:
+                break
+            if r == _FULL:
+                newcap = cap * 2 if cap <= (PY_SSIZE_T_MAX >> 2) else PY_SSIZE_T_MAX
+                if newcap < o + aux + 64:
+                    newcap = o + aux + 64
+                _PyBytes_Resize(&raw, newcap)
+                cap = newcap
+        if o != cap:
+            _PyBytes_Resize(&raw, o)
+    except BaseException:
+        Py_XDECREF(raw)
+        raise
+    res = <object>raw
+    Py_XDECREF(raw)
+    return res
+
+
+# ---------------------------------------------------------------------------
+
+cdef class BodyCanonicalizer:
+    """Streaming body canonicalizer.
+
+    ``update(chunk)`` returns the canonical bytes that are final so far;
+    ``finish()`` returns the rest.  The concatenation of all returned pieces is
+    the canonical body, whatever the chunk boundaries.
+
+    :param relaxed: relaxed (section 3.4.4) instead of simple (3.4.3).
+    :param bare_lf: treat a LF not preceded by CR as a line ending (CRLF), for
+        messages stored with Unix line endings.
+    """
+
+    cdef canon_t _s
+    cdef bint _done
+    cdef bint _busy
+
+    def __init__(self, relaxed, bare_lf=False):
+        if self._busy:
+            raise RuntimeError("BodyCanonicalizer used from two threads at once")
+        self._s.relaxed = 1 if relaxed else 0
+        self._s.bare_lf = 1 if bare_lf else 0
+        self._s.cr = 0
+        self._s.wsp = 0
+        self._s.midline = 0
+        self._s.emitted = 0
+        self._s.pending = 0
+        self._done = False
+        self._busy = False
+
+    @property
+    def relaxed(self):
+        return bool(self._s.relaxed)
+
+    @property
+    def bare_lf(self):
+        return bool(self._s.bare_lf)
+
+    cdef int _enter(self) except -1:
+        if self._busy:
+            raise RuntimeError("BodyCanonicalizer used from two threads at once")
+        self._busy = True
+        return 0
+
+    def update(self, data):
+        if self._done:
+            raise ValueError("update() after finish()")
+        cdef Py_buffer view
+        _get_buffer(data, &view)
+        try:
+            if view.len == 0:
+                return b""
+            self._enter()
+            try:
+                return _canon_bytes(&self._s, <const unsigned char *>view.buf, view.len, False)
+            finally:
+                self._busy = False
+        finally:
+            PyBuffer_Release(&view)
+
+    def finish(self):
+        if self._done:
+            return b""
+        self._enter()
+        try:
+            res = _canon_bytes(&self._s, NULL, 0, True)
+            self._done = True
+            return res
+        finally:
+            self._busy = False
+
+
+cdef class BodyHasher:
+    """Canonicalize a body and hash it with SHA-256, streaming.
+
+    :param relaxed: relaxed body canonicalization instead of simple.
+    :param limit: hash only the first ``limit`` canonical octets (the ``l=``
+        tag); ``None`` hashes all.
+    :param bare_lf: treat bare LF as CRLF.
+
+    ``length`` is the number of canonical octets produced (all of them, not
+    just those hashed); after ``digest()`` it is the canonical body length, so
+    ``length > limit`` says the body extended past ``l=``.
+    """
+
+    cdef canon_t _s
+    cdef object _hash
+    cdef object _hupdate
+    cdef object _limit
+    cdef bint _has_limit
+    cdef uint64_t _lim
+    cdef uint64_t _length   # canonical octets produced
+    cdef uint64_t _fed      # octets given to the hash
+    cdef unsigned char *_buf
+    cdef Py_ssize_t _o      # octets waiting in _buf
+    cdef object _digest
+    cdef bint _busy
+
+    def __cinit__(self, *args, **kwargs):
+        self._buf = <unsigned char *>malloc(_BLOCK)
+        if self._buf == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    def __init__(self, relaxed, limit=None, bare_lf=False):
+        if self._busy:
+            raise RuntimeError("BodyHasher used from two threads at once")
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        self._s.relaxed = 1 if relaxed else 0
+        self._s.bare_lf = 1 if bare_lf else 0
+        self._s.cr = 0
+        self._s.wsp = 0
+        self._s.midline = 0
+        self._s.emitted = 0
+        self._s.pending = 0
+        self._hash = hashlib.sha256()
+        self._hupdate = self._hash.update
+        self._limit = limit
+        self._has_limit = limit is not None
+        if self._has_limit:
+            lim = PyNumber_Index(limit)
+            self._lim = <uint64_t>lim if lim < 0x7FFFFFFFFFFFFFFF else <uint64_t>0x7FFFFFFFFFFFFFFF
+        else:
+            self._lim = 0
+        self._length = 0
+        self._fed = 0
+        self._o = 0
+        self._digest = None
+        self._busy = False
+
+    @property
+    def relaxed(self):
+        return bool(self._s.relaxed)
+
+    @property
+    def limit(self):
+        return self._limit
+
+    @property
+    def length(self):
+        return self._length
+
+    @property
+    def hashed(self):
+        if self._has_limit and self._length > self._lim:
+            return self._lim
+        return self._length
+
+    cdef int _hash_mem(self, const unsigned char *p, Py_ssize_t n) except -1:
+        """Hash p[:n], or the part of it within the limit."""
+        cdef uint64_t room
+        if self._has_limit:
+            if self._fed >= self._lim:
+                return 0
+            room = self._lim - self._fed
+            if <uint64_t>n > room:
+                n = <Py_ssize_t>room
+        if n <= 0:
+            return 0
+        self._hupdate(PyMemoryView_FromMemory(<char *>p, n, PyBUF_READ))
+        self._fed += <uint64_t>n
+        return 0
+
+    cdef int _flush(self) except -1:
+        cdef Py_ssize_t o = self._o
+        self._o = 0
+        if o:
+            self._hash_mem(self._buf, o)
+        return 0
+
+    cdef int _process(self, const unsigned char *b, Py_ssize_t n) except -1:
+        cdef Py_ssize_t i = 0, o, o0, aux = 0
+        cdef int r
+        cdef bint nogil_ = n >= _NOGIL_MIN
+        while True:
+            o = self._o
+            o0 = o
+            if nogil_:
+                with nogil:
+                    r = _engine(&self._s, b, n, &i, self._buf, _BLOCK, &o, _ZC_MIN, &aux)
+            else:
+                r = _engine(&self._s, b, n, &i, self._buf, _BLOCK, &o, _ZC_MIN, &aux)
+            self._o = o
+            self._length += <uint64_t>(o - o0)
+            if r == _DONE:
+                return 0
+            self._flush()
+            if r == _RUN:
+                self._length += <uint64_t>(i - aux)
+                self._hash_mem(b + aux, i - aux)
+
+    def update(self, data):
+        if self._digest is not None:
+            raise ValueError("update() after digest()")
+        cdef Py_buffer view
+        _get_buffer(data, &view)
+        try:
+            if view.len == 0:
+                return None
+            if self._busy:
+                raise RuntimeError("BodyHasher used from two threads at once")
+            self._busy = True
+            try:
+                self._process(<const unsigned char *>view.buf, view.len)
+            finally:
+                self._busy = False
+        finally:
+            PyBuffer_Release(&view)
+        return None
+
+    def digest(self):
+        cdef Py_ssize_t o, o0, aux = 0
+        cdef int r
+        if self._digest is None:
+            if self._busy:
+                raise RuntimeError("BodyHasher used from two threads at once")
+            self._busy = True
+            try:
+                while True:
+                    o = self._o
+                    o0 = o
+                    r = _engine_finish(&self._s, self._buf, _BLOCK, &o, &aux)
+                    self._o = o
+                    self._length += <uint64_t>(o - o0)
+                    self._flush()
+                    if r == _DONE:
+                        break
+                self._digest = self._hash.digest()
+            finally:
+                self._busy = False
+        return self._digest
+
+
+def canonicalize_body(data, relaxed, bare_lf=False):
+    """Canonicalize a whole body at once."""
+    cdef canon_t s
+    cdef Py_buffer view
+    s.relaxed = 1 if relaxed else 0
+    s.bare_lf = 1 if bare_lf else 0
+    s.cr = 0
+    s.wsp = 0
+    s.midline = 0
+    s.emitted = 0
+    s.pending = 0
+    _get_buffer(data, &view)
+    try:
+        return _canon_bytes(&s, <const unsigned char *>view.buf, view.len, True)
+    finally:
+        PyBuffer_Release(&view)
+
+
+# ---------------------------------------------------------------------------
+# Header helpers.
+
+cdef inline unsigned char _lower(unsigned char c) noexcept nogil:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+def relaxed_header(field):
+    """Relaxed header canonicalization (section 3.4.2) of one raw field.
+
+    ``field`` is the field as it appears in the message, ``Name: value`` with
+    any folding and with or without its final CRLF.  The result is
+    ``name:value`` followed by CRLF.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef unsigned char *t
+    cdef unsigned char *out
+    cdef unsigned char stackbuf[512]
+    cdef Py_ssize_t n, i, m = 0, colon = -1, ne, vs, ve, j, size
+    cdef bint in_ws = False
+    cdef unsigned char c
+    cdef bytes res
+    _get_buffer(field, &view)
+    t = stackbuf
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        if n > 512:
+            t = <unsigned char *>malloc(<size_t>n)
+            if t == NULL:
+                raise MemoryError()
+        # Unfold (drop every CRLF) and reduce each WSP run to one SP.
+        i = 0
+        while i < n:
+            c = b[i]
+            if c == _CR and i + 1 < n and b[i + 1] == _LF:
+                i += 2
+                continue
+            if c == _SP or c == _TAB:
+                if not in_ws:
+                    t[m] = _SP
+                    m += 1
+                    in_ws = True
+            else:
+                if c == 58 and colon < 0:  # ':'
+                    colon = m
+                t[m] = c
+                m += 1
+                in_ws = False
+            i += 1
+        # name (no trailing SP, lower case) ':' value (no SP around) CRLF
+        ne = colon if colon >= 0 else m
+        while ne > 0 and t[ne - 1] == _SP:
+            ne -= 1
+        if colon >= 0:
+            vs = colon + 1
+            ve = m
+            while vs < ve and t[vs] == _SP:
+                vs += 1
+            while ve > vs and t[ve - 1] == _SP:
+                ve -= 1
+            size = ne + 1 + (ve - vs) + 2
+        else:
+            vs = ve = 0
+            size = ne + 2
+        res = PyBytes_FromStringAndSize(NULL, size)
+        out = <unsigned char *>_bytes_str(<PyObject *>res)
+        for j in range(ne):
+            out[j] = _lower(t[j])
+        j = ne
+        if colon >= 0:
+            out[j] = 58
+            j += 1
+            memcpy(out + j, t + vs, <size_t>(ve - vs))
+            j += ve - vs
+        out[j] = _CR
+        out[j + 1] = _LF
+        return res
+    finally:
+        if t != stackbuf:
+            free(t)
+        PyBuffer_Release(&view)
+
+
+cdef Py_ssize_t _count_bare_lf(const unsigned char *b, Py_ssize_t n) noexcept nogil:
+    cdef const unsigned char *p
+    cdef Py_ssize_t i = 0, bare = 0
+    while i < n:
+        p = <const unsigned char *>memchr(b + i, _LF, <size_t>(n - i))
+        if p == NULL:
+            break
+        i = p - b
+        if i == 0 or b[i - 1] != _CR:
+            bare += 1
+        i += 1
+    return bare
+
+
+cdef void _fill_normalized(const unsigned char *b, Py_ssize_t n, unsigned char *out) noexcept nogil:
+    cdef const unsigned char *p
+    cdef Py_ssize_t i = 0, o = 0, start = 0, seg
+    while i < n:
+        p = <const unsigned char *>memchr(b + i, _LF, <size_t>(n - i))
+        if p == NULL:
+            break
+        i = p - b
+        if i == 0 or b[i - 1] != _CR:
+            seg = i - start
+            memcpy(out + o, b + start, <size_t>seg)
+            o += seg
+            out[o] = _CR
+            out[o + 1] = _LF
+            o += 2
+            start = i + 1
+        i += 1
+    memcpy(out + o, b + start, <size_t>(n - start))
+
+
+def normalize_line_endings(data):
+    """Replace every LF not preceded by CR with CRLF."""
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef unsigned char *out
+    cdef Py_ssize_t n, bare
+    cdef bytes res
+    _get_buffer(data, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        if n >= _NOGIL_MIN:
+            with nogil:
+                bare = _count_bare_lf(b, n)
+        else:
+            bare = _count_bare_lf(b, n)
+        if bare == 0:
+            if type(data) is bytes:
+                return data
+            return PyBytes_FromStringAndSize(<const char *>b, n)
+        res = PyBytes_FromStringAndSize(NULL, n + bare)
+        out = <unsigned char *>_bytes_str(<PyObject *>res)
+        if n >= _NOGIL_MIN:
+            with nogil:
+                _fill_normalized(b, n, out)
+        else:
+            _fill_normalized(b, n, out)
+        return res
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef Py_ssize_t _body_start(const unsigned char *b, Py_ssize_t n, bint lf) noexcept nogil:
+    cdef const unsigned char *p
+    cdef Py_ssize_t i = 0
+    if n >= 2 and b[0] == _CR and b[1] == _LF:
+        return 2
+    if lf and n >= 1 and b[0] == _LF:
+        return 1
+    while i < n:
+        p = <const unsigned char *>memchr(b + i, _LF, <size_t>(n - i))
+        if p == NULL:
+            break
+        i = p - b
+        # b[i] is a LF: does an empty line follow it?
+        if lf:
+            if i + 1 < n and b[i + 1] == _LF:
+                return i + 2
+            if i + 2 < n and b[i + 1] == _CR and b[i + 2] == _LF:
+                return i + 3
+        elif i >= 1 and b[i - 1] == _CR and i + 2 < n and b[i + 1] == _CR and b[i + 2] == _LF:
+            return i + 3
+        i += 1
+    return -1
+
+
+def find_body_start(data, bare_lf=False):
+    """Offset of the first body octet, or -1 if the header block is unfinished.
+
+    The header block ends at the first empty line.  With ``bare_lf`` a bare LF
+    also ends a line.  A message that starts with an empty line has no headers.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t res
+    cdef bint lf = True if bare_lf else False
+    _get_buffer(data, &view)
+    try:
+        if view.len >= _NOGIL_MIN:
+            with nogil:
+                res = _body_start(<const unsigned char *>view.buf, view.len, lf)
+        else:
+            res = _body_start(<const unsigned char *>view.buf, view.len, lf)
+        return res
+    finally:
+        PyBuffer_Release(&view)
+
+
+def split_header_fields(block):
+    """Split a CRLF header block into ``(name, raw)`` pairs, top to bottom.
+
+    ``name`` is the field name lower-cased, without surrounding whitespace
+    (``b""`` for a line with no colon, which then matches no ``h=`` entry);
+    ``raw`` is the field exactly as in the block, folding and final CRLF
+    included.  A line that starts with WSP continues the field above it.
+    The block may lack the final CRLF.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef const unsigned char *p
+    cdef Py_ssize_t n, ls, le, nxt, fs = 0, fe = 0, ns, ne, j
+    cdef bint have = False
+    cdef list out = []
+    cdef bytes name
+    cdef unsigned char *q
+    _get_buffer(block, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        ls = 0
+        # Each line is b[ls:le]; nxt is where the next line starts (after its
+        # CRLF), or n for an unterminated last line.
+        while ls < n:
+            j = ls
+            le = n
+            nxt = n
+            while j < n:
+                p = <const unsigned char *>memchr(b + j, _LF, <size_t>(n - j))
+                if p == NULL:
+                    break
+                j = p - b
+                if j > ls and b[j - 1] == _CR:
+                    le = j - 1
+                    nxt = j + 1
+                    break
+                j += 1
+            if have and le > ls and (b[ls] == _SP or b[ls] == _TAB):
+                pass  # continuation of the field above
+            else:
+                if have:
+                    out.append(_field(b, fs, fe, ls))
+                have = True
+                fs = ls
+                fe = le
+            ls = nxt
+        if have:
+            out.append(_field(b, fs, fe, n))
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef tuple _field(const unsigned char *b, Py_ssize_t fs, Py_ssize_t fe, Py_ssize_t end):
+    """(name, raw) for the field whose first line is b[fs:fe] and raw b[fs:end]."""
+    cdef const unsigned char *p = <const unsigned char *>memchr(b + fs, 58, <size_t>(fe - fs))
+    cdef Py_ssize_t ns = fs, ne, j
+    cdef bytes name
+    cdef unsigned char *q
+    if p == NULL:
+        name = b""
+    else:
+        ne = p - b
+        while ns < ne and (b[ns] == _SP or b[ns] == _TAB):
+            ns += 1
+        while ne > ns and (b[ne - 1] == _SP or b[ne - 1] == _TAB):
+            ne -= 1
+        name = PyBytes_FromStringAndSize(NULL, ne - ns)
+        q = <unsigned char *>_bytes_str(<PyObject *>name)
+        for j in range(ne - ns):
+            q[j] = _lower(b[ns + j])
+    return (name, PyBytes_FromStringAndSize(<const char *>(b + fs), end - fs))

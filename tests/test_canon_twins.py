@@ -1,0 +1,412 @@
+"""The compiled core (``fastdkim._canon``) against its pure-Python twin (``fastdkim._canon_py``).
+
+The pure module is the specification: for every input, and however a body is cut
+into chunks, the compiled module must return the same bytes, digests, counters
+and errors.  Property tests draw inputs biased toward the octets that matter to
+canonicalization (SP, HTAB, CR, LF and an 8-bit octet); example tests pin the
+RFC 6376 worked example, the empty-body rules and the large pathological cases
+(which must also run in linear time in both cores).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastdkim import _canon_py as pure
+
+try:
+    from fastdkim import _canon as fast
+except ImportError as exc:  # not built: see the autouse fixture below
+    fast = None
+    _IMPORT_ERROR = str(exc)
+
+REQUIRE_EXT = os.environ.get("FASTDKIM_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+@pytest.fixture(autouse=True)
+def _compiled_core_present(request):
+    if fast is None:
+        callspec = getattr(request.node, "callspec", None)
+        if callspec is not None and callspec.params.get("name") == "pure":
+            return  # an example test of the pure core alone still runs
+        msg = "compiled core fastdkim._canon is not built (%s)" % _IMPORT_ERROR
+        if REQUIRE_EXT:
+            pytest.fail("FASTDKIM_REQUIRE_EXTENSIONS=1 but " + msg)
+        pytest.skip(msg + "; build it with `python setup.py build_ext --inplace`")
+
+
+CORES = [pytest.param("fast", id="compiled"), pytest.param("pure", id="pure")]
+
+
+def _core(name):
+    return fast if name == "fast" else pure
+
+
+SETTINGS = settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# -- strategies ---------------------------------------------------------------
+
+BODY_TOKENS = [
+    b" ", b"\t", b"\r", b"\n", b"\r\n", b"a", b"b", b"\x80", b"  ", b" \t ",
+    b"\r\n\r\n", b" \r\n", b"\t\r\n", b"word", b"\r\r\n", b"\n\r",
+]
+HEADER_TOKENS = [
+    b"A", b"Subject", b"x-Y", b":", b" : ", b" ", b"\t", b"\r\n", b"\r\n ", b"\r\n\t",
+    b"\r", b"\n", b"\x80", b"Ab", b"  ", b"\r\n\r\n", b"\n\n", b"\n\r\n",
+]
+
+
+def _token_strings(tokens, max_tokens):
+    return st.lists(
+        st.one_of(st.sampled_from(tokens), st.sampled_from(tokens), st.binary(max_size=3)),
+        max_size=max_tokens,
+    ).map(b"".join)
+
+
+short_bodies = _token_strings(BODY_TOKENS, 40)
+bodies = st.one_of(
+    short_bodies,
+    short_bodies,
+    st.binary(max_size=120),
+    # longer inputs reach the vector loops and the chunk-end cases
+    st.tuples(short_bodies, st.integers(1, 60)).map(lambda t: t[0] * t[1]),
+)
+header_blobs = st.one_of(_token_strings(HEADER_TOKENS, 30), st.binary(max_size=60))
+
+
+def _cuts(data, n):
+    """Draw sorted split points for n bytes."""
+    return sorted(data.draw(st.lists(st.integers(0, n), max_size=8), label="cuts"))
+
+
+def _pieces(body, cuts):
+    out, prev = [], 0
+    for c in cuts + [len(body)]:
+        out.append(body[prev:c])
+        prev = c
+    return out
+
+
+def _as_type(piece, kind):
+    if kind == 1:
+        return bytearray(piece)
+    if kind == 2:
+        return memoryview(piece)
+    return piece
+
+
+def _stream(mod, relaxed, bare_lf, pieces, kinds=None):
+    c = mod.BodyCanonicalizer(relaxed, bare_lf)
+    out = []
+    for n, p in enumerate(pieces):
+        out.append(c.update(_as_type(p, kinds[n % len(kinds)] if kinds else 0)))
+    out.append(c.finish())
+    return b"".join(out)
+
+
+# -- property tests -------------------------------------------------------------
+
+
+@SETTINGS
+@given(body=bodies, relaxed=st.booleans(), bare_lf=st.booleans(), data=st.data())
+def test_canonicalizer_twins_agree_for_any_split(body, relaxed, bare_lf, data):
+    want = pure.canonicalize_body(body, relaxed, bare_lf)
+    assert fast.canonicalize_body(body, relaxed, bare_lf) == want
+    pieces = _pieces(body, _cuts(data, len(body)))
+    kinds = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3), label="buffer types")
+    assert _stream(fast, relaxed, bare_lf, pieces, kinds) == want
+    # the reference itself does not depend on the split either
+    assert _stream(pure, relaxed, bare_lf, pieces) == want
+
+
+@SETTINGS
+@given(body=bodies, relaxed=st.booleans(), bare_lf=st.booleans(), data=st.data())
+def test_canonicalizer_pieces_agree_chunk_by_chunk(body, relaxed, bare_lf, data):
+    # Not just the concatenation: each update() returns the same bytes.
+    pieces = _pieces(body, _cuts(data, len(body)))
+    a = pure.BodyCanonicalizer(relaxed, bare_lf)
+    b = fast.BodyCanonicalizer(relaxed, bare_lf)
+    assert (a.relaxed, a.bare_lf) == (b.relaxed, b.bare_lf)
+    for p in pieces:
+        assert b.update(p) == a.update(p)
+    assert b.finish() == a.finish()
+    assert b.finish() == a.finish() == b""
+
+
+@SETTINGS
+@given(body=bodies, relaxed=st.booleans(), bare_lf=st.booleans(), data=st.data())
+def test_hasher_twins_agree(body, relaxed, bare_lf, data):
+    canon = pure.canonicalize_body(body, relaxed, bare_lf)
+    limit = data.draw(st.one_of(st.none(), st.integers(0, len(canon) + 3)), label="limit")
+    pieces = _pieces(body, _cuts(data, len(body)))
+    a = pure.BodyHasher(relaxed, limit, bare_lf)
+    b = fast.BodyHasher(relaxed, limit, bare_lf)
+    assert (b.relaxed, b.limit) == (a.relaxed, a.limit)
+    for p in pieces:
+        a.update(p)
+        b.update(p)
+        assert (b.length, b.hashed) == (a.length, a.hashed)
+    d = b.digest()
+    assert d == a.digest()
+    assert d == hashlib.sha256(canon if limit is None else canon[:limit]).digest()
+    hashed = len(canon) if limit is None else min(len(canon), limit)
+    assert (b.length, b.hashed) == (a.length, a.hashed) == (len(canon), hashed)
+    assert b.digest() == d  # idempotent
+    with pytest.raises(ValueError):
+        b.update(b"x")
+    with pytest.raises(ValueError):
+        a.update(b"x")
+
+
+@SETTINGS
+@given(field=header_blobs)
+def test_relaxed_header_twins_agree(field):
+    assert fast.relaxed_header(field) == pure.relaxed_header(field)
+    assert fast.relaxed_header(bytearray(field)) == pure.relaxed_header(field)
+
+
+@SETTINGS
+@given(block=header_blobs)
+def test_split_header_fields_twins_agree(block):
+    got = fast.split_header_fields(block)
+    assert got == pure.split_header_fields(block)
+    assert b"".join(raw for _, raw in got) == block  # the fields tile the block
+    assert fast.split_header_fields(memoryview(block)) == got
+
+
+@SETTINGS
+@given(data=st.one_of(header_blobs, bodies))
+def test_find_body_start_and_normalize_twins_agree(data):
+    for bare_lf in (False, True):
+        assert fast.find_body_start(data, bare_lf) == pure.find_body_start(data, bare_lf)
+    assert fast.normalize_line_endings(data) == pure.normalize_line_endings(data)
+
+
+@SETTINGS
+@given(body=bodies, step=st.integers(1, 7))
+def test_non_contiguous_buffers(body, step):
+    view = memoryview(body)[::step]
+    flat = bytes(view)
+    assert fast.canonicalize_body(view, True) == pure.canonicalize_body(flat, True)
+    assert fast.relaxed_header(view) == pure.relaxed_header(flat)
+    assert fast.normalize_line_endings(view) == pure.normalize_line_endings(flat)
+    assert fast.find_body_start(view, True) == pure.find_body_start(flat, True)
+    assert fast.split_header_fields(view) == pure.split_header_fields(flat)
+    h = fast.BodyHasher(False)
+    h.update(view)
+    assert h.digest() == hashlib.sha256(pure.canonicalize_body(flat, False)).digest()
+
+
+def _mixed_body(seed, size):
+    """Large bodies with long verbatim runs, long blank and empty-line runs and
+    bare LFs: they reach the block flushes and the in-place hashing that the
+    small property-test inputs cannot."""
+    rnd = random.Random(seed)
+    parts, total = [], 0
+    while total < size:
+        kind = rnd.randrange(8)
+        if kind == 0:
+            p = bytes(rnd.choice(b" \t\r\nab\x80") for _ in range(rnd.randint(1, 40)))
+        elif kind == 1:
+            p = b"word " * rnd.randint(1, 400)
+        elif kind == 2:
+            p = b"\r\n" * rnd.choice((1, 2, 3, 500, 70000))
+        elif kind == 3:
+            p = bytes([rnd.choice(b" \t")]) * rnd.choice((1, 2, 100, 20000))
+        elif kind == 4:
+            p = b"x" * rnd.choice((1, 100, 20000, 150000))
+        elif kind == 5:
+            p = b"\n" * rnd.randint(1, 3)
+        elif kind == 6:
+            p = b"a line of text \r\n" * rnd.randint(1, 3000)
+        else:
+            p = b"\r"
+        parts.append(p)
+        total += len(p)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_large_bodies_twins_agree(seed):
+    body = _mixed_body(seed, 400_000)
+    rnd = random.Random(1000 + seed)
+    cuts = sorted(rnd.sample(range(len(body) + 1), 12))
+    pieces = _pieces(body, cuts)
+    for relaxed in (False, True):
+        for bare_lf in (False, True):
+            want = pure.canonicalize_body(body, relaxed, bare_lf)
+            assert fast.canonicalize_body(body, relaxed, bare_lf) == want
+            assert _stream(fast, relaxed, bare_lf, pieces) == want
+            limit = rnd.choice((None, 0, len(want) // 2, len(want) - 1, len(want) + 1))
+            limit = None if limit is None else max(0, limit)
+            h = fast.BodyHasher(relaxed, limit, bare_lf)
+            for p in pieces:
+                h.update(p)
+            assert h.digest() == hashlib.sha256(want if limit is None else want[:limit]).digest()
+            assert h.length == len(want)
+            assert h.hashed == (len(want) if limit is None else min(limit, len(want)))
+
+
+# -- RFC 6376 examples ------------------------------------------------------------
+
+RFC_HEADERS = [b"A: X\r\n", b"B : Y\t\r\n\tZ  \r\n"]
+RFC_BODY = b" C \r\nD \t E\r\n\r\n\r\n"
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_rfc6376_3_4_5_example(name):
+    mod = _core(name)
+    assert [mod.relaxed_header(h) for h in RFC_HEADERS] == [b"a:X\r\n", b"b:Y Z\r\n"]
+    assert mod.split_header_fields(b"".join(RFC_HEADERS)) == [(b"a", RFC_HEADERS[0]), (b"b", RFC_HEADERS[1])]
+    assert mod.canonicalize_body(RFC_BODY, relaxed=True) == b" C\r\nD E\r\n"
+    assert mod.canonicalize_body(RFC_BODY, relaxed=False) == b" C \r\nD \t E\r\n"
+    message = b"".join(RFC_HEADERS) + b"\r\n" + RFC_BODY
+    start = mod.find_body_start(message)
+    assert message[start:] == RFC_BODY
+    for relaxed, want in ((True, b" C\r\nD E\r\n"), (False, b" C \r\nD \t E\r\n")):
+        h = mod.BodyHasher(relaxed)
+        for i in range(len(RFC_BODY)):  # one octet at a time
+            h.update(RFC_BODY[i : i + 1])
+        assert h.digest() == hashlib.sha256(want).digest()
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_empty_body_rules(name):
+    mod = _core(name)
+    # simple: an empty body is one CRLF; relaxed: it stays empty (RFC 6376 3.4.3, 3.4.4)
+    for body in (b"", b"\r\n", b"\r\n\r\n\r\n"):
+        assert mod.canonicalize_body(body, relaxed=False) == b"\r\n"
+        assert mod.canonicalize_body(body, relaxed=True) == b""
+    assert mod.canonicalize_body(b" \t \r\n\t\r\n", relaxed=True) == b""
+    simple, relaxed = mod.BodyHasher(False), mod.BodyHasher(True)
+    assert base64.b64encode(simple.digest()) == b"frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY="
+    # SHA-256 of the empty string
+    assert base64.b64encode(relaxed.digest()) == b"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+    assert (simple.length, relaxed.length) == (2, 0)
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_last_line_without_crlf(name):
+    mod = _core(name)
+    assert mod.canonicalize_body(b"a", False) == b"a\r\n"
+    assert mod.canonicalize_body(b"a \t", True) == b"a\r\n"
+    assert mod.canonicalize_body(b"a\r", False) == b"a\r\r\n"  # a lone CR is content
+    assert mod.canonicalize_body(b"a\nb\n", False, bare_lf=True) == b"a\r\nb\r\n"
+    assert mod.canonicalize_body(b"a\nb\n", False) == b"a\nb\n\r\n"
+
+
+# -- large and pathological bodies (linear time, bounded memory) -------------------
+
+
+def _feed(mod, body, relaxed, chunk, limit=None, bare_lf=False):
+    h = mod.BodyHasher(relaxed, limit, bare_lf)
+    mv = memoryview(body)
+    for i in range(0, len(body), chunk):
+        h.update(mv[i : i + chunk])
+    return h
+
+
+@pytest.mark.parametrize("name", CORES)
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_million_empty_lines_then_text(name, relaxed):
+    mod = _core(name)
+    body = b"\r\n" * 1_000_000 + b"text\r\n"
+    want = body  # the empty lines are not trailing: all of them stay
+    t0 = time.perf_counter()
+    assert mod.canonicalize_body(body, relaxed) == want
+    for chunk in (65536, 65537, 1 << 20):  # odd chunks cut CRLF pairs
+        h = _feed(mod, body, relaxed, chunk)
+        assert h.digest() == hashlib.sha256(want).digest()
+        assert h.length == len(want)
+    # the same lines at the end are dropped
+    tail = b"text\r\n" + b"\r\n" * 1_000_000
+    assert _feed(mod, tail, relaxed, 65537).digest() == hashlib.sha256(b"text\r\n").digest()
+    assert time.perf_counter() - t0 < 20
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_ten_megabyte_whitespace_run(name):
+    mod = _core(name)
+    run = b" \t" * 5_000_000
+    t0 = time.perf_counter()
+    assert mod.canonicalize_body(b"a" + run + b"b\r\n", True) == b"a b\r\n"
+    assert mod.canonicalize_body(b"a" + run + b"\r\n", True) == b"a\r\n"
+    assert mod.canonicalize_body(run, True) == b""
+    assert mod.canonicalize_body(b"a" + run + b"b\r\n", False) == b"a" + run + b"b\r\n"
+    h = _feed(mod, b"a" + run + b"b", True, 65537)
+    assert h.digest() == hashlib.sha256(b"a b\r\n").digest()
+    h = _feed(mod, b"a" + run + b"b", False, 65537)
+    assert h.digest() == hashlib.sha256(b"a" + run + b"b\r\n").digest()
+    # Both cores are linear: seconds would mean something quadratic crept in.
+    assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("name", CORES)
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_limit_inside_deferred_crlfs(name, relaxed):
+    mod = _core(name)
+    body = b"a\r\n\r\n\r\n\r\nb\r\n"  # three held-back empty lines, released by "b"
+    want = body
+    for limit in range(len(want) + 2):
+        for cut in range(len(body) + 1):
+            h = mod.BodyHasher(relaxed, limit)
+            h.update(body[:cut])
+            h.update(body[cut:])
+            assert h.digest() == hashlib.sha256(want[:limit]).digest()
+            assert (h.length, h.hashed) == (len(want), min(limit, len(want)))
+    # a limit inside a million held-back CRLFs (odd: between CR and LF)
+    big = b"x\r\n" + b"\r\n" * 1_000_000 + b"y"
+    limit = 3 + 2 * 600_000 + 1
+    h = _feed(mod, big, relaxed, 65536, limit=limit)
+    assert h.digest() == hashlib.sha256(big[:limit]).digest()
+    assert (h.length, h.hashed) == (len(big) + 2, limit)
+
+
+# -- misuse and API shape -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_misuse_errors(name):
+    mod = _core(name)
+    with pytest.raises(ValueError):
+        mod.BodyHasher(True, -1)
+    c = mod.BodyCanonicalizer(True)
+    assert c.update(b"a ") == b"a"
+    assert c.finish() == b"\r\n"
+    assert c.finish() == b""
+    with pytest.raises(ValueError):
+        c.update(b"x")
+    h = mod.BodyHasher(False, limit=3)
+    h.update(bytearray(b"abcdef"))
+    assert h.digest() == hashlib.sha256(b"abc").digest()
+    assert (h.relaxed, h.limit, h.length, h.hashed) == (False, 3, 8, 3)
+    with pytest.raises(ValueError):
+        h.update(b"")
+    with pytest.raises(TypeError):
+        mod.canonicalize_body("text", True)
+    with pytest.raises(TypeError):
+        mod.relaxed_header("A: b")
+
+
+def test_same_public_api():
+    assert fast.__all__ == pure.__all__
+    for name in pure.__all__:
+        assert hasattr(fast, name), name
+    for cls in ("BodyCanonicalizer", "BodyHasher"):
+        public = {n for n in dir(getattr(pure, cls)) if not n.startswith("_")}
+        assert public <= set(dir(getattr(fast, cls))), cls
+    c = fast.BodyCanonicalizer(relaxed=1, bare_lf=[1])
+    assert (c.relaxed, c.bare_lf) == (True, True)
+    h = fast.BodyHasher(relaxed=0, limit=None, bare_lf=True)
+    assert (h.relaxed, h.limit, h.length, h.hashed) == (False, None, 0, 0)
