@@ -12,7 +12,7 @@ import binascii
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import FrozenSet, Optional, Tuple, Union
+from typing import FrozenSet, List, Optional, Tuple, Union
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -31,6 +31,9 @@ __all__ = [
     "parse_key_record",
     "public_key_record",
     "generate_private_key",
+    "record_name",
+    "txt_strings",
+    "zone_file_line",
     "MIN_RSA_BITS",
     "RECOMMENDED_RSA_BITS",
 ]
@@ -188,6 +191,41 @@ def public_key_record(key: Union[PrivateKey, PublicKey], *, testing: bool = Fals
         parts.append("t=%s" % ":".join(flags))
     parts.append("p=%s" % base64.b64encode(p).decode("ascii"))
     return "; ".join(parts)
+
+
+def record_name(selector: str, domain: str) -> str:
+    """``<selector>._domainkey.<domain>``: where the key record is published."""
+    return "%s._domainkey.%s" % (selector.strip(".").lower(), domain.strip(".").lower())
+
+
+def txt_strings(value: str, limit: int = 255) -> List[str]:
+    """Split a record value into TXT character-strings of at most ``limit`` bytes.
+
+    DNS character-strings hold at most 255 octets; verifiers join them with
+    nothing in between (RFC 6376 section 3.6.2.2).
+    """
+    data = value.encode("ascii")
+    if limit < 1 or limit > 255:
+        raise ValueError("limit must be 1..255")
+    return [data[i:i + limit].decode("ascii") for i in range(0, len(data), limit)] or [""]
+
+
+def _zone_quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def zone_file_line(selector: str, domain: str, value: str, ttl: int = 3600) -> str:
+    """The record as a zone-file line, e.g. for BIND, NSD or Knot.
+
+    ``<selector>._domainkey.<domain>. <ttl> IN TXT ( "..." "..." )`` with the
+    value split into character-strings of at most 255 bytes and quotes and
+    backslashes escaped.
+    """
+    parts = txt_strings(value)
+    body = " ".join(_zone_quote(p) for p in parts)
+    if len(parts) > 1:
+        body = "( " + " ".join(_zone_quote(p) for p in parts) + " )"
+    return "%s. %d IN TXT %s" % (record_name(selector, domain), ttl, body)
 
 
 class KeyRecordError(ValueError):
