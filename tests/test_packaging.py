@@ -23,17 +23,32 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _run(cmd, **kw):
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+def _run(cmd, env=None, **kw):
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONPATH", None)  # the fresh environments must see only what they installed
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
     assert res.returncode == 0, "%s failed:\n%s\n%s" % (cmd, res.stdout[-3000:], res.stderr[-3000:])
     return res
+
+
+def _clean_copy(tmp_path: Path) -> Path:
+    """The source tree as a fresh checkout has it (no build products, no in-place .so)."""
+    import shutil
+
+    dst = tmp_path / "src-copy"
+    shutil.copytree(
+        ROOT, dst,
+        ignore=shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.so", "*.pyd", "*.egg-info",
+                                      "__pycache__", ".hypothesis", ".pytest_cache", "_canon.c"),
+    )
+    return dst
 
 
 def test_sdist_and_wheel_build_install_and_import(tmp_path):
     pytest.importorskip("build", reason="the 'build' package is needed (pip install build)")
     dist = tmp_path / "dist"
     env = dict(os.environ, FASTDKIM_REQUIRE_EXTENSIONS="1")
-    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], env=env)
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(_clean_copy(tmp_path))], env=env)
     sdists = list(dist.glob("fastdkim-*.tar.gz"))
     wheels = list(dist.glob("fastdkim-*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1
@@ -63,3 +78,24 @@ def test_sdist_and_wheel_build_install_and_import(tmp_path):
     assert out.stdout.strip() == "ok"
     cli = _run([str(venv / "bin" / "fastdkim"), "--version"], cwd=str(tmp_path))
     assert "fastdkim" in cli.stdout
+
+
+@pytest.mark.parametrize("how", ["FASTDKIM_NO_EXTENSIONS", "no-compiler"])
+def test_pure_fallback_install(tmp_path, how):
+    """Without a compiler (or when asked) the package installs with the pure core."""
+    env = dict(os.environ)
+    env.pop("FASTDKIM_REQUIRE_EXTENSIONS", None)
+    if how == "FASTDKIM_NO_EXTENSIONS":
+        env["FASTDKIM_NO_EXTENSIONS"] = "1"
+    else:
+        env["CC"] = "/bin/false"  # every compile fails, as on a machine without a compiler
+        env["LDSHARED"] = "/bin/false"
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    py = venv / "bin" / "python"
+    _run([str(py), "-m", "pip", "install", "-q", str(_clean_copy(tmp_path))], env=env, cwd=str(tmp_path))
+    check_env = dict(os.environ)
+    check_env.pop("FASTDKIM_REQUIRE_EXTENSIONS", None)
+    check_env.pop("FASTDKIM_NO_EXTENSIONS", None)
+    out = _run([str(py), "-c", "import fastdkim; print(fastdkim.ACCELERATED)"], env=check_env, cwd=str(tmp_path))
+    assert out.stdout.strip() == "False"
