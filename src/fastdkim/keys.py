@@ -31,6 +31,8 @@ __all__ = [
     "parse_key_record",
     "public_key_record",
     "generate_private_key",
+    "private_key_pem",
+    "write_private_key",
     "record_name",
     "txt_strings",
     "zone_file_line",
@@ -191,6 +193,44 @@ def public_key_record(key: Union[PrivateKey, PublicKey], *, testing: bool = Fals
         parts.append("t=%s" % ":".join(flags))
     parts.append("p=%s" % base64.b64encode(p).decode("ascii"))
     return "; ".join(parts)
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """The private key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def write_private_key(path: Union[str, "os.PathLike[str]"], key: PrivateKey, *, force: bool = False) -> None:
+    """Write ``key`` as PKCS#8 PEM readable by its owner only (mode 0600).
+
+    An existing file is never replaced unless ``force`` is true, and then
+    atomically (a temporary file renamed over it).
+
+    :raises FileExistsError: ``path`` exists and ``force`` is false.
+    :raises OSError: the file cannot be written.
+    """
+    p = os.fspath(path)
+    data = private_key_pem(key)
+    if not force:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".fastdkim-key-", dir=os.path.dirname(os.path.abspath(p)))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def record_name(selector: str, domain: str) -> str:

@@ -1,0 +1,230 @@
+"""Choosing keys per message: signing for many domains at once.
+
+A :class:`SigningPolicy` maps the domain of a message's From address to the
+signers for it (what OpenDKIM calls its KeyTable and SigningTable):
+
+* exact domains (``example.com``): signed with ``d=`` that domain, aligned
+  with From;
+* subdomain rules (``*.example.com``): any subdomain of ``example.com`` (not
+  ``example.com`` itself), signed with ``d=example.com`` (relaxed alignment);
+* an optional server-wide fallback that signs everything else under the
+  server's own domain (unaligned, as servers do while domains are onboarded);
+* several keys per domain: dual signing, e.g. RSA and Ed25519 (RFC 8463).
+
+The file format is TOML::
+
+    # keys may be absolute or relative to this file
+    [defaults]                       # optional: Signer options for all keys
+    canonicalization = "relaxed/relaxed"
+
+    [domains."example.com"]
+    keys = [
+      { selector = "rsa2026", key = "keys/example.com.rsa.pem" },
+      { selector = "ed2026",  key = "keys/example.com.ed25519.pem" },
+    ]
+
+    [domains."*.example.org"]        # signs as d=example.org
+    keys = [{ selector = "s1", key = "keys/example.org.pem" }]
+
+    [fallback]                       # optional
+    domain = "mail.example.net"
+    keys = [{ selector = "relay", key = "keys/relay.pem" }]
+
+Each key entry may also set ``algorithm``, ``canonicalization``, ``headers``,
+``oversign``, ``expiration`` and ``identity`` (overriding ``[defaults]``).
+Every key file is loaded once, when the policy is loaded.
+"""
+from __future__ import annotations
+
+import email.utils
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import DKIMError, SigningError
+from .message import MessageInput, read_message
+from .signing import Signer
+from ._text import to_a_label_domain
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["SigningPolicy", "PolicyError", "NoSigningKey", "FromAddressError", "from_domain"]
+
+_SIGNER_OPTIONS = {"algorithm", "canonicalization", "headers", "oversign", "expiration", "identity",
+                   "body_length", "copy_headers", "timestamp"}
+
+
+class PolicyError(DKIMError, ValueError):
+    """The policy file is unreadable or malformed."""
+
+
+class FromAddressError(SigningError):
+    """The message's From field is missing, unparseable or holds several addresses."""
+
+
+class NoSigningKey(SigningError):
+    """No rule of the policy covers the message's From domain (and there is no fallback)."""
+
+
+def from_domain(fields: Sequence[Tuple[bytes, bytes]]) -> str:
+    """The domain of the single author address in the From field, as an A-label.
+
+    :raises FromAddressError: no From field, several From fields, no address,
+        several addresses, or an address without a valid domain.
+    """
+    froms = [raw for name, raw in fields if name == b"from"]
+    if not froms:
+        raise FromAddressError("message has no From field")
+    if len(froms) > 1:
+        raise FromAddressError("message has %d From fields" % len(froms))
+    value = froms[0].split(b":", 1)[1].replace(b"\r\n", b"").decode("utf-8", "surrogateescape").strip()
+    addrs = [a for _, a in email.utils.getaddresses([value]) if a]
+    if not addrs:
+        raise FromAddressError("From field holds no address: %r" % value[:80])
+    if len(addrs) > 1:
+        raise FromAddressError("From field holds %d addresses; one author is needed to pick a key" % len(addrs))
+    local, at, domain = addrs[0].rpartition("@")
+    if not at or not local:
+        raise FromAddressError("From address %r has no domain" % addrs[0][:80])
+    try:
+        return to_a_label_domain(domain.rstrip(">").strip())
+    except ValueError as exc:
+        raise FromAddressError("From address domain is invalid: %s" % exc) from None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    pattern: str  # "example.com" or "*.example.com" or "" (fallback)
+    signers: Tuple[Signer, ...]
+
+
+class SigningPolicy:
+    """Signers per From domain; see the module documentation for the file format.
+
+    :param domains: mapping of domain or ``*.domain`` pattern to a sequence of
+        :class:`~fastdkim.Signer`.
+    :param fallback: signers for mail no rule covers, or ``None``.
+    """
+
+    def __init__(self, domains: Mapping[str, Sequence[Signer]], fallback: Optional[Sequence[Signer]] = None) -> None:
+        self._exact: Dict[str, Tuple[Signer, ...]] = {}
+        self._wild: Dict[str, Tuple[Signer, ...]] = {}
+        for pattern, signers in domains.items():
+            if not signers:
+                raise PolicyError("no keys for %s" % pattern)
+            wildcard = pattern.startswith("*.")
+            try:
+                base = to_a_label_domain(pattern[2:] if wildcard else pattern)
+            except ValueError as exc:
+                raise PolicyError(str(exc)) from None
+            (self._wild if wildcard else self._exact)[base] = tuple(signers)
+        self.fallback: Optional[Tuple[Signer, ...]] = tuple(fallback) if fallback else None
+
+    @property
+    def domains(self) -> List[str]:
+        return sorted(self._exact) + ["*." + d for d in sorted(self._wild)]
+
+    def signers_for_domain(self, domain: str) -> Tuple[Signer, ...]:
+        """The signers for mail from ``domain``.
+
+        :raises NoSigningKey: nothing covers the domain and there is no fallback.
+        """
+        d = to_a_label_domain(domain)
+        if d in self._exact:
+            return self._exact[d]
+        labels = d.split(".")
+        for i in range(1, len(labels)):  # the most specific *.parent rule wins
+            parent = ".".join(labels[i:])
+            if parent in self._wild:
+                return self._wild[parent]
+        if self.fallback:
+            return self.fallback
+        raise NoSigningKey("no signing key for %s" % d)
+
+    def signers_for(self, message: MessageInput) -> Tuple[Signer, ...]:
+        """The signers for ``message``, chosen by its From domain.
+
+        :raises FromAddressError: see :func:`from_domain`.
+        :raises NoSigningKey: no rule covers the From domain.
+        """
+        pm = read_message(message)
+        return self.signers_for_domain(from_domain(pm.fields))
+
+    @classmethod
+    def from_file(cls, path: str) -> "SigningPolicy":
+        """Load a TOML policy file; every key is loaded now.
+
+        :raises PolicyError: unreadable or malformed file, unknown options.
+        :raises KeyFormatError: a key file cannot be loaded.
+        """
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise PolicyError("cannot read policy file %s: %s" % (path, exc.strerror or exc)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError("policy file %s is not valid TOML: %s" % (path, exc)) from None
+        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str = ".", source: str = "policy") -> "SigningPolicy":
+        """Build a policy from the parsed TOML structure (see the module docs)."""
+        unknown = set(data) - {"defaults", "domains", "fallback"}
+        if unknown:
+            raise PolicyError("%s: unknown section(s): %s" % (source, ", ".join(sorted(unknown))))
+        defaults = data.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise PolicyError("%s: [defaults] must be a table" % source)
+        bad = set(defaults) - _SIGNER_OPTIONS
+        if bad:
+            raise PolicyError("%s: unknown option(s) in [defaults]: %s" % (source, ", ".join(sorted(bad))))
+        cache: Dict[str, Any] = {}
+        domains = data.get("domains", {})
+        if not isinstance(domains, dict):
+            raise PolicyError("%s: [domains] must be a table of domains" % source)
+        built: Dict[str, List[Signer]] = {}
+        for pattern, entry in domains.items():
+            base = pattern[2:] if pattern.startswith("*.") else pattern
+            built[pattern] = _signers(entry, base, defaults, base_dir, cache, "%s: domains.%s" % (source, pattern))
+        fallback = None
+        if "fallback" in data:
+            fb = data["fallback"]
+            if not isinstance(fb, dict) or "domain" not in fb:
+                raise PolicyError("%s: [fallback] needs a domain" % source)
+            fallback = _signers(fb, fb["domain"], defaults, base_dir, cache, "%s: fallback" % source, extra={"domain"})
+        if not built and not fallback:
+            raise PolicyError("%s: no domains and no fallback: nothing would be signed" % source)
+        return cls(built, fallback)
+
+
+def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str, cache: Dict[str, Any],
+             where: str, extra: frozenset = frozenset()) -> List[Signer]:
+    from .keys import load_private_key
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("keys"), list) or not entry["keys"]:
+        raise PolicyError("%s: needs keys = [{ selector = ..., key = ... }, ...]" % where)
+    bad = set(entry) - {"keys"} - set(extra)
+    if bad:
+        raise PolicyError("%s: unknown option(s): %s" % (where, ", ".join(sorted(bad))))
+    out = []
+    for k in entry["keys"]:
+        if not isinstance(k, dict) or "selector" not in k or "key" not in k:
+            raise PolicyError("%s: every key needs selector and key" % where)
+        opts = dict(defaults)
+        opts.update({o: v for o, v in k.items() if o not in ("selector", "key", "password")})
+        bad = set(opts) - _SIGNER_OPTIONS
+        if bad:
+            raise PolicyError("%s: unknown key option(s): %s" % (where, ", ".join(sorted(bad))))
+        path = k["key"] if os.path.isabs(k["key"]) else os.path.join(base_dir, k["key"])
+        if path not in cache:
+            pw = k.get("password")
+            cache[path] = load_private_key(path, pw.encode() if isinstance(pw, str) else pw)
+        try:
+            out.append(Signer(domain, k["selector"], cache[path], **opts))
+        except TypeError as exc:
+            raise PolicyError("%s: %s" % (where, exc)) from None
+    return out
