@@ -1,7 +1,8 @@
-"""The ``fastdkim`` command line.
+"""The ``fastdkim`` command line: keygen, sign, verify, check-dns, demo.
 
-``fastdkim demo`` bulk-signs and verifies a generated corpus with throwaway
-keys served from memory: a self-contained tour that needs no DNS and no files.
+Exit status: 0 on success, 1 when something was checked and found wanting
+(a message without a passing signature, a message left unsigned, a DNS
+record with problems), 2 for usage and I/O errors.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import random
 import sys
 import time
-from typing import Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from . import __version__
 from . import _core
@@ -19,6 +20,12 @@ from .signing import Signer, sign_all
 from .verification import Verifier
 
 __all__ = ["main", "generate_corpus"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A user error: reported in one line, exit status 2."""
 
 _WORDS = (
     "the of and to in is for on that with as was at by be this from or have are an not but which "
@@ -191,10 +198,663 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if good else 1
 
 
+# -- keygen -----------------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    import json
+
+    from .keys import record_name, txt_strings, write_private_key, zone_file_line
+    from ._text import to_a_label_domain
+
+    try:
+        domain = to_a_label_domain(args.domain)
+        selector = to_a_label_domain(args.selector)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    alg = args.algorithm
+    bits = args.bits if args.bits is not None else 2048
+    if alg == "ed25519" and args.bits is not None:
+        raise UsageError("--bits applies to RSA keys only")
+    if alg == "rsa" and bits < 2048:
+        raise UsageError("RSA keys of %d bits are refused: use 2048 or more (RFC 8301)" % bits)
+    from .errors import KeyFormatError
+
+    try:
+        key = generate_private_key(alg, bits)
+    except KeyFormatError as exc:
+        raise UsageError(str(exc))
+    value = public_key_record(key)
+    name = record_name(selector, domain)
+    os.makedirs(args.out, exist_ok=True)
+    key_path = os.path.join(args.out, name + ".pem")
+    txt_path = os.path.join(args.out, name + ".txt")
+    if not args.force:
+        for p in (key_path, txt_path):
+            if os.path.exists(p):
+                raise UsageError("%s exists: not overwriting it (use --force to replace it)" % p)
+    zone = zone_file_line(selector, domain, value, args.ttl)
+    try:
+        write_private_key(key_path, key, force=args.force)
+        with open(txt_path + ".tmp", "w", encoding="ascii") as fh:
+            fh.write(zone + "\n")
+        os.replace(txt_path + ".tmp", txt_path)
+    except FileExistsError as exc:
+        raise UsageError("%s: not overwriting it (use --force to replace it)" % exc)
+    record = {"name": name + ".", "type": "TXT", "ttl": args.ttl, "value": value, "strings": txt_strings(value)}
+    if args.format == "json":
+        print(json.dumps(dict(record, private_key=os.path.abspath(key_path)), indent=2))
+    elif args.format == "value":
+        print(value)
+    elif args.format == "zone":
+        print(zone)
+    else:
+        kind = "Ed25519" if alg == "ed25519" else "RSA-%d" % bits
+        print("private key (%s, mode 0600): %s" % (kind, key_path))
+        print("zone-file line:                %s" % txt_path)
+        print()
+        print("Publish this TXT record at %s:" % name)
+        print()
+        print("  value (for web DNS consoles):")
+        print("    " + value)
+        print()
+        print("  zone file:")
+        print("    " + zone)
+        print()
+        print("  JSON:")
+        print("    " + json.dumps(record))
+    return EXIT_OK
+
+
+# -- sign ------------------------------------------------------------------------------
+
+
+class _SignSetup:
+    """What a worker needs to sign: rebuilt in each process (keys are not picklable)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.policy_path = args.policy
+        self.domain = args.domain
+        self.selectors = list(args.selector or [])
+        self.keys = list(args.key or [])
+        self.options = {"canonicalization": args.canonicalization}
+        if args.headers:
+            self.options["headers"] = [h for h in args.headers.split(":") if h]
+        if args.expiration:
+            self.options["expiration"] = args.expiration
+        self._built: Any = None
+
+    def validate(self) -> None:
+        if self.policy_path:
+            if self.domain or self.selectors or self.keys:
+                raise UsageError("use either --policy or --domain/--selector/--key, not both")
+        else:
+            if not (self.domain and self.selectors and self.keys):
+                raise UsageError("signing needs --policy FILE, or --domain, --selector and --key")
+            if len(self.selectors) != len(self.keys):
+                raise UsageError("give one --selector per --key (%d selectors, %d keys)" % (len(self.selectors), len(self.keys)))
+        self.build()
+
+    def build(self) -> Any:
+        if self._built is None:
+            from .errors import DKIMError
+            from .policy import SigningPolicy
+
+            try:
+                if self.policy_path:
+                    self._built = SigningPolicy.from_file(self.policy_path)
+                else:
+                    import warnings
+
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        signers = [Signer(self.domain, s, k, **self.options) for s, k in zip(self.selectors, self.keys)]
+                    self._built = tuple(signers)
+            except (DKIMError, ValueError) as exc:
+                raise UsageError(str(exc))
+        return self._built
+
+    def __getstate__(self) -> dict:
+        d = dict(self.__dict__)
+        d["_built"] = None
+        return d
+
+    def signers_for(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Signer, ...]:
+        built = self.build()
+        if isinstance(built, tuple):
+            return built
+        from .policy import from_domain
+
+        return built.signers_for_domain(from_domain(fields))
+
+
+_SETUP: Optional[_SignSetup] = None
+
+
+def _init_worker(setup: _SignSetup) -> None:
+    global _SETUP
+    _SETUP = setup
+    setup.build()
+
+
+def _sign_stream(setup: _SignSetup, fh: Any) -> bytes:
+    """Headers to prepend to the message in the seekable binary ``fh``; raises DKIMError if it cannot be signed."""
+    from .message import read_message
+
+    start = fh.tell()
+    pm = read_message(fh)
+    signers = setup.signers_for(pm.fields)
+    fh.seek(start)
+    return b"".join(sign_all(fh, signers))
+
+
+def _sign_path_task(task: Tuple[str, str, str, bool]) -> Any:
+    """Worker: sign file ``src`` (named ``name``) into ``dst`` (``src`` itself for in-place)."""
+    import shutil
+
+    from .batch import SignOutcome, atomic_write
+    from .errors import DKIMError
+
+    name, src, dst, in_place = task
+    assert _SETUP is not None
+    try:
+        size = os.path.getsize(src)
+        with open(src, "rb") as fh:
+            try:
+                headers = _sign_stream(_SETUP, fh)
+                reason = ""
+            except DKIMError as exc:
+                headers, reason = b"", str(exc)
+            if headers or not in_place:
+                def write(out: Any) -> None:
+                    out.write(headers)
+                    fh.seek(0)
+                    shutil.copyfileobj(fh, out, 1 << 20)
+
+                atomic_write(dst, write, overwrite=in_place)
+        return SignOutcome(name, size, bool(headers), reason)
+    except OSError as exc:
+        return SignOutcome(name, 0, False, "I/O error: %s" % exc)
+
+
+def _sign_mbox_task(task: Tuple[str, bytes, bytes]) -> Any:
+    import io
+
+    from .batch import SignOutcome
+    from .errors import DKIMError
+
+    name, _sep, data = task
+    assert _SETUP is not None
+    try:
+        return SignOutcome(name, len(data), True), _sign_stream(_SETUP, io.BytesIO(data))
+    except DKIMError as exc:
+        return SignOutcome(name, len(data), False, str(exc)), b""
+
+
+def _pool(jobs: int, setup: _SignSetup) -> Any:
+    if jobs <= 1:
+        _init_worker(setup)
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup,))
+
+
+def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 16) -> Iterator[Tuple[Any, Any]]:
+    """``(item, fn(item))`` in input order, with at most ``window`` items in flight
+    (so an mbox of any size is never read into memory whole)."""
+    if pool is None:
+        for item in items:
+            yield item, fn(item)
+        return
+    from collections import deque
+
+    pending: Any = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) >= window:
+            it, fut = pending.popleft()
+            yield it, fut.result()
+    while pending:
+        it, fut = pending.popleft()
+        yield it, fut.result()
+
+
+def _sign(args: argparse.Namespace) -> int:
+    import io
+    import shutil
+    import tempfile
+
+    from .batch import FILE, MAILDIR, MBOX, STDIN, Summary, atomic_write, detect, iter_mbox, list_files
+    from .errors import DKIMError
+
+    setup = _SignSetup(args)
+    setup.validate()
+    inputs = args.inputs or ["-"]
+    try:
+        sources = [detect(p) for p in inputs]
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc))
+    jobs = max(1, args.jobs or os.cpu_count() or 1)
+    single = len(sources) == 1 and sources[0].kind in (FILE, STDIN)
+    if args.in_place and any(s.kind == STDIN for s in sources):
+        raise UsageError("--in-place needs files, not standard input")
+    if args.in_place and args.out:
+        raise UsageError("use either --out or --in-place")
+    summary = Summary()
+    t0 = time.perf_counter()
+    show = sys.stderr.isatty() and not args.quiet
+
+    if single and not args.in_place:
+        src = sources[0]
+        fh: Any
+        if src.kind == STDIN:
+            fh = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+            fh.seek(0)
+        else:
+            fh = open(src.path, "rb")
+        with fh:
+            try:
+                headers = _sign_stream(setup, fh)
+            except DKIMError as exc:
+                print("fastdkim sign: %s: not signed: %s" % (src.path, exc), file=sys.stderr)
+                return EXIT_FAIL
+            fh.seek(0)
+
+            def write(out: Any) -> None:
+                out.write(headers)
+                shutil.copyfileobj(fh, out, 1 << 20)
+
+            if args.out:
+                try:
+                    atomic_write(args.out, write, overwrite=args.force)
+                except FileExistsError as exc:
+                    raise UsageError("%s (use --force to replace it)" % exc)
+            else:
+                write(sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+        return EXIT_OK
+
+    if not args.in_place and not args.out:
+        raise UsageError("signing several messages needs --out LOCATION (or --in-place)")
+    if args.out and len(sources) > 1:
+        raise UsageError("give one input location with --out (got %d)" % len(sources))
+    pool = _pool(jobs, setup)
+    try:
+        for src in sources:
+            if src.kind == MBOX:
+                _sign_mbox(src.path, args, pool, summary, show)
+            elif src.kind == STDIN:
+                raise UsageError("standard input holds one message: use it alone")
+            else:
+                if src.kind == FILE:
+                    names = [os.path.basename(src.path)]
+                    base = os.path.dirname(src.path)
+                else:
+                    names = list_files(src)
+                    base = src.path
+                if args.out and os.path.abspath(args.out) == os.path.abspath(src.path):
+                    raise UsageError("--out is the input location: use --in-place to sign in place")
+                if src.kind == MAILDIR and args.out:
+                    for sub in ("cur", "new", "tmp"):
+                        os.makedirs(os.path.join(args.out, sub), exist_ok=True)
+                tasks = []
+                for n in names:
+                    s_path = os.path.join(base, n)
+                    d_path = s_path if args.in_place else (
+                        args.out if src.kind == FILE else os.path.join(args.out, n))
+                    tasks.append((n, s_path, d_path, bool(args.in_place)))
+                prog = _Progress("signing", len(tasks), sys.stderr, show)
+                for i, (_, outcome) in enumerate(_map(pool, _sign_path_task, tasks, 4 * jobs), 1):
+                    summary.add(outcome)
+                    prog.update(i, summary.bytes)
+                prog.update(len(tasks), summary.bytes, True)
+                prog.close()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    el = max(time.perf_counter() - t0, 1e-9)
+    err = sys.stderr
+    if not args.quiet or summary.skipped:
+        for o in summary.skipped:
+            print("skipped %s: %s" % (o.name, o.reason), file=err)
+    print("signed %d of %d messages, %d left unsigned; %.0f msg/s, %.1f MB/s (%d job%s)" % (
+        summary.signed, summary.total, len(summary.skipped), summary.total / el, summary.bytes / el / 1e6,
+        jobs, "s" if jobs > 1 else ""), file=err)
+    return EXIT_OK if not summary.skipped else EXIT_FAIL
+
+
+def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool) -> None:
+    from .batch import atomic_write, iter_mbox
+
+    dst = path if args.in_place else args.out
+    if not args.in_place and os.path.exists(dst) and os.path.samefile(dst, path):
+        raise UsageError("--out is the input mbox: use --in-place to sign in place")
+    total = 0
+    with open(path, "rb") as fh:
+        for _ in iter_mbox(fh):
+            total += 1
+    prog = _Progress("signing", total, sys.stderr, show)
+
+    def write(out: Any) -> None:
+        with open(path, "rb") as fh:
+            tasks = (("%s#%d" % (os.path.basename(path), i), sep, msg) for i, (sep, msg) in enumerate(iter_mbox(fh), 1))
+            window = 4 * max(1, args.jobs or os.cpu_count() or 1)
+            for i, ((_, sep, msg), (outcome, headers)) in enumerate(_map(pool, _sign_mbox_task, tasks, window), 1):
+                summary.add(outcome)
+                out.write(sep)
+                out.write(headers)
+                out.write(msg)
+                prog.update(i, summary.bytes)
+
+    try:
+        atomic_write(dst, write, overwrite=bool(args.in_place) or bool(args.force))
+    except FileExistsError as exc:
+        raise UsageError("%s (use --force to replace it)" % exc)
+    prog.update(total, summary.bytes, True)
+    prog.close()
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+def _key_source(args: argparse.Namespace) -> Any:
+    from .dns import DNSKeySource, zone_file_key_source
+    from .errors import KeyLookupError
+
+    if args.keys and args.dns:
+        raise UsageError("use either --keys FILE or --dns SERVER")
+    if args.keys:
+        try:
+            return zone_file_key_source(args.keys)
+        except KeyLookupError as exc:
+            raise UsageError(str(exc))
+    try:
+        if args.dns:
+            return DNSKeySource(nameservers=[args.dns], timeout=args.timeout)
+        return DNSKeySource(timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError("--dns: %s" % exc)
+
+
+def _ar_header(servid: str, results: Sequence[Any]) -> str:
+    """An Authentication-Results field (RFC 8601) for the DKIM results."""
+    if not results:
+        return "Authentication-Results: %s; dkim=none" % servid
+    parts = []
+    for r in results:
+        p = "dkim=%s" % r.status
+        if r.reason:
+            p += ' reason="%s"' % r.reason.replace("\\", "\\\\").replace('"', '\\"')
+        for prop, val in (("header.d", r.domain), ("header.i", r.identity), ("header.s", r.selector),
+                          ("header.a", r.algorithm)):
+            if val and all(c.isprintable() and c not in ' ;()"' for c in val):
+                p += " %s=%s" % (prop, val)
+        b = (r.tags.get("b") or "").replace(" ", "").replace("\t", "").replace("\r", "").replace("\n", "")
+        if len(b) >= 8 and all(c.isalnum() or c in "+/=" for c in b[:8]):
+            p += " header.b=%s" % b[:8]  # RFC 6008
+        parts.append(p)
+    return "Authentication-Results: %s;\n\t%s" % (servid, ";\n\t".join(parts))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from .batch import MBOX, STDIN, detect, iter_mbox, list_files
+    from .verification import Verifier
+
+    try:
+        verifier = Verifier(keys=_key_source(args), now=args.now, allow_sha1=args.allow_sha1,
+                            max_signatures=args.max_signatures)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    inputs = args.inputs or ["-"]
+    try:
+        sources = [detect(p) for p in inputs]
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc))
+    all_pass = True
+    count = 0
+
+    def messages() -> Iterator[Tuple[str, Any]]:
+        for src in sources:
+            if src.kind == STDIN:
+                yield "-", sys.stdin.buffer
+            elif src.kind == MBOX:
+                with open(src.path, "rb") as fh:
+                    for i, (_, msg) in enumerate(iter_mbox(fh), 1):
+                        yield "%s#%d" % (src.path, i), msg
+            elif src.kind in ("maildir", "directory"):
+                for n in list_files(src):
+                    with open(os.path.join(src.path, n), "rb") as fh:
+                        yield os.path.join(src.path, n), fh
+            else:
+                with open(src.path, "rb") as fh:
+                    yield src.path, fh
+
+    try:
+        for name, msg in messages():
+            count += 1
+            results = verifier.verify(msg)
+            ok = any(r.status == "pass" for r in results)
+            all_pass = all_pass and ok
+            if args.json:
+                print(json.dumps({
+                    "source": name,
+                    "pass": ok,
+                    "signatures": [{
+                        "status": r.status, "reason": r.reason, "domain": r.domain, "selector": r.selector,
+                        "algorithm": r.algorithm, "identity": r.identity, "canonicalization": r.canonicalization,
+                        "body_length": r.body_length, "body_truncated": r.body_truncated, "testing": r.testing,
+                        "key_bits": r.key_bits, "signed_headers": list(r.signed_headers),
+                        "timestamp": r.timestamp, "expiration": r.expiration,
+                    } for r in results],
+                }))
+            elif args.ar:
+                print(_ar_header(args.ar, results))
+            else:
+                if not results:
+                    print("%s: none (no DKIM-Signature)" % name)
+                for r in results:
+                    print("%s: %s d=%s s=%s a=%s (%s)" % (name, r.status, r.domain or "-", r.selector or "-",
+                                                         r.algorithm or "-", r.reason))
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return EXIT_OK if all_pass else EXIT_FAIL
+    except OSError as exc:
+        print("fastdkim verify: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    if count == 0:
+        print("fastdkim verify: no messages found", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK if all_pass else EXIT_FAIL
+
+
+# -- check-dns -------------------------------------------------------------------------
+
+
+def _check_dns(args: argparse.Namespace) -> int:
+    import dns.exception
+    import dns.name
+    import dns.resolver
+
+    from .dns import DNSKeySource
+    from .keys import KeyRecordError, load_private_key, parse_key_record, record_name
+    from .errors import KeyFormatError
+    from ._text import to_a_label_domain
+    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
+
+    try:
+        domain = to_a_label_domain(args.domain)
+        selector = to_a_label_domain(args.selector)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    priv = None
+    if args.key:
+        try:
+            priv = load_private_key(args.key)
+        except KeyFormatError as exc:
+            raise UsageError(str(exc))
+    name = record_name(selector, domain)
+    try:
+        src = DNSKeySource(nameservers=[args.dns] if args.dns else None, timeout=args.timeout, cache_size=0)
+    except ValueError as exc:
+        raise UsageError("--dns: %s" % exc)
+    resolver = src.resolver
+    problems: List[Tuple[str, str]] = []
+    print("checking %s TXT" % name)
+    if resolver is None:
+        raise UsageError("no DNS resolver configured: use --dns SERVER")
+    try:
+        answer = resolver.resolve(dns.name.from_text(name), "TXT", raise_on_no_answer=False, search=False)
+    except dns.resolver.NXDOMAIN:
+        print("ERROR: %s does not exist (NXDOMAIN): the record is not published" % name)
+        return EXIT_FAIL
+    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        print("ERROR: DNS lookup failed (temporary): %s" % exc)
+        return EXIT_FAIL
+    except dns.exception.DNSException as exc:
+        print("ERROR: DNS lookup failed: %s" % exc)
+        return EXIT_FAIL
+    if answer.rrset is None:
+        print("ERROR: %s exists but has no TXT record" % name)
+        return EXIT_FAIL
+    rdatas = list(answer.rrset)
+    wire_size = len(answer.response.to_wire())
+    joined = [b"".join(r.strings) for r in rdatas]
+    dkim = [j for j in joined if j.lstrip().startswith(b"v=DKIM1") or b"p=" in j]
+    for j, r in zip(joined, rdatas):
+        print("record (%d character-string%s, TTL %d): %s" % (
+            len(r.strings), "" if len(r.strings) == 1 else "s", answer.rrset.ttl, j.decode("ascii", "replace")))
+    if len(dkim) > 1:
+        problems.append(("ERROR", "%d DKIM records at %s: verifiers reject the key (publish exactly one)" % (len(dkim), name)))
+    if not dkim:
+        problems.append(("ERROR", "no DKIM record among the TXT records"))
+    for r in rdatas:
+        if len(r.strings) > 1:
+            problems.append(("OK", "served as %d character-strings, which verifiers join" % len(r.strings)))
+    for j in dkim:
+        if b'"' in j or b"\\" in j:
+            problems.append(("ERROR", "record contains quote or backslash characters: the strings were pasted "
+                                      "with their zone-file quotes and are not joined"))
+        try:
+            rec = parse_key_record(j, min_rsa_bits=1)
+        except KeyRecordError as exc:
+            problems.append(("ERROR", str(exc)))
+            continue
+        bits = rec.key_bits
+        if rec.key_type == "rsa":
+            if bits < 1024:
+                problems.append(("ERROR", "RSA key of %d bits: verifiers must reject it (RFC 8301)" % bits))
+            elif bits < 2048:
+                problems.append(("WARNING", "RSA key of %d bits: RFC 8301 recommends 2048 or more" % bits))
+            else:
+                problems.append(("OK", "RSA key of %d bits" % bits))
+        else:
+            problems.append(("OK", "Ed25519 key (RFC 8463)"))
+        if rec.testing:
+            problems.append(("WARNING", "t=y: the domain is testing DKIM; remove it once signing works"))
+        if priv is not None:
+            if rec.matches(priv):
+                problems.append(("OK", "the private key %s matches the published record" % args.key))
+            else:
+                problems.append(("ERROR", "the private key %s does NOT match the published record" % args.key))
+    if wire_size > 1232:
+        problems.append(("WARNING", "the DNS answer is %d bytes: larger than a safe UDP answer (1232); "
+                                    "resolvers must retry over TCP" % wire_size))
+    elif wire_size > 512:
+        problems.append(("WARNING", "the DNS answer is %d bytes: over 512, it needs EDNS0 (or TCP)" % wire_size))
+    for level, msg in problems:
+        print("%s: %s" % (level, msg))
+    errors = sum(1 for lv, _ in problems if lv == "ERROR")
+    print("%s" % ("no problems found" if not errors else "%d problem%s found" % (errors, "" if errors == 1 else "s")))
+    return EXIT_OK if not errors else EXIT_FAIL
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fastdkim", description="Fast DKIM signing and verification (RFC 6376, RFC 8463).")
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="fastdkim", description="Fast DKIM signing and verification (RFC 6376, RFC 8463).",
+                                epilog="Run 'fastdkim COMMAND --help' for a command's options and examples.")
     p.add_argument("--version", action="version", version="fastdkim %s" % __version__)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    k = sub.add_parser("keygen", help="create a key pair and the DNS record to publish", formatter_class=fmt,
+                       description="Create a private key (written with mode 0600, never over an existing file unless "
+                                   "--force) and print the TXT record to publish at SELECTOR._domainkey.DOMAIN as a "
+                                   "plain value, a zone-file line and JSON.",
+                       epilog="examples:\n  fastdkim keygen --domain example.com --selector s2026\n"
+                              "  fastdkim keygen --domain example.com --selector ed2026 --algorithm ed25519 --out /etc/dkim\n"
+                              "  fastdkim keygen --domain example.com --selector big --bits 4096 --format zone")
+    k.add_argument("--domain", required=True, help="signing domain (d=)")
+    k.add_argument("--selector", required=True, help="selector (s=)")
+    k.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa", help="key type (default rsa)")
+    k.add_argument("--bits", type=int, help="RSA key size: 2048 (default), 3072 or 4096")
+    k.add_argument("--out", default=".", help="directory for the key files (default: current directory)")
+    k.add_argument("--ttl", type=int, default=3600, help="TTL in the zone-file line (default 3600)")
+    k.add_argument("--format", choices=["all", "value", "zone", "json"], default="all", help="what to print")
+    k.add_argument("--force", action="store_true", help="replace existing key files")
+    k.set_defaults(func=_keygen)
+
+    s = sub.add_parser("sign", help="sign a message, a directory, a Maildir or an mbox", formatter_class=fmt,
+                       description="Sign one message (a file or standard input, written to standard output or --out) "
+                                   "or many (a directory, a Maildir or an mbox, written to --out, or replaced "
+                                   "atomically with --in-place). Messages that cannot be signed are reported and "
+                                   "written out unchanged: nothing is dropped.",
+                       epilog="examples:\n  fastdkim sign --domain example.com --selector s1 --key s1.pem msg.eml > signed.eml\n"
+                              "  fastdkim sign --domain example.com --selector rsa --key rsa.pem --selector ed --key ed.pem msg.eml\n"
+                              "  fastdkim sign --policy dkim.toml --out signed/ Maildir/\n"
+                              "  fastdkim sign --policy dkim.toml --in-place outgoing.mbox")
+    s.add_argument("inputs", nargs="*", metavar="INPUT", help="message file, directory, Maildir or mbox; '-' or none: standard input")
+    s.add_argument("--domain", help="signing domain (d=)")
+    s.add_argument("--selector", action="append", help="selector (s=); repeat with --key for dual signing")
+    s.add_argument("--key", action="append", help="private key file (PEM or DER); one per --selector")
+    s.add_argument("--policy", help="TOML signing policy: keys per From domain (see fastdkim.policy)")
+    s.add_argument("--canonicalization", default="relaxed/relaxed", help="header/body canonicalization (default relaxed/relaxed)")
+    s.add_argument("--headers", help="colon-separated header fields to sign (default: the usual set)")
+    s.add_argument("--expiration", type=int, help="signature lifetime in seconds (x=)")
+    s.add_argument("--out", help="output file (one message) or location (directory, Maildir or mbox)")
+    s.add_argument("--in-place", action="store_true", help="replace the inputs, each atomically")
+    s.add_argument("--force", action="store_true", help="replace an existing --out file")
+    s.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_sign)
+
+    v = sub.add_parser("verify", help="verify the DKIM signatures of messages", formatter_class=fmt,
+                       description="Verify every DKIM-Signature of each message and print one line per signature. "
+                                   "Exit status: 0 when every message has a passing signature, 1 otherwise, 2 for "
+                                   "usage or I/O errors.",
+                       epilog="examples:\n  fastdkim verify message.eml\n  fastdkim verify --json Maildir/\n"
+                              "  fastdkim verify --ar mx.example.net < message.eml\n"
+                              "  fastdkim verify --dns 127.0.0.1:5353 message.eml\n"
+                              "  fastdkim verify --keys zone.txt message.eml")
+    v.add_argument("inputs", nargs="*", metavar="INPUT", help="message file, directory, Maildir or mbox; '-' or none: standard input")
+    v.add_argument("--json", action="store_true", help="one JSON object per message")
+    v.add_argument("--ar", metavar="SERVID", help="print an Authentication-Results header (RFC 8601)")
+    v.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask for keys")
+    v.add_argument("--keys", metavar="FILE", help="serve keys from a zone file instead of DNS")
+    v.add_argument("--timeout", type=float, default=5.0, help="DNS timeout in seconds (default 5)")
+    v.add_argument("--now", type=float, help="verify as of this Unix time")
+    v.add_argument("--allow-sha1", action="store_true", help="accept rsa-sha1 (refused by default, RFC 8301)")
+    v.add_argument("--max-signatures", type=int, default=10, help="signatures evaluated per message (default 10)")
+    v.set_defaults(func=_verify)
+
+    c = sub.add_parser("check-dns", help="check a published key record", formatter_class=fmt,
+                       description="Look up SELECTOR._domainkey.DOMAIN, parse it and report problems: syntax, "
+                                   "revoked key, testing flag, short key, several records, strings pasted with "
+                                   "quotes, an answer too large for UDP; with --key, whether the private key matches.",
+                       epilog="examples:\n  fastdkim check-dns --domain example.com --selector s2026\n"
+                              "  fastdkim check-dns --domain example.com --selector s2026 --key s2026.pem --dns 127.0.0.1:5353")
+    c.add_argument("--domain", required=True)
+    c.add_argument("--selector", required=True)
+    c.add_argument("--key", help="private key file to compare with the record")
+    c.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask")
+    c.add_argument("--timeout", type=float, default=5.0, help="DNS timeout in seconds (default 5)")
+    c.set_defaults(func=_check_dns)
+
     d = sub.add_parser(
         "demo",
         help="bulk-sign and verify a generated corpus with in-memory keys",
@@ -204,7 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: fastdkim demo --count 500",
     )
     d.add_argument("--count", type=int, default=2000, help="messages in the corpus (default 2000)")
-    d.add_argument("--max-size", type=int, default=1 << 20, help="largest message body in bytes (default 1 MiB)")
+    d.add_argument("--max-size", type=int, default=1 << 20, help="largest message in bytes (default 1 MiB)")
     d.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     d.add_argument("--quiet", action="store_true", help="no progress display")
     d.set_defaults(func=_demo)
@@ -215,15 +875,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    if getattr(args, "count", 1) < 1:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command == "demo" and args.count < 1:
         parser.error("--count must be at least 1")
+    if getattr(args, "jobs", 0) and args.jobs < 0:
+        parser.error("--jobs must be positive")
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print("fastdkim %s: error: %s" % (args.command, exc), file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("fastdkim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

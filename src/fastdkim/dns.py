@@ -56,6 +56,7 @@ __all__ = [
     "KeySource",
     "MappingKeySource",
     "as_key_source",
+    "zone_file_key_source",
 ]
 
 #: What a mapping value or a callback may return for one name.
@@ -578,3 +579,28 @@ def as_key_source(keys: Any) -> KeySource:
         "keys must be None (DNS), a mapping of name to TXT value, a callable taking a name, "
         "or an object with a lookup(name) method; got %s" % type(keys).__name__
     )
+
+
+def zone_file_key_source(path: str) -> MappingKeySource:
+    """A key source serving the TXT records of a zone file (for offline checks).
+
+    Names must be absolute or the file must set ``$ORIGIN``; every TXT record
+    is served, its character-strings joined.
+
+    :raises KeyLookupError: the file cannot be read or parsed.
+    """
+    import dns.zone
+
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            text = fh.read()
+        zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)
+    except OSError as exc:
+        raise KeyLookupError("cannot read zone file %s: %s" % (path, exc.strerror or exc)) from None
+    except Exception as exc:  # dnspython's syntax errors have several types
+        raise KeyLookupError("cannot parse zone file %s: %s" % (path, exc)) from None
+    records: dict = {}
+    for name, _ttl, rdata in zone.iterate_rdatas(dns.rdatatype.TXT):
+        key = name.to_text(omit_final_dot=True).lower()
+        records.setdefault(key, []).append(b"".join(rdata.strings))
+    return MappingKeySource(records)
