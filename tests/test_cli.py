@@ -1,0 +1,378 @@
+"""The command line, run through its real entry point (``python -m fastdkim``)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastdkim
+from fastdkim import cli
+from fastdkim.dns import zone_file_key_source
+from fastdkim.keys import load_private_key, public_key_record, zone_file_line
+
+from fakedns import FakeDNS, Neg, Txt
+from helpers_keys import rsa_key_of_bits
+
+MSG = b"From: Joe <joe@example.com>\nTo: x@example.org\nSubject: hi\n\nHello there.\n"
+
+
+def run(*args, input=None, cwd=None, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "fastdkim", *map(str, args)], input=input, cwd=cwd,
+                          capture_output=True, env=e, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def keyset(tmp_path_factory):
+    """RSA and Ed25519 keys made by `fastdkim keygen`, with their zone file."""
+    d = tmp_path_factory.mktemp("keys")
+    for sel, alg in (("rsa", "rsa"), ("ed", "ed25519")):
+        r = run("keygen", "--domain", "example.com", "--selector", sel, "--algorithm", alg, "--out", d)
+        assert r.returncode == 0, r.stderr
+    zone = d / "zone.txt"
+    zone.write_text("".join((d / n).read_text() for n in ("rsa._domainkey.example.com.txt", "ed._domainkey.example.com.txt")))
+    return {"dir": d, "rsa": d / "rsa._domainkey.example.com.pem", "ed": d / "ed._domainkey.example.com.pem", "zone": zone}
+
+
+def sign_args(keyset):
+    return ["--domain", "example.com", "--selector", "rsa", "--key", keyset["rsa"], "--selector", "ed", "--key", keyset["ed"]]
+
+
+# -- keygen -------------------------------------------------------------------------------
+
+
+def test_keygen_files_modes_and_round_trip(tmp_path):
+    r = run("keygen", "--domain", "Example.COM", "--selector", "s1", "--out", tmp_path, "--bits", "3072")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    key = tmp_path / "s1._domainkey.example.com.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "v=DKIM1; k=rsa; p=" in out and "s1._domainkey.example.com. 3600 IN TXT (" in out and '"name"' in out
+    priv = load_private_key(str(key))
+    assert priv.key_size == 3072
+    zone = tmp_path / "s1._domainkey.example.com.txt"
+    # zone line -> parsed back -> verifies a message signed with the private key
+    src = zone_file_key_source(str(zone))
+    signed = fastdkim.Signer("example.com", "s1", priv).sign_message(MSG.replace(b"\n", b"\r\n"))
+    assert fastdkim.verify(signed, keys=src)[0].status == "pass"
+    # never overwritten without --force
+    before = key.read_bytes()
+    r = run("keygen", "--domain", "example.com", "--selector", "s1", "--out", tmp_path)
+    assert r.returncode == 2 and b"--force" in r.stderr and key.read_bytes() == before
+    r = run("keygen", "--domain", "example.com", "--selector", "s1", "--out", tmp_path, "--force")
+    assert r.returncode == 0 and key.read_bytes() != before
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_keygen_formats(tmp_path):
+    r = run("keygen", "--domain", "example.com", "--selector", "e", "--algorithm", "ed25519", "--out", tmp_path,
+            "--format", "json")
+    rec = json.loads(r.stdout)
+    assert rec["name"] == "e._domainkey.example.com." and rec["value"].startswith("v=DKIM1; k=ed25519; p=")
+    assert fastdkim.parse_key_record(rec["value"]).key_type == "ed25519"
+    r = run("keygen", "--domain", "example.com", "--selector", "v", "--out", tmp_path, "--format", "value")
+    assert r.stdout.decode().strip().startswith("v=DKIM1; k=rsa; p=")
+    big = run("keygen", "--domain", "example.com", "--selector", "z", "--bits", "4096", "--out", tmp_path, "--format", "zone")
+    line = big.stdout.decode().strip()
+    assert line.count('" "') >= 2  # > 255 bytes: several character-strings
+    assert all(len(p) <= 255 for p in line.split('"')[1::2])
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--domain", "exa mple.com", "--selector", "s"], b"invalid domain"),
+        (["--domain", "example.com", "--selector", "s", "--bits", "1024"], b"refused"),
+        (["--domain", "example.com", "--selector", "s", "--algorithm", "ed25519", "--bits", "2048"], b"RSA"),
+        (["--domain", "example.com", "--selector", "s", "--algorithm", "dsa"], b"invalid choice"),
+        (["--selector", "s"], b"required"),
+    ],
+)
+def test_keygen_errors(tmp_path, args, msg):
+    r = run("keygen", *args, "--out", tmp_path)
+    assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+# -- sign and verify, one message ---------------------------------------------------------
+
+
+def test_sign_stdin_to_stdout_and_verify(keyset, tmp_path):
+    r = run("sign", *sign_args(keyset), input=MSG)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(MSG) and r.stdout.count(b"DKIM-Signature:") == 2
+    f = tmp_path / "s.eml"
+    f.write_bytes(r.stdout)
+    v = run("verify", "--keys", keyset["zone"], f)
+    assert v.returncode == 0, v.stdout + v.stderr
+    lines = v.stdout.decode().splitlines()
+    assert len(lines) == 2 and all(" pass d=example.com " in x for x in lines)
+    assert "a=rsa-sha256" in lines[0] and "a=ed25519-sha256" in lines[1]
+
+
+def test_sign_file_to_out_never_overwrites(keyset, tmp_path):
+    src = tmp_path / "m.eml"
+    src.write_bytes(MSG)
+    out = tmp_path / "signed.eml"
+    assert run("sign", *sign_args(keyset), src, "--out", out).returncode == 0
+    first = out.read_bytes()
+    r = run("sign", *sign_args(keyset), src, "--out", out)
+    assert r.returncode == 2 and out.read_bytes() == first
+    assert run("sign", *sign_args(keyset), src, "--out", out, "--force").returncode == 0
+
+
+def test_verify_outputs_and_exit_codes(keyset, tmp_path):
+    signed = run("sign", *sign_args(keyset), input=MSG).stdout
+    good = tmp_path / "good.eml"
+    good.write_bytes(signed)
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(signed.replace(b"Hello there.", b"Hello THERE."))
+    plain = tmp_path / "plain.eml"
+    plain.write_bytes(MSG)
+    j = run("verify", "--keys", keyset["zone"], "--json", good, bad)
+    assert j.returncode == 1
+    docs = [json.loads(x) for x in j.stdout.decode().splitlines()]
+    assert [d["pass"] for d in docs] == [True, False]
+    assert docs[1]["signatures"][0]["status"] == "fail" and "body hash" in docs[1]["signatures"][0]["reason"]
+    ar = run("verify", "--keys", keyset["zone"], "--ar", "mx.example.net", input=signed)
+    text = ar.stdout.decode()
+    assert ar.returncode == 0 and text.startswith("Authentication-Results: mx.example.net;")
+    assert "dkim=pass" in text and "header.d=example.com" in text and "header.s=ed" in text and "header.b=" in text
+    none = run("verify", "--keys", keyset["zone"], "--ar", "mx", plain)
+    assert none.returncode == 1 and "dkim=none" in none.stdout.decode()
+    assert run("verify", "--keys", keyset["zone"], tmp_path / "missing.eml").returncode == 2
+    assert run("verify", "--keys", tmp_path / "nozone.txt", good).returncode == 2
+    assert run("verify", "--keys", keyset["zone"], "--dns", "127.0.0.1", good).returncode == 2
+
+
+def test_verify_through_dns_server(keyset, tmp_path):
+    priv = load_private_key(str(keyset["ed"]))
+    zone = {"ed._domainkey.example.com": Txt([public_key_record(priv)], ttl=60),
+            "rsa._domainkey.example.com": Neg(3)}
+    srv = FakeDNS(zone)
+    try:
+        f = tmp_path / "m.eml"
+        f.write_bytes(run("sign", *sign_args(keyset), input=MSG).stdout)
+        r = run("verify", "--dns", srv.address, f)
+        out = r.stdout.decode().splitlines()
+        assert r.returncode == 0  # one passing signature is enough
+        assert "permerror" in out[0] and "pass" in out[1]
+    finally:
+        srv.stop()
+    dead = run("verify", "--dns", "127.0.0.1:9", "--timeout", "0.5", f)
+    assert dead.returncode == 1 and b"temperror" in dead.stdout
+
+
+def test_sign_usage_errors(keyset, tmp_path):
+    src = tmp_path / "m.eml"
+    src.write_bytes(MSG)
+    cases = [
+        (["--domain", "example.com", "--selector", "s", "--key", tmp_path / "nokey.pem", src], b"cannot read"),
+        (["--domain", "example.com", "--selector", "s", src], b"--key"),
+        (["--domain", "example.com", "--selector", "a", "--selector", "b", "--key", keyset["ed"], src], b"one --selector per --key"),
+        (["--domain", "example.com", "--selector", "s", "--key", keyset["ed"], "--canonicalization", "loose", src], b"canonicalization"),
+        (["--policy", tmp_path / "none.toml", src], b"cannot read policy"),
+        ([*sign_args(keyset), tmp_path / "missing.eml"], b"no such file"),
+        ([*sign_args(keyset), tmp_path], b"--out"),
+    ]
+    for args, msg in cases:
+        r = run("sign", *args)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    enc = tmp_path / "enc.pem"
+    from cryptography.hazmat.primitives import serialization
+
+    enc.write_bytes(load_private_key(str(keyset["ed"])).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")))
+    r = run("sign", "--domain", "example.com", "--selector", "s", "--key", enc, src)
+    assert r.returncode == 2 and b"password" in r.stderr
+    nofrom = tmp_path / "nofrom.eml"
+    nofrom.write_bytes(b"Subject: x\n\nbody\n")
+    r = run("sign", *sign_args(keyset), nofrom)
+    assert r.returncode == 1 and b"From" in r.stderr and r.stdout == b""
+
+
+def test_help_everywhere():
+    for cmd in ("keygen", "sign", "verify", "check-dns", "demo"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and b"example" in r.stdout
+    assert run().returncode == 2
+
+
+def test_console_script_if_installed():
+    exe = shutil.which("fastdkim")
+    if exe is None:
+        pytest.skip("the fastdkim console script is not on PATH (package not installed)")
+    r = subprocess.run([exe, "--version"], capture_output=True)
+    assert r.returncode == 0 and b"fastdkim" in r.stdout
+
+
+# -- batch signing --------------------------------------------------------------------------
+
+
+def _policy(tmp_path, keyset, fallback=False):
+    p = tmp_path / "policy.toml"
+    text = (
+        '[domains."example.com"]\nkeys = [ { selector = "rsa", key = "%s" }, { selector = "ed", key = "%s" } ]\n'
+        % (keyset["rsa"], keyset["ed"])
+    )
+    if fallback:
+        text += '[fallback]\ndomain = "example.com"\nkeys = [ { selector = "ed", key = "%s" } ]\n' % keyset["ed"]
+    p.write_text(text)
+    return p
+
+
+def _maildir(root, n):
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / "new" / ("%d.host" % i)).write_bytes(MSG.replace(b"hi", b"hi %d" % i))
+    (root / "cur" / "nofrom:2,S").write_bytes(b"Subject: orphan\n\nno author\n")
+    (root / "cur" / "other:2,S").write_bytes(b"From: a@elsewhere.example\nSubject: x\n\nbody\n")
+
+
+def test_sign_maildir_counts_and_reports(keyset, tmp_path):
+    md = tmp_path / "Maildir"
+    _maildir(md, 20)
+    out = tmp_path / "signed"
+    r = run("sign", "--policy", _policy(tmp_path, keyset), "--out", out, "--jobs", "2", md)
+    assert r.returncode == 1  # some messages left unsigned
+    err = r.stderr.decode()
+    assert "signed 20 of 22 messages, 2 left unsigned" in err
+    assert "cur/nofrom:2,S" in err and "no From" in err and "elsewhere.example" in err
+    outs = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    ins = sorted(p.relative_to(md) for p in md.rglob("*") if p.is_file())
+    assert outs == ins  # nothing lost
+    assert (out / "cur" / "nofrom:2,S").read_bytes() == (md / "cur" / "nofrom:2,S").read_bytes()
+    v = run("verify", "--keys", keyset["zone"], "--json", out / "new")
+    assert v.returncode == 0 and len(v.stdout.splitlines()) == 20
+
+
+def test_sign_mbox_and_fallback(keyset, tmp_path):
+    box = tmp_path / "in.mbox"
+    msgs = [MSG, b"From: a@elsewhere.example\nSubject: x\n\nbody\n\n>From the desk\n", b"Subject: x\n\nno from\n"]
+    box.write_bytes(b"".join(b"From sender@example.com Mon Jan  1 00:00:00 2029\n" + m + b"\n" for m in msgs))
+    out = tmp_path / "out.mbox"
+    r = run("sign", "--policy", _policy(tmp_path, keyset, fallback=True), "--out", out, box)
+    assert r.returncode == 1 and b"signed 2 of 3 messages, 1 left unsigned" in r.stderr
+    data = out.read_bytes()
+    assert data.count(b"\nFrom sender@example.com") + data.startswith(b"From sender") == 3
+    v = run("verify", "--keys", keyset["zone"], "--json", out)
+    docs = [json.loads(x) for x in v.stdout.splitlines()]
+    assert [d["pass"] for d in docs] == [True, True, False]
+    assert [s["selector"] for s in docs[1]["signatures"]] == ["ed"]  # the fallback key
+
+
+def test_sign_directory_in_place(keyset, tmp_path):
+    d = tmp_path / "queue"
+    d.mkdir()
+    for i in range(5):
+        (d / ("m%d.eml" % i)).write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--in-place", "--jobs", "1", d)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(d)) == ["m%d.eml" % i for i in range(5)]
+    assert run("verify", "--keys", keyset["zone"], d).returncode == 0
+
+
+def _signed_or_original(path, keyset):
+    data = path.read_bytes()
+    if data == MSG:
+        return "original"
+    assert data.endswith(MSG)
+    res = fastdkim.verify(data, keys=zone_file_key_source(str(keyset["zone"])))
+    assert [r.status for r in res] == ["pass", "pass"]
+    return "signed"
+
+
+def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeypatch):
+    d = tmp_path / "queue"
+    d.mkdir()
+    for i in range(6):
+        (d / ("m%d.eml" % i)).write_bytes(MSG)
+    box = tmp_path / "q.mbox"
+    box.write_bytes(b"".join(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n" for _ in range(6)))
+    original_box = box.read_bytes()
+    real = cli.sign_all
+    calls = {"n": 0}
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the operator presses Ctrl-C midway
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "sign_all", failing)
+    assert cli.main(["sign", *map(str, sign_args(keyset)), "--in-place", "--jobs", "1", "--quiet", str(d)]) == 130
+    states = [_signed_or_original(d / ("m%d.eml" % i), keyset) for i in range(6)]
+    assert states == ["signed"] * 3 + ["original"] * 3
+    calls["n"] = 0
+    assert cli.main(["sign", *map(str, sign_args(keyset)), "--in-place", "--jobs", "1", "--quiet", str(box)]) == 130
+    assert box.read_bytes() == original_box  # the mbox is replaced only when complete
+    leftovers = [p for p in tmp_path.rglob(".fastdkim-*")]
+    assert leftovers == []
+
+
+# -- check-dns ------------------------------------------------------------------------------
+
+
+def test_check_dns(keyset, tmp_path):
+    ed = load_private_key(str(keyset["ed"]))
+    rsa4096 = fastdkim.generate_private_key("rsa", 4096)
+    rec = public_key_record(ed)
+    big = public_key_record(rsa4096)
+    weak = public_key_record(rsa_key_of_bits(768))
+    zone = {
+        "good._domainkey.example.com": Txt([rec]),
+        "split._domainkey.example.com": Txt([big[:255], big[255:510], big[510:]]),
+        "revoked._domainkey.example.com": Txt(["v=DKIM1; k=rsa; p="]),
+        "two._domainkey.example.com": Txt([rec], [weak]),
+        "testing._domainkey.example.com": Txt([rec.replace("k=ed25519", "k=ed25519; t=y")]),
+        "quoted._domainkey.example.com": Txt(['v=DKIM1; k=rsa; " "p=MIIB']),
+        "weak._domainkey.example.com": Txt([weak]),
+    }
+    srv = FakeDNS(zone)
+    try:
+        def check(sel, *extra):
+            r = run("check-dns", "--domain", "example.com", "--selector", sel, "--dns", srv.address, "--timeout", "2", *extra)
+            return r.returncode, r.stdout.decode()
+
+        code, out = check("good", "--key", keyset["ed"])
+        assert code == 0 and "matches" in out and "no problems found" in out
+        code, out = check("good", "--key", keyset["rsa"])
+        assert code == 1 and "does NOT match" in out
+        code, out = check("split")
+        assert code == 0 and "3 character-strings" in out and "4096" in out and "WARNING" in out
+        code, out = check("revoked")
+        assert code == 1 and "revoked" in out
+        code, out = check("two")
+        assert code == 1 and "2 DKIM records" in out
+        code, out = check("testing")
+        assert code == 0 and "t=y" in out
+        code, out = check("quoted")
+        assert code == 1 and "quote" in out
+        code, out = check("weak")
+        assert code == 1 and "768" in out
+        code, out = check("missing")
+        assert code == 1 and "NXDOMAIN" in out
+    finally:
+        srv.stop()
+    r = run("check-dns", "--domain", "example.com", "--selector", "x", "--dns", "127.0.0.1:9", "--timeout", "0.5")
+    assert r.returncode == 1 and b"temporary" in r.stdout
+    r = run("check-dns", "--domain", "bad domain", "--selector", "x")
+    assert r.returncode == 2
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_small():
+    r = run("demo", "--count", "40", "--max-size", "50000", "--quiet")
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert "40/40 messages with both signatures passing" in out
+    assert "5/5 tampered messages rejected" in out
