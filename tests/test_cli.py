@@ -191,6 +191,13 @@ def test_sign_usage_errors(keyset, tmp_path):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")))
     r = run("sign", "--domain", "example.com", "--selector", "s", "--key", enc, src)
     assert r.returncode == 2 and b"password" in r.stderr
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"wrong\n")
+    r = run("sign", "--domain", "example.com", "--selector", "s", "--key", enc, "--password-file", pw, src)
+    assert r.returncode == 2 and b"wrong password" in r.stderr
+    pw.write_bytes(b"pw\n")
+    r = run("sign", "--domain", "example.com", "--selector", "s", "--key", enc, "--password-file", pw, src)
+    assert r.returncode == 0 and r.stdout.startswith(b"DKIM-Signature:")
     nofrom = tmp_path / "nofrom.eml"
     nofrom.write_bytes(b"Subject: x\n\nbody\n")
     r = run("sign", *sign_args(keyset), nofrom)

@@ -27,6 +27,7 @@ from .errors import (
     TemporaryLookupError,
 )
 from .keys import KeyRecord, KeyRecordError, generate_private_key, load_private_key, parse_key_record, public_key_record
+from .policy import SigningPolicy
 from .signing import Signer, sign_all, sign_file
 from .verification import Verification, Verifier, verify
 
@@ -45,6 +46,7 @@ __all__ = [
     "MessageFormatError",
     "Signer",
     "SigningError",
+    "SigningPolicy",
     "TemporaryLookupError",
     "Verification",
     "Verifier",

@@ -282,6 +282,13 @@ class _SignSetup:
             self.options["headers"] = [h for h in args.headers.split(":") if h]
         if args.expiration:
             self.options["expiration"] = args.expiration
+        self.password: Optional[bytes] = None
+        if args.password_file:
+            try:
+                with open(args.password_file, "rb") as fh:
+                    self.password = fh.read().rstrip(b"\r\n")
+            except OSError as exc:
+                raise UsageError("cannot read password file %s: %s" % (args.password_file, exc.strerror or exc))
         self._built: Any = None
 
     def validate(self) -> None:
@@ -308,7 +315,8 @@ class _SignSetup:
 
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        signers = [Signer(self.domain, s, k, **self.options) for s, k in zip(self.selectors, self.keys)]
+                        signers = [Signer(self.domain, s, k, password=self.password, **self.options)
+                                   for s, k in zip(self.selectors, self.keys)]
                     self._built = tuple(signers)
             except (DKIMError, ValueError) as exc:
                 raise UsageError(str(exc))
@@ -812,6 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", help="signing domain (d=)")
     s.add_argument("--selector", action="append", help="selector (s=); repeat with --key for dual signing")
     s.add_argument("--key", action="append", help="private key file (PEM or DER); one per --selector")
+    s.add_argument("--password-file", metavar="FILE", help="file holding the password of encrypted --key files")
     s.add_argument("--policy", help="TOML signing policy: keys per From domain (see fastdkim.policy)")
     s.add_argument("--canonicalization", default="relaxed/relaxed", help="header/body canonicalization (default relaxed/relaxed)")
     s.add_argument("--headers", help="colon-separated header fields to sign (default: the usual set)")
