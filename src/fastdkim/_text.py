@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import encodings.idna
+import functools
 import re
 
 try:
@@ -37,6 +38,7 @@ def alabel(label: str) -> bytes:
     return encodings.idna.ToASCII(label)  # pragma: no cover
 
 
+@functools.lru_cache(maxsize=4096)
 def to_a_label_domain(name: str) -> str:
     """Lower-case ASCII form of a domain; U-labels are converted to A-labels (RFC 8616).
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import functools
 import ipaddress
 import threading
 import time
@@ -97,6 +98,18 @@ def _clip(text: str, limit: int = 160) -> str:
 
 
 def _normalize(name: Any) -> Tuple[str, Tuple[bytes, ...]]:
+    if isinstance(name, str):
+        return _normalize_str(name)
+    return _normalize_any(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_str(name: str) -> Tuple[str, Tuple[bytes, ...]]:
+    # Verifiers look the same few names up again and again: remember them.
+    return _normalize_any(name)
+
+
+def _normalize_any(name: Any) -> Tuple[str, Tuple[bytes, ...]]:
     """Return ``(key, labels)`` for *name*: the lower-cased text form without a
     trailing dot, and the wire labels (without the root label).
 

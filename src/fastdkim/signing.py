@@ -160,6 +160,16 @@ class Signer:
             self.identity = local + "@" + idom
         if expiration is not None and (not isinstance(expiration, int) or expiration <= 0):
             raise SigningError("expiration must be a positive number of seconds")
+        self._h_plan = tuple((n, n.encode("ascii"), 1 if n in self.oversign else 0) for n in self.headers)
+        self._h_cache: Dict[Tuple[str, ...], Tuple[str, int]] = {}
+        static = [("v", "1"), ("a", self.algorithm), ("c", "%s/%s" % (hc, bc)), ("d", self.domain), ("s", self.selector)]
+        if self.identity is not None:
+            static.append(("i", qp_encode(self.identity.encode("utf-8"))))
+        parts: List[str] = [_NAME + ":"]
+        col = len(parts[0])
+        for tname, tvalue in static:
+            col = _fold_tag(parts, col, tname, tvalue)
+        self._prefix, self._prefix_col = "".join(parts), col
         self.timestamp = bool(timestamp)
         self.expiration = expiration
         self.body_length = bool(body_length)
@@ -208,52 +218,65 @@ class Signer:
     def _body_key(self) -> Tuple[bool, bool]:
         return (self._relaxed_body, self.body_length)
 
-    def _h_names(self, fields: Sequence[Tuple[bytes, bytes]]) -> List[str]:
+    def _h_names(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[str, ...]:
         counts: Dict[bytes, int] = {}
         for name, _ in fields:
             counts[name] = counts.get(name, 0) + 1
         h: List[str] = []
-        for n in self.headers:
-            c = counts.get(n.encode("ascii"), 0)
-            if c and n in self.oversign:
-                c += 1
-            h.extend([n] * c)
-        return h
+        for n, nb, over in self._h_plan:
+            c = counts.get(nb, 0)
+            if c:
+                h.extend([n] * (c + over))
+        return tuple(h)
+
+    def _folded_h(self, h: Tuple[str, ...]) -> Tuple[str, int]:
+        # The h= tag always starts a line, so its folded text depends on the
+        # list alone: messages with the same header set reuse it.
+        hit = self._h_cache.get(h)
+        if hit is None:
+            out: List[str] = []
+            col = _fold_tag(out, 0, "h", ":".join(h), newline=True)
+            hit = ("".join(out), col)
+            if len(self._h_cache) >= 256:
+                self._h_cache.clear()
+            self._h_cache[h] = hit
+        return hit
 
     def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int], lf: bool) -> bytes:
         if not any(name == b"from" for name, _ in fields):
             raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
         h = self._h_names(fields)
-        tags: List[Tuple[str, str]] = [
-            ("v", "1"),
-            ("a", self.algorithm),
-            ("c", "%s/%s" % (self.header_canon, self.body_canon)),
-            ("d", self.domain),
-            ("s", self.selector),
-        ]
-        if self.identity is not None:
-            tags.append(("i", qp_encode(self.identity.encode("utf-8"))))
+        out = [self._prefix]
+        col = self._prefix_col
         if body_len is not None:
-            tags.append(("l", str(body_len)))
+            col = _fold_tag(out, col, "l", str(body_len))
         now = int(self._clock())
         if self.timestamp:
-            tags.append(("t", str(now)))
+            col = _fold_tag(out, col, "t", str(now))
         if self.expiration is not None:
-            tags.append(("x", str(now + self.expiration)))
-        tags.append(("h", ":".join(h)))
+            col = _fold_tag(out, col, "x", str(now + self.expiration))
+        h_text, col = self._folded_h(h)
+        out.append(h_text)
         selected = select_headers(fields, (n.encode("ascii") for n in h))
         if self.copy_headers:
-            tags.append(("z", "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)))
-        tags.append(("bh", base64.b64encode(bh).decode("ascii")))
-        unsigned = _fold(tags)  # ends in "b="
-        data = b"".join(canonicalize_header(raw, self._relaxed_headers) for raw in selected)
-        sig_field = unsigned.encode("ascii")
-        data += canonicalize_header(sig_field, self._relaxed_headers)[:-2]
+            z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
+            col = _fold_tag(out, col, "z", z)
+        col = _fold_tag(out, col, "bh", base64.b64encode(bh).decode("ascii"))
+        if col + 3 <= _LINE:
+            out.append(" b=")
+            col += 3
+        else:
+            out.append("\r\n b=")
+            col = 3
+        unsigned = "".join(out)
+        relaxed = self._relaxed_headers
+        data = b"".join([canonicalize_header(raw, relaxed) for raw in selected])
+        data += canonicalize_header(unsigned.encode("ascii"), relaxed)[:-2]
         signature = _sign_bytes(self.key, data)
-        out = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), _last_line_len(unsigned)) + "\r\n"
+        text = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), col) + "\r\n"
         if lf:
-            out = out.replace("\r\n", "\n")
-        return out.encode("ascii")
+            text = text.replace("\r\n", "\n")
+        return text.encode("ascii")
 
 
 def _sign_bytes(key: PrivateKey, data: bytes) -> bytes:
@@ -265,34 +288,25 @@ def _sign_bytes(key: PrivateKey, data: bytes) -> bytes:
     raise KeyFormatError("unsupported key type %s" % type(key).__name__)
 
 
-def _last_line_len(s: str) -> int:
-    return len(s) - (s.rfind("\n") + 1)
-
-
-def _fold(tags: Sequence[Tuple[str, str]]) -> str:
-    """``DKIM-Signature: t=v; ...; b=`` folded at tag and list boundaries."""
-    out = _NAME + ":"
-    col = len(out)
-    for name, value in tags:
-        text = "%s=%s;" % (name, value) if name != "b" else "b="
-        if col + 1 + len(text) <= _LINE:
-            out += " " + text
-            col += 1 + len(text)
-            continue
-        # Start the tag on a new line, then break long values at ':' or '|'.
-        out += "\r\n "
-        col = 1
-        pieces = _split_value(name, value)
-        first = True
-        for piece in pieces:
-            if not first and col + len(piece) > _LINE:
-                out += "\r\n  "
-                col = 2
-            out += piece
-            col += len(piece)
-            first = False
-    out += " b=" if col + 3 <= _LINE else "\r\n b="
-    return out
+def _fold_tag(out: List[str], col: int, name: str, value: str, newline: bool = False) -> int:
+    """Append ``name=value;`` to ``out`` (folding where a line would pass 78
+    characters, long ``h=`` and ``z=`` values at their separators); return the
+    new column."""
+    text = "%s=%s;" % (name, value)
+    if not newline and col + 1 + len(text) <= _LINE:
+        out.append(" " + text)
+        return col + 1 + len(text)
+    out.append("\r\n ")
+    col = 1
+    first = True
+    for piece in _split_value(name, value):
+        if not first and col + len(piece) > _LINE:
+            out.append("\r\n  ")
+            col = 2
+        out.append(piece)
+        col += len(piece)
+        first = False
+    return col
 
 
 def _split_value(name: str, value: str) -> List[str]:

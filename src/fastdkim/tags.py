@@ -16,7 +16,6 @@ __all__ = ["Tag", "TagSyntaxError", "parse_tag_list", "strip_fws", "FWS"]
 
 FWS = b" \t\r\n"
 _TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
-_ANY_FWS = re.compile(rb"[ \t\r\n]+")
 
 
 class TagSyntaxError(ValueError):
@@ -37,40 +36,47 @@ class Tag(NamedTuple):
 
 def strip_fws(value: bytes) -> bytes:
     """Remove every whitespace octet (for base64 values, which may be folded)."""
-    return _ANY_FWS.sub(b"", value)
+    return value.translate(None, FWS)
+
+
+# Tag names seen before, already checked: signatures repeat the same dozen.
+_KNOWN_NAMES: Dict[bytes, str] = {}
+
+
+def _tag_name(raw: bytes) -> str:
+    name = _KNOWN_NAMES.get(raw)
+    if name is None:
+        if not _TAG_NAME.match(raw):
+            raise TagSyntaxError("invalid tag name %r" % _short(raw))
+        name = raw.decode("ascii")
+        if len(_KNOWN_NAMES) < 512:
+            _KNOWN_NAMES[raw] = name
+    return name
 
 
 def parse_tag_list(data: bytes, *, max_tags: int = 64) -> Dict[str, Tag]:
     """Parse a tag-list into ``{name: Tag}``.
+
+    An empty spec (two ``;`` in a row, or a trailing ``;``) is skipped.
 
     :raises TagSyntaxError: a spec without ``=``, an invalid tag name, a
         duplicate tag, an empty list, or more than ``max_tags`` tags.
     """
     tags: Dict[str, Tag] = {}
     pos = 0
-    n = len(data)
-    while pos <= n:
-        end = data.find(b";", pos)
-        if end < 0:
-            end = n
-        spec = data[pos:end]
-        if spec.strip(FWS):
-            eq = spec.find(b"=")
-            if eq < 0:
+    for spec in data.split(b";"):
+        end = pos + len(spec)
+        eq = spec.find(b"=")
+        if eq < 0:
+            if spec.strip(FWS):
                 raise TagSyntaxError("tag without '=': %r" % _short(spec.strip(FWS)))
-            raw_name = spec[:eq].strip(FWS)
-            if not _TAG_NAME.match(raw_name):
-                raise TagSyntaxError("invalid tag name %r" % _short(raw_name))
-            name = raw_name.decode("ascii")
+        else:
+            name = _tag_name(spec[:eq].strip(FWS))
             if name in tags:
                 raise TagSyntaxError("duplicate tag %s=" % name)
             if len(tags) >= max_tags:
                 raise TagSyntaxError("more than %d tags" % max_tags)
             tags[name] = Tag(spec[eq + 1:].strip(FWS), (pos + eq + 1, end))
-        elif end < n:
-            # An empty spec between two ';' is outside the grammar but harmless;
-            # only a trailing ';' is allowed outright.  Accept both.
-            pass
         pos = end + 1
     if not tags:
         raise TagSyntaxError("empty tag-list")

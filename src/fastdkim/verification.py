@@ -34,7 +34,6 @@ PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperro
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 _DIGITS = re.compile(rb"[0-9]{1,76}\Z")
-_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}\Z")
 
 
 @dataclass
@@ -137,6 +136,7 @@ class Verifier:
         self.clock = clock
         self.bare_lf = bare_lf
         self.max_header_names = max_header_names
+        self._records: Dict[bytes, Any] = {}
 
     def verify(self, message: MessageInput) -> List[Verification]:
         """Verify every ``DKIM-Signature`` of ``message``.
@@ -230,7 +230,7 @@ class Verifier:
         except (ValueError, UnicodeDecodeError):
             return s.done(PERMERROR, "invalid selector s=%s" % r.tags["s"])
         r.domain, r.selector = d, sel
-        names = [strip_fws(n).lower() for n in tags["h"].value.split(b":")]
+        names = strip_fws(tags["h"].value).lower().split(b":")
         if any(not n for n in names):
             return s.done(PERMERROR, "malformed h= list")
         if len(names) > self.max_header_names:
@@ -311,12 +311,7 @@ class Verifier:
             return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
         if not txts:
             return (PERMERROR, "no key record at %s" % name)
-        parsed: List[Tuple[bytes, Any]] = []
-        for txt in txts:
-            try:
-                parsed.append((txt, parse_key_record(txt, min_rsa_bits=self.min_key_bits)))
-            except KeyRecordError as exc:
-                parsed.append((txt, exc))
+        parsed = [(txt, self._parse_record(txt)) for txt in txts]
         dkim = [p for p in parsed if isinstance(p[1], KeyRecord) or p[0].lstrip().startswith(b"v=DKIM1")]
         if len(dkim) > 1:
             return (PERMERROR, "%d DKIM key records at %s" % (len(dkim), name))
@@ -329,6 +324,20 @@ class Verifier:
         if isinstance(chosen, KeyRecordError):
             return (PERMERROR, str(chosen))
         return chosen
+
+    def _parse_record(self, txt: bytes) -> Any:
+        """The parsed record (or its KeyRecordError), remembered by its text:
+        loading a public key costs more than the rest of a verification."""
+        hit = self._records.get(txt)
+        if hit is None:
+            try:
+                hit = parse_key_record(txt, min_rsa_bits=self.min_key_bits)
+            except KeyRecordError as exc:
+                hit = exc
+            if len(self._records) >= 1024:
+                self._records.clear()
+            self._records[txt] = hit
+        return hit
 
     # -- section 6.1.3: body hash, then header hash and signature ----------------------
 
@@ -413,7 +422,7 @@ def _text(v: bytes) -> str:
 
 def _b64(value: bytes) -> bytes:
     v = strip_fws(value)
-    if not _B64.match(v) or len(v) % 4:
+    if len(v) % 4:
         raise ValueError("malformed base64 value")
     try:
         return base64.b64decode(v, validate=True)
