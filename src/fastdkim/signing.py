@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from . import _core
-from .canonicalization import canonicalize_header, parse_canonicalization, select_headers
+from .canonicalization import canonicalize_header, parse_canonicalization
 from .errors import KeyFormatError, MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, read_message
@@ -218,16 +218,25 @@ class Signer:
     def _body_key(self) -> Tuple[bool, bool]:
         return (self._relaxed_body, self.body_length)
 
-    def _h_names(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[str, ...]:
-        counts: Dict[bytes, int] = {}
-        for name, _ in fields:
-            counts[name] = counts.get(name, 0) + 1
+    def _select(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Tuple[str, ...], List[bytes]]:
+        """The ``h=`` list for these fields and the fields it selects, in order."""
+        by_name: Dict[bytes, List[bytes]] = {}
+        for name, raw in fields:
+            lst = by_name.get(name)
+            if lst is None:
+                by_name[name] = [raw]
+            else:
+                lst.append(raw)
+        if b"from" not in by_name:
+            raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
         h: List[str] = []
+        selected: List[bytes] = []
         for n, nb, over in self._h_plan:
-            c = counts.get(nb, 0)
-            if c:
-                h.extend([n] * (c + over))
-        return tuple(h)
+            lst = by_name.get(nb)
+            if lst:
+                h.extend([n] * (len(lst) + over))
+                selected.extend(reversed(lst))  # h= picks instances from the bottom up
+        return tuple(h), selected
 
     def _folded_h(self, h: Tuple[str, ...]) -> Tuple[str, int]:
         # The h= tag always starts a line, so its folded text depends on the
@@ -243,9 +252,7 @@ class Signer:
         return hit
 
     def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int], lf: bool) -> bytes:
-        if not any(name == b"from" for name, _ in fields):
-            raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
-        h = self._h_names(fields)
+        h, selected = self._select(fields)
         out = [self._prefix]
         col = self._prefix_col
         if body_len is not None:
@@ -257,7 +264,6 @@ class Signer:
             col = _fold_tag(out, col, "x", str(now + self.expiration))
         h_text, col = self._folded_h(h)
         out.append(h_text)
-        selected = select_headers(fields, (n.encode("ascii") for n in h))
         if self.copy_headers:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
             col = _fold_tag(out, col, "z", z)
@@ -270,8 +276,11 @@ class Signer:
             col = 3
         unsigned = "".join(out)
         relaxed = self._relaxed_headers
-        data = b"".join([canonicalize_header(raw, relaxed) for raw in selected])
-        data += canonicalize_header(unsigned.encode("ascii"), relaxed)[:-2]
+        if relaxed:
+            rh = _core.core.relaxed_header
+            data = b"".join([rh(raw) for raw in selected]) + rh(unsigned.encode("ascii"))[:-2]
+        else:
+            data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned.encode("ascii")
         signature = _sign_bytes(self.key, data)
         text = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), col) + "\r\n"
         if lf:
