@@ -34,6 +34,7 @@ PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperro
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 _DIGITS = re.compile(rb"[0-9]{1,76}\Z")
+_STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
 
 
 @dataclass
@@ -137,6 +138,7 @@ class Verifier:
         self.bare_lf = bare_lf
         self.max_header_names = max_header_names
         self._records: Dict[bytes, Any] = {}
+        self._static: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
 
     def verify(self, message: MessageInput) -> List[Verification]:
         """Verify every ``DKIM-Signature`` of ``message``.
@@ -189,10 +191,8 @@ class Verifier:
             return s.done(PERMERROR, "malformed signature: %s" % exc)
         s.tags = tags
         r = s.result
-        r.tags = {k: _text(v.value) for k, v in tags.items()}
-        for t in ("d", "s", "a"):
-            if t in tags:
-                setattr(r, {"d": "domain", "s": "selector", "a": "algorithm"}[t], r.tags[t])
+        r.tags = {k: v.value.decode("utf-8", "replace") for k, v in tags.items()}
+        r.domain, r.selector, r.algorithm = r.tags.get("d"), r.tags.get("s"), r.tags.get("a")
         if "v" not in tags:
             return s.done(PERMERROR, "required tag v= missing")
         if tags["v"].value != b"1":
@@ -200,14 +200,23 @@ class Verifier:
         for t in ("a", "b", "bh", "d", "h", "s"):
             if t not in tags:
                 return s.done(PERMERROR, "required tag %s= missing" % t)
-        alg = tags["a"].value.lower().decode("ascii", "replace")
-        r.algorithm = alg
-        if alg not in _ALGORITHMS:
-            return s.done(PERMERROR, "unsupported algorithm a=%s" % r.tags["a"])
-        if alg == "rsa-sha1" and not self.allow_sha1:
-            return s.done(PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
-        s.alg = alg
-        s.key_type, s.hash_name = _ALGORITHMS[alg]
+        # What a, c, d, s, h, i and q imply is the same for every message a
+        # signer sends: remember it, keyed by those values.
+        key = tuple(tags[t].value if t in tags else None for t in _STATIC_TAGS)
+        static = self._static.get(key)
+        if static is None:
+            static = self._check_static(tags)
+            if len(self._static) >= 1024:
+                self._static.clear()
+            self._static[key] = static
+        if len(static) == 2:
+            if static[0] == "alg":
+                r.algorithm = static[1]
+                return s.done(PERMERROR, "unsupported algorithm a=%s" % r.tags["a"])
+            return s.done(*static)
+        (r.algorithm, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
+         r.domain, r.selector, s.h, r.signed_headers, r.identity) = static
+        s.alg = r.algorithm
         try:
             s.b = _b64(tags["b"].value)
             s.bh = _b64(tags["bh"].value)
@@ -215,56 +224,11 @@ class Verifier:
             return s.done(PERMERROR, str(exc))
         if not s.b:
             return s.done(PERMERROR, "empty signature b=")
-        try:
-            hc, bc = parse_canonicalization(tags["c"].value.decode("ascii")) if "c" in tags else ("simple", "simple")
-        except (ValueError, UnicodeDecodeError):
-            return s.done(PERMERROR, "unknown canonicalization c=%s" % r.tags.get("c"))
-        r.canonicalization = "%s/%s" % (hc, bc)
-        s.relaxed_h, s.relaxed_b = hc == "relaxed", bc == "relaxed"
-        try:
-            d = to_a_label_domain(tags["d"].value.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return s.done(PERMERROR, "invalid signing domain d=%s" % r.tags["d"])
-        try:
-            sel = to_a_label_domain(tags["s"].value.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return s.done(PERMERROR, "invalid selector s=%s" % r.tags["s"])
-        r.domain, r.selector = d, sel
-        names = strip_fws(tags["h"].value).lower().split(b":")
-        if any(not n for n in names):
-            return s.done(PERMERROR, "malformed h= list")
-        if len(names) > self.max_header_names:
-            return s.done(PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
-        if b"from" not in names:
-            return s.done(PERMERROR, "From field not signed (h= lacks from)")
-        s.h = names
-        r.signed_headers = tuple(n.decode("ascii", "replace") for n in names)
-        if "i" in tags:
-            try:
-                ident = qp_decode(tags["i"].value).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                return s.done(PERMERROR, "malformed i= value")
-            local, at, idom = ident.rpartition("@")
-            if not at:
-                return s.done(PERMERROR, "i= %r lacks '@'" % ident)
-            try:
-                idom = to_a_label_domain(idom)
-            except ValueError:
-                return s.done(PERMERROR, "invalid i= domain %r" % idom)
-            if not is_subdomain(idom, d):
-                return s.done(PERMERROR, "i= domain %s is not d=%s or a subdomain of it" % (idom, d))
-            r.identity = local + "@" + idom
-        else:
-            r.identity = "@" + d
         s.l = None
         if "l" in tags:
             if not _DIGITS.match(tags["l"].value):
                 return s.done(PERMERROR, "malformed l= value")
             s.l = r.body_length = int(tags["l"].value)
-        if "q" in tags:
-            methods = [strip_fws(m).lower() for m in tags["q"].value.split(b":")]
-            if b"dns/txt" not in methods:
-                return s.done(PERMERROR, "no supported query method in q=%s" % r.tags["q"])
         for t, attr in (("t", "timestamp"), ("x", "expiration")):
             if t in tags:
                 if not _DIGITS.match(tags[t].value):
@@ -276,6 +240,63 @@ class Verifier:
             return s.done(FAIL, "signature expired (x=%d)" % r.expiration)
         if r.timestamp is not None and r.timestamp > now + self.clock_skew:
             return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
+
+    def _check_static(self, tags: Dict[str, Tag]) -> Tuple[Any, ...]:
+        """Checks of the tags a signer keeps the same from message to message.
+
+        Returns ``(status, reason)`` for an unusable signature (``("alg", a)``
+        for an unknown algorithm), else the derived values.
+        """
+        text = {k: v.value.decode("utf-8", "replace") for k, v in tags.items()}
+        alg = tags["a"].value.lower().decode("ascii", "replace")
+        if alg not in _ALGORITHMS:
+            return ("alg", alg)
+        if alg == "rsa-sha1" and not self.allow_sha1:
+            return (PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
+        key_type, hash_name = _ALGORITHMS[alg]
+        try:
+            hc, bc = parse_canonicalization(tags["c"].value.decode("ascii")) if "c" in tags else ("simple", "simple")
+        except (ValueError, UnicodeDecodeError):
+            return (PERMERROR, "unknown canonicalization c=%s" % text.get("c"))
+        try:
+            d = to_a_label_domain(tags["d"].value.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return (PERMERROR, "invalid signing domain d=%s" % text["d"])
+        try:
+            sel = to_a_label_domain(tags["s"].value.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return (PERMERROR, "invalid selector s=%s" % text["s"])
+        names = strip_fws(tags["h"].value).lower().split(b":")
+        if any(not n for n in names):
+            return (PERMERROR, "malformed h= list")
+        if len(names) > self.max_header_names:
+            return (PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
+        if b"from" not in names:
+            return (PERMERROR, "From field not signed (h= lacks from)")
+        signed = tuple(b":".join(names).decode("ascii", "replace").split(":"))
+        if "i" in tags:
+            try:
+                ident = qp_decode(tags["i"].value).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return (PERMERROR, "malformed i= value")
+            local, at, idom = ident.rpartition("@")
+            if not at:
+                return (PERMERROR, "i= %r lacks '@'" % ident)
+            try:
+                idom = to_a_label_domain(idom)
+            except ValueError:
+                return (PERMERROR, "invalid i= domain %r" % idom)
+            if not is_subdomain(idom, d):
+                return (PERMERROR, "i= domain %s is not d=%s or a subdomain of it" % (idom, d))
+            identity = local + "@" + idom
+        else:
+            identity = "@" + d
+        if "q" in tags:
+            methods = [strip_fws(m).lower() for m in tags["q"].value.split(b":")]
+            if b"dns/txt" not in methods:
+                return (PERMERROR, "no supported query method in q=%s" % text["q"])
+        return (alg, key_type, hash_name, "%s/%s" % (hc, bc), hc == "relaxed", bc == "relaxed", d, sel, names,
+                signed, identity)
 
     # -- section 6.1.2: the key ------------------------------------------------------
 
@@ -414,10 +435,6 @@ class _LegacyBodyHasher:
     def digest(self) -> bytes:
         self._feed(self._canon.finish())
         return self._hash.digest()
-
-
-def _text(v: bytes) -> str:
-    return v.decode("utf-8", "replace")
 
 
 def _b64(value: bytes) -> bytes:
