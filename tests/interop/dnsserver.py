@@ -228,28 +228,37 @@ class KnotServer:
 
     # -- changing data ----------------------------------------------------------------
 
-    def update(self, origin: str, **changes: Optional[Tuple[Record, int]]) -> None:
-        """Change records of a zone (``None`` removes one), then reload it and
-        wait until the server has loaded the new data.  Owner names with dots
-        or dashes are given as keyword arguments by ``**{"a._domainkey": ...}``."""
+    def update(self, origin: str, changes: Dict[str, Optional[Tuple[Record, int]]]) -> None:
+        """Change records of a zone (owner -> (value, TTL), or ``None`` to
+        remove), then reload it and wait until the server serves the new data."""
         zone = self.zones[origin.rstrip(".")]
         for owner, value in changes.items():
             if value is None:
                 zone.records.pop(owner, None)
             else:
                 zone.records[owner] = value
+        self.load_zone(zone)
+
+    def load_zone(self, zone: Zone) -> None:
+        """Serve ``zone`` (new contents for a zone the server is configured
+        for, possibly one that was broken), and wait until it is loaded."""
+        if zone.origin not in self.zones and zone.origin not in self.broken:
+            raise ValueError("knotd is not configured for %s" % zone.origin)
+        if zone.origin in self.broken:
+            self.broken.remove(zone.origin)
+        self.zones[zone.origin] = zone
         zone.serial += 1
         self._zone_file(zone.origin).write_text(zone.text())
-        self.knotc("zone-reload", zone.origin + ".")
+        self.control("zone-reload", zone.origin + ".")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             r = self.query(zone.origin + ".", "SOA")
             if r.answer and r.answer[0][0].serial == zone.serial:
                 return
             time.sleep(0.05)
-        raise RuntimeError("knotd did not load serial %d of %s" % (zone.serial, zone.origin))
+        raise RuntimeError("knotd did not load serial %d of %s; log:\n%s" % (zone.serial, zone.origin, self.log()))
 
-    def knotc(self, *args: str) -> str:
+    def control(self, *args: str) -> str:
         out = subprocess.run(
             [self.knotc, "-c", str(self.conf), "-s", str(self.socket_path), "-b", "-t", "20"] + list(args),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
@@ -261,8 +270,9 @@ class KnotServer:
     # -- asking it directly ---------------------------------------------------------------
 
     def query(self, name: str, rdtype: str = "TXT", timeout: float = 2.0) -> dns.message.Message:
+        """Ask the server directly (over UDP, then TCP if the answer is truncated)."""
         q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype), use_edns=0, payload=1232)
-        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=timeout)
+        return dns.query.udp_with_fallback(q, "127.0.0.1", port=self.port, timeout=timeout)[0]
 
     def txt_strings(self, name: str) -> List[List[bytes]]:
         """The character-strings of each TXT record at ``name``, as served."""

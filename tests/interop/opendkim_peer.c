@@ -6,6 +6,9 @@
  *
  * Usage: opendkim_peer [--dns 127.0.0.1:PORT] [--timeout SECONDS] [--oversign a,b,...]
  *
+ * Signs the header fields the opendkim filter signs by default
+ * (dkim_should_signhdrs), oversigning those given with --oversign.
+ *
  * Reads jobs from standard input, one per line, fields separated by TABs, and
  * answers each with exactly one line on standard output:
  *
@@ -356,6 +359,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cannot set the DNS timeout\n");
 			return 1;
 		}
+	}
+	/* sign what the opendkim filter signs by default: the RFC 6376
+	   section 5.4.1 list (the library alone would sign every field) */
+	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, dkim_should_signhdrs, sizeof(char **)) != DKIM_STAT_OK) {
+		fprintf(stderr, "cannot set the signed header fields\n");
+		return 1;
 	}
 	if (nover > 0 &&
 	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, oversign, sizeof(char **)) != DKIM_STAT_OK) {
