@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from fastdkim.canonicalization import canonicalize_header, select_headers
 from fastdkim.keys import public_key_record
 from fastdkim.message import read_message
-from fastdkim.tags import parse_tag_list, strip_fws
+from fastdkim.tags import parse_tag_list, strip_fws, tag_spans
 
 MESSAGE = (
     b"Received: from mx.example.net by mail.example.com; Tue, 1 Jan 2030 00:00:00 +0000\r\n"
@@ -58,11 +58,11 @@ def resign(message: bytes, key, *, hash_name: str = "sha256", index: int = 0) ->
     raw = sigs[index]
     colon = raw.index(b":") + 1
     tags = parse_tag_list(raw[colon:])
-    c = tags["c"].value.decode() if "c" in tags else "simple/simple"
+    c = tags["c"].decode() if "c" in tags else "simple/simple"
     relaxed_h = c.split("/")[0] == "relaxed"
-    a, b = tags["b"].span
+    a, b = tag_spans(raw[colon:])["b"]
     own = raw[: colon + a] + raw[colon + b:]
-    names = [n.strip().lower() for n in strip_fws(tags["h"].value).split(b":")]
+    names = [n.strip().lower() for n in strip_fws(tags["h"]).split(b":")]
     data = b"".join(canonicalize_header(f, relaxed_h) for f in select_headers(pm.fields, names))
     data += canonicalize_header(own, relaxed_h)[:-2]
     if isinstance(key, rsa.RSAPrivateKey):

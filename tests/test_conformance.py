@@ -90,7 +90,7 @@ def test_rfc8463_ed25519_signs_the_sha256_digest(conformance_dir):
 
     from fastdkim.canonicalization import canonicalize_header, select_headers
     from fastdkim.message import read_message
-    from fastdkim.tags import parse_tag_list, strip_fws
+    from fastdkim.tags import parse_tag_list, strip_fws, tag_spans
 
     seed = base64.b64decode("nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=")
     key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
@@ -100,12 +100,12 @@ def test_rfc8463_ed25519_signs_the_sha256_digest(conformance_dir):
     raw = next(r for n, r in pm.fields if n == b"dkim-signature")
     colon = raw.index(b":") + 1
     tags = parse_tag_list(raw[colon:])
-    a, b = tags["b"].span
+    a, b = tag_spans(raw[colon:])["b"]
     own = raw[: colon + a] + raw[colon + b:]
-    names = [n.strip().lower() for n in strip_fws(tags["h"].value).split(b":")]
-    relaxed = tags["c"].value.split(b"/")[0] == b"relaxed"
+    names = [n.strip().lower() for n in strip_fws(tags["h"]).split(b":")]
+    relaxed = tags["c"].split(b"/")[0] == b"relaxed"
     data = b"".join(canonicalize_header(f, relaxed) for f in select_headers(pm.fields, names))
     data += canonicalize_header(own, relaxed)[:-2]
-    expected = base64.b64decode(strip_fws(tags["b"].value))
+    expected = base64.b64decode(strip_fws(tags["b"]))
     assert key.sign(hashlib.sha256(data).digest()) == expected
     assert key.sign(data) != expected

@@ -327,14 +327,14 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
     if "v" in tags:
         if next(iter(tags)) != "v":
             raise KeyRecordError("key record v= tag is not first")
-        if tags["v"].value != b"DKIM1":
-            raise KeyRecordError("key record version %r is not DKIM1" % tags["v"].value.decode("ascii", "replace"))
-    ktype = tags["k"].value.decode("ascii", "replace").lower() if "k" in tags else "rsa"
+        if tags["v"] != b"DKIM1":
+            raise KeyRecordError("key record version %r is not DKIM1" % tags["v"].decode("ascii", "replace"))
+    ktype = tags["k"].decode("ascii", "replace").lower() if "k" in tags else "rsa"
     if ktype not in ("rsa", "ed25519"):
         raise KeyRecordError("unknown key type k=%s" % ktype)
     if "p" not in tags:
         raise KeyRecordError("key record has no p= tag")
-    p64 = strip_fws(tags["p"].value)
+    p64 = strip_fws(tags["p"])
     if not p64:
         raise KeyRecordError("key revoked (empty p=)")
     try:
@@ -356,10 +356,10 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
         if len(p) != 32:
             raise KeyRecordError("ed25519 key must be 32 raw bytes (RFC 8463), got %d bytes" % len(p))
         pub = ed25519.Ed25519PublicKey.from_public_bytes(p)
-    hashes = _colon_list(tags["h"].value) if "h" in tags else None
-    services = _colon_list(tags["s"].value) if "s" in tags else None
+    hashes = _colon_list(tags["h"]) if "h" in tags else None
+    services = _colon_list(tags["s"]) if "s" in tags else None
     if services is not None and not ({"*", "email"} & services):
         raise KeyRecordError("key record s=%s does not allow email" % ":".join(sorted(services)))
-    flags = _colon_list(tags["t"].value) if "t" in tags else frozenset()
-    notes = tags["n"].value.decode("ascii", "replace") if "n" in tags else ""
+    flags = _colon_list(tags["t"]) if "t" in tags else frozenset()
+    notes = tags["n"].decode("ascii", "replace") if "n" in tags else ""
     return KeyRecord(ktype, pub, hashes, services, flags, notes)

@@ -25,7 +25,7 @@ from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MessageInput, read_message
-from .tags import Tag, TagSyntaxError, parse_tag_list, strip_fws
+from .tags import TagSyntaxError, parse_tag_list, strip_fws, tag_spans
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
@@ -82,7 +82,7 @@ class _Sig:
     def __init__(self, result: Verification, raw: bytes) -> None:
         self.result = result
         self.raw = raw
-        self.tags: Dict[str, Tag] = {}
+        self.tags: Dict[str, bytes] = {}
         self.value_offset = 0
         self.key: Optional[KeyRecord] = None
 
@@ -191,18 +191,18 @@ class Verifier:
             return s.done(PERMERROR, "malformed signature: %s" % exc)
         s.tags = tags
         r = s.result
-        r.tags = {k: v.value.decode("utf-8", "replace") for k, v in tags.items()}
+        r.tags = {k: v.decode("utf-8", "replace") for k, v in tags.items()}
         r.domain, r.selector, r.algorithm = r.tags.get("d"), r.tags.get("s"), r.tags.get("a")
         if "v" not in tags:
             return s.done(PERMERROR, "required tag v= missing")
-        if tags["v"].value != b"1":
+        if tags["v"] != b"1":
             return s.done(PERMERROR, "unsupported signature version v=%s" % r.tags["v"])
         for t in ("a", "b", "bh", "d", "h", "s"):
             if t not in tags:
                 return s.done(PERMERROR, "required tag %s= missing" % t)
         # What a, c, d, s, h, i and q imply is the same for every message a
         # signer sends: remember it, keyed by those values.
-        key = tuple(tags[t].value if t in tags else None for t in _STATIC_TAGS)
+        key = tuple(tags[t] if t in tags else None for t in _STATIC_TAGS)
         static = self._static.get(key)
         if static is None:
             static = self._check_static(tags)
@@ -218,22 +218,22 @@ class Verifier:
          r.domain, r.selector, s.h, r.signed_headers, r.identity) = static
         s.alg = r.algorithm
         try:
-            s.b = _b64(tags["b"].value)
-            s.bh = _b64(tags["bh"].value)
+            s.b = _b64(tags["b"])
+            s.bh = _b64(tags["bh"])
         except ValueError as exc:
             return s.done(PERMERROR, str(exc))
         if not s.b:
             return s.done(PERMERROR, "empty signature b=")
         s.l = None
         if "l" in tags:
-            if not _DIGITS.match(tags["l"].value):
+            if not _DIGITS.match(tags["l"]):
                 return s.done(PERMERROR, "malformed l= value")
-            s.l = r.body_length = int(tags["l"].value)
+            s.l = r.body_length = int(tags["l"])
         for t, attr in (("t", "timestamp"), ("x", "expiration")):
             if t in tags:
-                if not _DIGITS.match(tags[t].value):
+                if not _DIGITS.match(tags[t]):
                     return s.done(PERMERROR, "malformed %s= value" % t)
-                setattr(r, attr, int(tags[t].value))
+                setattr(r, attr, int(tags[t]))
         if r.timestamp is not None and r.expiration is not None and r.expiration < r.timestamp:
             return s.done(PERMERROR, "x= (%d) is earlier than t= (%d)" % (r.expiration, r.timestamp))
         if r.expiration is not None and r.expiration < now:
@@ -241,32 +241,32 @@ class Verifier:
         if r.timestamp is not None and r.timestamp > now + self.clock_skew:
             return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
 
-    def _check_static(self, tags: Dict[str, Tag]) -> Tuple[Any, ...]:
+    def _check_static(self, tags: Dict[str, bytes]) -> Tuple[Any, ...]:
         """Checks of the tags a signer keeps the same from message to message.
 
         Returns ``(status, reason)`` for an unusable signature (``("alg", a)``
         for an unknown algorithm), else the derived values.
         """
-        text = {k: v.value.decode("utf-8", "replace") for k, v in tags.items()}
-        alg = tags["a"].value.lower().decode("ascii", "replace")
+        text = {k: v.decode("utf-8", "replace") for k, v in tags.items()}
+        alg = tags["a"].lower().decode("ascii", "replace")
         if alg not in _ALGORITHMS:
             return ("alg", alg)
         if alg == "rsa-sha1" and not self.allow_sha1:
             return (PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
         key_type, hash_name = _ALGORITHMS[alg]
         try:
-            hc, bc = parse_canonicalization(tags["c"].value.decode("ascii")) if "c" in tags else ("simple", "simple")
+            hc, bc = parse_canonicalization(tags["c"].decode("ascii")) if "c" in tags else ("simple", "simple")
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "unknown canonicalization c=%s" % text.get("c"))
         try:
-            d = to_a_label_domain(tags["d"].value.decode("utf-8"))
+            d = to_a_label_domain(tags["d"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "invalid signing domain d=%s" % text["d"])
         try:
-            sel = to_a_label_domain(tags["s"].value.decode("utf-8"))
+            sel = to_a_label_domain(tags["s"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "invalid selector s=%s" % text["s"])
-        names = strip_fws(tags["h"].value).lower().split(b":")
+        names = strip_fws(tags["h"]).lower().split(b":")
         if any(not n for n in names):
             return (PERMERROR, "malformed h= list")
         if len(names) > self.max_header_names:
@@ -276,7 +276,7 @@ class Verifier:
         signed = tuple(b":".join(names).decode("ascii", "replace").split(":"))
         if "i" in tags:
             try:
-                ident = qp_decode(tags["i"].value).decode("utf-8")
+                ident = qp_decode(tags["i"]).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 return (PERMERROR, "malformed i= value")
             local, at, idom = ident.rpartition("@")
@@ -292,7 +292,7 @@ class Verifier:
         else:
             identity = "@" + d
         if "q" in tags:
-            methods = [strip_fws(m).lower() for m in tags["q"].value.split(b":")]
+            methods = [strip_fws(m).lower() for m in tags["q"].split(b":")]
             if b"dns/txt" not in methods:
                 return (PERMERROR, "no supported query method in q=%s" % text["q"])
         return (alg, key_type, hash_name, "%s/%s" % (hc, bc), hc == "relaxed", bc == "relaxed", d, sel, names,
@@ -389,8 +389,8 @@ class Verifier:
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
         selected = select_headers(fields, s.h)
         data = b"".join(canonicalize_header(raw, s.relaxed_h) for raw in selected)
-        b_span = s.tags["b"].span
         off = s.value_offset
+        b_span = tag_spans(s.raw[off:])["b"]
         own = s.raw[: off + b_span[0]] + s.raw[off + b_span[1]:]
         own_c = canonicalize_header(own, s.relaxed_h)
         data += own_c[:-2]

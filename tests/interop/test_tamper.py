@@ -105,7 +105,7 @@ def _check_signed_fields(signer: str, signed: bytes) -> None:
     Received not signed."""
     pm = read_message(signed)
     raw = next(r for n, r in pm.fields if n == b"dkim-signature")
-    h = [strip_fws(n).lower() for n in parse_tag_list(raw[raw.index(b":") + 1:])["h"].value.split(b":")]
+    h = [strip_fws(n).lower() for n in parse_tag_list(raw[raw.index(b":") + 1:])["h"].split(b":")]
     assert h.count(b"to") >= 2 and h.count(b"from") >= 2, (signer, h)
     assert b"comments" not in h and b"received" not in h, (signer, h)
 
@@ -135,7 +135,7 @@ def test_added_from_without_oversigning(verifier, peer, keys, interop_dir):
     signer = fastdkim.Signer(DOMAIN, "rsa2048", keys["rsa2048"].private, oversign=())
     signed = signer.sign_message(BASE)
     raw = next(r for n, r in read_message(signed).fields if n == b"dkim-signature")
-    h = [strip_fws(n).lower() for n in parse_tag_list(raw[raw.index(b":") + 1:])["h"].value.split(b":")]
+    h = [strip_fws(n).lower() for n in parse_tag_list(raw[raw.index(b":") + 1:])["h"].split(b":")]
     assert h.count(b"from") == 1, h
     work = interop_dir / "tamper"
     work.mkdir(exist_ok=True)
