@@ -7,7 +7,7 @@ import random
 from typing import Dict, Optional, Sequence
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fastdkim.canonicalization import canonicalize_header, select_headers
 from fastdkim.keys import public_key_record

@@ -1,5 +1,4 @@
 """The compiled core is what ships: check it is built and active where required."""
-import importlib
 import os
 import subprocess
 import sys

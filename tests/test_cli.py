@@ -7,14 +7,13 @@ import shutil
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import fastdkim
 from fastdkim import cli
 from fastdkim.dns import zone_file_key_source
-from fastdkim.keys import load_private_key, public_key_record, zone_file_line
+from fastdkim.keys import load_private_key, public_key_record
 
 from fakedns import FakeDNS, Neg, Txt
 from helpers_keys import rsa_key_of_bits

@@ -2,10 +2,7 @@
 small DNS server run by the tests on 127.0.0.1."""
 from __future__ import annotations
 
-import collections
-import selectors
 import socket
-import struct
 import threading
 import time
 import types

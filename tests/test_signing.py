@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 
 import pytest
 from cryptography.hazmat.primitives import serialization

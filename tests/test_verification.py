@@ -13,7 +13,7 @@ import fastdkim
 from fastdkim.errors import KeyLookupError, TemporaryLookupError
 from fastdkim.keys import public_key_record
 
-from helpers import MESSAGE, body_hash, handmade, keys_for, resign
+from helpers import MESSAGE, body_hash, handmade, keys_for
 from helpers_keys import rsa_key_of_bits
 
 pytestmark = pytest.mark.usefixtures("core")

@@ -15,7 +15,6 @@ from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = [
     "Source",
-    "Item",
     "detect",
     "iter_mbox",
     "list_files",

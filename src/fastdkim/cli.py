@@ -429,11 +429,10 @@ def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int 
 
 
 def _sign(args: argparse.Namespace) -> int:
-    import io
     import shutil
     import tempfile
 
-    from .batch import FILE, MAILDIR, MBOX, STDIN, Summary, atomic_write, detect, iter_mbox, list_files
+    from .batch import FILE, MAILDIR, MBOX, STDIN, Summary, atomic_write, detect, list_files
     from .errors import DKIMError
 
     setup = _SignSetup(args)
@@ -691,7 +690,6 @@ def _check_dns(args: argparse.Namespace) -> int:
     from .keys import KeyRecordError, load_private_key, parse_key_record, record_name
     from .errors import KeyFormatError
     from ._text import to_a_label_domain
-    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 
     try:
         domain = to_a_label_domain(args.domain)

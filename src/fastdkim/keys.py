@@ -282,6 +282,7 @@ class KeyRecord:
     services: Optional[FrozenSet[str]] = None  # s=: service types; None = "*"
     flags: FrozenSet[str] = field(default_factory=frozenset)  # t=
     notes: str = ""
+    key_bits: int = 0  # RSA modulus size; 256 for Ed25519
 
     @property
     def testing(self) -> bool:
@@ -292,12 +293,6 @@ class KeyRecord:
     def strict(self) -> bool:
         """``t=s``: the i= domain must equal d= exactly."""
         return "s" in self.flags
-
-    @property
-    def key_bits(self) -> int:
-        if isinstance(self.public_key, rsa.RSAPublicKey):
-            return self.public_key.key_size
-        return 256
 
     def matches(self, private_key: PrivateKey) -> bool:
         """True if ``private_key`` is the private half of this record's key."""
@@ -362,4 +357,5 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
         raise KeyRecordError("key record s=%s does not allow email" % ":".join(sorted(services)))
     flags = _colon_list(tags["t"]) if "t" in tags else frozenset()
     notes = tags["n"].decode("ascii", "replace") if "n" in tags else ""
-    return KeyRecord(ktype, pub, hashes, services, flags, notes)
+    bits = pub.key_size if isinstance(pub, rsa.RSAPublicKey) else 256
+    return KeyRecord(ktype, pub, hashes, services, flags, notes, bits)

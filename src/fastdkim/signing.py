@@ -15,11 +15,11 @@ import time
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from .canonicalization import canonicalize_header, parse_canonicalization
-from .errors import KeyFormatError, MessageFormatError, SigningError
+from .errors import MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, read_message
 from ._text import is_subdomain, qp_encode, to_a_label_domain
@@ -131,6 +131,11 @@ class Signer:
             if alg != natural:
                 raise SigningError("algorithm %s does not match the %s key" % (alg, natural.split("-")[0]))
         self.algorithm = natural
+        key_obj: Any = self.key
+        if natural == "ed25519-sha256":  # RFC 8463 section 3: sign the SHA-256 of the data
+            self._sign_data: Callable[[bytes], bytes] = lambda d: key_obj.sign(hashlib.sha256(d).digest())
+        else:
+            self._sign_data = lambda d: key_obj.sign(d, _PKCS1, _SHA256)
         try:
             hc, bc = parse_canonicalization(canonicalization)
         except (ValueError, AttributeError) as exc:
@@ -281,20 +286,14 @@ class Signer:
             data = b"".join([rh(raw) for raw in selected]) + rh(unsigned.encode("ascii"))[:-2]
         else:
             data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned.encode("ascii")
-        signature = _sign_bytes(self.key, data)
+        signature = self._sign_data(data)
         text = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), col) + "\r\n"
         if lf:
             text = text.replace("\r\n", "\n")
         return text.encode("ascii")
 
 
-def _sign_bytes(key: PrivateKey, data: bytes) -> bytes:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        # RFC 8463 section 3: Ed25519 signs the SHA-256 hash of the data.
-        return key.sign(hashlib.sha256(data).digest())
-    raise KeyFormatError("unsupported key type %s" % type(key).__name__)
+_PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
 
 
 def _fold_tag(out: List[str], col: int, name: str, value: str, newline: bool = False) -> int:
