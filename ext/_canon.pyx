@@ -38,6 +38,8 @@ __all__ = [
     "find_body_start",
     "split_header_fields",
     "normalize_line_endings",
+    "parse_tag_list",
+    "header_hash_input",
 ]
 
 cdef extern from "Python.h":
@@ -1106,3 +1108,137 @@ cdef tuple _field(const unsigned char *b, Py_ssize_t fs, Py_ssize_t fe, Py_ssize
         for j in range(ne - ns):
             q[j] = _lower(b[ns + j])
     return (name, PyBytes_FromStringAndSize(<const char *>(b + fs), end - fs))
+
+
+# -- tag-lists and the header hash input ---------------------------------------------
+
+
+cdef inline bint _is_fws(unsigned char c) noexcept nogil:
+    return c == _SP or c == _TAB or c == _CR or c == _LF
+
+
+def _short(b, limit=40):
+    s = bytes(b).decode("ascii", "backslashreplace")
+    return repr(s if len(s) <= limit else s[:limit] + "...")
+
+
+# Tag names seen before, already checked: signatures repeat the same dozen.
+cdef dict _tag_names = {}
+
+
+def parse_tag_list(data, Py_ssize_t max_tags=64):
+    """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
+
+    Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
+    ``=`` and values is dropped; an empty spec is skipped.
+
+    :raises ValueError: a spec without ``=``, an invalid tag name, a duplicate
+        tag, more than ``max_tags`` tags, or no tag at all.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, i = 0, j, eq, ns, ne, vs, ve, k
+    cdef unsigned char c
+    cdef bint ok
+    cdef dict tags = {}
+    cdef bytes raw
+    _get_buffer(data, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        while i <= n:
+            j = i
+            eq = -1
+            while j < n and b[j] != 59:  # ';'
+                if eq < 0 and b[j] == 61:  # '='
+                    eq = j
+                j += 1
+            if eq < 0:
+                ns = i
+                ne = j
+                while ns < ne and _is_fws(b[ns]):
+                    ns += 1
+                while ne > ns and _is_fws(b[ne - 1]):
+                    ne -= 1
+                if ne > ns:
+                    raise ValueError("tag without '=': %s" % _short(PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)))
+            else:
+                ns = i
+                ne = eq
+                while ns < ne and _is_fws(b[ns]):
+                    ns += 1
+                while ne > ns and _is_fws(b[ne - 1]):
+                    ne -= 1
+                raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
+                name = _tag_names.get(raw)
+                if name is None:
+                    ok = ne > ns and ((65 <= b[ns] <= 90) or (97 <= b[ns] <= 122))
+                    k = ns + 1
+                    while ok and k < ne:
+                        c = b[k]
+                        ok = (65 <= c <= 90) or (97 <= c <= 122) or (48 <= c <= 57) or c == 95
+                        k += 1
+                    if not ok:
+                        raise ValueError("invalid tag name %s" % _short(raw))
+                    name = raw.decode("ascii")
+                    if len(_tag_names) < 512:
+                        _tag_names[raw] = name
+                if name in tags:
+                    raise ValueError("duplicate tag %s=" % name)
+                if len(tags) >= max_tags:
+                    raise ValueError("more than %d tags" % max_tags)
+                vs = eq + 1
+                ve = j
+                while vs < ve and _is_fws(b[vs]):
+                    vs += 1
+                while ve > vs and _is_fws(b[ve - 1]):
+                    ve -= 1
+                tags[name] = PyBytes_FromStringAndSize(<const char *>(b + vs), ve - vs)
+            i = j + 1
+        if not tags:
+            raise ValueError("empty tag-list")
+        return tags
+    finally:
+        PyBuffer_Release(&view)
+
+
+def header_hash_input(fields, names, own, relaxed):
+    """The header part of the data a DKIM signature covers (section 3.7).
+
+    For each name of ``names`` (lower-case, in ``h=`` order) the next instance
+    of that field from the bottom of ``fields`` upwards, canonicalized; a name
+    with no instance left contributes nothing.  Then ``own``, the signature's
+    own field with its ``b=`` value emptied, canonicalized without its final
+    CRLF.
+    """
+    cdef dict by_name = {}
+    cdef list out = []
+    cdef list stack
+    cdef bytes raw
+    cdef bint rel = bool(relaxed)
+    for name, raw in fields:
+        stack = by_name.get(name)
+        if stack is None:
+            by_name[name] = [raw]
+        else:
+            stack.append(raw)
+    for name in names:
+        stack = by_name.get(name)
+        if stack:
+            raw = stack.pop()
+            if rel:
+                out.append(relaxed_header(raw))
+            elif raw.endswith(b"\r\n"):
+                out.append(raw)
+            else:
+                out.append(raw + b"\r\n")
+    cdef bytes own_b = bytes(own)
+    cdef bytes c
+    if rel:
+        c = relaxed_header(own_b)
+        out.append(c[:len(c) - 2])
+    elif own_b.endswith(b"\r\n"):
+        out.append(own_b[:len(own_b) - 2])
+    else:
+        out.append(own_b)
+    return b"".join(out)

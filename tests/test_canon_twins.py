@@ -410,3 +410,62 @@ def test_same_public_api():
     assert (c.relaxed, c.bare_lf) == (True, True)
     h = fast.BodyHasher(relaxed=0, limit=None, bare_lf=True)
     assert (h.relaxed, h.limit, h.length, h.hashed) == (False, None, 0, 0)
+
+
+# -- tag-lists and the header hash input ----------------------------------------
+
+TAG_TOKENS = [
+    b"v", b"a", b"b", b"bh", b"d", b"h", b"x_1", b"1x", b"=", b";", b" ", b"\t", b"\r\n ", b"\r\n",
+    b"rsa-sha256", b"from:to", b"abc+/=", b"\x80", b"\xff", b"", b";;", b"==",
+]
+tag_lists = st.lists(st.sampled_from(TAG_TOKENS), max_size=30).map(b"".join) | st.binary(max_size=80)
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+@SETTINGS
+@given(data=tag_lists, max_tags=st.integers(1, 8))
+def test_parse_tag_list_twins_agree(data, max_tags):
+    got = _outcome(fast.parse_tag_list, data, max_tags)
+    assert got == _outcome(pure.parse_tag_list, data, max_tags)
+    assert _outcome(fast.parse_tag_list, bytearray(data), max_tags) == got
+    if got[0] == "ok":
+        assert all(isinstance(k, str) and isinstance(v, bytes) for k, v in got[1].items())
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+def test_parse_tag_list_examples(name):
+    mod = _core(name)
+    assert mod.parse_tag_list(b" v = 1 ;\r\n\ta=rsa-sha256; b=ab\r\n cd ;") == {"v": b"1", "a": b"rsa-sha256", "b": b"ab\r\n cd"}
+    assert mod.parse_tag_list(b"a=;b=2;;") == {"a": b"", "b": b"2"}
+    for bad, msg in ((b"", "empty"), (b"x", "without '='"), (b"1a=2", "invalid tag name"),
+                     (b"a=1; a=2", "duplicate"), (b"a=1;b=2;c=3", "more than 2")):
+        with pytest.raises(ValueError, match=msg):
+            mod.parse_tag_list(bad, 2)
+
+
+field_lists = st.lists(
+    st.tuples(st.sampled_from([b"from", b"to", b"subject", b"x"]), header_blobs), max_size=8)
+name_lists = st.lists(st.sampled_from([b"from", b"to", b"subject", b"date"]), max_size=10)
+
+
+@SETTINGS
+@given(fields=field_lists, names=name_lists, own=header_blobs, relaxed=st.booleans())
+def test_header_hash_input_twins_agree(fields, names, own, relaxed):
+    assert fast.header_hash_input(fields, names, own, relaxed) == pure.header_hash_input(fields, names, own, relaxed)
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+def test_header_hash_input_bottom_up_and_oversigned(name):
+    mod = _core(name)
+    fields = [(b"to", b"To: one\r\n"), (b"from", b"From:  A \r\n"), (b"to", b"To: two\r\n")]
+    own = b"DKIM-Signature: v=1; b=\r\n"
+    # the second "to" takes the upper instance; the surplus "to" and "from" add nothing
+    assert mod.header_hash_input(fields, [b"to", b"to", b"to", b"from", b"from"], own, False) == (
+        b"To: two\r\nTo: one\r\nFrom:  A \r\nDKIM-Signature: v=1; b=")
+    assert mod.header_hash_input(fields, [b"from"], own, True) == b"from:A\r\ndkim-signature:v=1; b="

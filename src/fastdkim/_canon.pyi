@@ -1,4 +1,4 @@
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -10,6 +10,8 @@ __all__ = [
     "find_body_start",
     "split_header_fields",
     "normalize_line_endings",
+    "parse_tag_list",
+    "header_hash_input",
 ]
 
 class BodyCanonicalizer:
@@ -39,3 +41,5 @@ def relaxed_header(field: Buffer) -> bytes: ...
 def normalize_line_endings(data: Buffer) -> bytes: ...
 def find_body_start(data: Buffer, bare_lf: bool = ...) -> int: ...
 def split_header_fields(block: Buffer) -> List[Tuple[bytes, bytes]]: ...
+def parse_tag_list(data: Buffer, max_tags: int = ...) -> Dict[str, bytes]: ...
+def header_hash_input(fields: Sequence[Tuple[bytes, bytes]], names: Sequence[bytes], own: Buffer, relaxed: bool) -> bytes: ...

@@ -30,6 +30,8 @@ __all__ = [
     "find_body_start",
     "split_header_fields",
     "normalize_line_endings",
+    "parse_tag_list",
+    "header_hash_input",
 ]
 
 
@@ -280,3 +282,68 @@ def split_header_fields(block: Buffer) -> List[Tuple[bytes, bytes]]:
         name = first[:colon].strip(b" \t").lower() if colon >= 0 else b""
         out.append((name, raw))
     return out
+
+
+_FWS = b" \t\r\n"
+_TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _short(b: bytes, limit: int = 40) -> str:
+    s = b.decode("ascii", "backslashreplace")
+    return repr(s if len(s) <= limit else s[:limit] + "...")
+
+
+def parse_tag_list(data: Buffer, max_tags: int = 64) -> dict:
+    """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
+
+    Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
+    ``=`` and values is dropped; an empty spec is skipped.
+
+    :raises ValueError: a spec without ``=``, an invalid tag name, a duplicate
+        tag, more than ``max_tags`` tags, or no tag at all.
+    """
+    tags: dict = {}
+    for spec in bytes(data).split(b";"):
+        eq = spec.find(b"=")
+        if eq < 0:
+            if spec.strip(_FWS):
+                raise ValueError("tag without '=': %s" % _short(spec.strip(_FWS)))
+            continue
+        raw = spec[:eq].strip(_FWS)
+        if not _TAG_NAME.match(raw):
+            raise ValueError("invalid tag name %s" % _short(raw))
+        name = raw.decode("ascii")
+        if name in tags:
+            raise ValueError("duplicate tag %s=" % name)
+        if len(tags) >= max_tags:
+            raise ValueError("more than %d tags" % max_tags)
+        tags[name] = spec[eq + 1:].strip(_FWS)
+    if not tags:
+        raise ValueError("empty tag-list")
+    return tags
+
+
+def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own: Buffer, relaxed: bool) -> bytes:
+    """The header part of the data a DKIM signature covers (section 3.7).
+
+    For each name of ``names`` (lower-case, in ``h=`` order) the next instance
+    of that field from the bottom of ``fields`` upwards, canonicalized; a name
+    with no instance left contributes nothing.  Then ``own``, the signature's
+    own field with its ``b=`` value emptied, canonicalized without its final
+    CRLF.
+    """
+    by_name: dict = {}
+    for name, raw in fields:
+        by_name.setdefault(name, []).append(raw)
+    out: List[bytes] = []
+    for name in names:
+        stack = by_name.get(name)
+        if stack:
+            raw = stack.pop()
+            out.append(relaxed_header(raw) if relaxed else (raw if raw.endswith(_CRLF) else raw + _CRLF))
+    own_b = bytes(own)
+    if relaxed:
+        out.append(relaxed_header(own_b)[:-2])
+    else:
+        out.append(own_b[:-2] if own_b.endswith(_CRLF) else own_b)
+    return b"".join(out)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
-from .canonicalization import canonicalize_header, parse_canonicalization, select_headers
+from .canonicalization import parse_canonicalization
 from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
@@ -388,15 +388,10 @@ class Verifier:
                 s.done(FAIL, "body hash mismatch")
 
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
-        selected = select_headers(fields, s.h)
         off = s.value_offset
         b_span = tag_spans(s.raw[off:])["b"]
         own = s.raw[: off + b_span[0]] + s.raw[off + b_span[1]:]
-        if s.relaxed_h:
-            rh = _core.core.relaxed_header
-            data = b"".join([rh(raw) for raw in selected]) + rh(own)[:-2]
-        else:
-            data = b"".join([canonicalize_header(raw, False) for raw in selected]) + canonicalize_header(own, False)[:-2]
+        data = _core.core.header_hash_input(fields, s.h, own, s.relaxed_h)
         key = s.key
         assert key is not None
         pub: Any = key.public_key
