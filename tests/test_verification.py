@@ -13,7 +13,7 @@ import fastdkim
 from fastdkim.errors import KeyLookupError, TemporaryLookupError
 from fastdkim.keys import public_key_record
 
-from helpers import MESSAGE, body_hash, handmade, keys_for
+from helpers import MESSAGE, body_hash, handmade, keys_for, resign
 from helpers_keys import rsa_key_of_bits
 
 pytestmark = pytest.mark.usefixtures("core")
@@ -84,6 +84,22 @@ def test_fws_everywhere_unknown_tags_and_case(rsa_key):
     [r] = check(rsa_key, tags)
     assert r.status == "pass", r.reason
     assert r.domain == "example.com" and r.selector == "sel"
+
+
+def test_b_tag_first_and_lookalikes_in_other_values(rsa_key):
+    tags = _base(h="from:to:subject", z="x:b=1|y:=20b=2")
+    [r] = check(rsa_key, tags)
+    assert r.status == "pass", r.reason
+    msg = handmade(HEAD, BODY, _base(), rsa_key)
+    # move b= to the front of the tag-list: still the same signature
+    start = msg.index(b"DKIM-Signature: ") + len(b"DKIM-Signature: ")
+    end = msg.index(b"\r\n", start)
+    field = msg[start:end]
+    b_part = field[field.index(b"; b=") + 2:]
+    moved = b_part + b"; " + field[: field.index(b"; b=")]
+    resigned = resign(msg[:start] + moved + msg[end:], rsa_key)
+    [r] = fastdkim.verify(resigned, keys=keys_for("example.com", "sel", rsa_key), now=NOW)
+    assert r.status == "pass", r.reason
 
 
 def test_duplicate_tag_is_permerror(rsa_key):

@@ -25,7 +25,7 @@ from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MessageInput, read_message
-from .tags import TagSyntaxError, parse_tag_list, strip_fws, tag_spans
+from .tags import TagSyntaxError, parse_tag_list, strip_fws
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
@@ -36,6 +36,9 @@ _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "s
 _DIGITS = re.compile(rb"[0-9]{1,76}\Z")
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
+# The b= tag of a field whose tag-list parsed (so it occurs once): the value
+# runs from after "=" to the next ";" or the end.
+_B_VALUE = re.compile(rb"(?:\A|;)[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
 
 
 @dataclass
@@ -388,9 +391,11 @@ class Verifier:
                 s.done(FAIL, "body hash mismatch")
 
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
+        # Section 3.7: the b= value, with the whitespace around it, is emptied.
         off = s.value_offset
-        b_span = tag_spans(s.raw[off:])["b"]
-        own = s.raw[: off + b_span[0]] + s.raw[off + b_span[1]:]
+        m = _B_VALUE.search(s.raw[off:])
+        assert m is not None  # the tag-list parsed and has b=
+        own = s.raw[: off + m.start(1)] + s.raw[off + m.end(1):]
         data = _core.core.header_hash_input(fields, s.h, own, s.relaxed_h)
         key = s.key
         assert key is not None
