@@ -115,6 +115,25 @@ def read_message(
         fields, lf_endings = _split(data, start, lf)
         rest = data[start:] if start >= 0 else b""
         return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf)
+    if type(message) is bytes:  # the common case, without memoryview overhead
+        data: bytes = message
+        if bare_lf is None:
+            nl = data.find(b"\n", 0, 4096)
+            lf = nl == 0 or (nl > 0 and data[nl - 1] != 13)
+        else:
+            lf = bare_lf
+        start = _core.core.find_body_start(data, lf)
+        end = len(data) if start < 0 else start
+        if end > max_header_bytes:
+            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+        fields, lf_endings = _split(data[:end], start, lf)
+        if start < 0 or start == len(data):
+            chunks: Iterator[bytes] = iter(())
+        elif len(data) - start <= CHUNK:
+            chunks = iter((data[start:],))
+        else:
+            chunks = _bytes_body(memoryview(data)[start:])
+        return ParsedMessage(fields, chunks, lf_endings, lf)
     if isinstance(message, (bytes, bytearray, memoryview)):
         mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
         if bare_lf is None:

@@ -6,7 +6,7 @@ number of messages.  :func:`sign_all` applies several signers to one message
 """
 from __future__ import annotations
 
-import base64
+from binascii import b2a_base64
 import hashlib
 import os
 import shutil
@@ -167,6 +167,7 @@ class Signer:
             raise SigningError("expiration must be a positive number of seconds")
         self._h_plan = tuple((n, n.encode("ascii"), 1 if n in self.oversign else 0) for n in self.headers)
         self._h_cache: Dict[Tuple[str, ...], Tuple[str, int]] = {}
+        self._plans: Dict[Tuple[bytes, ...], Tuple[Tuple[str, ...], List[int]]] = {}
         static = [("v", "1"), ("a", self.algorithm), ("c", "%s/%s" % (hc, bc)), ("d", self.domain), ("s", self.selector)]
         if self.identity is not None:
             static.append(("i", qp_encode(self.identity.encode("utf-8"))))
@@ -192,7 +193,11 @@ class Signer:
         :raises MessageFormatError: the message has no From field, or its
             header block is too large.
         """
-        return sign_all(message, [self], bare_lf=self.bare_lf)[0]
+        pm = read_message(message, bare_lf=self.bare_lf)
+        hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
+        for chunk in pm.body:
+            hasher.update(chunk)
+        return self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None, pm.lf_endings)
 
     def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended."""
@@ -225,23 +230,29 @@ class Signer:
 
     def _select(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Tuple[str, ...], List[bytes]]:
         """The ``h=`` list for these fields and the fields it selects, in order."""
-        by_name: Dict[bytes, List[bytes]] = {}
-        for name, raw in fields:
-            lst = by_name.get(name)
-            if lst is None:
-                by_name[name] = [raw]
-            else:
-                lst.append(raw)
-        if b"from" not in by_name:
-            raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
-        h: List[str] = []
-        selected: List[bytes] = []
-        for n, nb, over in self._h_plan:
-            lst = by_name.get(nb)
-            if lst:
-                h.extend([n] * (len(lst) + over))
-                selected.extend(reversed(lst))  # h= picks instances from the bottom up
-        return tuple(h), selected
+        # A sender's messages mostly share one sequence of field names: the
+        # plan (h= list, which field each entry takes) is computed once per
+        # sequence.
+        key = tuple([f[0] for f in fields])
+        plan = self._plans.get(key)
+        if plan is None:
+            positions: Dict[bytes, List[int]] = {}
+            for i, name in enumerate(key):
+                positions.setdefault(name, []).append(i)
+            if b"from" not in positions:
+                raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
+            h: List[str] = []
+            take: List[int] = []
+            for n, nb, over in self._h_plan:
+                lst = positions.get(nb)
+                if lst:
+                    h.extend([n] * (len(lst) + over))
+                    take.extend(reversed(lst))  # h= picks instances from the bottom up
+            plan = (tuple(h), take)
+            if len(self._plans) >= 256:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan[0], [fields[i][1] for i in plan[1]]
 
     def _folded_h(self, h: Tuple[str, ...]) -> Tuple[str, int]:
         # The h= tag always starts a line, so its folded text depends on the
@@ -272,25 +283,24 @@ class Signer:
         if self.copy_headers:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
             col = _fold_tag(out, col, "z", z)
-        col = _fold_tag(out, col, "bh", base64.b64encode(bh).decode("ascii"))
+        col = _fold_tag(out, col, "bh", b2a_base64(bh, newline=False).decode("ascii"))
         if col + 3 <= _LINE:
             out.append(" b=")
             col += 3
         else:
             out.append("\r\n b=")
             col = 3
-        unsigned = "".join(out)
-        relaxed = self._relaxed_headers
-        if relaxed:
+        unsigned = "".join(out).encode("ascii")
+        if self._relaxed_headers:
             rh = _core.core.relaxed_header
-            data = b"".join([rh(raw) for raw in selected]) + rh(unsigned.encode("ascii"))[:-2]
+            data = b"".join([rh(raw) for raw in selected]) + rh(unsigned)[:-2]
         else:
-            data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned.encode("ascii")
+            data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned
         signature = self._sign_data(data)
-        text = unsigned + _fold_b64(base64.b64encode(signature).decode("ascii"), col) + "\r\n"
+        text = unsigned + _fold_b64(b2a_base64(signature, newline=False), col) + b"\r\n"
         if lf:
-            text = text.replace("\r\n", "\n")
-        return text.encode("ascii")
+            text = text.replace(b"\r\n", b"\n")
+        return text
 
 
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
@@ -340,19 +350,18 @@ def _split_value(name: str, value: str) -> List[str]:
     return out
 
 
-def _fold_b64(b64: str, col: int) -> str:
-    out = []
+def _fold_b64(b64: bytes, col: int) -> bytes:
+    """The base64 signature, folded so that no line passes 78 characters."""
     room = _LINE - col
     if room < 8:
-        out.append("\r\n ")
+        parts = [b""]
         room = _LINE - 1
-    while b64:
-        out.append(b64[:room])
+    else:
+        parts = [b64[:room]]
         b64 = b64[room:]
-        if b64:
-            out.append("\r\n ")
-            room = _LINE - 1
-    return "".join(out)
+        room = _LINE - 1
+    parts.extend(b64[i:i + room] for i in range(0, len(b64), room))
+    return b"\r\n ".join(parts)
 
 
 def _prepend(headers: Sequence[bytes], message: bytes) -> bytes:
