@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -67,7 +68,13 @@ class Verification:
     testing: bool = False
     key_bits: Optional[int] = None
     index: int = 0
-    tags: Dict[str, str] = field(default_factory=dict)
+    #: the tags as written (values as bytes, surrounding whitespace removed)
+    raw_tags: Dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        """The signature's tags as text (d, s, a, i, l, t, x, h, ...); empty if unparseable."""
+        return {k: v.decode("utf-8", "replace") for k, v in self.raw_tags.items()}
 
     @property
     def passed(self) -> bool:
@@ -195,12 +202,14 @@ class Verifier:
             return s.done(PERMERROR, "malformed signature: %s" % exc)
         s.tags = tags
         r = s.result
-        r.tags = {k: v.decode("utf-8", "replace") for k, v in tags.items()}
-        r.domain, r.selector, r.algorithm = r.tags.get("d"), r.tags.get("s"), r.tags.get("a")
+        r.raw_tags = tags
+        for t, attr in (("d", "domain"), ("s", "selector"), ("a", "algorithm")):
+            if t in tags:
+                setattr(r, attr, tags[t].decode("utf-8", "replace"))
         if "v" not in tags:
             return s.done(PERMERROR, "required tag v= missing")
         if tags["v"] != b"1":
-            return s.done(PERMERROR, "unsupported signature version v=%s" % r.tags["v"])
+            return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
         for t in ("a", "b", "bh", "d", "h", "s"):
             if t not in tags:
                 return s.done(PERMERROR, "required tag %s= missing" % t)
@@ -216,7 +225,7 @@ class Verifier:
         if len(static) == 2:
             if static[0] == "alg":
                 r.algorithm = static[1]
-                return s.done(PERMERROR, "unsupported algorithm a=%s" % r.tags["a"])
+                return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
             return s.done(*static)
         (r.algorithm, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
          r.domain, r.selector, s.h, r.signed_headers, r.identity) = static
@@ -439,12 +448,17 @@ class _LegacyBodyHasher:
 
 def _b64(value: bytes) -> bytes:
     v = strip_fws(value)
-    if len(v) % 4:
+    if len(v) % 4 or v.endswith(b"==="):
         raise ValueError("malformed base64 value")
     try:
+        if _STRICT_B64:
+            return binascii.a2b_base64(v, strict_mode=True)
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("malformed base64 value") from None
+
+
+_STRICT_B64 = sys.version_info >= (3, 11)
 
 
 def verify(message: MessageInput, *, keys: Any = None, **options: Any) -> List[Verification]:
