@@ -1,4 +1,4 @@
-"""fastdkim benchmarks: one command, one table (issue 8).
+"""fastdkim benchmarks: one command, one table.
 
 Run from the project root after building the compiled core in place::
 
@@ -86,11 +86,11 @@ FULL = Mode("full", (3 * W.KB, 100 * W.KB, 10 * W.MB, 50 * W.MB), 10 * W.MB,
 QUICK = Mode("quick", (3 * W.KB, 100 * W.KB, 1 * W.MB), 1 * W.MB,
              min_time=0.025, rounds=5, max_time=0.5, peer_rounds=3, peer_max_time=1.0)
 
-#: ratio to the hardware limit that issue 8 asks for
+#: ratio to the hardware limit that the project's performance targets ask for
 TARGET_SIGN = {"rsa-sha256": 0.95, "ed25519-sha256": 0.7}
 TARGET_VERIFY = {"rsa-sha256": 0.5, "ed25519-sha256": 0.7}
 TARGET_BODY = {("relaxed", False): 0.8, ("simple", False): 0.95, ("relaxed", True): 0.5, ("simple", True): 0.95}
-#: fastdkim / dkimpy that issue 8 asks for (other peers: faster, i.e. > 1)
+#: fastdkim / dkimpy that the project's performance targets ask for (other peers: faster, i.e. > 1)
 TARGET_DKIMPY_SMALL = {("sign", "rsa-sha256"): 20, ("verify", "rsa-sha256"): 10,
                        ("sign", "ed25519-sha256"): 5, ("verify", "ed25519-sha256"): 2}
 TARGET_DKIMPY_BIG = {"relaxed": 100, "simple": 20}
@@ -125,7 +125,7 @@ class Row:
 
     def peer_target(self, name: str) -> float:
         """The x-peer target; for dkimpy on large messages capped by the x-limit target
-        (issue 8: where k x dkimpy would exceed the raw-SHA-256 target, that target)."""
+        (the targets: where k x dkimpy would exceed the raw-SHA-256 target, that target)."""
         k = self.peer_targets.get(name, 1.0)
         cap = self.extra.get("peer_target_cap")
         r = self.peers.get(name)
@@ -396,7 +396,7 @@ def table(bench: Bench, info: Dict[str, Any]) -> str:
     legend = (
         "x limit = fastdkim / hardware limit: raw hashlib.sha256 of the same bytes in the same %d KiB chunks into"
         " one hash object, or raw cryptography sign/verify with the same key.  x peer = fastdkim / peer on the"
-        " same messages.  Figures are the best timed round.  '!' = below issue 8's target (target column: the"
+        " same messages.  Figures are the best timed round.  '!' = below the project's target (target column: the"
         " x-limit one).  '*' = see the peer's note below." % (CHUNK // 1024))
     lines.extend(textwrap.wrap(legend, 118))
     w = 54
