@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fastdkim.canonicalization import canonicalize_header, select_headers
+from fastdkim.canonicalization import canonicalize_header
 from fastdkim.keys import public_key_record
 from fastdkim.message import read_message
 from fastdkim.tags import parse_tag_list, strip_fws, tag_spans
@@ -30,6 +30,20 @@ MESSAGE = (
     b"\r\n"
     b"\r\n"
 )
+
+
+def select_headers(fields, names):
+    """h= selection written out plainly (an oracle independent of the core):
+    each name takes the next instance from the bottom up; surplus names select nothing."""
+    by_name = {}
+    for name, raw in fields:
+        by_name.setdefault(name, []).append(raw)
+    out = []
+    for name in names:
+        stack = by_name.get(name)
+        if stack:
+            out.append(stack.pop())
+    return out
 
 
 def keys_for(domain: str, selector: str, key, **record_opts) -> Dict[str, str]:

@@ -9,9 +9,10 @@ leaves every file either as it was or completely signed.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
+
+from ._files import atomic_write
 
 __all__ = [
     "Source",
@@ -102,39 +103,6 @@ def iter_mbox(fh: BinaryIO) -> Iterator[Tuple[bytes, bytes]]:
         prev_blank = line in (b"\n", b"\r\n")
     if sep is not None:
         yield sep, b"".join(buf)
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool) -> None:
-    """Write ``path`` through a temporary file in its directory, then move it into place.
-
-    :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
-    """
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    if not overwrite and os.path.lexists(path):
-        raise FileExistsError("%s exists (use --in-place, or a new output location)" % path)
-    fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        if os.path.exists(path):
-            try:
-                os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # keep the original's permissions
-            except OSError:
-                pass
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-            os.unlink(tmp)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Canonicalization (RFC 6376 section 3.4) and header selection (section 5.4.2).
+"""Canonicalization (RFC 6376 section 3.4).
 
 The streaming body canonicalizers and the header primitives come from the
 active core (compiled ``fastdkim._canon`` or its pure twin); this module adds
@@ -6,7 +6,7 @@ the small pieces shared by signing and verification.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Tuple
 
 from . import _core
 
@@ -32,7 +32,6 @@ __all__ = [
     "normalize_line_endings",
     "parse_canonicalization",
     "relaxed_header",
-    "select_headers",
     "CANONICALIZATIONS",
 ]
 
@@ -60,22 +59,3 @@ def canonicalize_header(raw: bytes, relaxed: bool) -> bytes:
     if relaxed:
         return _core.core.relaxed_header(raw)
     return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
-
-
-def select_headers(fields: Sequence[Tuple[bytes, bytes]], names: Iterable[bytes]) -> List[bytes]:
-    """Pick the raw fields that ``h=`` names, in ``h=`` order.
-
-    Each occurrence of a name takes the next instance of that field from the
-    bottom of the header block upwards; a name listed more often than the field
-    occurs selects nothing for the surplus (section 5.4.2: a missing field
-    hashes as the null string).  ``names`` must be lower-case.
-    """
-    by_name: Dict[bytes, List[bytes]] = {}
-    for name, raw in fields:
-        by_name.setdefault(name, []).append(raw)
-    out: List[bytes] = []
-    for name in names:
-        stack = by_name.get(name)
-        if stack:
-            out.append(stack.pop())
-    return out

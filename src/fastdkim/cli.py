@@ -201,17 +201,22 @@ def _demo(args: argparse.Namespace) -> int:
 # -- keygen -----------------------------------------------------------------------------
 
 
+def _domain_and_selector(args: argparse.Namespace) -> Tuple[str, str]:
+    """--domain and --selector as A-label names, or a usage error."""
+    from ._text import to_a_label_domain
+
+    try:
+        return to_a_label_domain(args.domain), to_a_label_domain(args.selector)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+
+
 def _keygen(args: argparse.Namespace) -> int:
     import json
 
     from .keys import record_name, txt_strings, write_private_key, zone_file_line
-    from ._text import to_a_label_domain
 
-    try:
-        domain = to_a_label_domain(args.domain)
-        selector = to_a_label_domain(args.selector)
-    except ValueError as exc:
-        raise UsageError(str(exc))
+    domain, selector = _domain_and_selector(args)
     alg = args.algorithm
     bits = args.bits if args.bits is not None else 2048
     if alg == "ed25519" and args.bits is not None:
@@ -689,13 +694,8 @@ def _check_dns(args: argparse.Namespace) -> int:
     from .dns import DNSKeySource
     from .keys import KeyRecordError, load_private_key, parse_key_record, record_name
     from .errors import KeyFormatError
-    from ._text import to_a_label_domain
 
-    try:
-        domain = to_a_label_domain(args.domain)
-        selector = to_a_label_domain(args.selector)
-    except ValueError as exc:
-        raise UsageError(str(exc))
+    domain, selector = _domain_and_selector(args)
     priv = None
     if args.key:
         try:

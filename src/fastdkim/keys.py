@@ -18,6 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from ._files import atomic_write
 from .errors import KeyFormatError, KeyTooWeakError
 from .tags import TagSyntaxError, parse_tag_list, strip_fws
 
@@ -210,27 +211,8 @@ def write_private_key(path: Union[str, "os.PathLike[str]"], key: PrivateKey, *, 
     :raises FileExistsError: ``path`` exists and ``force`` is false.
     :raises OSError: the file cannot be written.
     """
-    p = os.fspath(path)
     data = private_key_pem(key)
-    if not force:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".fastdkim-key-", dir=os.path.dirname(os.path.abspath(p)))
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(os.fspath(path), lambda out: out.write(data), overwrite=force, mode=0o600)
 
 
 def record_name(selector: str, domain: str) -> str:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from .canonicalization import canonicalize_header, parse_canonicalization
+from ._files import atomic_write
 from .errors import MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, read_message
@@ -449,33 +450,11 @@ def sign_file(
         header = b"".join(fields)
         source.seek(start)
         if isinstance(dst, (str, os.PathLike)):
-            d = os.fspath(dst)
-            fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=os.path.dirname(os.path.abspath(d)) or ".")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(header)
-                    shutil.copyfileobj(source, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                if overwrite:
-                    os.replace(tmp, d)
-                else:
-                    try:
-                        os.link(tmp, d)  # fails if d appeared meanwhile: never clobber
-                    except FileExistsError:
-                        raise
-                    except OSError:  # no hard links on this file system
-                        if os.path.exists(d):
-                            raise FileExistsError("%s exists" % d) from None
-                        os.replace(tmp, d)
-                    else:
-                        os.unlink(tmp)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            def write(out: BinaryIO) -> None:
+                out.write(header)
+                shutil.copyfileobj(source, out, 1 << 20)
+
+            atomic_write(os.fspath(dst), write, overwrite=overwrite)
         else:
             dst.write(header)
             shutil.copyfileobj(source, dst, 1 << 20)
