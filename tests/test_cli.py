@@ -303,7 +303,7 @@ def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeyp
     box = tmp_path / "q.mbox"
     box.write_bytes(b"".join(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n" for _ in range(6)))
     original_box = box.read_bytes()
-    real = cli.sign_all
+    real = cli._sign_all
     calls = {"n": 0}
 
     def failing(*a, **k):
@@ -312,7 +312,7 @@ def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeyp
             raise KeyboardInterrupt  # the operator presses Ctrl-C midway
         return real(*a, **k)
 
-    monkeypatch.setattr(cli, "sign_all", failing)
+    monkeypatch.setattr(cli, "_sign_all", failing)
     assert cli.main(["sign", *map(str, sign_args(keyset)), "--in-place", "--jobs", "1", "--quiet", str(d)]) == 130
     states = [_signed_or_original(d / ("m%d.eml" % i), keyset) for i in range(6)]
     assert states == ["signed"] * 3 + ["original"] * 3

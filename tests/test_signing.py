@@ -105,9 +105,15 @@ def test_sign_from_file_object_and_bare_lf(ed_key, tmp_path):
     signer = fastdkim.Signer("example.com", "sel", ed_key)
     lf = MESSAGE.replace(b"\r\n", b"\n")
     h = signer.sign(io.BytesIO(lf))
-    assert b"\r" not in h and h.endswith(b"\n")  # written in the message's own line endings
-    assert fastdkim.verify((h + lf).replace(b"\n", b"\r\n"), keys=keys)[0].status == "pass"
+    assert h.endswith(b"\r\n") and b"\n" not in h.replace(b"\r\n", b"")  # sign() always gives CRLF
+    assert fastdkim.verify((h + lf).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), keys=keys)[0].status == "pass"
     assert fastdkim.verify(io.BytesIO(h + lf), keys=keys)[0].status == "pass"
+    signed = signer.sign_message(lf)  # the helper matches the message's own line endings
+    assert b"\r" not in signed and fastdkim.verify(signed, keys=keys)[0].status == "pass"
+    out = tmp_path / "lf.eml"
+    signer.sign_file(io.BytesIO(lf), str(out))
+    assert b"\r" not in out.read_bytes()
+    assert fastdkim.verify(out.read_bytes(), keys=keys)[0].status == "pass"
 
 
 def test_sign_file_bounded_and_atomic(ed_key, tmp_path):

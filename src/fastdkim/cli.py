@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 from . import __version__
 from . import _core
 from .keys import generate_private_key, public_key_record
-from .signing import Signer, sign_all
+from .signing import Signer, _as_endings, _sign_all, sign_all
 from .verification import Verifier
 
 __all__ = ["main", "generate_corpus"]
@@ -358,7 +358,8 @@ def _sign_stream(setup: _SignSetup, fh: Any) -> bytes:
     pm = read_message(fh)
     signers = setup.signers_for(pm.fields)
     fh.seek(start)
-    return b"".join(sign_all(fh, signers))
+    headers, lf = _sign_all(fh, signers, None)
+    return _as_endings(headers, lf)
 
 
 def _sign_path_task(task: Tuple[str, str, str, bool]) -> Any:

@@ -198,11 +198,17 @@ class Signer:
         hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
         for chunk in pm.body:
             hasher.update(chunk)
-        return self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None, pm.lf_endings)
+        return self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)
 
     def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
-        """Return ``message`` with its new ``DKIM-Signature`` field prepended."""
-        return _prepend([self.sign(message)], bytes(message))
+        """Return ``message`` with its new ``DKIM-Signature`` field prepended.
+
+        The field takes the message's own line endings (LF for a message stored
+        with Unix line endings, CRLF otherwise).
+        """
+        data = bytes(message)
+        headers, lf = _sign_all(data, [self], self.bare_lf)
+        return _as_endings(headers, lf) + data
 
     def sign_file(
         self,
@@ -268,7 +274,7 @@ class Signer:
             self._h_cache[h] = hit
         return hit
 
-    def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int], lf: bool) -> bytes:
+    def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int]) -> bytes:
         h, selected = self._select(fields)
         out = [self._prefix]
         col = self._prefix_col
@@ -298,10 +304,7 @@ class Signer:
         else:
             data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned
         signature = self._sign_data(data)
-        text = unsigned + _fold_b64(b2a_base64(signature, newline=False), col) + b"\r\n"
-        if lf:
-            text = text.replace(b"\r\n", b"\n")
-        return text
+        return unsigned + _fold_b64(b2a_base64(signature, newline=False), col) + b"\r\n"
 
 
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
@@ -365,10 +368,6 @@ def _fold_b64(b64: bytes, col: int) -> bytes:
     return b"\r\n ".join(parts)
 
 
-def _prepend(headers: Sequence[bytes], message: bytes) -> bytes:
-    return b"".join(headers) + message
-
-
 def _hash_bodies(pm: ParsedMessage, signers: Sequence[Signer], bare_lf: bool) -> Dict[Tuple[bool, bool], Any]:
     hashers: Dict[Tuple[bool, bool], Any] = {}
     for s in signers:
@@ -386,11 +385,16 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
     """Sign one message with several signers, hashing each distinct body once.
 
     Signers with the same body canonicalization and ``l=`` setting share one
-    body hash.  The returned header fields are in the order of ``signers``;
-    prepend them in that order.
+    body hash.  The returned header fields (CRLF line endings) are in the
+    order of ``signers``; prepend them in that order.
 
     :raises MessageFormatError: see :meth:`Signer.sign`.
     """
+    return _sign_all(message, signers, bare_lf)[0]
+
+
+def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optional[bool]) -> Tuple[List[bytes], bool]:
+    """The header fields, and whether the message uses bare LF line endings."""
     if not signers:
         raise SigningError("no signers given")
     if bare_lf is None:
@@ -402,8 +406,14 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
     out = []
     for s in signers:
         h = hashers[s._body_key()]
-        out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None, pm.lf_endings))
-    return out
+        out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None))
+    return out, pm.lf_endings
+
+
+def _as_endings(headers: Sequence[bytes], lf: bool) -> bytes:
+    """Header fields joined, in the line endings of the message they go on."""
+    text = b"".join(headers)
+    return text.replace(b"\r\n", b"\n") if lf else text
 
 
 def sign_file(
@@ -420,7 +430,8 @@ def sign_file(
     and moved into place atomically, so it never holds a partial message; it
     replaces an existing file only with ``overwrite=True``.
 
-    :returns: the header fields that were prepended.
+    :returns: the header fields that were prepended (in the message's own
+        line endings).
     :raises SigningError: ``dst`` is the same file as ``src``.
     :raises FileExistsError: ``dst`` exists and ``overwrite`` is false.
     :raises OSError: reading or writing failed (a path ``dst`` is left untouched).
@@ -446,8 +457,8 @@ def sign_file(
             shutil.copyfileobj(fin, spool, 1 << 20)  # type: ignore[arg-type]
             spool.seek(0)  # type: ignore[union-attr]
             source, start = spool, 0  # type: ignore[assignment]
-        fields = sign_all(source, signers, bare_lf=bare_lf)
-        header = b"".join(fields)
+        fields, lf = _sign_all(source, signers, bare_lf)
+        header = _as_endings(fields, lf)
         source.seek(start)
         if isinstance(dst, (str, os.PathLike)):
             def write(out: BinaryIO) -> None:
