@@ -36,10 +36,12 @@ PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperro
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 _DIGITS = re.compile(rb"[0-9]{1,76}\Z")
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+_REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 # The b= tag of a field whose tag-list parsed (so it occurs once): the value
 # runs from after "=" to the next ";" or the end.
-_B_VALUE = re.compile(rb"(?:\A|;)[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
+_B_FIRST = re.compile(rb"[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
+_B_VALUE = re.compile(rb";[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
 
 
 @dataclass
@@ -180,14 +182,14 @@ class Verifier:
         # cost no body hashing.
         records: Dict[str, Any] = {}
         for s in sigs:
-            if s.pending:
+            if not s.result.status:
                 self._fetch_key(s, records)
-        pending = [s for s in sigs if s.pending]
+        pending = [s for s in sigs if not s.result.status]
         if pending:
             self._check_bodies(pending, pm.body, pm.bare_lf)
-        for s in sigs:
-            if s.pending:
-                self._check_header_signature(s, pm.fields)
+            for s in pending:
+                if not s.result.status:
+                    self._check_header_signature(s, pm.fields)
         return [s.result for s in sigs]
 
     # -- section 6.1.1: the signature field -----------------------------------------
@@ -203,19 +205,18 @@ class Verifier:
         s.tags = tags
         r = s.result
         r.raw_tags = tags
-        for t, attr in (("d", "domain"), ("s", "selector"), ("a", "algorithm")):
-            if t in tags:
-                setattr(r, attr, tags[t].decode("utf-8", "replace"))
-        if "v" not in tags:
-            return s.done(PERMERROR, "required tag v= missing")
-        if tags["v"] != b"1":
-            return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
-        for t in ("a", "b", "bh", "d", "h", "s"):
-            if t not in tags:
-                return s.done(PERMERROR, "required tag %s= missing" % t)
+        if tags.get("v") != b"1" or not _REQUIRED.issubset(tags):
+            _as_written(r, tags)
+            if "v" not in tags:
+                return s.done(PERMERROR, "required tag v= missing")
+            if tags["v"] != b"1":
+                return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
+            for t in ("a", "b", "bh", "d", "h", "s"):
+                if t not in tags:
+                    return s.done(PERMERROR, "required tag %s= missing" % t)
         # What a, c, d, s, h, i and q imply is the same for every message a
         # signer sends: remember it, keyed by those values.
-        key = tuple(tags[t] if t in tags else None for t in _STATIC_TAGS)
+        key = tuple([tags.get(t) for t in _STATIC_TAGS])
         static = self._static.get(key)
         if static is None:
             static = self._check_static(tags)
@@ -223,6 +224,7 @@ class Verifier:
                 self._static.clear()
             self._static[key] = static
         if len(static) == 2:
+            _as_written(r, tags)
             if static[0] == "alg":
                 r.algorithm = static[1]
                 return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
@@ -345,6 +347,11 @@ class Verifier:
             return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
         if not txts:
             return (PERMERROR, "no key record at %s" % name)
+        if len(txts) == 1:  # the usual case: one record, parsed once and remembered
+            chosen = self._parse_record(txts[0])
+            if isinstance(chosen, KeyRecordError):
+                return (PERMERROR, str(chosen))
+            return chosen
         parsed = [(txt, self._parse_record(txt)) for txt in txts]
         dkim = [p for p in parsed if isinstance(p[1], KeyRecord) or p[0].lstrip().startswith(b"v=DKIM1")]
         if len(dkim) > 1:
@@ -376,6 +383,12 @@ class Verifier:
     # -- section 6.1.3: body hash, then header hash and signature ----------------------
 
     def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
+        if len(sigs) == 1 and sigs[0].hash_name == "sha256":  # the usual case, without the bookkeeping
+            s = sigs[0]
+            h = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode)
+            for chunk in body:
+                h.update(chunk)
+            return self._compare_body(s, h)
         hashers: Dict[Tuple[bool, Optional[int], str], Any] = {}
         for s in sigs:
             k = (s.relaxed_b, s.l, s.hash_name)
@@ -389,20 +402,23 @@ class Verifier:
             for h in hs:
                 h.update(chunk)
         for s in sigs:
-            h = hashers[(s.relaxed_b, s.l, s.hash_name)]
-            digest = h.digest()
-            if s.l is not None:
-                if s.l > h.length:
-                    s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, h.length))
-                    continue
-                s.result.body_truncated = h.length > s.l
-            if digest != s.bh:
-                s.done(FAIL, "body hash mismatch")
+            self._compare_body(s, hashers[(s.relaxed_b, s.l, s.hash_name)])
+
+    @staticmethod
+    def _compare_body(s: _Sig, h: Any) -> None:
+        digest = h.digest()
+        if s.l is not None:
+            if s.l > h.length:
+                return s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, h.length))
+            s.result.body_truncated = h.length > s.l
+        if digest != s.bh:
+            s.done(FAIL, "body hash mismatch")
 
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
         # Section 3.7: the b= value, with the whitespace around it, is emptied.
         off = s.value_offset
-        m = _B_VALUE.search(s.raw[off:])
+        value = s.raw[off:]
+        m = _B_FIRST.match(value) or _B_VALUE.search(value)
         assert m is not None  # the tag-list parsed and has b=
         own = s.raw[: off + m.start(1)] + s.raw[off + m.end(1):]
         data = _core.core.header_hash_input(fields, s.h, own, s.relaxed_h)
@@ -419,6 +435,13 @@ class Verifier:
         except ValueError as exc:
             return s.done(FAIL, "signature did not verify: %s" % exc)
         s.done(PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
+
+
+def _as_written(r: Verification, tags: Dict[str, bytes]) -> None:
+    """Report d=, s= and a= as written, for a signature that fails its checks."""
+    for t, attr in (("d", "domain"), ("s", "selector"), ("a", "algorithm")):
+        if t in tags:
+            setattr(r, attr, tags[t].decode("utf-8", "replace"))
 
 
 class _LegacyBodyHasher:
