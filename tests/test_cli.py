@@ -147,6 +147,10 @@ def test_verify_outputs_and_exit_codes(keyset, tmp_path):
     assert none.returncode == 1 and "dkim=none" in none.stdout.decode()
     assert run("verify", "--keys", keyset["zone"], tmp_path / "missing.eml").returncode == 2
     assert run("verify", "--keys", tmp_path / "nozone.txt", good).returncode == 2
+    junk = tmp_path / "junk.zone"
+    junk.write_text("this is ( not a zone\n\x00\n")
+    r = run("verify", "--keys", junk, good)
+    assert r.returncode == 2 and b"cannot parse zone file" in r.stderr
     assert run("verify", "--keys", keyset["zone"], "--dns", "127.0.0.1", good).returncode == 2
 
 
