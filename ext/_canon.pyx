@@ -1216,12 +1216,14 @@ def header_hash_input(fields, names, own, relaxed):
     cdef list stack
     cdef bytes raw
     cdef bint rel = bool(relaxed)
+    cdef set wanted = set(names)
     for name, raw in fields:
-        stack = by_name.get(name)
-        if stack is None:
-            by_name[name] = [raw]
-        else:
-            stack.append(raw)
+        if name in wanted:
+            stack = by_name.get(name)
+            if stack is None:
+                by_name[name] = [raw]
+            else:
+                stack.append(raw)
     for name in names:
         stack = by_name.get(name)
         if stack:

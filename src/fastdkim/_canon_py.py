@@ -332,9 +332,11 @@ def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own
     own field with its ``b=`` value emptied, canonicalized without its final
     CRLF.
     """
+    wanted = set(names)
     by_name: dict = {}
     for name, raw in fields:
-        by_name.setdefault(name, []).append(raw)
+        if name in wanted:
+            by_name.setdefault(name, []).append(raw)
     out: List[bytes] = []
     for name in names:
         stack = by_name.get(name)
