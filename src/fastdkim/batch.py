@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from ._files import atomic_write
 
@@ -122,7 +122,6 @@ class Summary:
     signed: int = 0
     skipped: List[SignOutcome] = field(default_factory=list)
     bytes: int = 0
-    failed: List[SignOutcome] = field(default_factory=list)
 
     def add(self, o: SignOutcome) -> None:
         self.bytes += o.size
@@ -134,7 +133,3 @@ class Summary:
     @property
     def total(self) -> int:
         return self.signed + len(self.skipped)
-
-
-def prepend_many(headers: Sequence[bytes]) -> bytes:
-    return b"".join(headers)

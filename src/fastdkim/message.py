@@ -6,7 +6,6 @@ block is held in memory (up to ``max_header_bytes``); the body is read in
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
@@ -149,8 +148,3 @@ def read_message(
         body = mv[start:] if start >= 0 else memoryview(b"")
         return ParsedMessage(fields, _bytes_body(body), lf_endings, lf)
     raise TypeError("message must be bytes-like or a binary file object, not %s" % type(message).__name__)
-
-
-def open_message(path: str) -> io.BufferedReader:
-    """Open a message file for reading in binary mode."""
-    return open(path, "rb")
