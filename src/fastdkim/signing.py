@@ -169,6 +169,7 @@ class Signer:
         self._h_plan = tuple((n, n.encode("ascii"), 1 if n in self.oversign else 0) for n in self.headers)
         self._h_cache: Dict[Tuple[str, ...], Tuple[str, int]] = {}
         self._plans: Dict[Tuple[bytes, ...], Tuple[Tuple[str, ...], List[int]]] = {}
+        self._time_text: Tuple[Any, str, int] = (None, "", 0)
         static = [("v", "1"), ("a", self.algorithm), ("c", "%s/%s" % (hc, bc)), ("d", self.domain), ("s", self.selector)]
         if self.identity is not None:
             static.append(("i", qp_encode(self.identity.encode("utf-8"))))
@@ -281,16 +282,31 @@ class Signer:
         if body_len is not None:
             col = _fold_tag(out, col, "l", str(body_len))
         now = int(self._clock())
-        if self.timestamp:
-            col = _fold_tag(out, col, "t", str(now))
-        if self.expiration is not None:
-            col = _fold_tag(out, col, "x", str(now + self.expiration))
+        if self.timestamp or self.expiration is not None:
+            # t= and x= change once a second: fold them once a second.
+            cached = self._time_text
+            if cached[0] != (now, col):
+                parts: List[str] = []
+                c = col
+                if self.timestamp:
+                    c = _fold_tag(parts, c, "t", str(now))
+                if self.expiration is not None:
+                    c = _fold_tag(parts, c, "x", str(now + self.expiration))
+                cached = self._time_text = ((now, col), "".join(parts), c)
+            out.append(cached[1])
+            col = cached[2]
         h_text, col = self._folded_h(h)
         out.append(h_text)
         if self.copy_headers:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
             col = _fold_tag(out, col, "z", z)
-        col = _fold_tag(out, col, "bh", b2a_base64(bh, newline=False).decode("ascii"))
+        bh_text = " bh=%s;" % b2a_base64(bh, newline=False).decode("ascii")
+        if col + len(bh_text) <= _LINE:
+            out.append(bh_text)
+            col += len(bh_text)
+        else:
+            out.append("\r\n" + bh_text)
+            col = len(bh_text)
         if col + 3 <= _LINE:
             out.append(" b=")
             col += 3
