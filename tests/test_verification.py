@@ -307,10 +307,16 @@ def test_body_hash_and_signature_mismatch_are_distinct(ed_key):
 
 def test_utf8_headers_and_idn(ed_key):
     head = "From: Jürgen <j@bücher.example>\r\nSubject: Grüße ✓\r\n".encode()
-    s = fastdkim.Signer("bücher.example", "sél", ed_key) if False else fastdkim.Signer("bücher.example", "sel", ed_key)
+    s = fastdkim.Signer("bücher.example", "sél", ed_key)  # U-labels go out as A-labels (RFC 8616)
+    assert (s.domain, s.selector) == ("xn--bcher-kva.example", "xn--sl-bja")
     msg = head + b"\r\n" + "Körper\r\n".encode()
     signed = s.sign_message(msg)
-    [r] = fastdkim.verify(signed, keys=keys_for("xn--bcher-kva.example", "sel", ed_key))
+    [r] = fastdkim.verify(signed, keys=keys_for("xn--bcher-kva.example", "xn--sl-bja", ed_key))
+    assert r.status == "pass" and r.domain == "xn--bcher-kva.example" and r.selector == "xn--sl-bja"
+    # a signature written with U-labels is looked up under the A-labels too
+    u = signed.replace(b"d=xn--bcher-kva.example", "d=bücher.example".encode())
+    u = resign(u, ed_key)
+    [r] = fastdkim.verify(u, keys=keys_for("xn--bcher-kva.example", "xn--sl-bja", ed_key))
     assert r.status == "pass" and r.domain == "xn--bcher-kva.example"
 
 
