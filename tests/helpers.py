@@ -77,7 +77,8 @@ def resign(message: bytes, key, *, hash_name: str = "sha256", index: int = 0) ->
     a, b = tag_spans(raw[colon:])["b"]
     own = raw[: colon + a] + raw[colon + b:]
     names = [n.strip().lower() for n in strip_fws(tags["h"]).split(b":")]
-    data = b"".join(canonicalize_header(f, relaxed_h) for f in select_headers(pm.fields, names))
+    others = [f for f in pm.fields if f[1] is not raw]  # the field being signed is not selectable
+    data = b"".join(canonicalize_header(f, relaxed_h) for f in select_headers(others, names))
     data += canonicalize_header(own, relaxed_h)[:-2]
     if isinstance(key, rsa.RSAPrivateKey):
         algo = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()

@@ -105,6 +105,19 @@ def test_b_tag_first_and_lookalikes_in_other_values(rsa_key):
     assert r.status == "pass", r.reason
 
 
+def test_other_signatures_may_be_signed_but_not_the_own_field(rsa_key, ed_key):
+    first = fastdkim.Signer("example.com", "sel", ed_key).sign_message(HEAD + b"\r\n" + BODY)
+    keys = keys_for("example.com", "sel", ed_key)
+    keys.update(keys_for("example.com", "rsa", rsa_key))
+    tags = _base(s="rsa", h="from:dkim-signature:dkim-signature")  # one more than exists
+    field = b"DKIM-Signature: " + "; ".join(tags + ["b="]).encode() + b"\r\n"
+    msg = resign(field + first, rsa_key)
+    results = fastdkim.verify(msg, keys=keys, now=NOW)
+    assert [r.status for r in results] == ["pass", "pass"], [r.reason for r in results]
+    tampered = msg.replace(b"s=sel;", b"s=SEL;", 1)  # the signed signature changed
+    assert fastdkim.verify(tampered, keys=keys, now=NOW)[0].status == "fail"
+
+
 def test_duplicate_tag_is_permerror(rsa_key):
     [r] = check(rsa_key, _base() + ["d=example.com"])
     assert r.status == "permerror" and "duplicate" in r.reason

@@ -421,6 +421,10 @@ class Verifier:
         m = _B_FIRST.match(value) or _B_VALUE.search(value)
         assert m is not None  # the tag-list parsed and has b=
         own = s.raw[: off + m.start(1)] + s.raw[off + m.end(1):]
+        if b"dkim-signature" in s.h:
+            # Other signatures may be signed; the one being verified is not a
+            # candidate (it did not exist when it was made).
+            fields = [f for f in fields if f[1] is not s.raw]
         data = _core.core.header_hash_input(fields, s.h, own, s.relaxed_h)
         key = s.key
         assert key is not None
