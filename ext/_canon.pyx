@@ -846,6 +846,54 @@ cdef inline unsigned char _lower(unsigned char c) noexcept nogil:
     return c + 32 if 65 <= c <= 90 else c
 
 
+cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char *t,
+                            unsigned char *out) noexcept nogil:
+    """Relaxed canonical form of the field b[:n] written to out (room for n + 2
+    octets), using t (room for n octets) as scratch; returns the length."""
+    cdef Py_ssize_t i = 0, m = 0, colon = -1, ne, vs, ve, j
+    cdef bint in_ws = False
+    cdef unsigned char c
+    # Unfold (drop every CRLF) and reduce each WSP run to one SP.
+    while i < n:
+        c = b[i]
+        if c == _CR and i + 1 < n and b[i + 1] == _LF:
+            i += 2
+            continue
+        if c == _SP or c == _TAB:
+            if not in_ws:
+                t[m] = _SP
+                m += 1
+                in_ws = True
+        else:
+            if c == 58 and colon < 0:  # ':'
+                colon = m
+            t[m] = c
+            m += 1
+            in_ws = False
+        i += 1
+    # name (no trailing SP, lower case) ':' value (no SP around) CRLF
+    ne = colon if colon >= 0 else m
+    while ne > 0 and t[ne - 1] == _SP:
+        ne -= 1
+    for j in range(ne):
+        out[j] = _lower(t[j])
+    j = ne
+    if colon >= 0:
+        vs = colon + 1
+        ve = m
+        while vs < ve and t[vs] == _SP:
+            vs += 1
+        while ve > vs and t[ve - 1] == _SP:
+            ve -= 1
+        out[j] = 58
+        j += 1
+        memcpy(out + j, t + vs, <size_t>(ve - vs))
+        j += ve - vs
+    out[j] = _CR
+    out[j + 1] = _LF
+    return j + 2
+
+
 def relaxed_header(field):
     """Relaxed header canonicalization (section 3.4.2) of one raw field.
 
@@ -854,70 +902,18 @@ def relaxed_header(field):
     ``name:value`` followed by CRLF.
     """
     cdef Py_buffer view
-    cdef const unsigned char *b
-    cdef unsigned char *t
-    cdef unsigned char *out
-    cdef unsigned char stackbuf[512]
-    cdef Py_ssize_t n, i, m = 0, colon = -1, ne, vs, ve, j, size
-    cdef bint in_ws = False
-    cdef unsigned char c
-    cdef bytes res
+    cdef unsigned char stackbuf[1024]
+    cdef unsigned char *t = stackbuf
+    cdef Py_ssize_t n, k
     _get_buffer(field, &view)
-    t = stackbuf
     try:
-        b = <const unsigned char *>view.buf
         n = view.len
-        if n > 512:
-            t = <unsigned char *>malloc(<size_t>n)
+        if 2 * n + 2 > 1024:
+            t = <unsigned char *>malloc(<size_t>(2 * n + 2))
             if t == NULL:
                 raise MemoryError()
-        # Unfold (drop every CRLF) and reduce each WSP run to one SP.
-        i = 0
-        while i < n:
-            c = b[i]
-            if c == _CR and i + 1 < n and b[i + 1] == _LF:
-                i += 2
-                continue
-            if c == _SP or c == _TAB:
-                if not in_ws:
-                    t[m] = _SP
-                    m += 1
-                    in_ws = True
-            else:
-                if c == 58 and colon < 0:  # ':'
-                    colon = m
-                t[m] = c
-                m += 1
-                in_ws = False
-            i += 1
-        # name (no trailing SP, lower case) ':' value (no SP around) CRLF
-        ne = colon if colon >= 0 else m
-        while ne > 0 and t[ne - 1] == _SP:
-            ne -= 1
-        if colon >= 0:
-            vs = colon + 1
-            ve = m
-            while vs < ve and t[vs] == _SP:
-                vs += 1
-            while ve > vs and t[ve - 1] == _SP:
-                ve -= 1
-            size = ne + 1 + (ve - vs) + 2
-        else:
-            vs = ve = 0
-            size = ne + 2
-        res = PyBytes_FromStringAndSize(NULL, size)
-        out = <unsigned char *>_bytes_str(<PyObject *>res)
-        for j in range(ne):
-            out[j] = _lower(t[j])
-        j = ne
-        if colon >= 0:
-            out[j] = 58
-            j += 1
-            memcpy(out + j, t + vs, <size_t>(ve - vs))
-            j += ve - vs
-        out[j] = _CR
-        out[j + 1] = _LF
-        return res
+        k = _relax_into(<const unsigned char *>view.buf, n, t, t + n)
+        return PyBytes_FromStringAndSize(<const char *>(t + n), k)
     finally:
         if t != stackbuf:
             free(t)
@@ -1212,11 +1208,14 @@ def header_hash_input(fields, names, own, relaxed):
     CRLF.
     """
     cdef dict by_name = {}
-    cdef list out = []
+    cdef list picked = []
     cdef list stack
     cdef bytes raw
     cdef bint rel = bool(relaxed)
     cdef set wanted = set(names)
+    cdef Py_ssize_t total = 0, longest = 0, n, pos = 0
+    cdef unsigned char *buf
+    cdef unsigned char *t
     for name, raw in fields:
         if name in wanted:
             stack = by_name.get(name)
@@ -1227,20 +1226,31 @@ def header_hash_input(fields, names, own, relaxed):
     for name in names:
         stack = by_name.get(name)
         if stack:
-            raw = stack.pop()
-            if rel:
-                out.append(relaxed_header(raw))
-            elif raw.endswith(b"\r\n"):
-                out.append(raw)
-            else:
-                out.append(raw + b"\r\n")
+            picked.append(stack.pop())
     cdef bytes own_b = bytes(own)
-    cdef bytes c
-    if rel:
-        c = relaxed_header(own_b)
-        out.append(c[:len(c) - 2])
-    elif own_b.endswith(b"\r\n"):
-        out.append(own_b[:len(own_b) - 2])
-    else:
-        out.append(own_b)
-    return b"".join(out)
+    picked.append(own_b)
+    for raw in picked:
+        n = len(raw)
+        total += n + 2
+        if n > longest:
+            longest = n
+    buf = <unsigned char *>malloc(<size_t>(total + longest + 1))
+    if buf == NULL:
+        raise MemoryError()
+    t = buf + total
+    try:
+        for raw in picked:
+            n = len(raw)
+            if rel:
+                pos += _relax_into(<const unsigned char *>_bytes_str(<PyObject *>raw), n, t, buf + pos)
+            else:
+                memcpy(buf + pos, _bytes_str(<PyObject *>raw), <size_t>n)
+                pos += n
+                if n < 2 or buf[pos - 2] != _CR or buf[pos - 1] != _LF:
+                    buf[pos] = _CR
+                    buf[pos + 1] = _LF
+                    pos += 2
+        # the signature's own field goes in without its final CRLF
+        return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
+    finally:
+        free(buf)
