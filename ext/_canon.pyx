@@ -320,6 +320,24 @@ ctypedef struct canon_t:
     uint64_t pending  # empty lines held back (dropped if nothing follows)
 
 
+cdef inline int _eol(canon_t *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t *po) noexcept nogil:
+    """A line ends: a line with content gets its CRLF, an empty one is held back.
+
+    Returns 0, changing nothing, when the CRLF does not fit (call again with room)."""
+    cdef Py_ssize_t o = po[0]
+    if s.midline:
+        if cap - o < 2:
+            return 0
+        out[o] = _CR
+        out[o + 1] = _LF
+        po[0] = o + 2
+        s.midline = 0
+    else:
+        s.pending += 1
+    s.wsp = 0  # trailing whitespace is ignored
+    return 1
+
+
 cdef inline int _prefix(canon_t *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t *po) noexcept nogil:
     """Emit what precedes new line content: held-back CRLFs, then a pending SP.
 
@@ -371,19 +389,11 @@ cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *p
         c = b[i]
         if st.cr:
             if c == _LF:
-                if st.midline:
-                    if cap - o < 2:
-                        aux[0] = 2
-                        r = _FULL
-                        break
-                    out[o] = _CR
-                    out[o + 1] = _LF
-                    o += 2
-                    st.midline = 0
-                else:
-                    st.pending += 1
+                if not _eol(&st, out, cap, &o):
+                    aux[0] = 2
+                    r = _FULL
+                    break
                 st.cr = 0
-                st.wsp = 0  # trailing whitespace is ignored
                 i += 1
                 continue
             # a CR not followed by LF is line content
@@ -402,18 +412,10 @@ cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *p
             i += 1
             continue
         if c == _LF and st.bare_lf:
-            if st.midline:
-                if cap - o < 2:
-                    aux[0] = 2
-                    r = _FULL
-                    break
-                out[o] = _CR
-                out[o + 1] = _LF
-                o += 2
-                st.midline = 0
-            else:
-                st.pending += 1
-            st.wsp = 0
+            if not _eol(&st, out, cap, &o):
+                aux[0] = 2
+                r = _FULL
+                break
             i += 1
             continue
         if st.relaxed and (c == _SP or c == _TAB):

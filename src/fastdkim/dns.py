@@ -85,9 +85,6 @@ class KeySource(Protocol):
 
 # -- names -------------------------------------------------------------------------
 
-_alabel = alabel
-
-
 def _show(name: str, limit: int = 80) -> str:
     """repr() of a name for an error message, shortened if very long."""
     return repr(name) if len(name) <= limit else repr(name[:limit]) + "... (%d characters)" % len(name)
@@ -138,7 +135,7 @@ def _normalize_any(name: Any) -> Tuple[str, Tuple[bytes, ...]]:
             raise KeyLookupError("invalid DNS name %s: label of %d characters" % (_show(name), len(label)))
         else:
             try:
-                raw = _alabel(label).lower()
+                raw = alabel(label).lower()
             except (UnicodeError, ValueError) as exc:
                 raise KeyLookupError(
                     "invalid DNS name %s: label %s cannot be IDNA-encoded (%s)" % (_show(name), _show(label), _clip(str(exc)))
