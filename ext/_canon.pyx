@@ -39,6 +39,8 @@ __all__ = [
     "split_header_fields",
     "normalize_line_endings",
     "parse_tag_list",
+    "parse_signature",
+    "b64decode",
     "header_hash_input",
 ]
 
@@ -1124,6 +1126,72 @@ def _short(b, limit=40):
 cdef dict _tag_names = {}
 
 
+cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
+                      Py_ssize_t *b_start, Py_ssize_t *b_end):
+    """The tag-list b[0:n] as {name: value}; where the b= value lies
+    (from after its "=" up to its ";" or the end: what section 3.7 empties)."""
+    cdef Py_ssize_t i = 0, j, eq, ns, ne, vs, ve, k
+    cdef unsigned char c
+    cdef bint ok
+    cdef dict tags = {}
+    cdef bytes raw
+    while i <= n:
+        j = i
+        eq = -1
+        while j < n and b[j] != 59:  # ';'
+            if eq < 0 and b[j] == 61:  # '='
+                eq = j
+            j += 1
+        if eq < 0:
+            ns = i
+            ne = j
+            while ns < ne and _is_fws(b[ns]):
+                ns += 1
+            while ne > ns and _is_fws(b[ne - 1]):
+                ne -= 1
+            if ne > ns:
+                raise ValueError("tag without '=': %s" % _short(PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)))
+        else:
+            ns = i
+            ne = eq
+            while ns < ne and _is_fws(b[ns]):
+                ns += 1
+            while ne > ns and _is_fws(b[ne - 1]):
+                ne -= 1
+            raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
+            name = _tag_names.get(raw)
+            if name is None:
+                ok = ne > ns and ((65 <= b[ns] <= 90) or (97 <= b[ns] <= 122))
+                k = ns + 1
+                while ok and k < ne:
+                    c = b[k]
+                    ok = (65 <= c <= 90) or (97 <= c <= 122) or (48 <= c <= 57) or c == 95
+                    k += 1
+                if not ok:
+                    raise ValueError("invalid tag name %s" % _short(raw))
+                name = raw.decode("ascii")
+                if len(_tag_names) < 512:
+                    _tag_names[raw] = name
+            if name in tags:
+                raise ValueError("duplicate tag %s=" % name)
+            if len(tags) >= max_tags:
+                raise ValueError("more than %d tags" % max_tags)
+            if ne - ns == 1 and b[ns] == 98:  # 'b'
+                b_start[0] = eq + 1
+                b_end[0] = j
+            vs = eq + 1
+            ve = j
+            while vs < ve and _is_fws(b[vs]):
+                vs += 1
+            while ve > vs and _is_fws(b[ve - 1]):
+                ve -= 1
+            tags[name] = PyBytes_FromStringAndSize(<const char *>(b + vs), ve - vs)
+        i = j + 1
+    if not tags:
+        raise ValueError("empty tag-list")
+    return tags
+
+
 def parse_tag_list(data, Py_ssize_t max_tags=64):
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
@@ -1134,70 +1202,127 @@ def parse_tag_list(data, Py_ssize_t max_tags=64):
         tag, more than ``max_tags`` tags, or no tag at all.
     """
     cdef Py_buffer view
-    cdef const unsigned char *b
-    cdef Py_ssize_t n, i = 0, j, eq, ns, ne, vs, ve, k
-    cdef unsigned char c
-    cdef bint ok
-    cdef dict tags = {}
-    cdef bytes raw
+    cdef Py_ssize_t bs = -1, be = -1
     _get_buffer(data, &view)
+    try:
+        return _parse_tags(<const unsigned char *>view.buf, view.len, max_tags, &bs, &be)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def parse_signature(field, Py_ssize_t max_tags=64):
+    """Split a ``DKIM-Signature`` field (name, colon, tag-list) into its tags
+    and the field with the ``b=`` value deleted (section 3.7: everything
+    between its ``=`` and the next ``;`` or the end, whitespace included).
+
+    Without a ``b=`` tag the field comes back unchanged.
+
+    :raises ValueError: the field has no colon, or the tag-list is invalid
+        (see :func:`parse_tag_list`).
+    """
+    cdef bytes raw = bytes(field)
+    cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>raw)
+    cdef Py_ssize_t n = len(raw), bs = -1, be = -1, off
+    cdef const unsigned char *p = <const unsigned char *>memchr(b, 58, <size_t>n)
+    cdef unsigned char *q
+    cdef bytes unsigned_field
+    if p == NULL:
+        raise ValueError("not a header field: no colon")
+    off = p - b + 1
+    tags = _parse_tags(b + off, n - off, max_tags, &bs, &be)
+    if bs < 0:
+        return tags, raw
+    bs += off
+    be += off
+    unsigned_field = PyBytes_FromStringAndSize(NULL, n - (be - bs))
+    q = <unsigned char *>_bytes_str(<PyObject *>unsigned_field)
+    memcpy(q, b, <size_t>bs)
+    memcpy(q + bs, b + be, <size_t>(n - be))
+    return tags, unsigned_field
+
+
+# base64 alphabet (RFC 4648 section 4): value, or one of these markers
+cdef enum:
+    _B64_BAD = -1
+    _B64_FWS = -2
+    _B64_PAD = -3
+
+cdef signed char _b64_table[256]
+
+
+cdef void _init_b64_table():
+    cdef int c
+    cdef bytes alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for c in range(256):
+        _b64_table[c] = _B64_BAD
+    for c in range(64):
+        _b64_table[alphabet[c]] = c
+    _b64_table[_SP] = _B64_FWS
+    _b64_table[_TAB] = _B64_FWS
+    _b64_table[_CR] = _B64_FWS
+    _b64_table[_LF] = _B64_FWS
+    _b64_table[61] = _B64_PAD
+
+
+_init_b64_table()
+
+
+def b64decode(value):
+    """Decode a base64 tag value (``b=``, ``bh=``, ``p=``), ignoring whitespace.
+
+    Strict: only the RFC 4648 alphabet, the length (without whitespace) a
+    multiple of four, ``=`` padding only at the end and at most two of it.
+
+    :raises ValueError: the value is not such base64.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, i, o = 0
+    cdef unsigned int acc = 0
+    cdef int nacc = 0, pad = 0, v
+    cdef bytes out
+    cdef unsigned char *q
+    _get_buffer(value, &view)
     try:
         b = <const unsigned char *>view.buf
         n = view.len
-        while i <= n:
-            j = i
-            eq = -1
-            while j < n and b[j] != 59:  # ';'
-                if eq < 0 and b[j] == 61:  # '='
-                    eq = j
-                j += 1
-            if eq < 0:
-                ns = i
-                ne = j
-                while ns < ne and _is_fws(b[ns]):
-                    ns += 1
-                while ne > ns and _is_fws(b[ne - 1]):
-                    ne -= 1
-                if ne > ns:
-                    raise ValueError("tag without '=': %s" % _short(PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)))
+        out = PyBytes_FromStringAndSize(NULL, (n // 4) * 3 + 3)
+        q = <unsigned char *>_bytes_str(<PyObject *>out)
+        for i in range(n):
+            v = _b64_table[b[i]]
+            if v >= 0:
+                if pad:
+                    raise ValueError("malformed base64 value")
+                acc = (acc << 6) | <unsigned int>v
+                nacc += 1
+                if nacc == 4:
+                    q[o] = <unsigned char>(acc >> 16)
+                    q[o + 1] = <unsigned char>(acc >> 8)
+                    q[o + 2] = <unsigned char>acc
+                    o += 3
+                    nacc = 0
+                    acc = 0
+            elif v == _B64_PAD:
+                pad += 1
+                if nacc < 2 or nacc + pad > 4:
+                    raise ValueError("malformed base64 value")
+            elif v != _B64_FWS:
+                raise ValueError("malformed base64 value")
+        if pad:
+            if nacc + pad != 4:
+                raise ValueError("malformed base64 value")
+            if nacc == 2:
+                q[o] = <unsigned char>(acc >> 4)
+                o += 1
             else:
-                ns = i
-                ne = eq
-                while ns < ne and _is_fws(b[ns]):
-                    ns += 1
-                while ne > ns and _is_fws(b[ne - 1]):
-                    ne -= 1
-                raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
-                name = _tag_names.get(raw)
-                if name is None:
-                    ok = ne > ns and ((65 <= b[ns] <= 90) or (97 <= b[ns] <= 122))
-                    k = ns + 1
-                    while ok and k < ne:
-                        c = b[k]
-                        ok = (65 <= c <= 90) or (97 <= c <= 122) or (48 <= c <= 57) or c == 95
-                        k += 1
-                    if not ok:
-                        raise ValueError("invalid tag name %s" % _short(raw))
-                    name = raw.decode("ascii")
-                    if len(_tag_names) < 512:
-                        _tag_names[raw] = name
-                if name in tags:
-                    raise ValueError("duplicate tag %s=" % name)
-                if len(tags) >= max_tags:
-                    raise ValueError("more than %d tags" % max_tags)
-                vs = eq + 1
-                ve = j
-                while vs < ve and _is_fws(b[vs]):
-                    vs += 1
-                while ve > vs and _is_fws(b[ve - 1]):
-                    ve -= 1
-                tags[name] = PyBytes_FromStringAndSize(<const char *>(b + vs), ve - vs)
-            i = j + 1
-        if not tags:
-            raise ValueError("empty tag-list")
-        return tags
+                q[o] = <unsigned char>(acc >> 10)
+                q[o + 1] = <unsigned char>(acc >> 2)
+                o += 2
+        elif nacc:
+            raise ValueError("malformed base64 value")
     finally:
         PyBuffer_Release(&view)
+    return out if o == len(out) else out[:o]
 
 
 def header_hash_input(fields, names, own, relaxed):

@@ -10,9 +10,11 @@ RFC 6376 worked example, the empty-body rules and the large pathological cases
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import random
+import sys
 import time
 
 import pytest
@@ -469,3 +471,80 @@ def test_header_hash_input_bottom_up_and_oversigned(name):
     assert mod.header_hash_input(fields, [b"to", b"to", b"to", b"from", b"from"], own, False) == (
         b"To: two\r\nTo: one\r\nFrom:  A \r\nDKIM-Signature: v=1; b=")
     assert mod.header_hash_input(fields, [b"from"], own, True) == b"from:A\r\ndkim-signature:v=1; b="
+
+
+# -- the signature field and base64 values --------------------------------------------
+
+signature_fields = st.tuples(
+    st.sampled_from([b"DKIM-Signature:", b"dkim-signature :", b"DKIM-Signature", b""]), tag_lists,
+    st.sampled_from([b"", b"\r\n"])).map(b"".join)
+
+
+@SETTINGS
+@given(field=signature_fields, max_tags=st.integers(1, 8))
+def test_parse_signature_twins_agree(field, max_tags):
+    got = _outcome(fast.parse_signature, field, max_tags)
+    assert got == _outcome(pure.parse_signature, field, max_tags)
+    assert _outcome(fast.parse_signature, bytearray(field), max_tags) == got
+    if got[0] == "ok":
+        tags, unsigned = got[1]
+        assert tags == pure.parse_tag_list(field[field.find(b":") + 1:], max_tags)
+        if "b" in tags:
+            # only the b= value went; the rest of the field is intact and parses the same
+            again = pure.parse_tag_list(unsigned[unsigned.find(b":") + 1:], max_tags)
+            assert again == dict(tags, b=b"")
+        else:
+            assert unsigned == field
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+def test_parse_signature_empties_b_value_with_its_whitespace(name):
+    mod = _core(name)
+    field = b"DKIM-Signature: v=1; bh=YWJj; b= ab\r\n\tcd ; d=example.com\r\n"
+    tags, unsigned = mod.parse_signature(field)
+    assert tags["b"] == b"ab\r\n\tcd" and tags["bh"] == b"YWJj"
+    assert unsigned == b"DKIM-Signature: v=1; bh=YWJj; b=; d=example.com\r\n"
+    # b= last: the value runs to the end of the field, final CRLF included
+    assert mod.parse_signature(b"DKIM-Signature: v=1; b=\r\n  abc\r\n")[1] == b"DKIM-Signature: v=1; b="
+    assert mod.parse_signature(b"X: a=1")[1] == b"X: a=1"
+    for bad in (b"no colon here", b"DKIM-Signature: a=1; a=2", b"DKIM-Signature: ;"):
+        with pytest.raises(ValueError):
+            mod.parse_signature(bad)
+
+
+B64_TOKENS = [b"A", b"Q", b"/", b"+", b"z", b"9", b"=", b"==", b" ", b"\r\n\t", b"QUJD", b"-", b"_", b"\x00", b"\xc3"]
+b64_values = st.lists(st.sampled_from(B64_TOKENS), max_size=24).map(b"".join) | st.binary(max_size=40)
+
+
+@SETTINGS
+@given(value=b64_values)
+def test_b64decode_twins_agree(value):
+    got = _outcome(fast.b64decode, value)
+    assert got == _outcome(pure.b64decode, value)
+    assert _outcome(fast.b64decode, memoryview(value)) == got
+    stripped = value.translate(None, b" \t\r\n")
+    if got[0] == "ok":
+        assert got[1] == base64.b64decode(stripped, validate=True)
+        assert len(base64.b64encode(got[1])) == len(stripped)  # nothing dropped or added
+    if sys.version_info >= (3, 11):
+        # the same verdict as the standard library's strict decoder
+        try:
+            binascii.a2b_base64(stripped, strict_mode=True)
+            strict_ok = len(stripped) % 4 == 0 and not stripped.endswith(b"===")
+        except binascii.Error:
+            strict_ok = False
+        assert (got[0] == "ok") == strict_ok
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 32, 64, 255, 256, 512])
+def test_b64decode_round_trip(name, length):
+    data = bytes(range(256)) * 2
+    data = data[:length]
+    enc = base64.b64encode(data)
+    folded = b"\r\n\t".join(enc[i:i + 20] for i in range(0, len(enc), 20))
+    assert _core(name).b64decode(folded) == data
+    for bad in (enc + b"=", b"=" + enc, enc[:-1] if enc else b"A", enc + b"!"):
+        if bad != enc:
+            with pytest.raises(ValueError, match="malformed base64"):
+                _core(name).b64decode(bad)

@@ -12,6 +12,7 @@ is carried in a few counters, never by keeping the body.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import List, Optional, Tuple, Union
@@ -31,6 +32,8 @@ __all__ = [
     "split_header_fields",
     "normalize_line_endings",
     "parse_tag_list",
+    "parse_signature",
+    "b64decode",
     "header_hash_input",
 ]
 
@@ -321,6 +324,51 @@ def parse_tag_list(data: Buffer, max_tags: int = 64) -> dict:
     if not tags:
         raise ValueError("empty tag-list")
     return tags
+
+
+def parse_signature(field: Buffer, max_tags: int = 64) -> Tuple[dict, bytes]:
+    """Split a ``DKIM-Signature`` field (name, colon, tag-list) into its tags
+    and the field with the ``b=`` value deleted (section 3.7: everything
+    between its ``=`` and the next ``;`` or the end, whitespace included).
+
+    Without a ``b=`` tag the field comes back unchanged.
+
+    :raises ValueError: the field has no colon, or the tag-list is invalid
+        (see :func:`parse_tag_list`).
+    """
+    raw = bytes(field)
+    colon = raw.find(b":")
+    if colon < 0:
+        raise ValueError("not a header field: no colon")
+    tags = parse_tag_list(raw[colon + 1:], max_tags)
+    if "b" not in tags:
+        return tags, raw
+    # The tag-list is valid, so the specs are the ;-separated pieces and
+    # exactly one of them has the name b.
+    pos = colon + 1
+    for spec in raw[colon + 1:].split(b";"):
+        eq = spec.find(b"=")
+        if eq >= 0 and spec[:eq].strip(_FWS) == b"b":
+            return tags, raw[:pos + eq + 1] + raw[pos + len(spec):]
+        pos += len(spec) + 1
+    raise AssertionError("b= tag not found again")  # pragma: no cover
+
+
+_B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+
+
+def b64decode(value: Buffer) -> bytes:
+    """Decode a base64 tag value (``b=``, ``bh=``, ``p=``), ignoring whitespace.
+
+    Strict: only the RFC 4648 alphabet, the length (without whitespace) a
+    multiple of four, ``=`` padding only at the end and at most two of it.
+
+    :raises ValueError: the value is not such base64.
+    """
+    v = bytes(value).translate(None, _FWS)
+    if not _B64.match(v):
+        raise ValueError("malformed base64 value")
+    return base64.b64decode(v)
 
 
 def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own: Buffer, relaxed: bool) -> bytes:

@@ -18,6 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from . import _core
 from ._files import atomic_write
 from .errors import KeyFormatError, KeyTooWeakError
 from .tags import TagSyntaxError, parse_tag_list, strip_fws
@@ -315,8 +316,8 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
     if not p64:
         raise KeyRecordError("key revoked (empty p=)")
     try:
-        p = base64.b64decode(p64, validate=True)
-    except (binascii.Error, ValueError):
+        p = _core.core.b64decode(p64)
+    except ValueError:
         raise KeyRecordError("key record p= is not valid base64") from None
     pub: PublicKey
     if ktype == "rsa":

@@ -7,11 +7,8 @@ never raises: whatever is wrong becomes a result with a reason.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -26,7 +23,7 @@ from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MessageInput, read_message
-from .tags import TagSyntaxError, parse_tag_list, strip_fws
+from .tags import strip_fws
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
@@ -38,10 +35,6 @@ _DIGITS = re.compile(rb"[0-9]{1,76}\Z")
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
-# The b= tag of a field whose tag-list parsed (so it occurs once): the value
-# runs from after "=" to the next ";" or the end.
-_B_FIRST = re.compile(rb"[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
-_B_VALUE = re.compile(rb";[ \t\r\n]*b[ \t\r\n]*=([^;]*)")
 
 
 @dataclass
@@ -89,14 +82,14 @@ class Verification:
 class _Sig:
     """Working state for one signature while the message is verified."""
 
-    __slots__ = ("result", "raw", "tags", "value_offset", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
+    __slots__ = ("result", "raw", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
                  "h", "b", "bh", "l", "key")
 
     def __init__(self, result: Verification, raw: bytes) -> None:
         self.result = result
         self.raw = raw
         self.tags: Dict[str, bytes] = {}
-        self.value_offset = 0
+        self.unsigned = b""  # the field with its b= value deleted (section 3.7)
         self.key: Optional[KeyRecord] = None
 
     def done(self, status: str, reason: str) -> None:
@@ -195,12 +188,9 @@ class Verifier:
     # -- section 6.1.1: the signature field -----------------------------------------
 
     def _check_signature(self, s: _Sig, now: int) -> None:
-        raw = s.raw
-        colon = raw.find(b":")
-        s.value_offset = colon + 1
         try:
-            tags = parse_tag_list(raw[colon + 1:])
-        except TagSyntaxError as exc:
+            tags, s.unsigned = _core.core.parse_signature(s.raw)
+        except ValueError as exc:
             return s.done(PERMERROR, "malformed signature: %s" % exc)
         s.tags = tags
         r = s.result
@@ -232,11 +222,12 @@ class Verifier:
         (r.algorithm, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
          r.domain, r.selector, s.h, r.signed_headers, r.identity) = static
         s.alg = r.algorithm
+        b64decode = _core.core.b64decode
         try:
-            s.b = _b64(tags["b"])
-            s.bh = _b64(tags["bh"])
-        except ValueError as exc:
-            return s.done(PERMERROR, str(exc))
+            s.b = b64decode(tags["b"])
+            s.bh = b64decode(tags["bh"])
+        except ValueError:
+            return s.done(PERMERROR, "malformed base64 value")
         if not s.b:
             return s.done(PERMERROR, "empty signature b=")
         s.l = None
@@ -415,17 +406,11 @@ class Verifier:
             s.done(FAIL, "body hash mismatch")
 
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
-        # Section 3.7: the b= value, with the whitespace around it, is emptied.
-        off = s.value_offset
-        value = s.raw[off:]
-        m = _B_FIRST.match(value) or _B_VALUE.search(value)
-        assert m is not None  # the tag-list parsed and has b=
-        own = s.raw[: off + m.start(1)] + s.raw[off + m.end(1):]
         if b"dkim-signature" in s.h:
             # Other signatures may be signed; the one being verified is not a
             # candidate (it did not exist when it was made).
             fields = [f for f in fields if f[1] is not s.raw]
-        data = _core.core.header_hash_input(fields, s.h, own, s.relaxed_h)
+        data = _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h)
         key = s.key
         assert key is not None
         pub: Any = key.public_key
@@ -471,21 +456,6 @@ class _LegacyBodyHasher:
     def digest(self) -> bytes:
         self._feed(self._canon.finish())
         return self._hash.digest()
-
-
-def _b64(value: bytes) -> bytes:
-    v = strip_fws(value)
-    if len(v) % 4 or v.endswith(b"==="):
-        raise ValueError("malformed base64 value")
-    try:
-        if _STRICT_B64:
-            return binascii.a2b_base64(v, strict_mode=True)
-        return base64.b64decode(v, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("malformed base64 value") from None
-
-
-_STRICT_B64 = sys.version_info >= (3, 11)
 
 
 def verify(message: MessageInput, *, keys: Any = None, **options: Any) -> List[Verification]:
