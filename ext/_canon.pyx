@@ -42,6 +42,8 @@ __all__ = [
     "parse_signature",
     "b64decode",
     "header_hash_input",
+    "canonical_headers",
+    "fold_base64",
 ]
 
 cdef extern from "Python.h":
@@ -1337,12 +1339,7 @@ def header_hash_input(fields, names, own, relaxed):
     cdef dict by_name = {}
     cdef list picked = []
     cdef list stack
-    cdef bytes raw
-    cdef bint rel = bool(relaxed)
     cdef set wanted = set(names)
-    cdef Py_ssize_t total = 0, longest = 0, n, pos = 0
-    cdef unsigned char *buf
-    cdef unsigned char *t
     for name, raw in fields:
         if name in wanted:
             stack = by_name.get(name)
@@ -1354,7 +1351,23 @@ def header_hash_input(fields, names, own, relaxed):
         stack = by_name.get(name)
         if stack:
             picked.append(stack.pop())
-    cdef bytes own_b = bytes(own)
+    return _header_block(picked, bytes(own), relaxed)
+
+
+def canonical_headers(fields, own, relaxed):
+    """The raw header fields ``fields`` canonicalized and concatenated, then
+    ``own`` (the signature field, ``b=`` empty) canonicalized without its
+    final CRLF: the header data a signature covers, once the fields are chosen.
+    """
+    return _header_block(list(fields), bytes(own), relaxed)
+
+
+cdef bytes _header_block(list picked, bytes own_b, relaxed):
+    cdef bytes raw
+    cdef bint rel = bool(relaxed)
+    cdef Py_ssize_t total = 0, longest = 0, n, pos = 0
+    cdef unsigned char *buf
+    cdef unsigned char *t
     picked.append(own_b)
     for raw in picked:
         n = len(raw)
@@ -1381,3 +1394,90 @@ def header_hash_input(fields, names, own, relaxed):
         return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
     finally:
         free(buf)
+
+
+cdef const char *_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
+    """The base64 of ``data`` as a folded tag value: the first line goes on
+    after column ``col`` (left empty when fewer than 8 columns remain), the
+    following lines start with one SP; no line passes ``width`` columns.
+    Lines are separated by CRLF SP."""
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, m, room, line, i, o = 0, k = 0, nl
+    cdef unsigned int v
+    cdef unsigned char *enc
+    cdef unsigned char *q
+    cdef bytes out
+    if width < 9:
+        raise ValueError("width must be at least 9")
+    _get_buffer(data, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        m = ((n + 2) // 3) * 4
+        line = width - 1
+        room = width - col
+        if room < 8:
+            room = 0
+        # line breaks: after the first `room` characters, then every `line`
+        if m <= room:
+            nl = 0
+        else:
+            nl = (m - room + line - 1) // line if room else (m + line - 1) // line
+        enc = <unsigned char *>malloc(<size_t>(m + 1))
+        if enc == NULL:
+            raise MemoryError()
+        try:
+            i = 0
+            while i + 3 <= n:
+                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8) | b[i + 2]
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+                enc[o + 3] = _B64_ALPHABET[v & 63]
+                o += 4
+                i += 3
+            if n - i == 1:
+                v = <unsigned int>b[i] << 16
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = 61
+                enc[o + 3] = 61
+            elif n - i == 2:
+                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8)
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+                enc[o + 3] = 61
+            out = PyBytes_FromStringAndSize(NULL, m + 3 * nl)
+            q = <unsigned char *>_bytes_str(<PyObject *>out)
+            o = 0
+            i = 0
+            k = room if room else 0
+            if room == 0 and m:
+                q[0] = _CR
+                q[1] = _LF
+                q[2] = _SP
+                o = 3
+                k = line
+            while True:
+                if k > m - i:
+                    k = m - i
+                memcpy(q + o, enc + i, <size_t>k)
+                o += k
+                i += k
+                if i >= m:
+                    break
+                q[o] = _CR
+                q[o + 1] = _LF
+                q[o + 2] = _SP
+                o += 3
+                k = line
+        finally:
+            free(enc)
+    finally:
+        PyBuffer_Release(&view)
+    return out

@@ -548,3 +548,38 @@ def test_b64decode_round_trip(name, length):
         if bad != enc:
             with pytest.raises(ValueError, match="malformed base64"):
                 _core(name).b64decode(bad)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=600), col=st.integers(0, 120), width=st.integers(9, 100))
+def test_fold_base64_twins_agree(data, col, width):
+    got = fast.fold_base64(data, col, width)
+    assert got == pure.fold_base64(data, col, width)
+    lines = got.split(b"\r\n")
+    assert base64.b64decode(b"".join(line.lstrip(b" ") for line in lines)) == data
+    assert all(line.startswith(b" ") and len(line) <= width for line in lines[1:])
+    # the first line continues the one at column col: it fits, or it is empty
+    assert col + len(lines[0]) <= width or lines[0] == b""
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+def test_fold_base64_examples(name):
+    mod = _core(name)
+    assert mod.fold_base64(b"", 10) == b""
+    assert mod.fold_base64(b"abc", 10) == b"YWJj"
+    assert mod.fold_base64(b"abcdef", 72, 78) == b"\r\n YWJjZGVm"  # 6 columns left: start a new line
+    assert mod.fold_base64(b"abcdef", 68, 78) == b"YWJjZGVm"
+    assert mod.fold_base64(b"abcdefg", 60, 70) == b"YWJjZGVmZw\r\n =="
+    with pytest.raises(ValueError):
+        mod.fold_base64(b"x", 0, 8)
+
+
+@SETTINGS
+@given(fields=st.lists(header_blobs, max_size=6), own=header_blobs, relaxed=st.booleans())
+def test_canonical_headers_twins_agree(fields, own, relaxed):
+    got = fast.canonical_headers(fields, own, relaxed)
+    assert got == pure.canonical_headers(fields, own, relaxed)
+    names = [b"n%d" % i for i in range(len(fields))]
+    # header_hash_input is the selection followed by this
+    assert fast.header_hash_input(list(zip(names, fields)), names[::-1], own, relaxed) == \
+        pure.canonical_headers(fields[::-1], own, relaxed)

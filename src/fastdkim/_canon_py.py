@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -35,6 +35,8 @@ __all__ = [
     "parse_signature",
     "b64decode",
     "header_hash_input",
+    "canonical_headers",
+    "fold_base64",
 ]
 
 
@@ -385,15 +387,44 @@ def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own
     for name, raw in fields:
         if name in wanted:
             by_name.setdefault(name, []).append(raw)
-    out: List[bytes] = []
+    picked: List[bytes] = []
     for name in names:
         stack = by_name.get(name)
         if stack:
-            raw = stack.pop()
-            out.append(relaxed_header(raw) if relaxed else (raw if raw.endswith(_CRLF) else raw + _CRLF))
+            picked.append(stack.pop())
+    return canonical_headers(picked, own, relaxed)
+
+
+def canonical_headers(fields: Sequence[bytes], own: Buffer, relaxed: bool) -> bytes:
+    """The raw header fields ``fields`` canonicalized and concatenated, then
+    ``own`` (the signature field, ``b=`` empty) canonicalized without its
+    final CRLF: the header data a signature covers, once the fields are chosen.
+    """
+    out: List[bytes] = []
+    for raw in fields:
+        out.append(relaxed_header(raw) if relaxed else (raw if raw.endswith(_CRLF) else raw + _CRLF))
     own_b = bytes(own)
     if relaxed:
         out.append(relaxed_header(own_b)[:-2])
     else:
         out.append(own_b[:-2] if own_b.endswith(_CRLF) else own_b)
     return b"".join(out)
+
+
+def fold_base64(data: Buffer, col: int, width: int = 78) -> bytes:
+    """The base64 of ``data`` as a folded tag value: the first line goes on
+    after column ``col`` (left empty when fewer than 8 columns remain), the
+    following lines start with one SP; no line passes ``width`` columns.
+    Lines are separated by CRLF SP."""
+    if width < 9:
+        raise ValueError("width must be at least 9")
+    b64 = base64.b64encode(bytes(data))
+    room = width - col
+    line = width - 1
+    if room < 8:
+        parts = [b""]
+    else:
+        parts = [b64[:room]]
+        b64 = b64[room:]
+    parts.extend(b64[i:i + line] for i in range(0, len(b64), line))
+    return b"\r\n ".join(parts)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
-from .canonicalization import canonicalize_header, parse_canonicalization
+from .canonicalization import parse_canonicalization
 from ._files import atomic_write
 from .errors import MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
@@ -314,13 +314,9 @@ class Signer:
             out.append("\r\n b=")
             col = 3
         unsigned = "".join(out).encode("ascii")
-        if self._relaxed_headers:
-            rh = _core.core.relaxed_header
-            data = b"".join([rh(raw) for raw in selected]) + rh(unsigned)[:-2]
-        else:
-            data = b"".join([canonicalize_header(raw, False) for raw in selected]) + unsigned
-        signature = self._sign_data(data)
-        return unsigned + _fold_b64(b2a_base64(signature, newline=False), col) + b"\r\n"
+        core = _core.core
+        signature = self._sign_data(core.canonical_headers(selected, unsigned, self._relaxed_headers))
+        return unsigned + core.fold_base64(signature, col, _LINE) + b"\r\n"
 
 
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
@@ -368,20 +364,6 @@ def _split_value(name: str, value: str) -> List[str]:
             p = p[cut:]
         out.append(p)
     return out
-
-
-def _fold_b64(b64: bytes, col: int) -> bytes:
-    """The base64 signature, folded so that no line passes 78 characters."""
-    room = _LINE - col
-    if room < 8:
-        parts = [b""]
-        room = _LINE - 1
-    else:
-        parts = [b64[:room]]
-        b64 = b64[room:]
-        room = _LINE - 1
-    parts.extend(b64[i:i + room] for i in range(0, len(b64), room))
-    return b"\r\n ".join(parts)
 
 
 def _hash_bodies(pm: ParsedMessage, signers: Sequence[Signer], bare_lf: bool) -> Dict[Tuple[bool, bool], Any]:
