@@ -8,7 +8,6 @@ never raises: whatever is wrong becomes a result with a reason.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -31,7 +30,13 @@ __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEM
 PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperror", "permerror"
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
-_DIGITS = re.compile(rb"[0-9]{1,76}\Z")
+
+
+def _digits(v: bytes) -> bool:
+    """1*76DIGIT (``bytes.isdigit`` is ASCII-only)."""
+    return v.isdigit() and len(v) <= 76
+
+
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
@@ -83,7 +88,7 @@ class _Sig:
     """Working state for one signature while the message is verified."""
 
     __slots__ = ("result", "raw", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
-                 "h", "b", "bh", "l", "key")
+                 "h", "b", "bh", "l", "key", "key_name", "signs_dkim")
 
     def __init__(self, result: Verification, raw: bytes) -> None:
         self.result = result
@@ -206,7 +211,7 @@ class Verifier:
                     return s.done(PERMERROR, "required tag %s= missing" % t)
         # What a, c, d, s, h, i and q imply is the same for every message a
         # signer sends: remember it, keyed by those values.
-        key = tuple([tags.get(t) for t in _STATIC_TAGS])
+        key = tuple(map(tags.get, _STATIC_TAGS))
         static = self._static.get(key)
         if static is None:
             static = self._check_static(tags)
@@ -219,9 +224,9 @@ class Verifier:
                 r.algorithm = static[1]
                 return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
             return s.done(*static)
-        (r.algorithm, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
-         r.domain, r.selector, s.h, r.signed_headers, r.identity) = static
-        s.alg = r.algorithm
+        (s.alg, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
+         r.domain, r.selector, s.h, r.signed_headers, r.identity, s.key_name, s.signs_dkim) = static
+        r.algorithm = s.alg
         b64decode = _core.core.b64decode
         try:
             s.b = b64decode(tags["b"])
@@ -231,19 +236,25 @@ class Verifier:
         if not s.b:
             return s.done(PERMERROR, "empty signature b=")
         s.l = None
-        if "l" in tags:
-            if not _DIGITS.match(tags["l"]):
+        v = tags.get("l")
+        if v is not None:
+            if not _digits(v):
                 return s.done(PERMERROR, "malformed l= value")
-            s.l = r.body_length = int(tags["l"])
-        for t, attr in (("t", "timestamp"), ("x", "expiration")):
-            if t in tags:
-                if not _DIGITS.match(tags[t]):
-                    return s.done(PERMERROR, "malformed %s= value" % t)
-                setattr(r, attr, int(tags[t]))
-        if r.timestamp is not None and r.expiration is not None and r.expiration < r.timestamp:
-            return s.done(PERMERROR, "x= (%d) is earlier than t= (%d)" % (r.expiration, r.timestamp))
-        if r.expiration is not None and r.expiration < now:
-            return s.done(FAIL, "signature expired (x=%d)" % r.expiration)
+            s.l = r.body_length = int(v)
+        v = tags.get("t")
+        if v is not None:
+            if not _digits(v):
+                return s.done(PERMERROR, "malformed t= value")
+            r.timestamp = int(v)
+        v = tags.get("x")
+        if v is not None:
+            if not _digits(v):
+                return s.done(PERMERROR, "malformed x= value")
+            r.expiration = x = int(v)
+            if r.timestamp is not None and x < r.timestamp:
+                return s.done(PERMERROR, "x= (%d) is earlier than t= (%d)" % (x, r.timestamp))
+            if x < now:
+                return s.done(FAIL, "signature expired (x=%d)" % x)
         if r.timestamp is not None and r.timestamp > now + self.clock_skew:
             return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
 
@@ -302,16 +313,16 @@ class Verifier:
             if b"dns/txt" not in methods:
                 return (PERMERROR, "no supported query method in q=%s" % text["q"])
         return (alg, key_type, hash_name, "%s/%s" % (hc, bc), hc == "relaxed", bc == "relaxed", d, sel, names,
-                signed, identity)
+                signed, identity, "%s._domainkey.%s" % (sel, d), b"dkim-signature" in names)
 
     # -- section 6.1.2: the key ------------------------------------------------------
 
     def _fetch_key(self, s: _Sig, records: Dict[str, Any]) -> None:
         r = s.result
-        name = "%s._domainkey.%s" % (r.selector, r.domain)
-        if name not in records:
-            records[name] = self._lookup(name)
-        got = records[name]
+        name = s.key_name
+        got = records.get(name)
+        if got is None:
+            got = records[name] = self._lookup(name)
         if isinstance(got, tuple):
             return s.done(*got)
         key: KeyRecord = got
@@ -406,7 +417,7 @@ class Verifier:
             s.done(FAIL, "body hash mismatch")
 
     def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
-        if b"dkim-signature" in s.h:
+        if s.signs_dkim:
             # Other signatures may be signed; the one being verified is not a
             # candidate (it did not exist when it was made).
             fields = [f for f in fields if f[1] is not s.raw]
