@@ -64,6 +64,11 @@ def test_handmade_baseline_passes(rsa_key):
         ({"t": str(NOW - 100), "x": str(NOW - 5)}, "fail", "expired"),
         ({"t": str(NOW + 3600)}, "permerror", "future"),
         ({"l": "abc"}, "permerror", "l="),
+        ({"l": "+1"}, "permerror", "l="),
+        ({"l": "\u0661"}, "permerror", "l="),  # a non-ASCII digit
+        ({"l": "1" * 77}, "permerror", "l="),
+        ({"t": "12 34"}, "permerror", "t="),
+        ({"x": "-5"}, "permerror", "x="),
         ({"l": "1000"}, "permerror", "exceeds"),
         ({"q": "http/get"}, "permerror", "query"),
         ({"bh": "!!notbase64"}, "permerror", "base64"),
@@ -171,6 +176,8 @@ def _rec(key, extra=""):
         ("v=DKIM2; p=AAAA", "permerror", "DKIM1"),
         ("v=DKIM1; k=dsa; p=AAAA", "permerror", "key type"),
         ("v=DKIM1; p=!!!", "permerror", "base64"),
+        ("v=DKIM1; p=QQ==QQ==", "permerror", "base64"),
+        ("v=DKIM1; p=QUJD=", "permerror", "base64"),
         ("v=DKIM1; p=AAAA", "permerror", "RSA"),
         ("v=DKIM1; t; p=AAAA", "permerror", "syntax"),
         ("hello world", "permerror", ""),
@@ -202,6 +209,14 @@ def test_key_record_options(rsa_key):
         assert reason in r.reason
         if "t=y" in rec:
             assert r.testing
+
+
+def test_key_record_p_folded_over_lines_and_strings(rsa_key):
+    p = public_key_record(rsa_key).split("p=")[1]
+    folded = " ".join(p[i:i + 60] for i in range(0, len(p), 60))
+    for rec in ("v=DKIM1; k=rsa; p=" + folded, "v=DKIM1; p=\r\n\t" + p + " "):
+        [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": rec})
+        assert r.status == "pass", (rec, r.reason)
 
 
 def test_key_t_s_strict_identity(rsa_key):
