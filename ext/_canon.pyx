@@ -26,7 +26,7 @@ from cpython.number cimport PyNumber_Index
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 import hashlib
 
@@ -1336,22 +1336,111 @@ def header_hash_input(fields, names, own, relaxed):
     own field with its ``b=`` value emptied, canonicalized without its final
     CRLF.
     """
+    cdef list fl = fields if type(fields) is list else list(fields)
+    cdef list nl = names if type(names) is list else list(names)
+    cdef list picked
+    if len(nl) <= _SMALL_H and _plain_pairs(fl) and _all_bytes(nl):
+        picked = _pick_small(fl, nl)
+    else:
+        picked = _pick_general(fl, nl)
+    return _header_block(picked, bytes(own), relaxed)
+
+
+cdef enum:
+    _SMALL_H = 64  # h= lists up to this long are matched without hashing
+
+
+cdef bint _plain_pairs(list fl):
+    """Every item a (bytes, bytes) tuple: the form the fast selection reads directly."""
+    cdef object item
+    for item in fl:
+        if type(item) is not tuple or len(<tuple>item) != 2 \
+                or type((<tuple>item)[0]) is not bytes or type((<tuple>item)[1]) is not bytes:
+            return False
+    return True
+
+
+cdef bint _all_bytes(list nl):
+    cdef object n
+    for n in nl:
+        if type(n) is not bytes:
+            return False
+    return True
+
+
+cdef list _pick_small(list fl, list nl):
+    """The selection of header_hash_input with C arrays: each field name is
+    compared with the few distinct h= names (no hashing, no dicts), and each
+    distinct name keeps a chain of its fields from the bottom up."""
+    cdef Py_ssize_t nf = len(fl), nn = len(nl), nd = 0, i, j, g, ln
+    cdef int group[_SMALL_H]      # h= entry -> distinct name
+    cdef int first[_SMALL_H]      # h= entry index of each distinct name
+    cdef Py_ssize_t head[_SMALL_H]
+    cdef Py_ssize_t *nxt
+    cdef const char *a
+    cdef bytes name, other
+    cdef list picked = []
+    for j in range(nn):
+        name = <bytes>nl[j]
+        ln = len(name)
+        g = -1
+        for i in range(nd):
+            other = <bytes>nl[first[i]]
+            if len(other) == ln and memcmp(_bytes_str(<PyObject *>other), _bytes_str(<PyObject *>name), <size_t>ln) == 0:
+                g = i
+                break
+        if g < 0:
+            g = nd
+            first[nd] = <int>j
+            head[nd] = -1
+            nd += 1
+        group[j] = <int>g
+    if nd == 0:
+        return picked
+    nxt = <Py_ssize_t *>malloc(<size_t>(nf + 1) * sizeof(Py_ssize_t))
+    if nxt == NULL:
+        raise MemoryError()
+    try:
+        # Top to bottom, each field goes to the front of its name's chain, so
+        # every chain runs from the bottom-most instance upwards.
+        for i in range(nf):
+            name = <bytes>(<tuple>fl[i])[0]
+            ln = len(name)
+            a = _bytes_str(<PyObject *>name)
+            for g in range(nd):
+                other = <bytes>nl[first[g]]
+                if len(other) == ln and memcmp(_bytes_str(<PyObject *>other), a, <size_t>ln) == 0:
+                    nxt[i] = head[g]
+                    head[g] = i
+                    break
+        for j in range(nn):
+            g = group[j]
+            i = head[g]
+            if i >= 0:
+                picked.append((<tuple>fl[i])[1])
+                head[g] = nxt[i]
+    finally:
+        free(nxt)
+    return picked
+
+
+cdef list _pick_general(list fl, list nl):
     cdef dict by_name = {}
     cdef list picked = []
     cdef list stack
-    cdef set wanted = set(names)
-    for name, raw in fields:
+    cdef set wanted = set(nl)
+    for name, raw in fl:
         if name in wanted:
             stack = by_name.get(name)
             if stack is None:
                 by_name[name] = [raw]
             else:
                 stack.append(raw)
-    for name in names:
+    for name in nl:
         stack = by_name.get(name)
         if stack:
             picked.append(stack.pop())
-    return _header_block(picked, bytes(own), relaxed)
+    return picked
 
 
 def canonical_headers(fields, own, relaxed):

@@ -583,3 +583,20 @@ def test_canonical_headers_twins_agree(fields, own, relaxed):
     # header_hash_input is the selection followed by this
     assert fast.header_hash_input(list(zip(names, fields)), names[::-1], own, relaxed) == \
         pure.canonical_headers(fields[::-1], own, relaxed)
+
+
+@SETTINGS
+@given(fields=field_lists, names=st.lists(st.sampled_from([b"from", b"to", b"subject", b"date", b"x"]), max_size=80),
+       own=header_blobs, relaxed=st.booleans(), shape=st.sampled_from(["list", "tuple", "gen", "lists"]))
+def test_header_hash_input_any_sequence_and_long_h(fields, names, own, relaxed, shape):
+    # long h= lists and other containers take the general selection path
+    want = pure.header_hash_input(fields, names, own, relaxed)
+    if shape == "tuple":
+        args = (tuple(fields), tuple(names))
+    elif shape == "gen":
+        args = ((f for f in fields), iter(names))
+    elif shape == "lists":
+        args = ([list(f) for f in fields], list(names))
+    else:
+        args = (fields, names)
+    assert fast.header_hash_input(args[0], args[1], own, relaxed) == want
