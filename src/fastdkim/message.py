@@ -64,10 +64,14 @@ def _file_body(head: bytes, fh: BinaryIO) -> Iterator[bytes]:
 
 
 def _split(buf: bytes, body_start: int, bare_lf: bool) -> Tuple[List[Header], bool]:
+    """The header fields of ``buf`` (the message, or at least its header
+    block) whose body starts at ``body_start`` (-1: no body), and whether the
+    header block uses bare LF line endings."""
+    if not bare_lf:  # wire form: one copy, without the empty line that ends the block
+        return _core.core.split_header_fields(buf if body_start < 0 else buf[:body_start - 2]), False
     head = buf if body_start < 0 else buf[:body_start]
-    lf = bare_lf and b"\n" in head and not head.split(b"\n", 1)[0].endswith(b"\r")
-    if bare_lf:
-        head = _core.core.normalize_line_endings(head)
+    lf = b"\n" in head and not head.split(b"\n", 1)[0].endswith(b"\r")
+    head = _core.core.normalize_line_endings(head)
     if body_start >= 0:
         head = head[:-2]  # the empty line that ends the header block
     return _core.core.split_header_fields(head), lf
@@ -125,7 +129,7 @@ def read_message(
         end = len(data) if start < 0 else start
         if end > max_header_bytes:
             raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
-        fields, lf_endings = _split(data[:end], start, lf)
+        fields, lf_endings = _split(data, start, lf)
         if start < 0 or start == len(data):
             chunks: Iterator[bytes] = iter(())
         elif len(data) - start <= CHUNK:
