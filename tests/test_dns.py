@@ -654,3 +654,73 @@ def test_thread_safety(server, source):
     assert stats.lookups == 24 * 40 == stats.hits + stats.misses
     assert stats.size <= 4
     assert sum(server.count(name) for name in names) == stats.misses
+
+
+class _SlowResolver(dns.resolver.Resolver):
+    """A resolver that takes its time, so that lookups overlap."""
+
+    def __init__(self, delay, **kw):
+        super().__init__(**kw)
+        self.delay = delay
+        self.calls = 0
+        self._calls_lock = threading.Lock()
+
+    def resolve(self, *args, **kwargs):
+        with self._calls_lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return super().resolve(*args, **kwargs)
+
+
+def _slow_source(server, delay=0.3):
+    resolver = _SlowResolver(delay, configure=False)
+    host, port = server.address.split(":")
+    resolver.nameservers = [host]
+    resolver.port = int(port)
+    resolver.lifetime = 2.0
+    return DNSKeySource(resolver=resolver, timeout=2.0), resolver
+
+
+def _together(count, fn):
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = ("ok", fn())
+        except Exception as exc:
+            results[i] = ("error", type(exc), str(exc))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_concurrent_misses_send_one_query(server):
+    src, resolver = _slow_source(server)
+    results = _together(8, lambda: src.lookup(n("k1")))
+    assert results == [("ok", [b"v=DKIM1; p=k1"])] * 8
+    assert resolver.calls == 1 and server.count(n("k1")) == 1
+    stats = src.stats
+    assert (stats.lookups, stats.misses, stats.hits) == (8, 1, 7)
+    # every caller got its own list
+    got = [r[1] for r in results]
+    assert len({id(g) for g in got}) == 8
+
+
+def test_concurrent_misses_share_a_failure_and_no_cache_still_shares(server):
+    src, resolver = _slow_source(server)
+    results = _together(6, lambda: src.lookup(n("servfail")))
+    assert all(r[0] == "error" and r[1] is TemporaryLookupError and "SERVFAIL" in r[2] for r in results)
+    assert resolver.calls == 1
+    src2, resolver2 = _slow_source(server)
+    src2.cache_size = 0
+    results = _together(4, lambda: src2.lookup(n("nx")))
+    assert results == [("ok", [])] * 4 and resolver2.calls == 1
+    # nothing was cached: the next lookup asks again
+    assert src2.lookup(n("nx")) == [] and resolver2.calls == 2

@@ -36,7 +36,7 @@ import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 # These are absolute imports of the dnspython package; this module's own name
 # (fastdkim.dns) does not shadow it.
@@ -262,7 +262,8 @@ class CallableKeySource:
 class CacheStats:
     """Counters of a :class:`DNSKeySource` since creation or ``cache_clear()``.
 
-    ``lookups == hits + misses``; every miss sent a DNS query.
+    ``lookups == hits + misses``; every miss sent a DNS query.  A lookup that
+    waited for the same query sent by another thread counts as a hit.
     """
 
     lookups: int
@@ -278,6 +279,23 @@ class _Failure:
 
     kind: type
     message: str
+
+
+class _Flight:
+    """A query in progress, which other threads wanting the same name wait for."""
+
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+
+
+def _answer(value: Any) -> List[bytes]:
+    """A cached or shared answer: fresh records, or its failure raised afresh."""
+    if isinstance(value, _Failure):
+        raise value.kind(value.message)
+    return list(value)
 
 
 def _parse_port(text: str, entry: str) -> int:
@@ -344,6 +362,9 @@ class DNSKeySource:
     :param clock: monotonic clock used for cache expiry (injectable for tests).
     :param resolver: a configured :class:`dns.resolver.Resolver` to use as is;
         *nameservers*, *port* and *timeout* are then not applied.
+
+    Threads may share one source: a name that several threads look up at
+    once is queried once, and they all get that answer.
     :raises ValueError: an invalid option, or *nameservers* together with
         *resolver*.
     """
@@ -403,6 +424,9 @@ class DNSKeySource:
         self._lock = threading.Lock()
         self._cache: "collections.OrderedDict[str, Tuple[float, Any]]" = collections.OrderedDict()
         self._lookups = self._hits = self._misses = self._evictions = 0
+        # Names being queried right now: other threads wanting the same name
+        # wait for that answer instead of sending the same query again.
+        self._inflight: Dict[str, _Flight] = {}
 
     def _new_resolver(self, configure: bool) -> dns.resolver.Resolver:
         resolver = dns.resolver.Resolver(configure=configure)
@@ -450,6 +474,8 @@ class DNSKeySource:
         """
         key, labels = _normalize(name)
         hit: Any = None
+        flight: Optional[_Flight] = None
+        leader = False
         with self._lock:
             self._lookups += 1
             entry = self._cache.get(key)
@@ -461,18 +487,38 @@ class DNSKeySource:
                 else:
                     del self._cache[key]
             if hit is None:
-                self._misses += 1
+                flight = self._inflight.get(key)
+                if flight is None:
+                    flight = self._inflight[key] = _Flight()
+                    leader = True
+                    self._misses += 1
+                else:
+                    self._hits += 1  # answered by the query already on its way
         if hit is not None:
-            if isinstance(hit, _Failure):
-                raise hit.kind(hit.message)
-            return list(hit)
+            return _answer(hit)
+        assert flight is not None
+        if not leader:
+            # The leader's query is bounded by the resolver's lifetime; the
+            # margin covers the leader storing its answer.
+            if not flight.done.wait(self.timeout + 5.0):
+                raise TemporaryLookupError("DNS query for %s TXT: no answer from the lookup in progress" % key)
+            return _answer(flight.result)
+        result: Any = _Failure(TemporaryLookupError, "DNS query for %s TXT was interrupted" % key)
         try:
-            records, ttl = self._query(key, labels)
-        except KeyLookupError as exc:
-            self._store(key, _Failure(type(exc), str(exc)), self.error_ttl)
-            raise
-        self._store(key, tuple(records), ttl)
-        return records
+            try:
+                records, ttl = self._query(key, labels)
+            except KeyLookupError as exc:
+                result = _Failure(type(exc), str(exc))
+                self._store(key, result, self.error_ttl)
+                raise
+            result = tuple(records)
+            self._store(key, result, ttl)
+            return records
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+            flight.result = result
+            flight.done.set()
 
     def _query(self, key: str, labels: Tuple[bytes, ...]) -> Tuple[List[bytes], float]:
         """Send the query; return ``(records, seconds to cache them)``."""
