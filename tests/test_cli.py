@@ -386,3 +386,243 @@ def test_demo_small():
     assert r.returncode == 0, out + r.stderr.decode()
     assert "40/40 messages with both signatures passing" in out
     assert "5/5 tampered messages rejected" in out
+
+
+# -- files are written the way users expect -------------------------------------------------
+
+
+def _sig_count(path):
+    return path.read_bytes().count(b"DKIM-Signature:")
+
+
+def test_out_follows_symlinks_and_keeps_mode_and_umask(keyset, tmp_path):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    target = tmp_path / "target.eml"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = tmp_path / "link.eml"
+    link.symlink_to(target)
+    r = run("sign", *sign_args(keyset), "--out", link, "--force", msg)
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and _sig_count(target) == 2  # written through the link
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    # a new file gets 0666 less the umask, like any file a program creates
+    r = run("sign", *sign_args(keyset), "--out", tmp_path / "new.eml", msg)
+    assert r.returncode == 0, r.stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "new.eml").stat().st_mode) == 0o666 & ~mask
+
+
+def test_in_place_through_symlink_keeps_link_and_target_mode(keyset, tmp_path):
+    real = tmp_path / "real.eml"
+    real.write_bytes(MSG)
+    real.chmod(0o604)
+    sym = tmp_path / "sym.eml"
+    sym.symlink_to(real)
+    r = run("sign", *sign_args(keyset), "--in-place", "--jobs", "1", "--quiet", sym)
+    assert r.returncode == 0, r.stderr
+    assert sym.is_symlink() and _sig_count(real) == 2
+    assert stat.S_IMODE(real.stat().st_mode) == 0o604
+
+
+def test_out_to_a_character_device_writes_into_it(keyset, tmp_path):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--out", "/dev/stdout", "--force", msg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(b"DKIM-Signature:") == 2 and r.stdout.endswith(MSG)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_same_file_named_twice_is_signed_once(keyset, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    m = d / "a.eml"
+    m.write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--in-place", "--jobs", "2", "--quiet", m, m, d / "." / "a.eml", d)
+    assert r.returncode == 0, r.stderr
+    assert _sig_count(m) == 2
+
+
+def test_force_replaces_outputs_of_a_directory_run(keyset, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.eml").write_bytes(MSG)
+    out = tmp_path / "out"
+    assert run("sign", *sign_args(keyset), "--out", out, "--jobs", "1", d).returncode == 0
+    r = run("sign", *sign_args(keyset), "--out", out, "--jobs", "1", d)
+    assert r.returncode == 1 and b"--force" in r.stderr
+    r = run("sign", *sign_args(keyset), "--out", out, "--force", "--jobs", "1", d)
+    assert r.returncode == 0, r.stderr
+    assert _sig_count(out / "a.eml") == 2
+
+
+def test_out_directory_for_one_message(keyset, tmp_path):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--out", str(tmp_path / "outdir") + "/", msg)
+    assert r.returncode == 0, r.stderr
+    assert _sig_count(tmp_path / "outdir" / "m.eml") == 2
+    r = run("sign", *sign_args(keyset), "--out", msg, "--force", msg)
+    assert r.returncode == 2 and b"--in-place" in r.stderr and msg.read_bytes() == MSG
+
+
+@pytest.mark.parametrize("case", ["keygen-out-file", "sign-out-in-proc", "maildir-out-file", "verify-now-nan",
+                                  "verify-now-inf", "demo-max-size", "timeout-zero", "expiration-zero", "ar-empty",
+                                  "ar-bad", "ttl"])
+def test_bad_input_is_one_line_exit_2(keyset, tmp_path, case):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"x")
+    md = tmp_path / "md"
+    _maildir(md, 1)
+    args = {
+        "keygen-out-file": ["keygen", "--domain", "example.com", "--selector", "s", "--out", afile],
+        "sign-out-in-proc": ["sign", *sign_args(keyset), "--out", "/proc/fastdkim-nope/x.eml", msg],
+        "maildir-out-file": ["sign", "--policy", _policy(tmp_path, keyset), "--out", afile, md],
+        "verify-now-nan": ["verify", "--keys", keyset["zone"], "--now", "nan", msg],
+        "verify-now-inf": ["verify", "--keys", keyset["zone"], "--now", "inf", msg],
+        "demo-max-size": ["demo", "--count", "3", "--max-size", "0"],
+        "timeout-zero": ["verify", "--timeout", "0", msg],
+        "expiration-zero": ["sign", *sign_args(keyset), "--expiration", "0", msg],
+        "ar-empty": ["verify", "--keys", keyset["zone"], "--ar", "", msg],
+        "ar-bad": ["verify", "--keys", keyset["zone"], "--ar", "a b;c", msg],
+        "ttl": ["keygen", "--domain", "example.com", "--selector", "s", "--out", tmp_path, "--ttl", "-5"],
+    }[case]
+    r = run(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert b"Traceback" not in r.stderr and r.stderr.strip(), r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3
+
+
+def test_writing_to_a_full_disk_is_an_error_not_a_traceback(keyset, tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([sys.executable, "-m", "fastdkim", "sign", *map(str, sign_args(keyset)), str(msg)],
+                           stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 2 and b"Traceback" not in r.stderr and b"No space left" in r.stderr, r.stderr
+
+
+def test_policy_options_of_the_wrong_type(keyset, tmp_path):
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    for opt, value in (("headers", '"from"'), ("oversign", '"subject"'), ("timestamp", '"no"'),
+                       ("expiration", "true"), ("key", "5"), ("selector", "7")):
+        entry = {"selector": '"rsa"', "key": '"%s"' % keyset["rsa"]}
+        entry[opt] = value
+        p = tmp_path / "p.toml"
+        p.write_text('[domains."example.com"]\nkeys = [ { %s } ]\n' % ", ".join("%s = %s" % kv for kv in entry.items()))
+        r = run("sign", "--policy", p, msg)
+        assert r.returncode == 2 and opt.encode() in r.stderr and b"Traceback" not in r.stderr, (opt, r.stderr)
+
+
+def test_password_file_applies_to_encrypted_keys_only(keyset, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    enc = tmp_path / "enc.pem"
+    key = fastdkim.generate_private_key("ed25519")
+    enc.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"s3cret")))
+    pw = tmp_path / "pw.txt"
+    pw.write_bytes(b"s3cret\n")
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    # dual signing: one key encrypted, one not, one password file
+    r = run("sign", "--domain", "example.com", "--selector", "enc", "--key", enc, "--selector", "rsa",
+            "--key", keyset["rsa"], "--password-file", pw, msg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(b"DKIM-Signature:") == 2
+    # a policy with an encrypted key
+    p = tmp_path / "p.toml"
+    p.write_text('[domains."example.com"]\nkeys = [ { selector = "enc", key = "%s" } ]\n' % enc)
+    assert run("sign", "--policy", p, msg).returncode == 2
+    r = run("sign", "--policy", p, "--password-file", pw, msg)
+    assert r.returncode == 0, r.stderr
+
+
+def test_short_rsa_key_is_warned_about(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    k = rsa_key_of_bits(1024)
+    path = tmp_path / "short.pem"
+    path.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(MSG)
+    r = run("sign", "--domain", "example.com", "--selector", "s", "--key", path, msg)
+    assert r.returncode == 0 and b"warning" in r.stderr and b"1024" in r.stderr, r.stderr
+
+
+def test_verify_goes_on_past_an_unreadable_file(keyset, tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (tmp_path / "m.eml").write_bytes(MSG)
+    signed = run("sign", *sign_args(keyset), tmp_path / "m.eml").stdout
+    (d / "a.eml").write_bytes(signed)
+    (d / "b.eml").symlink_to(tmp_path / "missing")
+    (d / "c.eml").write_bytes(signed)
+    r = run("verify", "--keys", keyset["zone"], d)
+    assert r.returncode == 2 and b"Traceback" not in r.stderr
+    out = r.stdout.decode()
+    assert "a.eml: pass" in out and "c.eml: pass" in out
+    assert b"b.eml" in r.stderr and b"No such file" in r.stderr
+
+
+def test_verify_output_escapes_what_the_message_wrote(keyset, tmp_path):
+    hostile = (b"DKIM-Signature: v=1; a=rsa-\r\n\tsha999; d=example.com; s=rsa; h=from; bh=AAAA; b=AAAA\r\n"
+               b"From: a@example.com\r\n\r\nbody\r\n")
+    m = tmp_path / "h.eml"
+    m.write_bytes(hostile)
+    r = run("verify", "--keys", keyset["zone"], m)
+    assert r.returncode == 1 and len(r.stdout.strip().splitlines()) == 1, r.stdout
+    r = run("verify", "--keys", keyset["zone"], "--ar", "mx.example.net", m)
+    assert b"\r" not in r.stdout.replace(b"\r\n", b"") and r.stdout.isascii()
+
+
+def test_one_message_stored_with_its_from_line(keyset, tmp_path):
+    m = tmp_path / "envelope.eml"
+    m.write_bytes(b"From joe@example.com Mon Jan  1 00:00:00 2029\n" + MSG)
+    r = run("sign", *sign_args(keyset), m)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"From joe@example.com") and r.stdout.count(b"DKIM-Signature:") == 2
+
+
+def test_malformed_header_block_is_not_signed(keyset, tmp_path):
+    m = tmp_path / "bad.eml"
+    m.write_bytes(b"From: joe@example.com\nthis line has no colon\n\nbody\n")
+    r = run("sign", *sign_args(keyset), m)
+    assert r.returncode == 1 and b"colon" in r.stderr and r.stdout == b""
+
+
+def test_mbox_in_place_waits_for_the_delivery_lock(keyset, tmp_path):
+    import fcntl
+
+    box = tmp_path / "q.mbox"
+    box.write_bytes(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n")
+    before = box.read_bytes()
+    with open(box, "r+b") as held:
+        fcntl.lockf(held.fileno(), fcntl.LOCK_EX)  # a delivery agent appending
+        r = run("sign", *sign_args(keyset), "--in-place", "--lock-timeout", "0.3", "--jobs", "1", box)
+        assert r.returncode == 2 and b"locked" in r.stderr and box.read_bytes() == before, r.stderr
+    (tmp_path / "q.mbox.lock").write_bytes(b"")
+    r = run("sign", *sign_args(keyset), "--in-place", "--lock-timeout", "0.3", "--jobs", "1", box)
+    assert r.returncode == 2 and b"q.mbox.lock" in r.stderr and box.read_bytes() == before
+    (tmp_path / "q.mbox.lock").unlink()
+    ino = box.stat().st_ino
+    r = run("sign", *sign_args(keyset), "--in-place", "--jobs", "1", box)
+    assert r.returncode == 0, r.stderr
+    assert box.stat().st_ino == ino and _sig_count(box) == 2  # rewritten in place, same file
+    assert not (tmp_path / "q.mbox.lock").exists()
+
+
+def test_check_dns_offline_with_a_zone_file(keyset):
+    r = run("check-dns", "--domain", "example.com", "--selector", "rsa", "--keys", keyset["zone"], "--key", keyset["rsa"])
+    assert r.returncode == 0 and b"matches" in r.stdout, r.stdout + r.stderr
+    r = run("check-dns", "--domain", "example.com", "--selector", "ed", "--keys", keyset["zone"], "--key", keyset["rsa"])
+    assert r.returncode == 1 and b"does NOT match" in r.stdout

@@ -323,3 +323,31 @@ def test_lf_bytes_are_recognised_and_wire_bytes_untouched(ed_key):
     assert fastdkim.verify(signed, keys=keys)[0].status == "pass"
     assert fastdkim.verify(signed.replace(b"odd\nline", b"odd\r\nline"), keys=keys)[0].status == "fail"
     assert fastdkim.verify(signed, keys=keys, bare_lf=True)[0].status == "fail"
+
+
+def test_header_names_as_one_colon_separated_string(ed_key):
+    s = fastdkim.Signer("example.com", "sel", ed_key, headers="Subject:Date", oversign="")
+    assert _tags(s.sign(MESSAGE))["h"] == b"from:subject:date"
+    s = fastdkim.Signer("example.com", "sel", ed_key, headers="from:subject", oversign="subject")
+    assert _tags(s.sign(MESSAGE))["h"] == b"from:subject:subject"
+    with pytest.raises(SigningError):
+        fastdkim.Signer("example.com", "sel", ed_key, headers=["from", 5])
+
+
+def test_pem_text_as_a_string_and_no_key_material_in_errors(ed_key):
+    pem = ed_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption()).decode()
+    s = fastdkim.Signer("example.com", "sel", pem)
+    assert s.algorithm == "ed25519-sha256"
+    bad = pem.replace("-----BEGIN", "-----BEGAN")  # neither PEM nor a file name
+    with pytest.raises(KeyFormatError) as info:
+        fastdkim.Signer("example.com", "sel", bad)
+    assert "PRIVATE KEY" not in str(info.value) and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("head", [b"From: a@example.com\r\nno colon on this line\r\n",
+                                  b" Subject: folded first\r\nFrom: a@example.com\r\n",
+                                  b"From: a@example.com\r\n: empty name\r\n"])
+def test_malformed_header_block_is_refused(ed_key, head):
+    with pytest.raises(MessageFormatError, match="malformed header block"):
+        fastdkim.Signer("example.com", "sel", ed_key).sign(head + b"\r\nbody\r\n")

@@ -2,10 +2,25 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import BinaryIO, Callable, Optional
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "current_umask"]
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no other way: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: Optional[int] = None) -> None:
@@ -14,25 +29,54 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     Readers see the old file or the complete new one, never a partial write.
     Without ``overwrite`` an existing ``path`` is never replaced, even one that
     appears while writing (the final step is a hard link, which fails if the
-    name exists).  ``mode`` sets the permissions; by default a replaced file
-    keeps its own.
+    name exists).
+
+    With ``overwrite``:
+
+    * a symbolic link is followed: the file it points to is replaced and the
+      link stays;
+    * a path that is not a regular file (``/dev/stdout``, a FIFO, a device)
+      is opened and written directly, as there is nothing to replace;
+    * a replaced file keeps its permissions and, where the process may set
+      them, its owner and group.  (A file with several hard links is replaced
+      under this name only: the other names keep the old content.)
+
+    ``mode`` sets the permissions; a new file otherwise gets ``0666`` less the
+    umask, as ``open()`` would give it.
 
     :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
+    :raises IsADirectoryError: ``path`` is a directory.
     :raises OSError: the file cannot be written.
     """
+    try:
+        st: Optional[os.stat_result] = os.stat(path)  # (through any symbolic link)
+    except FileNotFoundError:  # (or a link to nowhere: the link is checked below)
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError("%s is a directory" % path)
+    if not overwrite and (st is not None or os.path.lexists(path)):
+        raise FileExistsError("%s exists" % path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as out:
+            write(out)
+        return
+    if overwrite and os.path.islink(path):
+        path = os.path.realpath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    if not overwrite and os.path.lexists(path):
-        raise FileExistsError("%s exists" % path)
     fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
-        elif os.path.exists(path):
-            try:
-                os.fchmod(fd, os.stat(path).st_mode & 0o7777)
-            except OSError:
-                pass
+        elif st is not None:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(fd, st.st_uid, st.st_gid)
+                except OSError:  # not allowed: the file becomes ours
+                    pass
+        else:
+            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as out:
             write(out)
             out.flush()

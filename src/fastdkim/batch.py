@@ -9,12 +9,18 @@ leaves every file either as it was or completely signed.
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
 
 from ._files import atomic_write
 
 __all__ = [
+    "MboxLock",
+    "MboxLockedError",
+    "rewrite_in_place",
     "Source",
     "detect",
     "iter_mbox",
@@ -133,3 +139,138 @@ class Summary:
     @property
     def total(self) -> int:
         return self.signed + len(self.skipped)
+
+
+class MboxLockedError(OSError):
+    """Another program holds the mbox lock (a delivery in progress)."""
+
+
+class MboxLock:
+    """An exclusive lock on an mbox, taken the ways mail delivery agents take
+    it: the ``PATH.lock`` dot-lock file (skipped where the directory is not
+    writable), then ``fcntl`` and ``flock`` locks on the file itself.
+
+    ``fh`` is the file, open for reading and writing: read and rewrite the
+    mbox through it only, since closing any other descriptor of the file
+    would drop the ``fcntl`` lock.
+
+    :raises MboxLockedError: a lock could not be had within ``timeout`` seconds.
+    :raises OSError: the mbox cannot be opened for writing.
+    """
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fh: Any = None
+        self._dotlock: Optional[str] = None
+
+    def __enter__(self) -> "MboxLock":
+        import fcntl
+
+        deadline = time.monotonic() + self.timeout
+        dotlock = self.path + ".lock"
+        while True:
+            try:
+                fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self._wait(deadline, "%s exists: another program holds the mbox" % dotlock)
+                continue
+            except OSError:  # a read-only directory: no dot-lock possible
+                break
+            os.close(fd)
+            self._dotlock = dotlock
+            break
+        try:
+            self.fh = open(self.path, "r+b")
+            for lock in (fcntl.lockf, fcntl.flock):
+                while True:
+                    try:
+                        lock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except (BlockingIOError, PermissionError):
+                        self._wait(deadline, "%s is locked by another program" % self.path)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait(self, deadline: float, what: str) -> None:
+        if time.monotonic() >= deadline:
+            raise MboxLockedError("%s (waited %.0f s)" % (what, self.timeout))
+        time.sleep(0.1)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fh is not None:
+            self.fh.close()  # releases the fcntl and flock locks
+            self.fh = None
+        if self._dotlock is not None:
+            try:
+                os.unlink(self._dotlock)
+            except OSError:
+                pass
+            self._dotlock = None
+
+
+class _HoldCtrlC:
+    """Ctrl-C inside the block is held back and raised when the block is done
+    (in the main thread; elsewhere signals do not arrive anyway)."""
+
+    def __enter__(self) -> "_HoldCtrlC":
+        import signal
+
+        self.held: List[Any] = []
+        self.old: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, lambda *a: self.held.append(a))
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        if exc_type is None and self.held:
+            raise KeyboardInterrupt
+
+
+def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
+    """Replace the content of the open file ``fh`` with what ``write(out)`` writes.
+
+    The new content goes to a temporary file beside it first; only when that
+    is complete is it copied over ``fh`` (the file keeps its inode, owner,
+    mode and locks, so that programs waiting on its lock see the new
+    content).  Ctrl-C during the copy is held back until the copy is done.
+    Should the copy itself fail, the complete new content is left in the
+    temporary file, whose name the error gives.
+
+    :raises OSError: writing failed.
+    """
+    import tempfile
+
+    name = getattr(fh, "name", None)
+    d = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
+    tfd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+    keep = False
+    try:
+        with os.fdopen(tfd, "w+b") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+            out.seek(0)
+            with _HoldCtrlC():
+                try:
+                    fh.seek(0)
+                    shutil.copyfileobj(out, fh, 1 << 20)
+                    fh.truncate()
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except OSError as exc:
+                    keep = True
+                    raise OSError(exc.errno, "%s; the complete new content is kept in %s"
+                                  % (exc.strerror or exc, tmp)) from exc
+    finally:
+        if not keep:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
@@ -22,6 +23,9 @@ from .verification import Verifier
 __all__ = ["main", "generate_corpus"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+# An authserv-id (RFC 8601 section 2.2): a value written as a token.
+_AUTHSERV_ID = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+\Z")
 
 
 class UsageError(Exception):
@@ -205,10 +209,13 @@ def _domain_and_selector(args: argparse.Namespace) -> Tuple[str, str]:
     """--domain and --selector as A-label names, or a usage error."""
     from ._text import to_a_label_domain
 
-    try:
-        return to_a_label_domain(args.domain), to_a_label_domain(args.selector)
-    except ValueError as exc:
-        raise UsageError(str(exc))
+    out = []
+    for option, value in (("--domain", args.domain), ("--selector", args.selector)):
+        try:
+            out.append(to_a_label_domain(value))
+        except ValueError as exc:
+            raise UsageError("%s: %s" % (option, exc))
+    return out[0], out[1]
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -223,6 +230,8 @@ def _keygen(args: argparse.Namespace) -> int:
         raise UsageError("--bits applies to RSA keys only")
     if alg == "rsa" and bits < 2048:
         raise UsageError("RSA keys of %d bits are refused: use 2048 or more (RFC 8301)" % bits)
+    if alg == "rsa" and bits not in (2048, 3072, 4096):
+        raise UsageError("--bits %d: use 2048, 3072 or 4096 (larger records do not fit DNS well)" % bits)
     from .errors import KeyFormatError
 
     try:
@@ -231,6 +240,8 @@ def _keygen(args: argparse.Namespace) -> int:
         raise UsageError(str(exc))
     value = public_key_record(key)
     name = record_name(selector, domain)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError("--out %s is not a directory" % args.out)
     os.makedirs(args.out, exist_ok=True)
     key_path = os.path.join(args.out, name + ".pem")
     txt_path = os.path.join(args.out, name + ".txt")
@@ -305,26 +316,38 @@ class _SignSetup:
                 raise UsageError("signing needs --policy FILE, or --domain, --selector and --key")
             if len(self.selectors) != len(self.keys):
                 raise UsageError("give one --selector per --key (%d selectors, %d keys)" % (len(self.selectors), len(self.keys)))
-        self.build()
+        self.build(report=True)
 
-    def build(self) -> Any:
+    def build(self, report: bool = False) -> Any:
+        """The signers (or the policy); ``report``: show warnings about the
+        keys (short RSA keys) on standard error, as the main process does."""
         if self._built is None:
+            import warnings
+
             from .errors import DKIMError
+            from .keys import load_private_key_with
             from .policy import SigningPolicy
 
-            try:
-                if self.policy_path:
-                    self._built = SigningPolicy.from_file(self.policy_path)
-                else:
-                    import warnings
-
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        signers = [Signer(self.domain, s, k, password=self.password, **self.options)
-                                   for s, k in zip(self.selectors, self.keys)]
-                    self._built = tuple(signers)
-            except (DKIMError, ValueError) as exc:
-                raise UsageError(str(exc))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    if self.policy_path:
+                        self._built = SigningPolicy.from_file(self.policy_path, password=self.password)
+                    else:
+                        signers = []
+                        for sel, path in zip(self.selectors, self.keys):
+                            try:
+                                key = load_private_key_with(path, self.password)
+                                signers.append(Signer(self.domain, sel, key, **self.options))
+                            except DKIMError as exc:
+                                text = str(exc)
+                                raise UsageError(text if path in text else "%s: %s" % (path, text))
+                        self._built = tuple(signers)
+                except (DKIMError, ValueError) as exc:
+                    raise UsageError(str(exc))
+            if report:
+                for w in caught:
+                    print("fastdkim sign: warning: %s" % w.message, file=sys.stderr)
         return self._built
 
     def __getstate__(self) -> dict:
@@ -344,8 +367,14 @@ class _SignSetup:
 _SETUP: Optional[_SignSetup] = None
 
 
-def _init_worker(setup: _SignSetup) -> None:
+def _init_worker(setup: _SignSetup, worker: bool = False) -> None:
     global _SETUP
+    if worker:
+        # Ctrl-C is the main process's to handle: a worker finishes the
+        # message in hand (each is written atomically) and is then stopped.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SETUP = setup
     setup.build()
 
@@ -362,14 +391,15 @@ def _sign_stream(setup: _SignSetup, fh: Any) -> bytes:
     return _as_endings(headers, lf)
 
 
-def _sign_path_task(task: Tuple[str, str, str, bool]) -> Any:
-    """Worker: sign file ``src`` (named ``name``) into ``dst`` (``src`` itself for in-place)."""
+def _sign_path_task(task: Tuple[str, str, str, bool, bool]) -> Any:
+    """Worker: sign file ``src`` (named ``name``) into ``dst`` (``src`` itself for
+    in-place; an existing ``dst`` is replaced only with ``force``)."""
     import shutil
 
     from .batch import SignOutcome, atomic_write
     from .errors import DKIMError
 
-    name, src, dst, in_place = task
+    name, src, dst, in_place, force = task
     assert _SETUP is not None
     try:
         size = os.path.getsize(src)
@@ -385,10 +415,12 @@ def _sign_path_task(task: Tuple[str, str, str, bool]) -> Any:
                     fh.seek(0)
                     shutil.copyfileobj(fh, out, 1 << 20)
 
-                atomic_write(dst, write, overwrite=in_place)
+                atomic_write(dst, write, overwrite=in_place or force)
         return SignOutcome(name, size, bool(headers), reason)
+    except FileExistsError:
+        return SignOutcome(name, 0, False, "%s exists (use --force to replace it)" % dst)
     except OSError as exc:
-        return SignOutcome(name, 0, False, "I/O error: %s" % exc)
+        return SignOutcome(name, 0, False, "I/O error: %s" % _os_error(exc))
 
 
 def _sign_mbox_task(task: Tuple[str, bytes, bytes]) -> Any:
@@ -411,7 +443,7 @@ def _pool(jobs: int, setup: _SignSetup) -> Any:
         return None
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup,))
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True))
 
 
 def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 16) -> Iterator[Tuple[Any, Any]]:
@@ -458,8 +490,25 @@ def _sign(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     show = sys.stderr.isatty() and not args.quiet
 
+    if len(sources) == 1 and sources[0].kind == MBOX and not args.in_place and not args.out:
+        # an mbox (or one message stored with its "From " line) to standard output
+        pool = _pool(jobs, setup)
+        try:
+            _sign_mbox(sources[0].path, args, pool, summary, False, to=sys.stdout.buffer)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        return _report(summary, args, t0, jobs)
+
     if single and not args.in_place:
         src = sources[0]
+        out_path = args.out
+        if out_path and (os.path.isdir(out_path) or out_path.endswith(("/", os.sep))):
+            if src.kind == STDIN:
+                raise UsageError("--out %s is a directory: give a file name for standard input" % out_path)
+            out_path = os.path.join(out_path, os.path.basename(src.path))
+        if out_path and src.kind == FILE and os.path.exists(out_path) and os.path.samefile(out_path, src.path):
+            raise UsageError("--out is the input file: use --in-place to sign in place")
         fh: Any
         if src.kind == STDIN:
             fh = tempfile.SpooledTemporaryFile(max_size=16 << 20)
@@ -479,9 +528,9 @@ def _sign(args: argparse.Namespace) -> int:
                 out.write(headers)
                 shutil.copyfileobj(fh, out, 1 << 20)
 
-            if args.out:
+            if out_path:
                 try:
-                    atomic_write(args.out, write, overwrite=args.force)
+                    atomic_write(out_path, write, overwrite=args.force)
                 except FileExistsError as exc:
                     raise UsageError("%s (use --force to replace it)" % exc)
             else:
@@ -493,40 +542,56 @@ def _sign(args: argparse.Namespace) -> int:
         raise UsageError("signing several messages needs --out LOCATION (or --in-place)")
     if args.out and len(sources) > 1:
         raise UsageError("give one input location with --out (got %d)" % len(sources))
+    if any(s.kind == STDIN for s in sources):
+        raise UsageError("standard input holds one message: use it alone")
+    if args.out and sources[0].kind in (MAILDIR, "directory") and os.path.exists(args.out) \
+            and not os.path.isdir(args.out):
+        raise UsageError("--out %s is not a directory (the input is a directory)" % args.out)
     pool = _pool(jobs, setup)
+    seen = set()  # each file once, however often it is named
     try:
         for src in sources:
+            real = os.path.realpath(src.path)
             if src.kind == MBOX:
-                _sign_mbox(src.path, args, pool, summary, show)
-            elif src.kind == STDIN:
-                raise UsageError("standard input holds one message: use it alone")
+                if real not in seen:
+                    seen.add(real)
+                    _sign_mbox(src.path, args, pool, summary, show)
+                continue
+            if src.kind == FILE:
+                names = [os.path.basename(src.path)]
+                base = os.path.dirname(src.path)
             else:
-                if src.kind == FILE:
-                    names = [os.path.basename(src.path)]
-                    base = os.path.dirname(src.path)
-                else:
-                    names = list_files(src)
-                    base = src.path
-                if args.out and os.path.abspath(args.out) == os.path.abspath(src.path):
-                    raise UsageError("--out is the input location: use --in-place to sign in place")
-                if src.kind == MAILDIR and args.out:
-                    for sub in ("cur", "new", "tmp"):
-                        os.makedirs(os.path.join(args.out, sub), exist_ok=True)
-                tasks = []
-                for n in names:
-                    s_path = os.path.join(base, n)
-                    d_path = s_path if args.in_place else (
-                        args.out if src.kind == FILE else os.path.join(args.out, n))
-                    tasks.append((n, s_path, d_path, bool(args.in_place)))
-                prog = _Progress("signing", len(tasks), sys.stderr, show)
-                for i, (_, outcome) in enumerate(_map(pool, _sign_path_task, tasks, 4 * jobs), 1):
-                    summary.add(outcome)
-                    prog.update(i, summary.bytes)
-                prog.update(len(tasks), summary.bytes, True)
-                prog.close()
+                names = list_files(src)
+                base = src.path
+            if args.out and os.path.abspath(args.out) == os.path.abspath(src.path):
+                raise UsageError("--out is the input location: use --in-place to sign in place")
+            if src.kind == MAILDIR and args.out:
+                for sub in ("cur", "new", "tmp"):
+                    os.makedirs(os.path.join(args.out, sub), exist_ok=True)
+            tasks = []
+            for n in names:
+                s_path = os.path.join(base, n)
+                real = os.path.realpath(s_path)
+                if real in seen:
+                    continue
+                seen.add(real)
+                d_path = s_path if args.in_place else (
+                    args.out if src.kind == FILE else os.path.join(args.out, n))
+                tasks.append((n, s_path, d_path, bool(args.in_place), bool(args.force)))
+            prog = _Progress("signing", len(tasks), sys.stderr, show)
+            for i, (_, outcome) in enumerate(_map(pool, _sign_path_task, tasks, 4 * jobs), 1):
+                summary.add(outcome)
+                prog.update(i, summary.bytes)
+            prog.update(len(tasks), summary.bytes, True)
+            prog.close()
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
+    return _report(summary, args, t0, jobs)
+
+
+def _report(summary: Any, args: argparse.Namespace, t0: float, jobs: int) -> int:
+    """The closing lines of a batch: what was skipped and why, and the counts."""
     el = max(time.perf_counter() - t0, 1e-9)
     err = sys.stderr
     if not args.quiet or summary.skipped:
@@ -538,33 +603,59 @@ def _sign(args: argparse.Namespace) -> int:
     return EXIT_OK if not summary.skipped else EXIT_FAIL
 
 
-def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool) -> None:
-    from .batch import atomic_write, iter_mbox
+def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool, to: Any = None) -> None:
+    """Sign every message of the mbox at ``path``: in place (under the mbox
+    lock, rewriting the file itself), into ``--out``, or onto the stream ``to``."""
+    import contextlib
 
-    dst = path if args.in_place else args.out
-    if not args.in_place and os.path.exists(dst) and os.path.samefile(dst, path):
+    from .batch import MboxLock, MboxLockedError, atomic_write, iter_mbox, rewrite_in_place
+
+    in_place = bool(args.in_place) and to is None
+    if not in_place and to is None and os.path.exists(args.out) and os.path.samefile(args.out, path):
         raise UsageError("--out is the input mbox: use --in-place to sign in place")
-    total = 0
-    with open(path, "rb") as fh:
-        for _ in iter_mbox(fh):
-            total += 1
-    prog = _Progress("signing", total, sys.stderr, show)
-
-    def write(out: Any) -> None:
-        with open(path, "rb") as fh:
-            tasks = (("%s#%d" % (os.path.basename(path), i), sep, msg) for i, (sep, msg) in enumerate(iter_mbox(fh), 1))
-            window = 4 * max(1, args.jobs or os.cpu_count() or 1)
-            for i, ((_, sep, msg), (outcome, headers)) in enumerate(_map(pool, _sign_mbox_task, tasks, window), 1):
-                summary.add(outcome)
-                out.write(sep)
-                out.write(headers)
-                out.write(msg)
-                prog.update(i, summary.bytes)
-
     try:
-        atomic_write(dst, write, overwrite=bool(args.in_place) or bool(args.force))
-    except FileExistsError as exc:
-        raise UsageError("%s (use --force to replace it)" % exc)
+        lock = MboxLock(path, timeout=args.lock_timeout) if in_place else None
+        with lock if lock is not None else contextlib.nullcontext():
+            def source() -> Any:
+                # In place, the mbox is read through the locked descriptor only.
+                if lock is not None:
+                    lock.fh.seek(0)
+                    return contextlib.nullcontext(lock.fh)
+                return open(path, "rb")
+
+            total = 0
+            with source() as fh:
+                for _ in iter_mbox(fh):
+                    total += 1
+            prog = _Progress("signing", total, sys.stderr, show)
+
+            def write(out: Any) -> None:
+                with source() as fh:
+                    tasks = (("%s#%d" % (os.path.basename(path), i), sep, msg)
+                             for i, (sep, msg) in enumerate(iter_mbox(fh), 1))
+                    window = 4 * max(1, args.jobs or os.cpu_count() or 1)
+                    for i, ((_, sep, msg), (outcome, headers)) in enumerate(
+                            _map(pool, _sign_mbox_task, tasks, window), 1):
+                        summary.add(outcome)
+                        out.write(sep)
+                        out.write(headers)
+                        out.write(msg)
+                        prog.update(i, summary.bytes)
+
+            if to is not None:
+                write(to)
+                to.flush()
+            elif lock is not None:
+                rewrite_in_place(lock.fh, write)
+            else:
+                try:
+                    atomic_write(args.out, write, overwrite=bool(args.force))
+                except FileExistsError as exc:
+                    raise UsageError("%s (use --force to replace it)" % exc)
+    except MboxLockedError as exc:
+        raise UsageError("%s; nothing was changed" % exc)
+    except ValueError as exc:  # not an mbox after all
+        raise UsageError("%s: %s" % (path, exc))
     prog.update(total, summary.bytes, True)
     prog.close()
 
@@ -591,6 +682,19 @@ def _key_source(args: argparse.Namespace) -> Any:
         raise UsageError("--dns: %s" % exc)
 
 
+def _printable(text: str, ascii_only: bool = False) -> str:
+    """``text`` on one line: what a message put in a tag value (control
+    characters, line breaks; with ``ascii_only`` anything beyond ASCII)
+    shown escaped."""
+    def ok(c: str) -> bool:
+        return c.isprintable() and (c.isascii() or not ascii_only)
+
+    if all(ok(c) for c in text):
+        return text
+    return "".join(c if ok(c) else "\\x%02x" % ord(c) if ord(c) < 0x100 else
+                   "\\u%04x" % ord(c) if ord(c) < 0x10000 else "\\U%08x" % ord(c) for c in text)
+
+
 def _ar_header(servid: str, results: Sequence[Any]) -> str:
     """An Authentication-Results field (RFC 8601) for the DKIM results."""
     if not results:
@@ -599,10 +703,10 @@ def _ar_header(servid: str, results: Sequence[Any]) -> str:
     for r in results:
         p = "dkim=%s" % r.status
         if r.reason:
-            p += ' reason="%s"' % r.reason.replace("\\", "\\\\").replace('"', '\\"')
+            p += ' reason="%s"' % _printable(r.reason, ascii_only=True).replace("\\", "\\\\").replace('"', '\\"')
         for prop, val in (("header.d", r.domain), ("header.i", r.identity), ("header.s", r.selector),
                           ("header.a", r.algorithm)):
-            if val and all(c.isprintable() and c not in ' ;()"' for c in val):
+            if val and all(c.isascii() and c.isprintable() and c not in ' ;()"\\' for c in val):
                 p += " %s=%s" % (prop, val)
         b = (r.tags.get("b") or "").replace(" ", "").replace("\t", "").replace("\r", "").replace("\n", "")
         if len(b) >= 8 and all(c.isalnum() or c in "+/=" for c in b[:8]):
@@ -630,22 +734,40 @@ def _verify(args: argparse.Namespace) -> int:
     all_pass = True
     count = 0
 
+    io_errors = 0
+
     def messages() -> Iterator[Tuple[str, Any]]:
+        nonlocal io_errors
         for src in sources:
             if src.kind == STDIN:
                 yield "-", sys.stdin.buffer
-            elif src.kind == MBOX:
-                with open(src.path, "rb") as fh:
-                    for i, (_, msg) in enumerate(iter_mbox(fh), 1):
-                        yield "%s#%d" % (src.path, i), msg
+                continue
+            if src.kind == MBOX:
+                paths = [src.path]
             elif src.kind in ("maildir", "directory"):
-                for n in list_files(src):
-                    with open(os.path.join(src.path, n), "rb") as fh:
-                        yield os.path.join(src.path, n), fh
+                paths = [os.path.join(src.path, n) for n in list_files(src)]
             else:
-                with open(src.path, "rb") as fh:
-                    yield src.path, fh
+                paths = [src.path]
+            for path in paths:
+                # one unreadable file is reported and the others still checked
+                try:
+                    fh = open(path, "rb")
+                except OSError as exc:
+                    io_errors += 1
+                    print("fastdkim verify: error: %s" % _os_error(exc), file=sys.stderr)
+                    continue
+                with fh:
+                    if src.kind == MBOX:
+                        try:
+                            for i, (_, msg) in enumerate(iter_mbox(fh), 1):
+                                yield "%s#%d" % (path, i), msg
+                        except ValueError as exc:
+                            io_errors += 1
+                            print("fastdkim verify: error: %s: %s" % (path, exc), file=sys.stderr)
+                    else:
+                        yield path, fh
 
+    several = len(sources) > 1 or any(s.kind not in (STDIN, "file") for s in sources)
     try:
         for name, msg in messages():
             count += 1
@@ -664,19 +786,28 @@ def _verify(args: argparse.Namespace) -> int:
                         "timestamp": r.timestamp, "expiration": r.expiration,
                     } for r in results],
                 }))
-            elif args.ar:
+            elif args.ar is not None:
+                if several:  # which message each header belongs to
+                    print("# %s" % _printable(name))
                 print(_ar_header(args.ar, results))
             else:
+                shown = _printable(name)
                 if not results:
-                    print("%s: none (no DKIM-Signature)" % name)
+                    print("%s: none (no DKIM-Signature)" % shown)
                 for r in results:
-                    print("%s: %s d=%s s=%s a=%s (%s)" % (name, r.status, r.domain or "-", r.selector or "-",
-                                                         r.algorithm or "-", r.reason))
+                    print("%s: %s d=%s s=%s a=%s (%s)" % (
+                        shown, r.status, _printable(r.domain or "-"), _printable(r.selector or "-"),
+                        _printable(r.algorithm or "-"), _printable(r.reason)))
             sys.stdout.flush()
     except BrokenPipeError:
+        _quiet_stdout()
         return EXIT_OK if all_pass else EXIT_FAIL
     except OSError as exc:
-        print("fastdkim verify: %s" % exc, file=sys.stderr)
+        if exc.filename is None:
+            _quiet_stdout()
+        print("fastdkim verify: error: %s" % _os_error(exc), file=sys.stderr)
+        return EXIT_USAGE
+    if io_errors:
         return EXIT_USAGE
     if count == 0:
         print("fastdkim verify: no messages found", file=sys.stderr)
@@ -693,54 +824,81 @@ def _check_dns(args: argparse.Namespace) -> int:
     import dns.resolver
 
     from .dns import DNSKeySource
-    from .keys import KeyRecordError, load_private_key, parse_key_record, record_name
+    from .keys import KeyRecordError, load_private_key_with, parse_key_record, record_name
     from .errors import KeyFormatError
 
     domain, selector = _domain_and_selector(args)
     priv = None
     if args.key:
+        password = None
+        if args.password_file:
+            try:
+                with open(args.password_file, "rb") as fh:
+                    password = fh.read().rstrip(b"\r\n")
+            except OSError as exc:
+                raise UsageError("cannot read password file %s: %s" % (args.password_file, exc.strerror or exc))
         try:
-            priv = load_private_key(args.key)
+            priv = load_private_key_with(args.key, password)
         except KeyFormatError as exc:
             raise UsageError(str(exc))
     name = record_name(selector, domain)
-    try:
-        src = DNSKeySource(nameservers=[args.dns] if args.dns else None, timeout=args.timeout, cache_size=0)
-    except ValueError as exc:
-        raise UsageError("--dns: %s" % exc)
-    resolver = src.resolver
     problems: List[Tuple[str, str]] = []
-    print("checking %s TXT" % name)
-    if resolver is None:
-        raise UsageError("no DNS resolver configured: use --dns SERVER")
-    try:
-        answer = resolver.resolve(dns.name.from_text(name), "TXT", raise_on_no_answer=False, search=False)
-    except dns.resolver.NXDOMAIN:
-        print("ERROR: %s does not exist (NXDOMAIN): the record is not published" % name)
-        return EXIT_FAIL
-    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-        print("ERROR: DNS lookup failed (temporary): %s" % exc)
-        return EXIT_FAIL
-    except dns.exception.DNSException as exc:
-        print("ERROR: DNS lookup failed: %s" % exc)
-        return EXIT_FAIL
-    if answer.rrset is None:
-        print("ERROR: %s exists but has no TXT record" % name)
-        return EXIT_FAIL
-    rdatas = list(answer.rrset)
-    wire_size = len(answer.response.to_wire())
-    joined = [b"".join(r.strings) for r in rdatas]
+    wire_size = 0
+    if args.keys:
+        if args.dns:
+            raise UsageError("use either --keys FILE or --dns SERVER")
+        from .dns import zone_file_key_source
+        from .errors import KeyLookupError
+
+        print("checking %s TXT in %s" % (name, args.keys))
+        try:
+            joined = zone_file_key_source(args.keys).lookup(name)
+        except KeyLookupError as exc:
+            raise UsageError(str(exc))
+        if not joined:
+            print("ERROR: %s has no TXT record in %s" % (name, args.keys))
+            return EXIT_FAIL
+        strings = [0] * len(joined)
+        for j in joined:
+            print("record: %s" % j.decode("ascii", "replace"))
+    else:
+        try:
+            src = DNSKeySource(nameservers=[args.dns] if args.dns else None, timeout=args.timeout, cache_size=0)
+        except ValueError as exc:
+            raise UsageError("--dns: %s" % exc)
+        resolver = src.resolver
+        print("checking %s TXT" % name)
+        if resolver is None:
+            raise UsageError("no DNS resolver configured: use --dns SERVER")
+        try:
+            answer = resolver.resolve(dns.name.from_text(name), "TXT", raise_on_no_answer=False, search=False)
+        except dns.resolver.NXDOMAIN:
+            print("ERROR: %s does not exist (NXDOMAIN): the record is not published" % name)
+            return EXIT_FAIL
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            print("ERROR: DNS lookup failed (temporary): %s" % exc)
+            return EXIT_FAIL
+        except dns.exception.DNSException as exc:
+            print("ERROR: DNS lookup failed: %s" % exc)
+            return EXIT_FAIL
+        if answer.rrset is None:
+            print("ERROR: %s exists but has no TXT record" % name)
+            return EXIT_FAIL
+        rdatas = list(answer.rrset)
+        wire_size = len(answer.response.to_wire())
+        joined = [b"".join(r.strings) for r in rdatas]
+        strings = [len(r.strings) for r in rdatas]
+        for j, n in zip(joined, strings):
+            print("record (%d character-string%s, TTL %d): %s" % (
+                n, "" if n == 1 else "s", answer.rrset.ttl, j.decode("ascii", "replace")))
     dkim = [j for j in joined if j.lstrip().startswith(b"v=DKIM1") or b"p=" in j]
-    for j, r in zip(joined, rdatas):
-        print("record (%d character-string%s, TTL %d): %s" % (
-            len(r.strings), "" if len(r.strings) == 1 else "s", answer.rrset.ttl, j.decode("ascii", "replace")))
     if len(dkim) > 1:
         problems.append(("ERROR", "%d DKIM records at %s: verifiers reject the key (publish exactly one)" % (len(dkim), name)))
     if not dkim:
         problems.append(("ERROR", "no DKIM record among the TXT records"))
-    for r in rdatas:
-        if len(r.strings) > 1:
-            problems.append(("OK", "served as %d character-strings, which verifiers join" % len(r.strings)))
+    for n in strings:
+        if n > 1:
+            problems.append(("OK", "served as %d character-strings, which verifiers join" % n))
     for j in dkim:
         if b'"' in j or b"\\" in j:
             problems.append(("ERROR", "record contains quote or backslash characters: the strings were pasted "
@@ -828,6 +986,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--in-place", action="store_true", help="replace the inputs, each atomically")
     s.add_argument("--force", action="store_true", help="replace an existing --out file")
     s.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    s.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long --in-place waits for an mbox lock held by a delivery (default 30)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_sign)
 
@@ -859,7 +1019,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--domain", required=True)
     c.add_argument("--selector", required=True)
     c.add_argument("--key", help="private key file to compare with the record")
+    c.add_argument("--password-file", metavar="FILE", help="file holding the password of an encrypted --key")
     c.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask")
+    c.add_argument("--keys", metavar="FILE", help="check the record in a zone file instead of DNS (offline)")
     c.add_argument("--timeout", type=float, default=5.0, help="DNS timeout in seconds (default 5)")
     c.set_defaults(func=_check_dns)
 
@@ -885,10 +1047,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command == "demo" and args.count < 1:
-        parser.error("--count must be at least 1")
-    if getattr(args, "jobs", 0) and args.jobs < 0:
-        parser.error("--jobs must be positive")
+    problem = _check_numbers(args)
+    if problem:
+        parser.error(problem)
     try:
         return int(args.func(args))
     except UsageError as exc:
@@ -898,7 +1059,64 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("fastdkim: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return EXIT_OK
+    except OSError as exc:
+        if exc.filename is None:  # a write to standard output (a full disk, a closed pipe)
+            _quiet_stdout()
+        print("fastdkim %s: error: %s" % (args.command, _os_error(exc)), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in one line: what went wrong, and with which file."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        text = "%s: %s" % (exc.filename, text)
+    return text
+
+
+def _quiet_stdout() -> None:
+    """Standard output failed: point it at /dev/null so that the flush at exit
+    does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _check_numbers(args: argparse.Namespace) -> Optional[str]:
+    """Numeric options out of range, as a message for the parser (or None)."""
+    import math
+
+    cmd = args.command
+    if cmd == "demo":
+        if args.count < 1:
+            return "--count must be at least 1"
+        if args.max_size < 4096:
+            return "--max-size must be at least 4096 bytes"
+    if getattr(args, "jobs", 0) and args.jobs < 0:
+        return "--jobs must be positive"
+    lock_timeout = getattr(args, "lock_timeout", None)
+    if lock_timeout is not None and not (math.isfinite(lock_timeout) and lock_timeout >= 0):
+        return "--lock-timeout must be 0 or more seconds"
+    if getattr(args, "expiration", None) is not None and args.expiration <= 0:
+        return "--expiration must be a positive number of seconds"
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        return "--timeout must be a positive number of seconds"
+    now = getattr(args, "now", None)
+    if now is not None and not (math.isfinite(now) and 0 <= now < 2 ** 62):
+        return "--now must be a Unix time (seconds since 1970)"
+    if getattr(args, "max_signatures", 0) < 0:
+        return "--max-signatures must be 0 or more"
+    if cmd == "keygen" and not 0 <= args.ttl <= 2147483647:
+        return "--ttl must be from 0 to 2147483647 seconds (RFC 2181)"
+    if cmd == "verify" and args.ar is not None and not _AUTHSERV_ID.match(args.ar):
+        return "--ar needs an authserv-id: a host name such as mx.example.net"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,17 +64,21 @@ def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> Private
     """
     if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         return key
+    if isinstance(key, str) and "-----BEGIN" in key:  # PEM text rather than a file name
+        return _load_key_bytes(key.encode("ascii", "replace"), password)
     if isinstance(key, (str, os.PathLike)):
         path = os.fspath(key)
+        shown = repr(path) if len(path) <= 200 and "\n" not in path else "given as a %d-character string" % len(path)
         try:
             with open(path, "rb") as fh:
                 data = fh.read(1 << 20)
-        except OSError as exc:
-            raise KeyFormatError("cannot read private key file %r: %s" % (path, exc.strerror or exc)) from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            reason = getattr(exc, "strerror", None) or exc
+            raise KeyFormatError("cannot read private key file %s: %s" % (shown, reason)) from None
         try:
             return _load_key_bytes(data, password)
         except KeyFormatError as exc:
-            raise KeyFormatError("%s: %s" % (path, exc)) from None
+            raise type(exc)("%s: %s" % (path if shown.startswith("'") else "private key file", exc)) from None
     if isinstance(key, (bytes, bytearray, memoryview)):
         return _load_key_bytes(bytes(key), password)
     raise KeyFormatError("unsupported private key type: %s" % type(key).__name__)
@@ -99,9 +103,14 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
         try:
             key = loader(stripped, password)  # type: ignore[operator]
         except TypeError as exc:  # password missing, or given for an unencrypted key
+            if password is not None:
+                raise _UnexpectedPassword(_password_message(exc, password)) from None
             raise KeyFormatError(_password_message(exc, password)) from None
         except (ValueError, UnsupportedAlgorithm) as exc:
             msg = str(exc).lower()
+            if "bcrypt" in msg:
+                raise KeyFormatError("encrypted OpenSSH keys need the bcrypt package (pip install bcrypt); or "
+                                     "convert the key with: ssh-keygen -p -m PEM -f KEYFILE") from None
             if password is not None and ("password" in msg or "decrypt" in msg):
                 raise KeyFormatError("wrong password for the private key") from None
             last = exc
@@ -110,6 +119,19 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
             raise KeyFormatError("unsupported key type %s: DKIM uses RSA or Ed25519" % type(key).__name__)
         return key
     raise KeyFormatError("cannot parse private key: %s" % (last,))
+
+
+class _UnexpectedPassword(KeyFormatError):
+    """A password was given for a key that is not encrypted."""
+
+
+def load_private_key_with(key: KeyInput, password: Optional[bytes]) -> PrivateKey:
+    """Like :func:`load_private_key`, with ``password`` used only if the key
+    is encrypted (one password given for several keys, some not encrypted)."""
+    try:
+        return load_private_key(key, password)
+    except _UnexpectedPassword:
+        return load_private_key(key)
 
 
 def _password_message(exc: Exception, password: Optional[bytes]) -> str:

@@ -54,8 +54,29 @@ else:  # pragma: no cover
 
 __all__ = ["SigningPolicy", "PolicyError", "NoSigningKey", "FromAddressError", "from_domain"]
 
-_SIGNER_OPTIONS = {"algorithm", "canonicalization", "headers", "oversign", "expiration", "identity",
-                   "body_length", "copy_headers", "timestamp"}
+# Signer options a policy may set, with the TOML types each accepts.
+_OPTION_TYPES: Dict[str, Tuple[type, str]] = {
+    "algorithm": (str, "a string"),
+    "canonicalization": (str, "a string such as \"relaxed/relaxed\""),
+    "headers": (list, "a list of header field names"),
+    "oversign": (list, "a list of header field names"),
+    "expiration": (int, "a whole number of seconds"),
+    "identity": (str, "a string such as \"user@example.com\""),
+    "body_length": (bool, "true or false"),
+    "copy_headers": (bool, "true or false"),
+    "timestamp": (bool, "true or false"),
+}
+_SIGNER_OPTIONS = set(_OPTION_TYPES)
+
+
+def _check_options(opts: Mapping[str, Any], where: str) -> None:
+    for name, value in opts.items():
+        want, text = _OPTION_TYPES[name]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if ok and want is list:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            raise PolicyError("%s: %s must be %s, not %r" % (where, name, text, value))
 
 
 class PolicyError(DKIMError, ValueError):
@@ -155,10 +176,13 @@ class SigningPolicy:
         return self.signers_for_domain(from_domain(pm.fields))
 
     @classmethod
-    def from_file(cls, path: str) -> "SigningPolicy":
+    def from_file(cls, path: str, *, password: Optional[bytes] = None) -> "SigningPolicy":
         """Load a TOML policy file; every key is loaded now.
 
-        :raises PolicyError: unreadable or malformed file, unknown options.
+        :param password: the password of encrypted key files that do not set
+            their own ``password`` (unencrypted ones are loaded as they are).
+        :raises PolicyError: unreadable or malformed file, unknown options or
+            options of the wrong type.
         :raises KeyFormatError: a key file cannot be loaded.
         """
         try:
@@ -168,11 +192,15 @@ class SigningPolicy:
             raise PolicyError("cannot read policy file %s: %s" % (path, exc.strerror or exc)) from None
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError("policy file %s is not valid TOML: %s" % (path, exc)) from None
-        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path, password=password)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base_dir: str = ".", source: str = "policy") -> "SigningPolicy":
-        """Build a policy from the parsed TOML structure (see the module docs)."""
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str = ".", source: str = "policy",
+                  password: Optional[bytes] = None) -> "SigningPolicy":
+        """Build a policy from the parsed TOML structure (see the module docs).
+
+        :param password: as for :meth:`from_file`.
+        """
         unknown = set(data) - {"defaults", "domains", "fallback"}
         if unknown:
             raise PolicyError("%s: unknown section(s): %s" % (source, ", ".join(sorted(unknown))))
@@ -182,6 +210,7 @@ class SigningPolicy:
         bad = set(defaults) - _SIGNER_OPTIONS
         if bad:
             raise PolicyError("%s: unknown option(s) in [defaults]: %s" % (source, ", ".join(sorted(bad))))
+        _check_options(defaults, "%s: [defaults]" % source)
         cache: Dict[str, Any] = {}
         domains = data.get("domains", {})
         if not isinstance(domains, dict):
@@ -189,20 +218,22 @@ class SigningPolicy:
         built: Dict[str, List[Signer]] = {}
         for pattern, entry in domains.items():
             base = pattern[2:] if pattern.startswith("*.") else pattern
-            built[pattern] = _signers(entry, base, defaults, base_dir, cache, "%s: domains.%s" % (source, pattern))
+            built[pattern] = _signers(entry, base, defaults, base_dir, cache, "%s: domains.%s" % (source, pattern),
+                                      password=password)
         fallback = None
         if "fallback" in data:
             fb = data["fallback"]
-            if not isinstance(fb, dict) or "domain" not in fb:
-                raise PolicyError("%s: [fallback] needs a domain" % source)
-            fallback = _signers(fb, fb["domain"], defaults, base_dir, cache, "%s: fallback" % source, extra={"domain"})
+            if not isinstance(fb, dict) or not isinstance(fb.get("domain"), str):
+                raise PolicyError("%s: [fallback] needs a domain (a string)" % source)
+            fallback = _signers(fb, fb["domain"], defaults, base_dir, cache, "%s: fallback" % source,
+                                extra=frozenset({"domain"}), password=password)
         if not built and not fallback:
             raise PolicyError("%s: no domains and no fallback: nothing would be signed" % source)
         return cls(built, fallback)
 
 
 def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str, cache: Dict[str, Any],
-             where: str, extra: frozenset = frozenset()) -> List[Signer]:
+             where: str, extra: frozenset = frozenset(), password: Optional[bytes] = None) -> List[Signer]:
     from .keys import load_private_key
 
     if not isinstance(entry, dict) or not isinstance(entry.get("keys"), list) or not entry["keys"]:
@@ -214,17 +245,31 @@ def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str
     for k in entry["keys"]:
         if not isinstance(k, dict) or "selector" not in k or "key" not in k:
             raise PolicyError("%s: every key needs selector and key" % where)
-        opts = dict(defaults)
-        opts.update({o: v for o, v in k.items() if o not in ("selector", "key", "password")})
-        bad = set(opts) - _SIGNER_OPTIONS
+        for field in ("selector", "key", "password"):
+            if field in k and not isinstance(k[field], str):
+                raise PolicyError("%s: %s must be a string, not %r" % (where, field, k[field]))
+        own = {o: v for o, v in k.items() if o not in ("selector", "key", "password")}
+        bad = set(own) - _SIGNER_OPTIONS
         if bad:
             raise PolicyError("%s: unknown key option(s): %s" % (where, ", ".join(sorted(bad))))
+        _check_options(own, where)
+        opts = dict(defaults)
+        opts.update(own)
         path = k["key"] if os.path.isabs(k["key"]) else os.path.join(base_dir, k["key"])
         if path not in cache:
-            pw = k.get("password")
-            cache[path] = load_private_key(path, pw.encode() if isinstance(pw, str) else pw)
+            if "password" in k:
+                cache[path] = load_private_key(path, k["password"].encode("utf-8"))
+            else:
+                cache[path] = _load_with_default_password(path, password)
         try:
             out.append(Signer(domain, k["selector"], cache[path], **opts))
         except TypeError as exc:
             raise PolicyError("%s: %s" % (where, exc)) from None
     return out
+
+
+def _load_with_default_password(path: str, password: Optional[bytes]) -> Any:
+    """Load a key with a password meant for whichever keys are encrypted."""
+    from .keys import load_private_key_with
+
+    return load_private_key_with(path, password)

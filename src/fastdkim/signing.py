@@ -50,9 +50,13 @@ _LINE = 78  # maximum line length of the generated header (RFC 5322 SHOULD)
 _NAME = "DKIM-Signature"
 
 
-def _header_names(names: Iterable[str]) -> Tuple[str, ...]:
+def _header_names(names: Union[str, Iterable[str]]) -> Tuple[str, ...]:
+    if isinstance(names, str):  # "from:to:subject", as in h=
+        names = [n for n in names.split(":") if n.strip()]
     out = []
     for n in names:
+        if not isinstance(n, str):
+            raise SigningError("header field names must be strings, not %r" % (n,))
         n2 = n.strip().lower()
         if not n2 or ":" in n2 or any(c in n2 for c in " \t\r\n;") or not n2.isascii():
             raise SigningError("invalid header field name %r" % n)
@@ -71,7 +75,8 @@ class Signer:
         key when omitted.  ``rsa-sha1`` is refused (RFC 8301).
     :param canonicalization: ``header/body``, each ``simple`` or ``relaxed``
         (default ``relaxed/relaxed``).
-    :param headers: header field names to sign, every instance present;
+    :param headers: header field names to sign, every instance present (a
+        sequence of names, or one string of names separated by colons);
         default :data:`DEFAULT_HEADERS`.  ``From`` is always signed.
     :param oversign: names of present fields listed once more than they occur,
         so that another instance added later breaks the signature (default
@@ -100,8 +105,8 @@ class Signer:
         *,
         algorithm: Optional[str] = None,
         canonicalization: str = "relaxed/relaxed",
-        headers: Optional[Iterable[str]] = None,
-        oversign: Optional[Iterable[str]] = None,
+        headers: Optional[Union[str, Iterable[str]]] = None,
+        oversign: Optional[Union[str, Iterable[str]]] = None,
         identity: Optional[str] = None,
         timestamp: bool = True,
         expiration: Optional[int] = None,
@@ -241,9 +246,14 @@ class Signer:
         # A sender's messages mostly share one sequence of field names: the
         # plan (h= list, which field each entry takes) is computed once per
         # sequence.
+        if fields and fields[0][1][:1] in (b" ", b"\t"):
+            raise MessageFormatError("malformed header block: its first line is a continuation line")
         key = tuple([f[0] for f in fields])
         plan = self._plans.get(key)
         if plan is None:
+            if b"" in key:
+                bad = fields[key.index(b"")][1]
+                raise MessageFormatError("malformed header block: a line without a colon: %r" % bad[:60])
             positions: Dict[bytes, List[int]] = {}
             for i, name in enumerate(key):
                 positions.setdefault(name, []).append(i)
