@@ -1194,7 +1194,7 @@ cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
     return tags
 
 
-def parse_tag_list(data, Py_ssize_t max_tags=64):
+def parse_tag_list(data, Py_ssize_t max_tags=1024):
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
     Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
@@ -1212,7 +1212,7 @@ def parse_tag_list(data, Py_ssize_t max_tags=64):
         PyBuffer_Release(&view)
 
 
-def parse_signature(field, Py_ssize_t max_tags=64):
+def parse_signature(field, Py_ssize_t max_tags=1024):
     """Split a ``DKIM-Signature`` field (name, colon, tag-list) into its tags
     and the field with the ``b=`` value deleted (section 3.7: everything
     between its ``=`` and the next ``;`` or the end, whitespace included).

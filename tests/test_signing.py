@@ -105,8 +105,9 @@ def test_sign_from_file_object_and_bare_lf(ed_key, tmp_path):
     signer = fastdkim.Signer("example.com", "sel", ed_key)
     lf = MESSAGE.replace(b"\r\n", b"\n")
     h = signer.sign(io.BytesIO(lf))
-    assert h.endswith(b"\r\n") and b"\n" not in h.replace(b"\r\n", b"")  # sign() always gives CRLF
-    assert fastdkim.verify((h + lf).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), keys=keys)[0].status == "pass"
+    assert h.endswith(b"\n") and b"\r" not in h  # the message's own line endings
+    assert fastdkim.verify(h + lf, keys=keys)[0].status == "pass"
+    assert fastdkim.verify((h + lf).replace(b"\n", b"\r\n"), keys=keys)[0].status == "pass"
     assert fastdkim.verify(io.BytesIO(h + lf), keys=keys)[0].status == "pass"
     signed = signer.sign_message(lf)  # the helper matches the message's own line endings
     assert b"\r" not in signed and fastdkim.verify(signed, keys=keys)[0].status == "pass"
@@ -351,3 +352,29 @@ def test_pem_text_as_a_string_and_no_key_material_in_errors(ed_key):
 def test_malformed_header_block_is_refused(ed_key, head):
     with pytest.raises(MessageFormatError, match="malformed header block"):
         fastdkim.Signer("example.com", "sel", ed_key).sign(head + b"\r\nbody\r\n")
+
+
+@pytest.mark.parametrize("first_line_len", [10, 5000])
+def test_header_plus_message_works_for_unix_line_endings(ed_key, first_line_len):
+    lf_msg = MESSAGE.replace(b"\r\n", b"\n")
+    lf_msg = b"X-Long: " + b"y" * first_line_len + b"\n" + lf_msg
+    s = fastdkim.Signer("example.com", "sel", ed_key)
+    header = s.sign(lf_msg)
+    assert b"\r" not in header and header.endswith(b"\n")
+    keys = keys_for("example.com", "sel", ed_key)
+    [r] = fastdkim.verify(header + lf_msg, keys=keys)
+    assert r.status == "pass", r.reason
+    assert s.sign_message(lf_msg).count(b"\r") == 0
+    # several signers at once: the same line endings
+    fields = fastdkim.sign_all(lf_msg, [s, s])
+    assert all(b"\r" not in f for f in fields)
+    [r1, r2] = fastdkim.verify(b"".join(fields) + lf_msg, keys=keys)
+    assert r1.status == r2.status == "pass"
+    # wire form is untouched: CRLF in, CRLF out
+    assert s.sign(MESSAGE).endswith(b"\r\n")
+
+
+def test_refuses_more_h_entries_than_a_verifier_accepts(ed_key):
+    msg = b"From: a@example.com\r\n" + b"Cc: x@example.org\r\n" * 600 + b"\r\nbody\r\n"
+    with pytest.raises(MessageFormatError, match="more than a verifier accepts"):
+        fastdkim.Signer("example.com", "sel", ed_key).sign(msg)

@@ -60,7 +60,11 @@ def test_handmade_baseline_passes(rsa_key):
         ({"i": "user@example.org"}, "permerror", "i="),
         ({"i": "user@notexample.com"}, "permerror", "i="),
         ({"i": "nobody"}, "permerror", "@"),
-        ({"x": str(NOW - 20)}, "permerror", "earlier than t="),
+        ({"x": str(NOW - 20)}, "permerror", "not later than t="),
+        ({"x": str(NOW - 10)}, "permerror", "not later than t="),  # x= equal to t= (section 3.5: greater)
+        ({"h": "fr om:to"}, "permerror", "h="),
+        ({"h": "from:to\x01"}, "permerror", "h="),
+        ({"q": "dns/ txt"}, "permerror", "query"),
         ({"t": str(NOW - 100), "x": str(NOW - 5)}, "fail", "expired"),
         ({"t": str(NOW + 3600)}, "permerror", "future"),
         ({"l": "abc"}, "permerror", "l="),
@@ -418,3 +422,31 @@ class TestHostileInput:
     def test_h_list_too_long_is_permerror(self, rsa_key):
         [r] = check(rsa_key, _base(h="from" + ":x" * 5000))
         assert r.status == "permerror" and "limit" in r.reason
+
+
+def test_h_names_with_folding_around_colons_and_many_unknown_tags(rsa_key):
+    tags = _base(h="from :\r\n\tto\t: subject") + ["x%d=%d" % (i, i) for i in range(100)]
+    [r] = check(rsa_key, tags)
+    assert r.status == "pass", r.reason
+    assert r.signed_headers == ("from", "to", "subject")
+
+
+@pytest.mark.parametrize("answer", [["v=DKIM1; p=AAAA", "other text"], [b"v=DKIM1; p=AAAA", 5], [object()]])
+def test_key_source_breaking_its_protocol_never_raises(rsa_key, answer):
+    class Odd:
+        def lookup(self, name):
+            return answer
+
+    [r] = check(rsa_key, _base(), keys=Odd())
+    assert r.status in ("permerror", "temperror"), r
+
+
+def test_key_source_may_answer_text(rsa_key):
+    class Text:
+        def lookup(self, name):
+            return [public_key_record(rsa_key), "v=spf1 -all"]
+
+    [r] = check(rsa_key, _base(), keys=Text())
+    assert r.status == "pass", r.reason
+    with pytest.raises(fastdkim.KeyRecordError):
+        fastdkim.parse_key_record("v=DKIM1; p=\ud800")

@@ -298,7 +298,7 @@ def _short(b: bytes, limit: int = 40) -> str:
     return repr(s if len(s) <= limit else s[:limit] + "...")
 
 
-def parse_tag_list(data: Buffer, max_tags: int = 64) -> dict:
+def parse_tag_list(data: Buffer, max_tags: int = 1024) -> dict:
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
     Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
@@ -328,7 +328,7 @@ def parse_tag_list(data: Buffer, max_tags: int = 64) -> dict:
     return tags
 
 
-def parse_signature(field: Buffer, max_tags: int = 64) -> Tuple[dict, bytes]:
+def parse_signature(field: Buffer, max_tags: int = 1024) -> Tuple[dict, bytes]:
     """Split a ``DKIM-Signature`` field (name, colon, tag-list) into its tags
     and the field with the ``b=`` value deleted (section 3.7: everything
     between its ``=`` and the next ``;`` or the end, whitespace included).

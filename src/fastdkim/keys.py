@@ -308,7 +308,9 @@ class KeyRecord:
 
 
 def _colon_list(value: bytes) -> FrozenSet[str]:
-    items = [strip_fws(v).decode("ascii", "replace") for v in value.split(b":")]
+    # Whitespace may surround the items, not split them: "sha 256" stays
+    # itself (and matches nothing).
+    items = [v.strip(b" \t\r\n").decode("ascii", "replace") for v in value.split(b":")]
     return frozenset(i for i in items if i)
 
 
@@ -319,7 +321,10 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
         unknown ``k=``, missing or revoked (empty) ``p=``, undecodable key,
         service types without ``email``, or an RSA key under ``min_rsa_bits``.
     """
-    data = record.encode("utf-8", "surrogateescape") if isinstance(record, str) else bytes(record)
+    try:
+        data = record.encode("utf-8", "surrogateescape") if isinstance(record, str) else bytes(record)
+    except UnicodeError:
+        raise KeyRecordError("key record is not valid text") from None
     try:
         tags = parse_tag_list(data)
     except TagSyntaxError as exc:

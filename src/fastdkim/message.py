@@ -46,6 +46,16 @@ def is_file(obj: object) -> bool:
     return hasattr(obj, "read") and not isinstance(obj, (bytes, bytearray, memoryview))
 
 
+def _first_lf(mv: memoryview) -> int:
+    """Offset of the first LF in ``mv``, or -1 (looked for in pieces, without a copy of the whole)."""
+    step = 1 << 16
+    for i in range(0, len(mv), step):
+        j = bytes(mv[i:i + step]).find(b"\n")
+        if j >= 0:
+            return i + j
+    return -1
+
+
 def _bytes_body(data: memoryview) -> Iterator[bytes]:
     for i in range(0, len(data), CHUNK):
         yield data[i:i + CHUNK]  # type: ignore[misc]
@@ -121,7 +131,7 @@ def read_message(
     if type(message) is bytes:  # the common case, without memoryview overhead
         data: bytes = message
         if bare_lf is None:
-            nl = data.find(b"\n", 0, 4096)
+            nl = data.find(b"\n")
             lf = nl == 0 or (nl > 0 and data[nl - 1] != 13)
         else:
             lf = bare_lf
@@ -140,7 +150,7 @@ def read_message(
     if isinstance(message, (bytes, bytearray, memoryview)):
         mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
         if bare_lf is None:
-            nl = bytes(mv[:4096]).find(b"\n") if len(mv) else -1
+            nl = _first_lf(mv)
             lf = nl == 0 or (nl > 0 and mv[nl - 1] != 13)
         else:
             lf = bare_lf

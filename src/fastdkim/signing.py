@@ -23,6 +23,7 @@ from ._files import atomic_write
 from .errors import MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, read_message
+from .tags import MAX_H_NAMES
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
 __all__ = ["Signer", "sign_all", "DEFAULT_HEADERS", "DEFAULT_OVERSIGN"]
@@ -88,7 +89,8 @@ class Signer:
     :param body_length: add ``l=`` (the canonical body length).  Risky: it lets
         anyone append content to the signed message (RFC 6376 section 8.2).
     :param copy_headers: add ``z=`` with copies of the signed header fields.
-    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, no for bytes.
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, and for
+        bytes whose first line ends in a bare LF (wire form cannot).
     :param password: password of an encrypted private key.
     :param min_key_bits: smallest RSA key accepted (never below 1024).
     :param clock: the time source for ``t=`` (seconds since the epoch).
@@ -195,16 +197,18 @@ class Signer:
     def sign(self, message: MessageInput) -> bytes:
         """Sign ``message`` (bytes or a binary file object read to its end).
 
-        :returns: the ``DKIM-Signature`` header field, folded, ending in CRLF,
-            ready to prepend to the message.
-        :raises MessageFormatError: the message has no From field, or its
-            header block is too large.
+        :returns: the ``DKIM-Signature`` header field, folded, ready to
+            prepend to the message: its lines end as the message's do (CRLF,
+            or LF for a message stored with Unix line endings).
+        :raises MessageFormatError: the message has no From field, its header
+            block is malformed or too large.
         """
         pm = read_message(message, bare_lf=self.bare_lf)
         hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
         for chunk in pm.body:
             hasher.update(chunk)
-        return self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)
+        field = self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)
+        return field.replace(b"\r\n", b"\n") if pm.lf_endings else field
 
     def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended.
@@ -266,6 +270,9 @@ class Signer:
                 if lst:
                     h.extend([n] * (len(lst) + over))
                     take.extend(reversed(lst))  # h= picks instances from the bottom up
+            if len(h) > MAX_H_NAMES:
+                raise MessageFormatError("%d header fields to sign: more than a verifier accepts (%d)"
+                                         % (len(h), MAX_H_NAMES))
             plan = (tuple(h), take)
             if len(self._plans) >= 256:
                 self._plans.clear()
@@ -393,12 +400,14 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
     """Sign one message with several signers, hashing each distinct body once.
 
     Signers with the same body canonicalization and ``l=`` setting share one
-    body hash.  The returned header fields (CRLF line endings) are in the
-    order of ``signers``; prepend them in that order.
+    body hash.  The returned header fields (in the message's line endings,
+    as :meth:`Signer.sign` returns them) are in the order of ``signers``;
+    prepend them in that order.
 
     :raises MessageFormatError: see :meth:`Signer.sign`.
     """
-    return _sign_all(message, signers, bare_lf)[0]
+    fields, lf = _sign_all(message, signers, bare_lf)
+    return [f.replace(b"\r\n", b"\n") for f in fields] if lf else fields
 
 
 def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optional[bool]) -> Tuple[List[bytes], bool]:

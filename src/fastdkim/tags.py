@@ -13,9 +13,14 @@ from typing import Dict, Tuple
 
 from . import _core
 
-__all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS"]
+__all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES"]
 
 FWS = b" \t\r\n"
+
+#: Longest h= list a signature may have: the signer refuses to write a longer
+#: one and the verifier, by default, to accept it (a guard against crafted
+#: messages; no real message signs this many fields).
+MAX_H_NAMES = 512
 
 
 class TagSyntaxError(ValueError):
@@ -27,7 +32,7 @@ def strip_fws(value: bytes) -> bytes:
     return value.translate(None, FWS)
 
 
-def parse_tag_list(data: bytes, *, max_tags: int = 64) -> Dict[str, bytes]:
+def parse_tag_list(data: bytes, *, max_tags: int = 1024) -> Dict[str, bytes]:
     """Parse a tag-list into ``{name: value}``, values without surrounding whitespace.
 
     An empty spec (two ``;`` in a row, or a trailing ``;``) is skipped.  The

@@ -8,6 +8,7 @@ never raises: whatever is wrong becomes a result with a reason.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -22,7 +23,7 @@ from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MessageInput, read_message
-from .tags import strip_fws
+from .tags import FWS, MAX_H_NAMES
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
@@ -38,6 +39,7 @@ def _digits(v: bytes) -> bool:
 
 
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 field-name: 1*ftext
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 
@@ -120,7 +122,8 @@ class Verifier:
     :param clock_skew: seconds a ``t=`` may lie in the future.
     :param now: verify as of this Unix time (mail that sat in a queue);
         ``None`` uses ``clock()``.
-    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, no for bytes.
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, and for
+        bytes whose first line ends in a bare LF (wire form cannot).
     :param max_header_names: longest ``h=`` list accepted.
     """
 
@@ -135,7 +138,7 @@ class Verifier:
         now: Optional[float] = None,
         clock: Callable[[], float] = time.time,
         bare_lf: Optional[bool] = None,
-        max_header_names: int = 512,
+        max_header_names: int = MAX_H_NAMES,
     ) -> None:
         if max_signatures < 0:
             raise ValueError("max_signatures must be >= 0")
@@ -251,8 +254,8 @@ class Verifier:
             if not _digits(v):
                 return s.done(PERMERROR, "malformed x= value")
             r.expiration = x = int(v)
-            if r.timestamp is not None and x < r.timestamp:
-                return s.done(PERMERROR, "x= (%d) is earlier than t= (%d)" % (x, r.timestamp))
+            if r.timestamp is not None and x <= r.timestamp:  # section 3.5: x MUST be greater than t
+                return s.done(PERMERROR, "x= (%d) is not later than t= (%d)" % (x, r.timestamp))
             if x < now:
                 return s.done(FAIL, "signature expired (x=%d)" % x)
         if r.timestamp is not None and r.timestamp > now + self.clock_skew:
@@ -283,8 +286,9 @@ class Verifier:
             sel = to_a_label_domain(tags["s"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "invalid selector s=%s" % text["s"])
-        names = strip_fws(tags["h"]).lower().split(b":")
-        if any(not n for n in names):
+        # FWS may surround the names (section 3.5), not split them.
+        names = [n.strip(FWS).lower() for n in tags["h"].split(b":")]
+        if not all(_FIELD_NAME.match(n) for n in names):
             return (PERMERROR, "malformed h= list")
         if len(names) > self.max_header_names:
             return (PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
@@ -309,7 +313,7 @@ class Verifier:
         else:
             identity = "@" + d
         if "q" in tags:
-            methods = [strip_fws(m).lower() for m in tags["q"].split(b":")]
+            methods = [m.strip(FWS).lower() for m in tags["q"].split(b":")]
             if b"dns/txt" not in methods:
                 return (PERMERROR, "no supported query method in q=%s" % text["q"])
         return (alg, key_type, hash_name, "%s/%s" % (hc, bc), hc == "relaxed", bc == "relaxed", d, sel, names,
@@ -349,6 +353,12 @@ class Verifier:
             return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
         if not txts:
             return (PERMERROR, "no key record at %s" % name)
+        if isinstance(txts, (str, bytes, bytearray)):  # one record, not a list of them
+            txts = [txts]
+        try:
+            txts = [t if type(t) is bytes else _record_bytes(t) for t in txts]
+        except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
+            return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
         if len(txts) == 1:  # the usual case: one record, parsed once and remembered
             chosen = self._parse_record(txts[0])
             if isinstance(chosen, KeyRecordError):
@@ -435,6 +445,15 @@ class Verifier:
         except ValueError as exc:
             return s.done(FAIL, "signature did not verify: %s" % exc)
         s.done(PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
+
+
+def _record_bytes(value: Any) -> bytes:
+    """A TXT record a key source returned, as bytes (str accepted as UTF-8)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError("a %s where TXT records (bytes) were expected" % type(value).__name__)
 
 
 def _as_written(r: Verification, tags: Dict[str, bytes]) -> None:
