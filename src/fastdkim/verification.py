@@ -353,12 +353,13 @@ class Verifier:
             return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
         if not txts:
             return (PERMERROR, "no key record at %s" % name)
-        if isinstance(txts, (str, bytes, bytearray)):  # one record, not a list of them
-            txts = [txts]
-        try:
-            txts = [t if type(t) is bytes else _record_bytes(t) for t in txts]
-        except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
-            return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
+        if not (type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes):
+            if isinstance(txts, (str, bytes, bytearray)):  # one record, not a list of them
+                txts = [txts]
+            try:
+                txts = [_record_bytes(t) for t in txts]
+            except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
+                return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
         if len(txts) == 1:  # the usual case: one record, parsed once and remembered
             chosen = self._parse_record(txts[0])
             if isinstance(chosen, KeyRecordError):
