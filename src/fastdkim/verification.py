@@ -118,7 +118,9 @@ class Verifier:
     :param max_signatures: signatures evaluated per message; later ones get a
         ``neutral`` result saying they were not evaluated.
     :param allow_sha1: accept ``rsa-sha1`` (refused by default, RFC 8301).
-    :param min_key_bits: smallest RSA key accepted (RFC 8301: 1024).
+    :param min_key_bits: smallest RSA key accepted (RFC 8301: 1024).  Below
+        1024 the verifier no longer conforms to RFC 8301 (like ``allow_sha1``,
+        an opt-out for archives of old mail).
     :param clock_skew: seconds a ``t=`` may lie in the future.
     :param now: verify as of this Unix time (mail that sat in a queue);
         ``None`` uses ``clock()``.
