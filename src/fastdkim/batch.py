@@ -249,7 +249,10 @@ def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
 
     name = getattr(fh, "name", None)
     d = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
-    tfd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+    try:
+        tfd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+    except OSError:  # a directory we may not write to: the system's temporary directory
+        tfd, tmp = tempfile.mkstemp(prefix="fastdkim-")
     keep = False
     try:
         with os.fdopen(tfd, "w+b") as out:
