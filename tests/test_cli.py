@@ -626,3 +626,80 @@ def test_check_dns_offline_with_a_zone_file(keyset):
     assert r.returncode == 0 and b"matches" in r.stdout, r.stdout + r.stderr
     r = run("check-dns", "--domain", "example.com", "--selector", "ed", "--keys", keyset["zone"], "--key", keyset["rsa"])
     assert r.returncode == 1 and b"does NOT match" in r.stdout
+
+
+def test_stdin_with_an_envelope_line_and_output_onto_the_input(keyset, tmp_path):
+    env = b"From joe@example.com Mon Jan  1 00:00:00 2029\n" + MSG
+    r = run("sign", *sign_args(keyset), input=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"From joe@example.com") and r.stdout.count(b"DKIM-Signature:") == 2
+    v = run("verify", "--keys", keyset["zone"], input=r.stdout)
+    assert v.returncode == 0 and v.stdout.count(b": pass") == 2, v.stdout
+    # `fastdkim sign X >> X` would never end: refused
+    m = tmp_path / "m.eml"
+    m.write_bytes(MSG)
+    with open(m, "ab") as out:
+        r = subprocess.run([sys.executable, "-m", "fastdkim", "sign", *map(str, sign_args(keyset)), str(m)],
+                           stdout=out, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 2 and b"standard output is the input" in r.stderr and m.read_bytes() == MSG
+
+
+def test_out_as_a_link_to_the_input_directory_is_refused(keyset, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.eml").write_bytes(MSG)
+    (tmp_path / "alias").symlink_to(d)
+    r = run("sign", *sign_args(keyset), "--out", tmp_path / "alias", "--force", d)
+    assert r.returncode == 2 and b"--in-place" in r.stderr and (d / "a.eml").read_bytes() == MSG
+
+
+def test_field_name_with_inner_space_is_not_signed(keyset, tmp_path):
+    m = tmp_path / "m.eml"
+    m.write_bytes(b"From: joe@example.com\nSub ject: x\n\nbody\n")
+    r = run("sign", *sign_args(keyset), m)
+    assert r.returncode == 1 and b"not a field name" in r.stderr
+
+
+def test_device_output_needs_no_force(keyset, tmp_path):
+    m = tmp_path / "m.eml"
+    m.write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--out", "/dev/stdout", m)
+    assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 2, r.stderr
+
+
+def test_mbox_rewrite_stops_before_overwriting_when_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+
+    from fastdkim.batch import MboxLock, rewrite_in_place
+
+    box = tmp_path / "b.mbox"
+    box.write_bytes(b"From a\nSubject: x\n\nbody\n")
+    before = box.read_bytes()
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with MboxLock(str(box), timeout=1) as lock:
+        with pytest.raises(OSError, match="No space"):
+            rewrite_in_place(lock.fh, lambda out: out.write(before * 10))
+    assert box.read_bytes() == before
+    assert not list(tmp_path.glob(".fastdkim-*")) and not (tmp_path / "b.mbox.lock").exists()
+
+
+def test_mbox_lock_turns_sigterm_into_a_clean_exit(tmp_path):
+    import signal
+
+    from fastdkim.batch import MboxLock
+
+    box = tmp_path / "b.mbox"
+    box.write_bytes(b"From a\n\n")
+    with pytest.raises(SystemExit) as info:
+        with MboxLock(str(box), timeout=1):
+            assert (tmp_path / "b.mbox.lock").exists()
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):  # the handler runs at the next bytecode
+                pass
+    assert info.value.code == 128 + signal.SIGTERM
+    assert not (tmp_path / "b.mbox.lock").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

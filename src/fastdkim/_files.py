@@ -36,7 +36,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     * a symbolic link is followed: the file it points to is replaced and the
       link stays;
     * a path that is not a regular file (``/dev/stdout``, a FIFO, a device)
-      is opened and written directly, as there is nothing to replace;
+      is opened and written directly, as there is nothing to replace (with
+      or without ``overwrite``);
     * a replaced file keeps its permissions and, where the process may set
       them, its owner and group.  (A file with several hard links is replaced
       under this name only: the other names keep the old content.)
@@ -54,17 +55,21 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError("%s is a directory" % path)
-    if not overwrite and (st is not None or os.path.lexists(path)):
-        raise FileExistsError("%s exists" % path)
     if st is not None and not stat.S_ISREG(st.st_mode):
+        # /dev/stdout, a FIFO, a device: nothing to replace, write into it
         with open(path, "wb") as out:
             write(out)
         return
+    if not overwrite and (st is not None or os.path.lexists(path)):
+        raise FileExistsError("%s exists" % path)
     if overwrite and os.path.islink(path):
         path = os.path.realpath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         if mode is not None:
             os.fchmod(fd, mode)

@@ -8,6 +8,7 @@ leaves every file either as it was or completely signed.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -148,13 +149,20 @@ class MboxLockedError(OSError):
 class MboxLock:
     """An exclusive lock on an mbox, taken the ways mail delivery agents take
     it: the ``PATH.lock`` dot-lock file (skipped where the directory is not
-    writable), then ``fcntl`` and ``flock`` locks on the file itself.
+    writable), and ``fcntl`` and ``flock`` locks on the file itself.
+
+    The locks are taken all at once or not at all: when one is busy, those
+    already held are let go before trying again, so that an agent taking
+    them in another order is never kept waiting on fastdkim while fastdkim
+    waits on it.  While the lock is held, SIGTERM and SIGHUP end the program
+    through an exception (``SystemExit``), so that the lock and any temporary
+    file are cleaned up.
 
     ``fh`` is the file, open for reading and writing: read and rewrite the
     mbox through it only, since closing any other descriptor of the file
     would drop the ``fcntl`` lock.
 
-    :raises MboxLockedError: a lock could not be had within ``timeout`` seconds.
+    :raises MboxLockedError: the locks could not be had within ``timeout`` seconds.
     :raises OSError: the mbox cannot be opened for writing.
     """
 
@@ -163,46 +171,65 @@ class MboxLock:
         self.timeout = timeout
         self.fh: Any = None
         self._dotlock: Optional[str] = None
+        self._signals: List[Tuple[int, Any]] = []
 
     def __enter__(self) -> "MboxLock":
-        import fcntl
-
         deadline = time.monotonic() + self.timeout
-        dotlock = self.path + ".lock"
-        while True:
-            try:
-                fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                self._wait(deadline, "%s exists: another program holds the mbox" % dotlock)
-                continue
-            except OSError:  # a read-only directory: no dot-lock possible
-                break
-            os.close(fd)
-            self._dotlock = dotlock
-            break
+        # the dot-lock goes beside the real file, also when named through a link
+        dotlock = os.path.realpath(self.path) + ".lock"
+        self.fh = open(self.path, "r+b")
         try:
-            self.fh = open(self.path, "r+b")
-            for lock in (fcntl.lockf, fcntl.flock):
-                while True:
-                    try:
-                        lock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except (BlockingIOError, PermissionError):
-                        self._wait(deadline, "%s is locked by another program" % self.path)
+            while True:
+                busy = self._try_all(dotlock)
+                if busy is None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise MboxLockedError("%s (waited %.1f s)" % (busy, self.timeout))
+                time.sleep(0.1)
+            self._catch_signals()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _wait(self, deadline: float, what: str) -> None:
-        if time.monotonic() >= deadline:
-            raise MboxLockedError("%s (waited %.0f s)" % (what, self.timeout))
-        time.sleep(0.1)
+    def _try_all(self, dotlock: str) -> Optional[str]:
+        """Take every lock; on a busy one, let the others go and say which."""
+        import fcntl
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.fh is not None:
-            self.fh.close()  # releases the fcntl and flock locks
-            self.fh = None
+        try:
+            fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return "%s exists: another program holds the mbox" % dotlock
+        except OSError:  # a read-only directory: no dot-lock possible
+            fd = -1
+        if fd >= 0:
+            os.close(fd)
+            self._dotlock = dotlock
+        try:
+            fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                fcntl.lockf(self.fh.fileno(), fcntl.LOCK_UN)
+                raise
+        except (BlockingIOError, PermissionError):
+            self._drop_dotlock()
+            return "%s is locked by another program" % self.path
+        return None
+
+    def _catch_signals(self) -> None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._signals.append((sig, signal.signal(sig, stop)))
+
+    def _drop_dotlock(self) -> None:
         if self._dotlock is not None:
             try:
                 os.unlink(self._dotlock)
@@ -210,40 +237,56 @@ class MboxLock:
                 pass
             self._dotlock = None
 
-
-class _HoldCtrlC:
-    """Ctrl-C inside the block is held back and raised when the block is done
-    (in the main thread; elsewhere signals do not arrive anyway)."""
-
-    def __enter__(self) -> "_HoldCtrlC":
+    def __exit__(self, *exc: Any) -> None:
         import signal
 
-        self.held: List[Any] = []
-        self.old: Any = None
+        for sig, old in self._signals:
+            signal.signal(sig, old)
+        self._signals = []
+        if self.fh is not None:
+            self.fh.close()  # releases the fcntl and flock locks
+            self.fh = None
+        self._drop_dotlock()
+
+
+class _HoldSignals:
+    """Ctrl-C, SIGTERM and SIGHUP inside the block are held back and acted on
+    when the block is done (in the main thread; elsewhere signals do not
+    arrive anyway): Ctrl-C as KeyboardInterrupt, the others as SystemExit."""
+
+    def __enter__(self) -> "_HoldSignals":
+        import signal
+
+        self.held: List[int] = []
+        self.old: List[Tuple[int, Any]] = []
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, lambda *a: self.held.append(a))
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self.old.append((sig, signal.signal(sig, lambda signum, frame: self.held.append(signum))))
         return self
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         import signal
 
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        for sig, old in self.old:
+            signal.signal(sig, old)
         if exc_type is None and self.held:
-            raise KeyboardInterrupt
+            if signal.SIGINT in self.held:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + self.held[0])
 
 
 def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
     """Replace the content of the open file ``fh`` with what ``write(out)`` writes.
 
-    The new content goes to a temporary file beside it first; only when that
-    is complete is it copied over ``fh`` (the file keeps its inode, owner,
-    mode and locks, so that programs waiting on its lock see the new
-    content).  Ctrl-C during the copy is held back until the copy is done.
-    Should the copy itself fail, the complete new content is left in the
-    temporary file, whose name the error gives.
+    The new content goes to a temporary file first; only when that is
+    complete, and the room for it is reserved on the disk, is it copied over
+    ``fh`` (the file keeps its inode, owner, mode and locks, so that programs
+    waiting on its lock see the new content).  Signals that would stop the
+    program are held back during the copy.  Should the copy itself fail, the
+    complete new content is left in the temporary file, whose name the error
+    gives.
 
-    :raises OSError: writing failed.
+    :raises OSError: writing failed (if before the copy, ``fh`` is untouched).
     """
     import tempfile
 
@@ -259,8 +302,10 @@ def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
             write(out)
             out.flush()
             os.fsync(out.fileno())
+            size = out.tell()
             out.seek(0)
-            with _HoldCtrlC():
+            with _HoldSignals():
+                _reserve(fh, size)  # a full disk stops us here, before any overwriting
                 try:
                     fh.seek(0)
                     shutil.copyfileobj(out, fh, 1 << 20)
@@ -277,3 +322,30 @@ def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _reserve(fh: BinaryIO, size: int) -> None:
+    """Make sure the disk has room for ``fh`` to grow to ``size`` octets
+    before anything in it is overwritten: the file is extended to ``size``
+    (the copy that follows overwrites all of it).  On failure the file is
+    left as it was."""
+    fd = fh.fileno()
+    old = os.fstat(fd).st_size
+    if size <= old:
+        return
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, old, size - old)
+        else:  # pragma: no cover - write the room out
+            fh.seek(old)
+            fh.write(b"\0" * (size - old))
+            fh.flush()
+            os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, old)
+        except OSError:
+            pass
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            return  # the file system cannot reserve room: go ahead without
+        raise

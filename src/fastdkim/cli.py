@@ -490,15 +490,24 @@ def _sign(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     show = sys.stderr.isatty() and not args.quiet
 
+    if len(sources) == 1 and sources[0].kind == STDIN and not args.in_place:
+        stdin_copy = tempfile.NamedTemporaryFile(prefix="fastdkim-stdin-")
+        shutil.copyfileobj(sys.stdin.buffer, stdin_copy, 1 << 20)
+        stdin_copy.flush()
+        stdin_copy.seek(0)
+        if stdin_copy.read(5) == b"From ":  # an mbox, or one message with its envelope line
+            with stdin_copy:
+                return _sign_mbox_out(stdin_copy.name, "-", args, setup, summary, t0, jobs)
+        stdin_copy.seek(0)
+    else:
+        stdin_copy = None
+    for src in sources:
+        if src.kind != STDIN and _is_stdout(src.path) and not (args.out or args.in_place):
+            raise UsageError("standard output is the input file %s: use --out or --in-place" % src.path)
+
     if len(sources) == 1 and sources[0].kind == MBOX and not args.in_place and not args.out:
         # an mbox (or one message stored with its "From " line) to standard output
-        pool = _pool(jobs, setup)
-        try:
-            _sign_mbox(sources[0].path, args, pool, summary, False, to=sys.stdout.buffer)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        return _report(summary, args, t0, jobs)
+        return _sign_mbox_out(sources[0].path, sources[0].path, args, setup, summary, t0, jobs)
 
     if single and not args.in_place:
         src = sources[0]
@@ -509,18 +518,12 @@ def _sign(args: argparse.Namespace) -> int:
             out_path = os.path.join(out_path, os.path.basename(src.path))
         if out_path and src.kind == FILE and os.path.exists(out_path) and os.path.samefile(out_path, src.path):
             raise UsageError("--out is the input file: use --in-place to sign in place")
-        fh: Any
-        if src.kind == STDIN:
-            fh = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
-            fh.seek(0)
-        else:
-            fh = open(src.path, "rb")
+        fh: Any = stdin_copy if src.kind == STDIN else open(src.path, "rb")
         with fh:
             try:
                 headers = _sign_stream(setup, fh)
             except DKIMError as exc:
-                print("fastdkim sign: %s: not signed: %s" % (src.path, exc), file=sys.stderr)
+                print("fastdkim sign: %s: not signed: %s" % (_printable(src.path), exc), file=sys.stderr)
                 return EXIT_FAIL
             fh.seek(0)
 
@@ -563,7 +566,7 @@ def _sign(args: argparse.Namespace) -> int:
             else:
                 names = list_files(src)
                 base = src.path
-            if args.out and os.path.abspath(args.out) == os.path.abspath(src.path):
+            if args.out and os.path.realpath(args.out) == os.path.realpath(src.path):
                 raise UsageError("--out is the input location: use --in-place to sign in place")
             if src.kind == MAILDIR and args.out:
                 for sub in ("cur", "new", "tmp"):
@@ -590,20 +593,45 @@ def _sign(args: argparse.Namespace) -> int:
     return _report(summary, args, t0, jobs)
 
 
+def _is_stdout(path: str) -> bool:
+    """Is standard output the regular file at ``path`` (``sign X >> X``)?"""
+    import stat
+
+    try:
+        out = os.fstat(sys.stdout.fileno())
+        st = os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _sign_mbox_out(path: str, label: str, args: argparse.Namespace, setup: Any, summary: Any, t0: float,
+                   jobs: int) -> int:
+    """Sign the mbox at ``path`` (shown as ``label``) onto standard output."""
+    pool = _pool(jobs, setup)
+    try:
+        _sign_mbox(path, args, pool, summary, False, to=sys.stdout.buffer, label=label)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return _report(summary, args, t0, jobs)
+
+
 def _report(summary: Any, args: argparse.Namespace, t0: float, jobs: int) -> int:
     """The closing lines of a batch: what was skipped and why, and the counts."""
     el = max(time.perf_counter() - t0, 1e-9)
     err = sys.stderr
     if not args.quiet or summary.skipped:
         for o in summary.skipped:
-            print("skipped %s: %s" % (o.name, o.reason), file=err)
+            print("skipped %s: %s" % (_printable(o.name), _printable(o.reason)), file=err)
     print("signed %d of %d messages, %d left unsigned; %.0f msg/s, %.1f MB/s (%d job%s)" % (
         summary.signed, summary.total, len(summary.skipped), summary.total / el, summary.bytes / el / 1e6,
         jobs, "s" if jobs > 1 else ""), file=err)
     return EXIT_OK if not summary.skipped else EXIT_FAIL
 
 
-def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool, to: Any = None) -> None:
+def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool, to: Any = None,
+               label: Optional[str] = None) -> None:
     """Sign every message of the mbox at ``path``: in place (under the mbox
     lock, rewriting the file itself), into ``--out``, or onto the stream ``to``."""
     import contextlib
@@ -631,7 +659,7 @@ def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, sho
 
             def write(out: Any) -> None:
                 with source() as fh:
-                    tasks = (("%s#%d" % (os.path.basename(path), i), sep, msg)
+                    tasks = (("%s#%d" % (label or os.path.basename(path), i), sep, msg)
                              for i, (sep, msg) in enumerate(iter_mbox(fh), 1))
                     window = 4 * max(1, args.jobs or os.cpu_count() or 1)
                     for i, ((_, sep, msg), (outcome, headers)) in enumerate(
@@ -740,7 +768,21 @@ def _verify(args: argparse.Namespace) -> int:
         nonlocal io_errors
         for src in sources:
             if src.kind == STDIN:
-                yield "-", sys.stdin.buffer
+                import tempfile
+
+                # spooled, to see whether it is an mbox (bounded memory: large input goes to disk)
+                with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+                    import shutil
+
+                    shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+                    spool.seek(0)
+                    is_mbox = spool.read(5) == b"From "
+                    spool.seek(0)
+                    if is_mbox:
+                        for i, (_, msg) in enumerate(iter_mbox(spool), 1):
+                            yield "-#%d" % i, msg
+                    else:
+                        yield "-", spool
                 continue
             if src.kind == MBOX:
                 paths = [src.path]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from binascii import b2a_base64
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -48,6 +49,7 @@ DEFAULT_OVERSIGN: Tuple[str, ...] = (
 )
 
 _LINE = 78  # maximum line length of the generated header (RFC 5322 SHOULD)
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 field-name: 1*ftext
 _NAME = "DKIM-Signature"
 
 
@@ -255,9 +257,10 @@ class Signer:
         key = tuple([f[0] for f in fields])
         plan = self._plans.get(key)
         if plan is None:
-            if b"" in key:
-                bad = fields[key.index(b"")][1]
-                raise MessageFormatError("malformed header block: a line without a colon: %r" % bad[:60])
+            for i, n in enumerate(key):
+                if not _FIELD_NAME.match(n):
+                    raise MessageFormatError("malformed header block: %s: %r" % (
+                        "a line without a colon" if not n else "not a field name", fields[i][1][:60]))
             positions: Dict[bytes, List[int]] = {}
             for i, name in enumerate(key):
                 positions.setdefault(name, []).append(i)
