@@ -1453,11 +1453,15 @@ def canonical_headers(fields, own, relaxed):
 
 cdef bytes _header_block(list picked, bytes own_b, relaxed):
     cdef bytes raw
+    cdef Py_ssize_t i
     cdef bint rel = bool(relaxed)
     cdef Py_ssize_t total = 0, longest = 0, n, pos = 0
     cdef unsigned char *buf
     cdef unsigned char *t
     picked.append(own_b)
+    for i in range(len(picked)):
+        if type(picked[i]) is not bytes:
+            picked[i] = bytes(picked[i])
     for raw in picked:
         n = len(raw)
         total += n + 2
@@ -1500,8 +1504,10 @@ def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
     cdef unsigned char *enc
     cdef unsigned char *q
     cdef bytes out
-    if width < 9:
-        raise ValueError("width must be at least 9")
+    if not 9 <= width <= 65536:
+        raise ValueError("width must be from 9 to 65536")
+    if not 0 <= col <= 65536:
+        raise ValueError("col must be from 0 to 65536")
     _get_buffer(data, &view)
     try:
         b = <const unsigned char *>view.buf

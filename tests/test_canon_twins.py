@@ -600,3 +600,18 @@ def test_header_hash_input_any_sequence_and_long_h(fields, names, own, relaxed, 
     else:
         args = (fields, names)
     assert fast.header_hash_input(args[0], args[1], own, relaxed) == want
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+@pytest.mark.parametrize("col, width", [(-1, 78), (0, 8), (0, 70000), (70000, 78), (-(2 ** 62), 2 ** 62)])
+def test_fold_base64_refuses_out_of_range_columns(name, col, width):
+    with pytest.raises((ValueError, OverflowError)):
+        _core(name).fold_base64(b"abc", col, width)
+
+
+@pytest.mark.parametrize("name", ["fast", "pure"])
+def test_bytes_like_fields_and_non_buffers(name):
+    mod = _core(name)
+    assert mod.canonical_headers([bytearray(b"A: b\r\n")], b"X: y\r\n", True) == b"a:b\r\nx:y"
+    with pytest.raises(TypeError):
+        mod.b64decode(5)

@@ -703,3 +703,30 @@ def test_mbox_lock_turns_sigterm_into_a_clean_exit(tmp_path):
     assert info.value.code == 128 + signal.SIGTERM
     assert not (tmp_path / "b.mbox.lock").exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_stdin_mbox_into_out_file(keyset, tmp_path):
+    box = b"".join(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n" for _ in range(3))
+    out = tmp_path / "out.mbox"
+    r = run("sign", *sign_args(keyset), "--out", out, "--jobs", "1", input=box)
+    assert r.returncode == 0 and r.stdout == b"", r.stderr
+    assert out.read_bytes().count(b"DKIM-Signature:") == 6
+
+
+def test_pool_workers_do_not_keep_the_mbox_locked(keyset, tmp_path):
+    from fastdkim.batch import MboxLock
+
+    args = cli.build_parser().parse_args(["sign", *map(str, sign_args(keyset))])
+    setup = cli._SignSetup(args)
+    box = tmp_path / "l.mbox"
+    box.write_bytes(b"From x\nFrom: a\n\nb\n")
+    probe = ("import fcntl, sys\nf = open(sys.argv[1], 'r+b')\ntry:\n fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             " print('free')\nexcept BlockingIOError:\n print('held')")
+    pool = cli._pool(2, setup)
+    try:
+        with MboxLock(str(box), timeout=1):
+            pool.submit(os.getpid).result()  # a worker started while the lock is held
+        r = subprocess.run([sys.executable, "-c", probe, str(box)], capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == "free"
+    finally:
+        pool.shutdown()

@@ -450,3 +450,20 @@ def test_key_source_may_answer_text(rsa_key):
     assert r.status == "pass", r.reason
     with pytest.raises(fastdkim.KeyRecordError):
         fastdkim.parse_key_record("v=DKIM1; p=\ud800")
+
+
+def test_key_source_generators_that_fail(rsa_key):
+    from fastdkim.errors import TemporaryLookupError
+
+    class Gen:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def lookup(self, name):
+            yield public_key_record(rsa_key).encode()
+            raise self.exc
+
+    [r] = check(rsa_key, _base(), keys=Gen(TemporaryLookupError("SERVFAIL")))
+    assert r.status == "temperror" and "SERVFAIL" in r.reason
+    [r] = check(rsa_key, _base(), keys=Gen(RuntimeError("boom")))
+    assert r.status == "temperror"

@@ -367,7 +367,7 @@ def b64decode(value: Buffer) -> bytes:
 
     :raises ValueError: the value is not such base64.
     """
-    v = bytes(value).translate(None, _FWS)
+    v = memoryview(value).tobytes().translate(None, _FWS)
     if not _B64.match(v):
         raise ValueError("malformed base64 value")
     return base64.b64decode(v)
@@ -402,6 +402,7 @@ def canonical_headers(fields: Sequence[bytes], own: Buffer, relaxed: bool) -> by
     """
     out: List[bytes] = []
     for raw in fields:
+        raw = bytes(raw)
         out.append(relaxed_header(raw) if relaxed else (raw if raw.endswith(_CRLF) else raw + _CRLF))
     own_b = bytes(own)
     if relaxed:
@@ -416,9 +417,11 @@ def fold_base64(data: Buffer, col: int, width: int = 78) -> bytes:
     after column ``col`` (left empty when fewer than 8 columns remain), the
     following lines start with one SP; no line passes ``width`` columns.
     Lines are separated by CRLF SP."""
-    if width < 9:
-        raise ValueError("width must be at least 9")
-    b64 = base64.b64encode(bytes(data))
+    if not 9 <= width <= 65536:
+        raise ValueError("width must be from 9 to 65536")
+    if not 0 <= col <= 65536:
+        raise ValueError("col must be from 0 to 65536")
+    b64 = base64.b64encode(memoryview(data).tobytes())
     room = width - col
     line = width - 1
     if room < 8:

@@ -441,9 +441,14 @@ def _pool(jobs: int, setup: _SignSetup) -> Any:
     if jobs <= 1:
         _init_worker(setup)
         return None
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True))
+    # Workers must not inherit open files by fork: an mbox locked with flock
+    # would stay locked in them after fastdkim is done with it.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True), mp_context=ctx)
 
 
 def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 16) -> Iterator[Tuple[Any, Any]]:
@@ -497,6 +502,8 @@ def _sign(args: argparse.Namespace) -> int:
         stdin_copy.seek(0)
         if stdin_copy.read(5) == b"From ":  # an mbox, or one message with its envelope line
             with stdin_copy:
+                if args.out and (os.path.isdir(args.out) or args.out.endswith(("/", os.sep))):
+                    raise UsageError("--out %s is a directory: give a file name for standard input" % args.out)
                 return _sign_mbox_out(stdin_copy.name, "-", args, setup, summary, t0, jobs)
         stdin_copy.seek(0)
     else:
@@ -607,10 +614,10 @@ def _is_stdout(path: str) -> bool:
 
 def _sign_mbox_out(path: str, label: str, args: argparse.Namespace, setup: Any, summary: Any, t0: float,
                    jobs: int) -> int:
-    """Sign the mbox at ``path`` (shown as ``label``) onto standard output."""
+    """Sign the mbox at ``path`` (shown as ``label``) into ``--out``, or onto standard output."""
     pool = _pool(jobs, setup)
     try:
-        _sign_mbox(path, args, pool, summary, False, to=sys.stdout.buffer, label=label)
+        _sign_mbox(path, args, pool, summary, False, to=None if args.out else sys.stdout.buffer, label=label)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -498,11 +498,13 @@ class DNSKeySource:
             return _answer(hit)
         assert flight is not None
         if not leader:
-            # The leader's query is bounded by the resolver's lifetime; the
-            # margin covers the leader storing its answer.
-            if not flight.done.wait(self.timeout + 5.0):
-                raise TemporaryLookupError("DNS query for %s TXT: no answer from the lookup in progress" % key)
-            return _answer(flight.result)
+            # The query in progress is bounded by the resolver's lifetime; if
+            # it somehow takes longer still, ask on our own rather than fail.
+            lifetime = getattr(self.resolver, "lifetime", None) or 0.0
+            if flight.done.wait(max(self.timeout, lifetime) + 5.0):
+                return _answer(flight.result)
+            records, _ttl = self._query(key, labels)
+            return records
         result: Any = _Failure(TemporaryLookupError, "DNS query for %s TXT was interrupted" % key)
         try:
             try:

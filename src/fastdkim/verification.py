@@ -353,15 +353,23 @@ class Verifier:
             return (PERMERROR, "key lookup failed: %s" % exc)
         except Exception as exc:  # a broken key source must not crash verification
             return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
-        if not txts:
-            return (PERMERROR, "no key record at %s" % name)
         if not (type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes):
-            if isinstance(txts, (str, bytes, bytearray)):  # one record, not a list of them
-                txts = [txts]
+            # anything else a key source may hand back: other sequences, a lone
+            # record, text, a generator (which may itself fail)
             try:
-                txts = [_record_bytes(t) for t in txts]
+                if isinstance(txts, (str, bytes, bytearray, memoryview)):  # one record, not a list
+                    txts = [txts]
+                txts = [_record_bytes(t) for t in (txts or ())]
             except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
                 return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
+            except TemporaryLookupError as exc:
+                return (TEMPERROR, "key lookup failed: %s" % exc)
+            except KeyLookupError as exc:
+                return (PERMERROR, "key lookup failed: %s" % exc)
+            except Exception as exc:
+                return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
+        if not txts:
+            return (PERMERROR, "no key record at %s" % name)
         if len(txts) == 1:  # the usual case: one record, parsed once and remembered
             chosen = self._parse_record(txts[0])
             if isinstance(chosen, KeyRecordError):
