@@ -1252,13 +1252,15 @@ cdef enum:
 cdef signed char _b64_table[256]
 
 
+cdef const char *_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
 cdef void _init_b64_table():
     cdef int c
-    cdef bytes alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     for c in range(256):
         _b64_table[c] = _B64_BAD
     for c in range(64):
-        _b64_table[alphabet[c]] = c
+        _b64_table[<unsigned char>_B64_ALPHABET[c]] = c
     _b64_table[_SP] = _B64_FWS
     _b64_table[_TAB] = _B64_FWS
     _b64_table[_CR] = _B64_FWS
@@ -1462,8 +1464,7 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
     for i in range(len(picked)):
         if type(picked[i]) is not bytes:
             picked[i] = bytes(picked[i])
-    for raw in picked:
-        n = len(raw)
+        n = len(<bytes>picked[i])
         total += n + 2
         if n > longest:
             longest = n
@@ -1487,9 +1488,6 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
         return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
     finally:
         free(buf)
-
-
-cdef const char *_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):

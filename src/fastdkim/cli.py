@@ -300,11 +300,7 @@ class _SignSetup:
             self.options["expiration"] = args.expiration
         self.password: Optional[bytes] = None
         if args.password_file:
-            try:
-                with open(args.password_file, "rb") as fh:
-                    self.password = fh.read().rstrip(b"\r\n")
-            except OSError as exc:
-                raise UsageError("cannot read password file %s: %s" % (args.password_file, exc.strerror or exc))
+            self.password = _read_password(args.password_file)
         self._built: Any = None
 
     def validate(self) -> None:
@@ -362,6 +358,15 @@ class _SignSetup:
         from .policy import from_domain
 
         return built.signers_for_domain(from_domain(fields))
+
+
+def _read_password(path: str) -> bytes:
+    """The password held in the file at ``path`` (its first line)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().rstrip(b"\r\n")
+    except OSError as exc:
+        raise UsageError("cannot read password file %s: %s" % (path, exc.strerror or exc))
 
 
 _SETUP: Optional[_SignSetup] = None
@@ -752,6 +757,8 @@ def _ar_header(servid: str, results: Sequence[Any]) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     import json
+    import shutil
+    import tempfile
 
     from .batch import MBOX, STDIN, detect, iter_mbox, list_files
     from .verification import Verifier
@@ -775,12 +782,8 @@ def _verify(args: argparse.Namespace) -> int:
         nonlocal io_errors
         for src in sources:
             if src.kind == STDIN:
-                import tempfile
-
                 # spooled, to see whether it is an mbox (bounded memory: large input goes to disk)
                 with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
-                    import shutil
-
                     shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
                     spool.seek(0)
                     is_mbox = spool.read(5) == b"From "
@@ -851,11 +854,7 @@ def _verify(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_OK if all_pass else EXIT_FAIL
-    except OSError as exc:
-        if exc.filename is None:
-            _quiet_stdout()
-        print("fastdkim verify: error: %s" % _os_error(exc), file=sys.stderr)
-        return EXIT_USAGE
+    # (any other OSError is reported by main(), as for every command)
     if io_errors:
         return EXIT_USAGE
     if count == 0:
@@ -879,13 +878,7 @@ def _check_dns(args: argparse.Namespace) -> int:
     domain, selector = _domain_and_selector(args)
     priv = None
     if args.key:
-        password = None
-        if args.password_file:
-            try:
-                with open(args.password_file, "rb") as fh:
-                    password = fh.read().rstrip(b"\r\n")
-            except OSError as exc:
-                raise UsageError("cannot read password file %s: %s" % (args.password_file, exc.strerror or exc))
+        password = _read_password(args.password_file) if args.password_file else None
         try:
             priv = load_private_key_with(args.key, password)
         except KeyFormatError as exc:

@@ -234,7 +234,7 @@ class SigningPolicy:
 
 def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str, cache: Dict[str, Any],
              where: str, extra: frozenset = frozenset(), password: Optional[bytes] = None) -> List[Signer]:
-    from .keys import load_private_key
+    from .keys import load_private_key, load_private_key_with
 
     if not isinstance(entry, dict) or not isinstance(entry.get("keys"), list) or not entry["keys"]:
         raise PolicyError("%s: needs keys = [{ selector = ..., key = ... }, ...]" % where)
@@ -260,16 +260,10 @@ def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str
             if "password" in k:
                 cache[path] = load_private_key(path, k["password"].encode("utf-8"))
             else:
-                cache[path] = _load_with_default_password(path, password)
+                cache[path] = load_private_key_with(path, password)  # used only if the key is encrypted
         try:
             out.append(Signer(domain, k["selector"], cache[path], **opts))
         except TypeError as exc:
             raise PolicyError("%s: %s" % (where, exc)) from None
     return out
 
-
-def _load_with_default_password(path: str, password: Optional[bytes]) -> Any:
-    """Load a key with a password meant for whichever keys are encrypted."""
-    from .keys import load_private_key_with
-
-    return load_private_key_with(path, password)

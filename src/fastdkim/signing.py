@@ -9,7 +9,6 @@ from __future__ import annotations
 from binascii import b2a_base64
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -24,7 +23,7 @@ from ._files import atomic_write
 from .errors import MessageFormatError, SigningError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, read_message
-from .tags import MAX_H_NAMES
+from .tags import FIELD_NAME, MAX_H_NAMES
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
 __all__ = ["Signer", "sign_all", "DEFAULT_HEADERS", "DEFAULT_OVERSIGN"]
@@ -49,7 +48,6 @@ DEFAULT_OVERSIGN: Tuple[str, ...] = (
 )
 
 _LINE = 78  # maximum line length of the generated header (RFC 5322 SHOULD)
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 field-name: 1*ftext
 _NAME = "DKIM-Signature"
 
 
@@ -209,8 +207,8 @@ class Signer:
         hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
         for chunk in pm.body:
             hasher.update(chunk)
-        field = self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)
-        return field.replace(b"\r\n", b"\n") if pm.lf_endings else field
+        return _as_endings([self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)],
+                           pm.lf_endings)
 
     def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended.
@@ -258,7 +256,7 @@ class Signer:
         plan = self._plans.get(key)
         if plan is None:
             for i, n in enumerate(key):
-                if not _FIELD_NAME.match(n):
+                if not FIELD_NAME.match(n):
                     raise MessageFormatError("malformed header block: %s: %r" % (
                         "a line without a colon" if not n else "not a field name", fields[i][1][:60]))
             positions: Dict[bytes, List[int]] = {}
@@ -410,7 +408,7 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
     :raises MessageFormatError: see :meth:`Signer.sign`.
     """
     fields, lf = _sign_all(message, signers, bare_lf)
-    return [f.replace(b"\r\n", b"\n") for f in fields] if lf else fields
+    return [_as_endings([f], lf) for f in fields]
 
 
 def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optional[bool]) -> Tuple[List[bytes], bool]:

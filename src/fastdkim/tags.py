@@ -9,11 +9,12 @@ base64 values).
 """
 from __future__ import annotations
 
+import re
 from typing import Dict, Tuple
 
 from . import _core
 
-__all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES"]
+__all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME"]
 
 FWS = b" \t\r\n"
 
@@ -21,6 +22,9 @@ FWS = b" \t\r\n"
 #: one and the verifier, by default, to accept it (a guard against crafted
 #: messages; no real message signs this many fields).
 MAX_H_NAMES = 512
+
+#: An RFC 5322 field-name (1*ftext: printable US-ASCII but colon), as bytes.
+FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")
 
 
 class TagSyntaxError(ValueError):

@@ -8,7 +8,6 @@ never raises: whatever is wrong becomes a result with a reason.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -23,7 +22,7 @@ from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MessageInput, read_message
-from .tags import FWS, MAX_H_NAMES
+from .tags import FIELD_NAME, FWS, MAX_H_NAMES
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
@@ -39,7 +38,6 @@ def _digits(v: bytes) -> bool:
 
 
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 field-name: 1*ftext
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 
@@ -290,7 +288,7 @@ class Verifier:
             return (PERMERROR, "invalid selector s=%s" % text["s"])
         # FWS may surround the names (section 3.5), not split them.
         names = [n.strip(FWS).lower() for n in tags["h"].split(b":")]
-        if not all(_FIELD_NAME.match(n) for n in names):
+        if not all(FIELD_NAME.match(n) for n in names):
             return (PERMERROR, "malformed h= list")
         if len(names) > self.max_header_names:
             return (PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
