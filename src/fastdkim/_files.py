@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from typing import BinaryIO, Callable, Optional
+
+from . import _owner
 
 __all__ = ["atomic_write", "current_umask"]
 
@@ -67,7 +68,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
+        fd, tmp = _owner.mkstemp(d)  # named so that a later run removes it should this process be killed
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:

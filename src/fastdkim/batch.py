@@ -8,19 +8,21 @@ leaves every file either as it was or completely signed.
 """
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
 
+from . import _owner
 from ._files import atomic_write
+from .journal import HoldSignals, JournalError, recover, rewrite_in_place
 
 __all__ = [
     "MboxLock",
     "MboxLockedError",
+    "JournalError",
+    "recover",
     "rewrite_in_place",
     "Source",
     "detect",
@@ -158,18 +160,35 @@ class MboxLock:
     through an exception (``SystemExit``), so that the lock and any temporary
     file are cleaned up.
 
+    The dot-lock holds ``PID`` and ``HOST`` on two lines (a pid first, as
+    delivery agents write it).  A dot-lock whose process is gone (its pid is
+    not running on this machine, or was started after the lock was made) is
+    stale: it is removed and the lock taken.  A lock of a running process, of
+    another machine, or without a pid is waited for.
+
+    Once locked, an interrupted rewrite of the mbox (a journal left by a
+    fastdkim process that was killed) is completed before anything else
+    (:func:`fastdkim.journal.recover`); ``recovered`` says what was done.  The
+    temporary files that killed fastdkim processes left beside the mbox are
+    removed.
+
     ``fh`` is the file, open for reading and writing: read and rewrite the
     mbox through it only, since closing any other descriptor of the file
     would drop the ``fcntl`` lock.
 
     :raises MboxLockedError: the locks could not be had within ``timeout`` seconds.
+    :raises JournalError: an interrupted rewrite cannot be completed safely.
     :raises OSError: the mbox cannot be opened for writing.
     """
 
-    def __init__(self, path: str, timeout: float = 30.0) -> None:
+    def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True) -> None:
         self.path = path
         self.timeout = timeout
         self.fh: Any = None
+        self.recovered: Optional[str] = None
+        #: whether a dot-lock left by a process that is gone was removed
+        self.stale_lock_removed = False
+        self._recover = recover
         self._dotlock: Optional[str] = None
         self._signals: List[Tuple[int, Any]] = []
 
@@ -187,23 +206,32 @@ class MboxLock:
                     raise MboxLockedError("%s (waited %.1f s)" % (busy, self.timeout))
                 time.sleep(0.1)
             self._catch_signals()
+            if self._recover:
+                self.recovered = recover(self.fh, self.path)
+            _owner.sweep_temporaries(os.path.dirname(dotlock))
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _try_all(self, dotlock: str) -> Optional[str]:
+    def _try_all(self, dotlock: str, retry: bool = True) -> Optional[str]:
         """Take every lock; on a busy one, let the others go and say which."""
         import fcntl
 
         try:
             fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
+            if retry and _break_stale_lock(dotlock):  # left by a process that is gone
+                self.stale_lock_removed = True
+                return self._try_all(dotlock, retry=False)
             return "%s exists: another program holds the mbox" % dotlock
         except OSError:  # a read-only directory: no dot-lock possible
             fd = -1
         if fd >= 0:
-            os.close(fd)
+            try:
+                os.write(fd, _owner.lock_content())
+            finally:
+                os.close(fd)
             self._dotlock = dotlock
         try:
             fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -249,103 +277,74 @@ class MboxLock:
         self._drop_dotlock()
 
 
-class _HoldSignals:
-    """Ctrl-C, SIGTERM and SIGHUP inside the block are held back and acted on
-    when the block is done (in the main thread; elsewhere signals do not
-    arrive anyway): Ctrl-C as KeyboardInterrupt, the others as SystemExit."""
-
-    def __enter__(self) -> "_HoldSignals":
-        import signal
-
-        self.held: List[int] = []
-        self.old: List[Tuple[int, Any]] = []
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self.old.append((sig, signal.signal(sig, lambda signum, frame: self.held.append(signum))))
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        import signal
-
-        for sig, old in self.old:
-            signal.signal(sig, old)
-        if exc_type is None and self.held:
-            if signal.SIGINT in self.held:
-                raise KeyboardInterrupt
-            raise SystemExit(128 + self.held[0])
-
-
-def rewrite_in_place(fh: BinaryIO, write: Any) -> None:
-    """Replace the content of the open file ``fh`` with what ``write(out)`` writes.
-
-    The new content goes to a temporary file first; only when that is
-    complete, and the room for it is reserved on the disk, is it copied over
-    ``fh`` (the file keeps its inode, owner, mode and locks, so that programs
-    waiting on its lock see the new content).  Signals that would stop the
-    program are held back during the copy.  Should the copy itself fail, the
-    complete new content is left in the temporary file, whose name the error
-    gives.
-
-    :raises OSError: writing failed (if before the copy, ``fh`` is untouched).
-    """
-    import tempfile
-
-    name = getattr(fh, "name", None)
-    d = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
+def _break_stale_lock(dotlock: str) -> bool:
+    """Remove the dot-lock ``dotlock`` if the process that made it is gone
+    (see :class:`MboxLock`); whether it was removed."""
     try:
-        tfd, tmp = tempfile.mkstemp(prefix=".fastdkim-", dir=d)
-    except OSError:  # a directory we may not write to: the system's temporary directory
-        tfd, tmp = tempfile.mkstemp(prefix="fastdkim-")
-    keep = False
+        st = os.lstat(dotlock)
+        with open(dotlock, "rb") as fh:
+            content = fh.read(256)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    pid, owner = _owner.lock_owner(content)
+    if pid is None or (owner is not None and owner != _owner.host()) or pid == os.getpid():
+        return False
+    if not _owner.process_gone(pid, st.st_mtime):
+        return False
+    # Move it aside and check that it is the lock just judged (another program
+    # may have broken it and taken a new one meanwhile): if not, put it back.
+    fd, aside = _owner.mkstemp(os.path.dirname(dotlock))
+    os.close(fd)
     try:
-        with os.fdopen(tfd, "w+b") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-            size = out.tell()
-            out.seek(0)
-            with _HoldSignals():
-                _reserve(fh, size)  # a full disk stops us here, before any overwriting
-                try:
-                    fh.seek(0)
-                    shutil.copyfileobj(out, fh, 1 << 20)
-                    fh.truncate()
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                except OSError as exc:
-                    keep = True
-                    raise OSError(exc.errno, "%s; the complete new content is kept in %s"
-                                  % (exc.strerror or exc, tmp)) from exc
-    finally:
-        if not keep:
+        os.replace(dotlock, aside)
+    except FileNotFoundError:
+        os.unlink(aside)
+        return True
+    try:
+        moved = os.lstat(aside)
+        if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino):
             try:
-                os.unlink(tmp)
+                os.link(aside, dotlock)
             except OSError:
                 pass
+            return False
+        return True
+    finally:
+        os.unlink(aside)
 
 
-def _reserve(fh: BinaryIO, size: int) -> None:
-    """Make sure the disk has room for ``fh`` to grow to ``size`` octets
-    before anything in it is overwritten: the file is extended to ``size``
-    (the copy that follows overwrites all of it).  On failure the file is
-    left as it was."""
-    fd = fh.fileno()
-    old = os.fstat(fd).st_size
-    if size <= old:
-        return
-    try:
-        if hasattr(os, "posix_fallocate"):
-            os.posix_fallocate(fd, old, size - old)
-        else:  # pragma: no cover - write the room out
-            fh.seek(old)
-            fh.write(b"\0" * (size - old))
-            fh.flush()
-            os.fsync(fd)
-    except OSError as exc:
-        try:
-            os.ftruncate(fd, old)
-        except OSError:
-            pass
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
-            return  # the file system cannot reserve room: go ahead without
-        raise
+_HoldSignals = HoldSignals  # (the name earlier releases used)
+
+
+def recover_mbox(path: str, timeout: float = 30.0) -> Optional[str]:
+    """Complete an interrupted in-place rewrite of the mbox ``path``, if one
+    was left (a journal exists), under the mbox lock.  Cheap when there is
+    nothing to do (two ``lstat`` calls, no lock).
+
+    :returns: what was done, or ``None``.
+    :raises MboxLockedError: a journal exists but the lock could not be had.
+    :raises JournalError: the rewrite cannot be completed safely.
+    """
+    from .journal import find_journal
+
+    if find_journal(path) is None:
+        return None
+    with MboxLock(path, timeout=timeout) as lock:
+        return lock.recovered
+
+
+def recover_all(timeout: float = 30.0) -> List[Tuple[str, Optional[str]]]:
+    """Complete every interrupted rewrite whose journal is in fastdkim's state
+    directory (:func:`fastdkim.journal.state_dir`); journals kept beside their
+    mbox are found through the mbox (:func:`recover_mbox`).
+
+    :returns: ``(mbox path, what was done)`` pairs.
+    """
+    from .journal import journal_paths_in_state_dir
+
+    done: List[Tuple[str, Optional[str]]] = []
+    for mbox in journal_paths_in_state_dir():
+        done.append((mbox, recover_mbox(mbox, timeout)))
+    return done

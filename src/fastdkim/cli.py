@@ -372,14 +372,18 @@ def _read_password(path: str) -> bytes:
 _SETUP: Optional[_SignSetup] = None
 
 
-def _init_worker(setup: _SignSetup, worker: bool = False) -> None:
+def _init_worker(setup: _SignSetup, worker: bool = False, main_pid: int = 0) -> None:
     global _SETUP
     if worker:
         # Ctrl-C is the main process's to handle: a worker finishes the
         # message in hand (each is written atomically) and is then stopped.
         import signal
 
+        from ._owner import exit_with
+
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if main_pid:
+            exit_with(main_pid)  # a killed main process takes its workers along
     _SETUP = setup
     setup.build()
 
@@ -453,7 +457,8 @@ def _pool(jobs: int, setup: _SignSetup) -> Any:
     # would stay locked in them after fastdkim is done with it.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True), mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True, os.getpid()),
+                               mp_context=ctx)
 
 
 def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 16) -> Iterator[Tuple[Any, Any]]:
@@ -501,7 +506,7 @@ def _sign(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.quiet
 
     if len(sources) == 1 and sources[0].kind == STDIN and not args.in_place:
-        stdin_copy = tempfile.NamedTemporaryFile(prefix="fastdkim-stdin-")
+        stdin_copy = tempfile.TemporaryFile(prefix="fastdkim-stdin-")  # unnamed: nothing is left behind
         shutil.copyfileobj(sys.stdin.buffer, stdin_copy, 1 << 20)
         stdin_copy.flush()
         stdin_copy.seek(0)
@@ -509,7 +514,7 @@ def _sign(args: argparse.Namespace) -> int:
             with stdin_copy:
                 if args.out and (os.path.isdir(args.out) or args.out.endswith(("/", os.sep))):
                     raise UsageError("--out %s is a directory: give a file name for standard input" % args.out)
-                return _sign_mbox_out(stdin_copy.name, "-", args, setup, summary, t0, jobs)
+                return _sign_mbox_out("-", "-", args, setup, summary, t0, jobs, fh=stdin_copy)
         stdin_copy.seek(0)
     else:
         stdin_copy = None
@@ -593,6 +598,7 @@ def _sign(args: argparse.Namespace) -> int:
                 d_path = s_path if args.in_place else (
                     args.out if src.kind == FILE else os.path.join(args.out, n))
                 tasks.append((n, s_path, d_path, bool(args.in_place), bool(args.force)))
+            _sweep(os.path.dirname(os.path.realpath(t[2])) for t in tasks)
             prog = _Progress("signing", len(tasks), sys.stderr, show)
             for i, (_, outcome) in enumerate(_map(pool, _sign_path_task, tasks, 4 * jobs), 1):
                 summary.add(outcome)
@@ -603,6 +609,21 @@ def _sign(args: argparse.Namespace) -> int:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return _report(summary, args, t0, jobs)
+
+
+def _said(what: Optional[str]) -> None:
+    """Report what recovering an interrupted run did (nothing when ``None``)."""
+    if what:
+        print("fastdkim: %s" % _printable(what), file=sys.stderr)
+
+
+def _sweep(directories: Iterable[str]) -> None:
+    """Remove the temporary files that killed fastdkim runs left in ``directories``."""
+    from ._owner import sweep_temporaries
+
+    n = sum(sweep_temporaries(d) for d in set(directories))
+    if n:
+        _said("removed %d temporary file%s left by an interrupted run" % (n, "s" if n > 1 else ""))
 
 
 def _is_stdout(path: str) -> bool:
@@ -618,11 +639,13 @@ def _is_stdout(path: str) -> bool:
 
 
 def _sign_mbox_out(path: str, label: str, args: argparse.Namespace, setup: Any, summary: Any, t0: float,
-                   jobs: int) -> int:
-    """Sign the mbox at ``path`` (shown as ``label``) into ``--out``, or onto standard output."""
+                   jobs: int, fh: Any = None) -> int:
+    """Sign the mbox at ``path`` (or in the seekable file ``fh``; shown as
+    ``label``) into ``--out``, or onto standard output."""
     pool = _pool(jobs, setup)
     try:
-        _sign_mbox(path, args, pool, summary, False, to=None if args.out else sys.stdout.buffer, label=label)
+        _sign_mbox(path, args, pool, summary, False, to=None if args.out else sys.stdout.buffer, label=label,
+                   fh_in=fh)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -643,24 +666,32 @@ def _report(summary: Any, args: argparse.Namespace, t0: float, jobs: int) -> int
 
 
 def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool, to: Any = None,
-               label: Optional[str] = None) -> None:
-    """Sign every message of the mbox at ``path``: in place (under the mbox
-    lock, rewriting the file itself), into ``--out``, or onto the stream ``to``."""
+               label: Optional[str] = None, fh_in: Any = None) -> None:
+    """Sign every message of the mbox at ``path`` (or in the seekable file
+    ``fh_in``): in place (under the mbox lock, rewriting the file itself
+    through a journal), into ``--out``, or onto the stream ``to``."""
     import contextlib
 
-    from .batch import MboxLock, MboxLockedError, atomic_write, iter_mbox, rewrite_in_place
+    from .batch import MboxLock, MboxLockedError, atomic_write, iter_mbox, recover_mbox, rewrite_in_place
 
-    in_place = bool(args.in_place) and to is None
-    if not in_place and to is None and os.path.exists(args.out) and os.path.samefile(args.out, path):
+    in_place = bool(args.in_place) and to is None and fh_in is None
+    if not in_place and to is None and fh_in is None and os.path.exists(args.out) \
+            and os.path.samefile(args.out, path):
         raise UsageError("--out is the input mbox: use --in-place to sign in place")
     try:
+        if fh_in is None and not in_place:
+            _said(recover_mbox(path, timeout=args.lock_timeout))  # a rewrite left half done by a killed run
         lock = MboxLock(path, timeout=args.lock_timeout) if in_place else None
         with lock if lock is not None else contextlib.nullcontext():
+            if lock is not None:
+                _said(lock.recovered)
+
             def source() -> Any:
                 # In place, the mbox is read through the locked descriptor only.
-                if lock is not None:
-                    lock.fh.seek(0)
-                    return contextlib.nullcontext(lock.fh)
+                if lock is not None or fh_in is not None:
+                    f = lock.fh if lock is not None else fh_in
+                    f.seek(0)
+                    return contextlib.nullcontext(f)
                 return open(path, "rb")
 
             total = 0
@@ -686,7 +717,7 @@ def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, sho
                 write(to)
                 to.flush()
             elif lock is not None:
-                rewrite_in_place(lock.fh, write)
+                rewrite_in_place(lock.fh, write, path)
             else:
                 try:
                     atomic_write(args.out, write, overwrite=bool(args.force))
@@ -760,7 +791,7 @@ def _verify(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from .batch import MBOX, STDIN, detect, iter_mbox, list_files
+    from .batch import MBOX, STDIN, JournalError, MboxLockedError, detect, iter_mbox, list_files, recover_mbox
     from .verification import Verifier
 
     try:
@@ -796,6 +827,12 @@ def _verify(args: argparse.Namespace) -> int:
                 continue
             if src.kind == MBOX:
                 paths = [src.path]
+                try:
+                    _said(recover_mbox(src.path))  # a rewrite left half done by a killed run
+                except (MboxLockedError, JournalError) as exc:
+                    io_errors += 1
+                    print("fastdkim verify: error: %s: %s" % (_printable(src.path), exc), file=sys.stderr)
+                    continue
             elif src.kind in ("maildir", "directory"):
                 paths = [os.path.join(src.path, n) for n in list_files(src)]
             else:
@@ -861,6 +898,62 @@ def _verify(args: argparse.Namespace) -> int:
         print("fastdkim verify: no messages found", file=sys.stderr)
         return EXIT_FAIL
     return EXIT_OK if all_pass else EXIT_FAIL
+
+
+# -- recover ---------------------------------------------------------------------------
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from .batch import MAILDIR, MBOX, MboxLock, MboxLockedError, detect, recover_all
+    from .journal import JournalError
+
+    problems = 0
+    done = 0
+
+    def one(path: str, what: Optional[str]) -> None:
+        nonlocal done
+        if what:
+            done += 1
+            print("%s: %s" % (_printable(path), _printable(what)))
+
+    if not args.inputs:
+        try:
+            for path, what in recover_all(args.lock_timeout):
+                one(path, what)
+        except (MboxLockedError, JournalError) as exc:
+            print("fastdkim recover: error: %s" % _printable(str(exc)), file=sys.stderr)
+            problems += 1
+    for path in args.inputs:
+        try:
+            src = detect(path)
+        except FileNotFoundError as exc:
+            print("fastdkim recover: error: %s" % exc, file=sys.stderr)
+            problems += 1
+            continue
+        if src.kind == MBOX or (src.kind == "file" and os.path.isfile(path)):
+            try:
+                with MboxLock(path, timeout=args.lock_timeout) as lock:  # (breaks a stale dot-lock)
+                    one(path, lock.recovered)
+                    if lock.stale_lock_removed:
+                        one(path, "removed the dot-lock of a process that is gone")
+            except (MboxLockedError, JournalError) as exc:
+                print("fastdkim recover: error: %s: %s" % (_printable(path), _printable(str(exc))), file=sys.stderr)
+                problems += 1
+            dirs = [os.path.dirname(os.path.realpath(path))]
+        elif src.kind == MAILDIR:
+            dirs = [os.path.join(path, d) for d in ("cur", "new", "tmp")]
+        else:
+            dirs = [root for root, _, _ in os.walk(path)]
+        from ._owner import sweep_temporaries
+
+        n = sum(sweep_temporaries(d) for d in dirs)
+        if n:
+            done += 1
+            print("%s: removed %d temporary file%s left by an interrupted run" % (
+                _printable(path), n, "s" if n > 1 else ""))
+    if not done and not problems and not args.quiet:
+        print("nothing to recover", file=sys.stderr)
+    return EXIT_USAGE if problems else EXIT_OK
 
 
 # -- check-dns -------------------------------------------------------------------------
@@ -1051,6 +1144,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--allow-sha1", action="store_true", help="accept rsa-sha1 (refused by default, RFC 8301)")
     v.add_argument("--max-signatures", type=int, default=10, help="signatures evaluated per message (default 10)")
     v.set_defaults(func=_verify)
+
+    r = sub.add_parser("recover", help="complete runs that were killed halfway", formatter_class=fmt,
+                       description="Complete the in-place rewrite of each mbox that a killed 'fastdkim sign "
+                                   "--in-place' left half done (from its journal, under the mbox lock), remove stale "
+                                   "dot-locks and the temporary files such runs left in the given mboxes' directories, "
+                                   "Maildirs and directories. Without INPUT, the journals in fastdkim's state "
+                                   "directory. Every fastdkim command that reads or writes an mbox does this for it "
+                                   "first; this command is for doing it at once (say, at boot).",
+                       epilog="examples:\n  fastdkim recover /var/mail/alice\n  fastdkim recover Maildir/\n"
+                              "  fastdkim recover")
+    r.add_argument("inputs", nargs="*", metavar="INPUT", help="mbox, Maildir or directory")
+    r.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for an mbox lock held by a delivery (default 30)")
+    r.add_argument("--quiet", action="store_true", help="say nothing when there is nothing to do")
+    r.set_defaults(func=_recover)
 
     c = sub.add_parser("check-dns", help="check a published key record", formatter_class=fmt,
                        description="Look up SELECTOR._domainkey.DOMAIN, parse it and report problems: syntax, "

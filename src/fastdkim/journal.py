@@ -1,0 +1,465 @@
+"""Rewriting an mbox in place so that no kill, crash or power loss loses mail.
+
+An mbox is rewritten in its own file (same inode), not replaced by a rename:
+delivery agents that open the mailbox before they lock it (Postfix's
+``local``, mail clients) would otherwise append to the old, unlinked file once
+the lock is let go, and that mail would be lost.  Writing over a live file is
+made safe by a journal, kept beside the mbox as ``.NAME.fastdkim-journal``
+(in fastdkim's state directory when the mbox's directory is not writable):
+
+1. The complete new content is written to a temporary file, after a header
+   that records the mbox's identity (device, inode), its old size and SHA-256
+   and the new size and SHA-256.  It is flushed to disk and renamed to the
+   journal's name, and the directory is flushed: from this moment the journal
+   is the authority, and the mbox has not been touched.
+2. The mbox is extended to its new size by one ``ftruncate`` (its size is the
+   old or the new one, never in between), the disk room for it is reserved,
+   and both are flushed.  The journal is then marked *extended* (one byte).
+3. The new content is copied over the mbox from its first octet and flushed.
+4. The journal is removed and the directory flushed.
+
+The new content is never shorter than the old (signing only adds header
+fields), so mail a delivery agent appends after a crash always lands after
+the extent the journal describes.  Recovery (:func:`recover`), run under the
+mbox lock by the next ``fastdkim`` command that touches the mbox or by
+``fastdkim recover``, rolls forward whatever step was interrupted:
+
+* journal marked extended: the new content is copied over the mbox again
+  (mail appended after the crash, past the new size, stays as it is);
+* not marked: the old content is verified against its SHA-256; if the
+  extension had happened (the new extent is all NUL octets) the copy is
+  redone as above; otherwise the rewrite is started again with the mail
+  appended since (everything past the old size) kept after the new content;
+* a journal whose mbox was changed by another program before fastdkim
+  touched it is dropped, as the mbox never held fastdkim's writes.
+
+Every step is idempotent, so a recovery killed halfway is recovered in turn.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import threading
+import time
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple
+
+from . import _owner
+from .errors import DKIMError
+
+__all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
+
+MAGIC = b"fastdkim-journal 1\n"
+PHASE_AT = 32
+HEADER = 4096
+WRITTEN, EXTENDED = b"W", b"E"
+COPY = 1 << 20
+
+
+class JournalError(DKIMError, OSError):
+    """An interrupted rewrite that cannot be completed safely (the message says
+    why, and where the complete new content is kept)."""
+
+
+def state_dir() -> str:
+    """Where journals go when the mbox's own directory is not writable:
+    ``$FASTDKIM_STATE_DIR``, else ``$XDG_STATE_HOME/fastdkim``, else
+    ``~/.local/state/fastdkim``."""
+    d = os.environ.get("FASTDKIM_STATE_DIR")
+    if not d:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+        d = os.path.join(base, "fastdkim")
+    return os.path.join(d, "journals")
+
+
+def journal_locations(path: str) -> Tuple[str, str]:
+    """The two places a journal for the file ``path`` may be: beside the real
+    file, and in :func:`state_dir` under a name derived from its real path."""
+    real = os.path.realpath(path)
+    d, name = os.path.split(real)
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    return os.path.join(d, "." + name + ".fastdkim-journal"), os.path.join(state_dir(), key + ".journal")
+
+
+def find_journal(path: str) -> Optional[str]:
+    """The journal of an interrupted rewrite of ``path``, or ``None``."""
+    for j in journal_locations(path):
+        if os.path.lexists(j):
+            return j
+    return None
+
+
+class HoldSignals:
+    """Ctrl-C, SIGTERM and SIGHUP inside the block are held back and acted on
+    when the block is done (in the main thread; elsewhere signals do not
+    arrive anyway): Ctrl-C as KeyboardInterrupt, the others as SystemExit."""
+
+    def __enter__(self) -> "HoldSignals":
+        import signal
+
+        self.held: List[int] = []
+        self.old: List[Tuple[int, Any]] = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self.old.append((sig, signal.signal(sig, lambda signum, frame: self.held.append(signum))))
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        import signal
+
+        for sig, old in self.old:
+            signal.signal(sig, old)
+        if exc_type is None and self.held:
+            if signal.SIGINT in self.held:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + self.held[0])
+
+
+def _fsync_dir(d: str) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _Hashing:
+    """A write-only file wrapper that counts and hashes what goes through it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.sha.update(data)
+        n = self._fh.write(data)
+        self.size += len(memoryview(data))
+        return n
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def _sha256_of(fd: int, start: int, length: int) -> str:
+    h = hashlib.sha256()
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(COPY, length - done), start + done)
+        if not chunk:
+            break
+        h.update(chunk)
+        done += len(chunk)
+    return h.hexdigest() if done == length else ""
+
+
+def _all_zero(fd: int, start: int, length: int) -> bool:
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(COPY, length - done), start + done)
+        if not chunk or chunk.count(0) != len(chunk):
+            return False
+        done += len(chunk)
+    return True
+
+
+def _copy_range(src: int, src_off: int, dst: int, dst_off: int, length: int) -> None:
+    done = 0
+    while done < length:
+        chunk = os.pread(src, min(COPY, length - done), src_off + done)
+        if not chunk:
+            raise OSError("journal shorter than it says (%d of %d octets)" % (done, length))
+        mv = memoryview(chunk)
+        while mv:
+            n = os.pwrite(dst, mv, dst_off + done)
+            mv = mv[n:]
+            done += n
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Extend the file to ``size`` in one step and reserve the disk room for
+    it; on failure the file is left at its old size."""
+    old = os.fstat(fd).st_size
+    if size <= old:
+        return
+    os.ftruncate(fd, size)  # the size changes at once: old or new, never between
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, old, size - old)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # (these: the file system cannot reserve)
+                os.ftruncate(fd, old)
+                raise
+
+
+def _open_journal_temp(path: str) -> Tuple[int, str, str]:
+    """A temporary file for the journal of ``path`` and the journal name it
+    will get: beside the mbox where its directory is writable, else in the
+    state directory."""
+    beside, elsewhere = journal_locations(path)
+    try:
+        fd, tmp = _owner.mkstemp(os.path.dirname(beside))
+        return fd, tmp, beside
+    except PermissionError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EROFS):
+            raise
+    d = os.path.dirname(elsewhere)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    fd, tmp = _owner.mkstemp(d)
+    return fd, tmp, elsewhere
+
+
+def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[str] = None) -> bool:
+    """Replace the content of the open, locked file ``fh`` (named ``path``,
+    by default ``fh.name``) with what ``write(out)`` writes, through a journal
+    (see the module's description): a process killed at any moment, or a
+    machine that loses power, leaves a state that :func:`recover` completes.
+
+    ``write`` must not produce less than the file holds now (an mbox being
+    signed only grows).  Signals that would stop the program (SIGINT, SIGTERM,
+    SIGHUP) are held back while the mbox is being changed.
+
+    :returns: whether the file was changed (content identical to the old one
+        is not written).
+    :raises ValueError: the new content is shorter than the old.
+    :raises OSError: writing failed; if before the mbox was touched, it is
+        unchanged and no journal is left; if during the copy, the journal
+        stays for :func:`recover`.
+    """
+    if path is None:
+        path = getattr(fh, "name", None)
+        if not isinstance(path, str):
+            raise TypeError("rewrite_in_place needs the file's path")
+    fh.flush()
+    fd = fh.fileno()
+    st = os.fstat(fd)
+    old_size = st.st_size
+    jfd, tmp, jpath = _open_journal_temp(path)
+    committed = False
+    try:
+        with os.fdopen(jfd, "w+b") as j:
+            j.write(b"\0" * HEADER)
+            out = _Hashing(j)
+            write(out)
+            j.flush()
+            if out.size < old_size:
+                raise ValueError("the new content (%d octets) is shorter than the file (%d)" % (out.size, old_size))
+            old_sha = _sha256_of(fd, 0, old_size)
+            new_sha = out.sha.hexdigest()
+            if out.size == old_size and new_sha == old_sha:
+                os.unlink(tmp)
+                tmp = ""
+                return False
+            meta = {
+                "path": os.path.realpath(path), "dev": st.st_dev, "ino": st.st_ino,
+                "old_size": old_size, "old_sha256": old_sha, "new_size": out.size, "new_sha256": new_sha,
+                "host": _owner.host(), "pid": os.getpid(), "time": time.time(),
+            }
+            blob = json.dumps(meta).encode("ascii")
+            if len(blob) > HEADER - 64:
+                raise OSError("the path is too long for the journal: %s" % path)
+            os.pwrite(j.fileno(), MAGIC, 0)
+            os.pwrite(j.fileno(), WRITTEN, PHASE_AT)
+            os.pwrite(j.fileno(), blob, 64)
+            os.fsync(j.fileno())
+            with HoldSignals():
+                os.replace(tmp, jpath)
+                committed = True
+                _fsync_dir(os.path.dirname(jpath))
+                _apply(fd, j.fileno(), meta)
+                os.unlink(jpath)
+                _fsync_dir(os.path.dirname(jpath))
+        return True
+    except BaseException:
+        if not committed:
+            try:
+                if tmp:
+                    os.unlink(tmp)
+            except OSError:
+                pass
+        else:
+            try:
+                _undo_if_untouched(fd, jpath)
+            except OSError:
+                pass
+        raise
+
+
+def _apply(fd: int, jfd: int, meta: dict) -> None:
+    """Steps 2 and 3: extend the file, mark the journal, copy the new content over it."""
+    new_size = meta["new_size"]
+    _reserve(fd, new_size)
+    os.fsync(fd)
+    os.pwrite(jfd, EXTENDED, PHASE_AT)
+    os.fsync(jfd)
+    _copy_range(jfd, HEADER, fd, 0, new_size)
+    os.fsync(fd)
+
+
+def _undo_if_untouched(fd: int, jpath: str) -> None:
+    """After a failure before the extension (a full disk when reserving room),
+    the mbox is as it was: the journal is dropped so that nothing is replayed."""
+    with open(jpath, "rb") as j:
+        meta, phase = _read_header(j.fileno())
+    if phase == WRITTEN and os.fstat(fd).st_size == meta["old_size"]:
+        os.unlink(jpath)
+        _fsync_dir(os.path.dirname(jpath))
+
+
+def _read_header(jfd: int) -> Tuple[dict, bytes]:
+    head = os.pread(jfd, HEADER, 0)
+    if len(head) < HEADER or not head.startswith(MAGIC):
+        raise JournalError("not a fastdkim journal (or one cut short before it was complete)")
+    phase = head[PHASE_AT:PHASE_AT + 1]
+    try:
+        meta = json.loads(head[64:].rstrip(b"\0").decode("ascii"))
+        for k in ("dev", "ino", "old_size", "new_size"):
+            if not isinstance(meta[k], int) or meta[k] < 0:
+                raise ValueError(k)
+        for k in ("old_sha256", "new_sha256", "path"):
+            if not isinstance(meta[k], str):
+                raise ValueError(k)
+    except (ValueError, KeyError, UnicodeDecodeError, TypeError) as exc:
+        raise JournalError("unreadable journal header (%s)" % exc) from None
+    if phase not in (WRITTEN, EXTENDED):
+        raise JournalError("unreadable journal header (phase %r)" % phase)
+    return meta, phase
+
+
+def recover(fh: BinaryIO, path: Optional[str] = None) -> Optional[str]:
+    """Complete an interrupted rewrite of the open file ``fh`` (named ``path``),
+    which the caller holds locked.  Does nothing when there is no journal.
+
+    :returns: what was done, in a sentence, or ``None`` when there was nothing to do.
+    :raises JournalError: the journal cannot be applied safely: the mbox was
+        changed or replaced by another program after fastdkim had begun to
+        write it, or the journal is damaged.  The journal is then kept under a
+        name that says so, and the error names it.
+    """
+    if path is None:
+        path = getattr(fh, "name", None)
+        if not isinstance(path, str):
+            raise TypeError("recover needs the file's path")
+    said: List[str] = []
+    for _ in range(4):  # at most one journal in each place, and one more a recovery may write
+        jpath = find_journal(path)
+        if jpath is None:
+            break
+        what = _recover_one(fh, path, jpath)
+        if what:
+            said.append(what)
+    return "; ".join(said) or None
+
+
+def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
+    fh.flush()
+    fd = fh.fileno()
+    try:
+        j = open(jpath, "r+b")
+    except FileNotFoundError:
+        return None
+    with j:
+        jfd = j.fileno()
+        try:
+            meta, phase = _read_header(jfd)
+        except JournalError as exc:
+            return _set_aside(jpath, str(exc))
+        old, new = meta["old_size"], meta["new_size"]
+        content_ok = (os.fstat(jfd).st_size == HEADER + new and _sha256_of(jfd, HEADER, new) == meta["new_sha256"])
+        st = os.fstat(fd)
+        same_file = (st.st_dev, st.st_ino) == (meta["dev"], meta["ino"])
+        size = st.st_size
+        if phase == WRITTEN:
+            untouched = same_file and size >= old and _sha256_of(fd, 0, old) == meta["old_sha256"]
+            if not untouched or not content_ok:
+                # fastdkim never wrote into the mbox (at most it extended it
+                # with NUL octets, taken back here when nothing followed them)
+                if untouched and size == new and new > old and _all_zero(fd, old, new - old):
+                    os.ftruncate(fd, old)
+                    os.fsync(fd)
+                _drop(jpath)
+                why = "the mbox was changed by another program" if not untouched else "the journal was damaged"
+                return "an interrupted rewrite of %s was dropped (%s); the mbox is as it was" % (path, why)
+            extended = new == old or (size >= new and _all_zero(fd, old, new - old))
+            if not extended:
+                # the mbox is exactly as it was, plus mail delivered since:
+                # rewrite again, keeping that mail after the new content
+                def write(out: Any) -> None:
+                    _stream(jfd, HEADER, new, out)
+                    _stream(fd, old, size - old, out)
+
+                rewrite_in_place(fh, write, path)
+                if os.path.lexists(jpath):  # the new journal went elsewhere
+                    _drop(jpath)
+                return "an interrupted rewrite of %s was completed (%d octets of mail delivered since kept)" % (
+                    path, size - old)
+        if not same_file or size < new or not content_ok:
+            why = ("the mbox was replaced by another file" if not same_file else
+                   "the mbox was cut short by another program" if size < new else "the journal was damaged")
+            return _set_aside(jpath, why, fatal=True)
+        with HoldSignals():
+            if phase == WRITTEN:
+                os.pwrite(jfd, EXTENDED, PHASE_AT)
+                os.fsync(jfd)
+            _copy_range(jfd, HEADER, fd, 0, new)
+            os.fsync(fd)
+            _drop(jpath)
+        return "an interrupted rewrite of %s was completed" % path
+
+
+def _stream(fd: int, start: int, length: int, out: Any) -> None:
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(COPY, length - done), start + done)
+        if not chunk:
+            raise OSError("file shorter than expected")
+        out.write(chunk)
+        done += len(chunk)
+
+
+def _drop(jpath: str) -> None:
+    try:
+        os.unlink(jpath)
+    except FileNotFoundError:
+        pass
+    _fsync_dir(os.path.dirname(jpath))
+
+
+def _set_aside(jpath: str, why: str, fatal: bool = False) -> str:
+    kept = "%s.unusable-%d" % (jpath, int(time.time()))
+    os.replace(jpath, kept)
+    _fsync_dir(os.path.dirname(jpath))
+    msg = "an interrupted rewrite cannot be completed: %s; the journal (the complete signed copy after a %d-octet " \
+          "header) is kept in %s" % (why, HEADER, kept)
+    if fatal:
+        raise JournalError(msg)
+    return msg
+
+
+def journal_paths_in_state_dir() -> List[str]:
+    """The mboxes that journals in :func:`state_dir` belong to (read from
+    their headers; unreadable journals are skipped)."""
+    d = state_dir()
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return []
+    out: List[str] = []
+    for n in names:
+        if not n.endswith(".journal"):
+            continue
+        try:
+            with open(os.path.join(d, n), "rb") as j:
+                meta, _ = _read_header(j.fileno())
+        except (OSError, JournalError):
+            continue
+        out.append(os.fsdecode(os.fsencode(meta["path"])))
+    return out

@@ -1,0 +1,306 @@
+"""The in-place mbox rewrite and its recovery, killed (``os._exit`` in a forked
+child, as abrupt as SIGKILL: no cleanup runs) at every step of the rewrite and
+of the recovery, with and without mail delivered before the recovery."""
+from __future__ import annotations
+
+import fcntl
+import os
+
+import pytest
+
+from fastdkim import _owner, journal
+from fastdkim.batch import MboxLock, MboxLockedError, recover_mbox
+
+OLD = b"".join(b"From a@x Mon Jan  1 00:00:00 2029\nSubject: m%d\n\nbody %d\n\n" % (i, i) for i in range(200))
+NEW = OLD.replace(b"\nSubject:", b"\nDKIM-Signature: v=1; x\nSubject:")
+DELIVERED = b"From late@x Mon Jan  1 00:00:00 2029\nSubject: late\n\nlate body\n\n"
+
+
+def _in_child(fn):
+    """Run ``fn`` in a forked child that dies however ``fn`` ends (``os._exit``, never cleanup)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            fn()
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _killed_at(monkeypatch, box, where, after=None):
+    """Rewrite ``box`` from OLD to NEW in a child killed at ``where``."""
+
+    def die(*a, **k):
+        os._exit(137)
+
+    def child():
+        if where == "writing":
+            def write(out):
+                out.write(NEW[:1000])
+                die()
+        else:
+            def write(out):
+                out.write(NEW)
+        if where == "before-extend":
+            monkeypatch.setattr(journal, "_reserve", die)
+        elif where == "extended-unmarked":
+            real = journal._reserve
+
+            def reserve(fd, size):
+                real(fd, size)
+                os.fsync(fd)
+                die()
+            monkeypatch.setattr(journal, "_reserve", reserve)
+        elif where.startswith("copy"):
+            part = int(where[4:])
+
+            def copy(src, so, dst, do, length):
+                n = length * part // 100
+                os.pwrite(dst, os.pread(src, n, so), do)
+                die()
+            monkeypatch.setattr(journal, "_copy_range", copy)
+        elif where == "copied":
+            real_apply = journal._apply
+
+            def apply(*a):
+                real_apply(*a)
+                die()
+            monkeypatch.setattr(journal, "_apply", apply)
+        with MboxLock(str(box), timeout=1, recover=False) as lock:
+            journal.rewrite_in_place(lock.fh, write, str(box))
+
+    assert _in_child(child) == 137
+
+
+WHERE = ["writing", "before-extend", "extended-unmarked", "copy0", "copy1", "copy50", "copy99", "copy100", "copied"]
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["quiet", "mail-delivered-after-the-kill"])
+@pytest.mark.parametrize("where", WHERE)
+def test_killed_rewrite_is_completed_by_the_next_run(tmp_path, monkeypatch, where, delivered):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, where)
+    lock = tmp_path / "box.lock"
+    assert lock.exists()  # the dead process's dot-lock is left behind...
+    if delivered:  # ...and a delivery agent that does not use dot-locks appends meanwhile
+        with open(box, "ab") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_EX)
+            fh.write(DELIVERED)
+    monkeypatch.undo()
+    what = recover_mbox(str(box), timeout=2)
+    data = box.read_bytes()
+    if where == "writing":  # killed before the journal was complete: the mbox was never touched
+        assert what is None
+        assert data == OLD + (DELIVERED if delivered else b"")
+        with MboxLock(str(box), timeout=2):  # the stale lock is broken, the half journal swept
+            pass
+    else:
+        assert what and "completed" in what
+        assert data == NEW + (DELIVERED if delivered else b"")
+    assert not lock.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]  # no journal, no temporary file
+    assert journal.find_journal(str(box)) is None
+
+
+@pytest.mark.parametrize("where", ["copy50", "copied"])
+def test_a_killed_recovery_is_recovered(tmp_path, monkeypatch, where):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copy30")
+    monkeypatch.undo()
+
+    def recover_and_die():
+        if where == "copy50":
+            def copy(src, so, dst, do, length):
+                os.pwrite(dst, os.pread(src, length // 2, so), do)
+                os._exit(137)
+            monkeypatch.setattr(journal, "_copy_range", copy)
+        else:
+            monkeypatch.setattr(journal, "_drop", lambda j: os._exit(137))
+        recover_mbox(str(box), timeout=2)
+
+    assert _in_child(recover_and_die) == 137
+    monkeypatch.undo()
+    assert "completed" in recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == NEW
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_journal_of_an_mbox_changed_by_another_program_before_the_rewrite_is_dropped(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "before-extend")
+    monkeypatch.undo()
+    box.write_bytes(OLD[:500])  # a mail client expunged messages meanwhile (after breaking the stale lock)
+    what = recover_mbox(str(box), timeout=2)
+    assert "dropped" in what and box.read_bytes() == OLD[:500]
+    assert journal.find_journal(str(box)) is None
+
+
+def test_journal_of_a_replaced_mbox_is_kept_and_reported(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copy50")
+    monkeypatch.undo()
+    os.unlink(box)
+    box.write_bytes(OLD)  # another file under the name
+    with pytest.raises(journal.JournalError, match="replaced") as info:
+        recover_mbox(str(box), timeout=2)
+    kept = [p for p in tmp_path.iterdir() if ".unusable-" in p.name]
+    assert len(kept) == 1 and str(kept[0]) in str(info.value)
+    assert kept[0].read_bytes()[journal.HEADER:] == NEW  # the complete signed copy
+    assert recover_mbox(str(box), timeout=2) is None  # the next run goes ahead
+
+
+def test_damaged_journal_before_the_rewrite_is_dropped(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "extended-unmarked")
+    monkeypatch.undo()
+    j = journal.find_journal(str(box))
+    with open(j, "r+b") as fh:
+        fh.seek(journal.HEADER + 10)
+        fh.write(b"#")
+    what = recover_mbox(str(box), timeout=2)
+    assert "dropped" in what and box.read_bytes() == OLD  # the NUL extension taken back
+
+
+def test_journal_goes_to_the_state_directory_when_the_mbox_directory_is_read_only(tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        # root writes into read-only directories: make the directory unusable for temporary files instead
+        real = _owner.mkstemp
+
+        def mkstemp(directory):
+            if directory == str(tmp_path / "spool"):
+                raise PermissionError(13, "Permission denied", directory)
+            return real(directory)
+        monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    box = spool / "box"
+    box.write_bytes(OLD)
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    if os.geteuid() != 0:
+        spool.chmod(0o555)
+    try:
+        with open(box, "r+b") as fh:
+            seen = []
+            real_apply = journal._apply
+
+            def apply(fd, jfd, meta):
+                seen.append(journal.find_journal(str(box)))
+                real_apply(fd, jfd, meta)
+            monkeypatch.setattr(journal, "_apply", apply)
+            assert journal.rewrite_in_place(fh, lambda out: out.write(NEW), str(box))
+        assert seen[0].startswith(str(tmp_path / "state"))
+        assert box.read_bytes() == NEW and journal.find_journal(str(box)) is None
+    finally:
+        spool.chmod(0o755)
+
+
+def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypatch):
+    from fastdkim.batch import recover_all
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    box = spool / "box"
+    box.write_bytes(OLD)
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    real = _owner.mkstemp
+
+    def mkstemp(directory):
+        if directory == str(spool):
+            raise PermissionError(13, "Permission denied", directory)
+        return real(directory)
+    monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+    _killed_at(monkeypatch, box, "copy50")
+    monkeypatch.undo()
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    assert [(p, "completed" in w) for p, w in recover_all(timeout=2)] == [(str(box), True)]
+    assert box.read_bytes() == NEW
+
+
+def test_unchanged_content_is_not_written(tmp_path):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    mtime = box.stat().st_mtime_ns
+    with MboxLock(str(box), timeout=1) as lock:
+        assert journal.rewrite_in_place(lock.fh, lambda out: out.write(OLD), str(box)) is False
+    assert box.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_shorter_content_is_refused_before_anything_changes(tmp_path):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    with MboxLock(str(box), timeout=1) as lock:
+        with pytest.raises(ValueError, match="shorter"):
+            journal.rewrite_in_place(lock.fh, lambda out: out.write(OLD[:-1]), str(box))
+    assert box.read_bytes() == OLD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+# -- dot-locks ------------------------------------------------------------------------------
+
+
+def _dead_pid():
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_dot_lock_holds_pid_and_host(tmp_path):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    with MboxLock(str(box), timeout=1):
+        assert (tmp_path / "box.lock").read_bytes() == b"%d\n%s\n" % (os.getpid(), _owner.host().encode())
+
+
+@pytest.mark.parametrize("content", ["{dead}\n{host}\n", "{dead}\n", "{dead}"])
+def test_stale_dot_lock_of_a_dead_process_is_removed(tmp_path, content):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    (tmp_path / "box.lock").write_text(content.format(dead=_dead_pid(), host=_owner.host()))
+    with MboxLock(str(box), timeout=0.5):
+        assert (tmp_path / "box.lock").read_bytes().startswith(b"%d\n" % os.getpid())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+@pytest.mark.parametrize("content", ["{live}\n{host}\n", "{live}\n", "", "{dead}\nanother-host\n", "junk"])
+def test_dot_lock_of_a_live_process_other_host_or_unknown_owner_is_waited_for(tmp_path, content):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    # pid 1 is always running; a dead pid on another machine says nothing about that machine
+    (tmp_path / "box.lock").write_text(content.format(live=1, dead=_dead_pid(), host=_owner.host()))
+    with pytest.raises(MboxLockedError):
+        with MboxLock(str(box), timeout=0.3):
+            pass
+    assert (tmp_path / "box.lock").exists()
+
+
+def test_dot_lock_of_a_reused_pid_is_stale(tmp_path):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text("1\n%s\n" % _owner.host())
+    os.utime(lock, (0, 0))  # made in 1970: pid 1 started after it, so it is another process of that number
+    with MboxLock(str(box), timeout=0.5):
+        pass
+    assert not lock.exists()
+
+
+def test_temporary_files_of_dead_processes_are_swept(tmp_path):
+    dead, host = _dead_pid(), _owner.host()
+    stale = tmp_path / (".fastdkim-%s.%d.abc123.tmp" % (host, dead))
+    live = tmp_path / (".fastdkim-%s.%d.abc123.tmp" % (host, os.getppid()))
+    other = tmp_path / (".fastdkim-elsewhere.%d.abc123.tmp" % dead)
+    mine = tmp_path / ".fastdkim-unrelated"
+    for p in (stale, live, other, mine):
+        p.write_bytes(b"x")
+    assert _owner.sweep_temporaries(str(tmp_path)) == 1
+    assert not stale.exists() and live.exists() and other.exists() and mine.exists()
