@@ -37,6 +37,8 @@ __all__ = [
     "relaxed_header",
     "find_body_start",
     "split_header_fields",
+    "bare_line_break",
+    "bad_field_line",
     "normalize_line_endings",
     "parse_tag_list",
     "parse_signature",
@@ -1037,7 +1039,7 @@ def find_body_start(data, bare_lf=False):
         PyBuffer_Release(&view)
 
 
-def split_header_fields(block):
+def split_header_fields(block, max_fields=None):
     """Split a CRLF header block into ``(name, raw)`` pairs, top to bottom.
 
     ``name`` is the field name lower-cased, without surrounding whitespace
@@ -1045,15 +1047,24 @@ def split_header_fields(block):
     ``raw`` is the field exactly as in the block, folding and final CRLF
     included.  A line that starts with WSP continues the field above it.
     The block may lack the final CRLF.
+
+    :param max_fields: the most fields accepted; ``None``: no limit.
+    :raises ValueError: the block has more than ``max_fields`` fields (found
+        when the first field past the limit starts, before it is built).
     """
     cdef Py_buffer view
     cdef const unsigned char *b
     cdef const unsigned char *p
     cdef Py_ssize_t n, ls, le, nxt, fs = 0, fe = 0, ns, ne, j
+    cdef Py_ssize_t limit = PY_SSIZE_T_MAX
     cdef bint have = False
     cdef list out = []
     cdef bytes name
     cdef unsigned char *q
+    if max_fields is not None:
+        limit = PyNumber_Index(max_fields)
+        if limit < 0:
+            raise ValueError("max_fields must be >= 0")
     _get_buffer(block, &view)
     try:
         b = <const unsigned char *>view.buf
@@ -1080,6 +1091,8 @@ def split_header_fields(block):
             else:
                 if have:
                     out.append(_field(b, fs, fe, ls))
+                if len(out) >= limit:
+                    raise ValueError("more than %d header fields" % limit)
                 have = True
                 fs = ls
                 fe = le
@@ -1087,6 +1100,113 @@ def split_header_fields(block):
         if have:
             out.append(_field(b, fs, fe, n))
         return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef Py_ssize_t _bare_cr(const unsigned char *b, Py_ssize_t n) noexcept nogil:
+    """Offset of the first CR of b[:n] not followed by LF, or -1."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t i = 0
+    while i < n:
+        p = <const unsigned char *>memchr(b + i, _CR, <size_t>(n - i))
+        if p == NULL:
+            return -1
+        i = p - b
+        if i + 1 >= n or b[i + 1] != _LF:
+            return i
+        i += 2
+    return -1
+
+
+cdef Py_ssize_t _bare_lf(const unsigned char *b, Py_ssize_t n) noexcept nogil:
+    """Offset of the first LF of b[:n] not preceded by CR, or -1."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t i = 0
+    while i < n:
+        p = <const unsigned char *>memchr(b + i, _LF, <size_t>(n - i))
+        if p == NULL:
+            return -1
+        i = p - b
+        if i == 0 or b[i - 1] != _CR:
+            return i
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _bare_break(const unsigned char *b, Py_ssize_t n, bint lf_ok) noexcept nogil:
+    cdef Py_ssize_t cr = _bare_cr(b, n), lf
+    if lf_ok:
+        return cr
+    lf = _bare_lf(b, n if cr < 0 else cr)  # only a bare LF before the bare CR comes first
+    return cr if lf < 0 else lf
+
+
+def bare_line_break(data, lf_ok):
+    """Offset of the first bare CR in ``data`` or, unless ``lf_ok``, of the
+    first bare CR or bare LF; -1 if there is none.
+
+    A bare CR is a CR not followed by LF (a CR that ends ``data`` is bare); a
+    bare LF is a LF not preceded by CR (a LF that starts ``data`` is bare).
+    RFC 5322 section 2.2 allows CR and LF in a header block only together, as
+    CRLF; ``lf_ok`` accepts bare LF as a line ending (mail stored with Unix
+    line endings).
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t res
+    cdef bint ok = True if lf_ok else False
+    _get_buffer(data, &view)
+    try:
+        if view.len >= _NOGIL_MIN:
+            with nogil:
+                res = _bare_break(<const unsigned char *>view.buf, view.len, ok)
+        else:
+            res = _bare_break(<const unsigned char *>view.buf, view.len, ok)
+        return res
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef inline bint _ftext(unsigned char c) noexcept nogil:
+    return 33 <= c <= 126 and c != 58
+
+
+cdef Py_ssize_t _bad_line(const unsigned char *b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t p = 0, q
+    cdef const unsigned char *nl
+    while p < n:
+        if not (p > 0 and (b[p] == _SP or b[p] == _TAB)):  # not a continuation line: name ":"
+            q = p
+            while q < n and _ftext(b[q]):
+                q += 1
+            if q == p or q >= n or b[q] != 58:
+                return p
+        nl = <const unsigned char *>memchr(b + p, 10, <size_t>(n - p))
+        if nl == NULL:
+            return -1
+        p = (nl - b) + 1
+    return -1
+
+
+def bad_field_line(block):
+    """Offset of the first line of the CRLF header block ``block`` that is
+    neither a header field (a name of printable US-ASCII other than ``:``,
+    then ``:``, RFC 5322 section 2.2) nor a continuation line (starting with
+    SP or HTAB, after the first line); -1 if every line is one of those.
+
+    Parsers disagree about such lines (Python's ``email`` ends the header
+    block at the first of them), so a verifier must not trust a block with one.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t res
+    _get_buffer(block, &view)
+    try:
+        if view.len >= _NOGIL_MIN:
+            with nogil:
+                res = _bad_line(<const unsigned char *>view.buf, view.len)
+        else:
+            res = _bad_line(<const unsigned char *>view.buf, view.len)
+        return res
     finally:
         PyBuffer_Release(&view)
 

@@ -188,6 +188,136 @@ def test_split_header_fields_twins_agree(block):
 
 
 @SETTINGS
+@given(block=header_blobs, max_fields=st.integers(0, 6))
+def test_split_header_fields_limit_twins_agree(block, max_fields):
+    got = _outcome(fast.split_header_fields, block, max_fields)
+    assert got == _outcome(pure.split_header_fields, block, max_fields)
+    unlimited = pure.split_header_fields(block)
+    if len(unlimited) <= max_fields:
+        assert got == ("ok", unlimited)
+    else:
+        assert got == ("error", "more than %d header fields" % max_fields)
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_split_header_fields_stops_at_the_limit(name):
+    """Past max_fields the split stops at once: it never builds the fields
+    of a huge block first (measured as Python allocations, not time)."""
+    import tracemalloc
+
+    mod = _core(name)
+    block = b"a:1\r\n" * 1_000_000
+    assert len(mod.split_header_fields(block[:50], 10)) == 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="more than 10 header fields"):
+            mod.split_header_fields(block, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak
+    with pytest.raises(ValueError):
+        mod.split_header_fields(b"a:1", -1)
+
+
+# Random octets with CR and LF sprinkled in: alone, paired, doubled, reversed,
+# at the edges of the input and in long runs (which reach the nogil path).
+LINE_BREAK_TOKENS = [b"\r", b"\n", b"\r\n", b"\n\r", b"\r\r\n", b"\n\n", b"\r\n\r\n", b"a", b"From: x", b" ", b"\x00"]
+line_break_data = st.one_of(
+    _token_strings(LINE_BREAK_TOKENS, 40),
+    st.binary(max_size=80),
+    st.tuples(_token_strings(LINE_BREAK_TOKENS, 6), st.integers(1, 3000), _token_strings(LINE_BREAK_TOKENS, 6))
+    .map(lambda t: b"a: b\r\n" * t[1] + t[0] + b"\r\n" * t[1] + t[2]),
+)
+
+
+def _bare_line_break_oracle(data, lf_ok):
+    """Octet by octet: the first CR without its LF, or (unless lf_ok) LF without its CR."""
+    for i, c in enumerate(data):
+        if c == 13 and data[i + 1:i + 2] != b"\n":
+            return i
+        if c == 10 and not lf_ok and (i == 0 or data[i - 1] != 13):
+            return i
+    return -1
+
+
+@SETTINGS
+@given(data=line_break_data, lf_ok=st.booleans())
+def test_bare_line_break_twins_agree(data, lf_ok):
+    got = fast.bare_line_break(data, lf_ok)
+    assert got == pure.bare_line_break(data, lf_ok) == _bare_line_break_oracle(data, lf_ok)
+    assert fast.bare_line_break(bytearray(data), lf_ok) == got
+    assert fast.bare_line_break(memoryview(data), lf_ok) == got
+    assert pure.bare_line_break(memoryview(data), lf_ok) == got
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_bare_line_break_examples(name):
+    f = _core(name).bare_line_break
+    assert f(b"", False) == f(b"", True) == -1
+    assert f(b"a: b\r\nc: d\r\n\r\n", False) == -1
+    assert f(b"a: b\nc: d\n\n", True) == -1
+    assert f(b"a: b\nc: d\n\n", False) == 4
+    assert f(b"\n", False) == 0 and f(b"\n", True) == -1
+    assert f(b"a\r", True) == 1  # a CR at the very end has no LF
+    assert f(b"X: a\rFrom: evil\r\n", True) == 4
+    assert f(b"a\r\r\n", True) == 1
+    assert f(b"a\n\rb", False) == 1 and f(b"a\n\rb", True) == 2
+    big = b"Received: x\r\n" * 100_000
+    assert f(big + b"X: 1\nFrom: y\r\n", False) == len(big) + 4
+    assert f(big + b"X: 1\nFrom: y\r\n", True) == -1
+    assert f(big + b"X: 1\rFrom: y\r\n", True) == len(big) + 4
+
+
+FIELD_LINE_TOKENS = [b"\r\n", b"A: b", b"From: x", b" cont", b"\tcont", b"X Y: z", b": v", b"N :v", b"\xe9: v",
+                     b"no colon", b"From x", b":", b" ", b"\n", b"a"]
+field_line_data = st.one_of(
+    _token_strings(FIELD_LINE_TOKENS, 30),
+    st.binary(max_size=80),
+    st.tuples(_token_strings(FIELD_LINE_TOKENS, 6), st.integers(1, 3000))
+    .map(lambda t: b"Received: x\r\n" * t[1] + t[0]),
+)
+
+
+def _bad_field_line_oracle(block):
+    """Line by line: the first that is neither ``ftext+ ":" ...`` nor (after the first) SP/HTAB-led."""
+    if not block:
+        return -1
+    pos = 0
+    lines = block.split(b"\n")
+    for n, line in enumerate(lines):
+        if n == len(lines) - 1 and line == b"" and n > 0:
+            break  # after the block's final line ending
+        name, colon, _ = line.partition(b":")
+        ok_field = colon and name and all(33 <= c <= 126 and c != 58 for c in name)
+        if not ok_field and not (n > 0 and line[:1] in (b" ", b"\t")):
+            return pos
+        pos += len(line) + 1
+    return -1
+
+
+@SETTINGS
+@given(data=field_line_data)
+def test_bad_field_line_twins_agree(data):
+    got = fast.bad_field_line(data)
+    assert got == pure.bad_field_line(data) == _bad_field_line_oracle(data)
+    assert fast.bad_field_line(bytearray(data)) == pure.bad_field_line(memoryview(data)) == got
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_bad_field_line_examples(name):
+    f = _core(name).bad_field_line
+    assert f(b"") == -1 and f(b"A: b\r\n") == -1 and f(b"A: b\r\n c\r\n\td\r\nE:f") == -1
+    assert f(b" A: b\r\n") == 0  # a continuation of nothing
+    assert f(b"A: b\r\nno colon\r\nC: d\r\n") == 6
+    assert f(b"A: b\r\nSubject : x\r\n") == 6  # space before the colon (obsolete syntax)
+    assert f(b"A: b\r\nX Y: z\r\n") == 6 and f(b": v\r\n") == 0 and f(b"\xe9: v\r\n") == 0
+    assert f(b"From sender@example.com Mon Jan  1 00:00:00 2029\r\nA: b\r\n") == 0  # an envelope line
+    big = b"Received: x\r\n" * 100_000
+    assert f(big + b"bad\r\n") == len(big) and f(big) == -1
+
+
+@SETTINGS
 @given(data=st.one_of(header_blobs, bodies))
 def test_find_body_start_and_normalize_twins_agree(data):
     for bare_lf in (False, True):
@@ -205,6 +335,7 @@ def test_non_contiguous_buffers(body, step):
     assert fast.normalize_line_endings(view) == pure.normalize_line_endings(flat)
     assert fast.find_body_start(view, True) == pure.find_body_start(flat, True)
     assert fast.split_header_fields(view) == pure.split_header_fields(flat)
+    assert fast.bare_line_break(view, False) == pure.bare_line_break(flat, False)
     h = fast.BodyHasher(False)
     h.update(view)
     assert h.digest() == hashlib.sha256(pure.canonicalize_body(flat, False)).digest()

@@ -21,7 +21,8 @@ Buffer = Union[bytes, bytearray, memoryview]
 
 _CRLF = b"\r\n"
 _WSP_RUN = re.compile(rb"[ \t]+")
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 __all__ = [
     "BodyCanonicalizer",
@@ -30,6 +31,8 @@ __all__ = [
     "relaxed_header",
     "find_body_start",
     "split_header_fields",
+    "bare_line_break",
+    "bad_field_line",
     "normalize_line_endings",
     "parse_tag_list",
     "parse_signature",
@@ -226,7 +229,9 @@ def relaxed_header(field: Buffer) -> bytes:
 
 def normalize_line_endings(data: Buffer) -> bytes:
     """Replace every LF not preceded by CR with CRLF."""
-    return _BARE_LF.sub(_CRLF, bytes(data))
+    # Every line ending to LF, then every LF to CRLF: a CR stays wherever it
+    # is not the CR of a CRLF.  (Two whole copies, never a piece per line.)
+    return bytes(data).replace(_CRLF, b"\n").replace(b"\n", _CRLF)
 
 
 def find_body_start(data: Buffer, bare_lf: bool = False) -> int:
@@ -252,7 +257,7 @@ def find_body_start(data: Buffer, bare_lf: bool = False) -> int:
     return best
 
 
-def split_header_fields(block: Buffer) -> List[Tuple[bytes, bytes]]:
+def split_header_fields(block: Buffer, max_fields: Optional[int] = None) -> List[Tuple[bytes, bytes]]:
     """Split a CRLF header block into ``(name, raw)`` pairs, top to bottom.
 
     ``name`` is the field name lower-cased, without surrounding whitespace
@@ -260,33 +265,76 @@ def split_header_fields(block: Buffer) -> List[Tuple[bytes, bytes]]:
     ``raw`` is the field exactly as in the block, folding and final CRLF
     included.  A line that starts with WSP continues the field above it.
     The block may lack the final CRLF.
+
+    :param max_fields: the most fields accepted; ``None``: no limit.
+    :raises ValueError: the block has more than ``max_fields`` fields (found
+        when the first field past the limit starts, before it is built).
+    """
+    if max_fields is not None and max_fields < 0:
+        raise ValueError("max_fields must be >= 0")
+    b = bytes(block)
+    n = len(b)
+    out: List[Tuple[bytes, bytes]] = []
+    start = -1  # where the field being collected starts (-1: none yet)
+    first_end = 0  # where its first line ends (before the CRLF)
+    pos = 0  # where the current line starts
+    while pos < n:
+        eol = b.find(_CRLF, pos)
+        line_end, nxt = (n, n) if eol < 0 else (eol, eol + 2)
+        if start < 0 or b[pos:pos + 1] not in (b" ", b"\t"):  # not a continuation line
+            if start >= 0:
+                out.append(_named_field(b, start, first_end, pos))
+            if max_fields is not None and len(out) >= max_fields:
+                raise ValueError("more than %d header fields" % max_fields)
+            start, first_end = pos, line_end
+        pos = nxt
+    if start >= 0:
+        out.append(_named_field(b, start, first_end, n))
+    return out
+
+
+def _named_field(b: bytes, start: int, first_end: int, end: int) -> Tuple[bytes, bytes]:
+    """``(name, raw)`` for the field ``b[start:end]`` whose first line ends at ``first_end``."""
+    first = b[start:first_end]
+    colon = first.find(b":")
+    name = first[:colon].strip(b" \t").lower() if colon >= 0 else b""
+    return name, b[start:end]
+
+
+def bare_line_break(data: Buffer, lf_ok: bool) -> int:
+    """Offset of the first bare CR in ``data`` or, unless ``lf_ok``, of the
+    first bare CR or bare LF; -1 if there is none.
+
+    A bare CR is a CR not followed by LF (a CR that ends ``data`` is bare); a
+    bare LF is a LF not preceded by CR (a LF that starts ``data`` is bare).
+    RFC 5322 section 2.2 allows CR and LF in a header block only together, as
+    CRLF; ``lf_ok`` accepts bare LF as a line ending (mail stored with Unix
+    line endings).
+    """
+    m = (_BARE_CR if lf_ok else _BARE_CR_OR_LF).search(bytes(data))
+    return -1 if m is None else m.start()
+
+
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+_NOT_FIELD_OR_CONTINUATION = re.compile(rb"\n(?![\x21-\x39\x3b-\x7e]+:|[ \t])")
+
+
+def bad_field_line(block: Buffer) -> int:
+    """Offset of the first line of the CRLF header block ``block`` that is
+    neither a header field (a name of printable US-ASCII other than ``:``,
+    then ``:``, RFC 5322 section 2.2) nor a continuation line (starting with
+    SP or HTAB, after the first line); -1 if every line is one of those.
+
+    Parsers disagree about such lines (Python's ``email`` ends the header
+    block at the first of them), so a verifier must not trust a block with one.
     """
     b = bytes(block)
-    if not b:
-        return []
-    lines = b.split(_CRLF)
-    if lines[-1] == b"":
-        lines.pop()
-        ends_crlf = True
-    else:
-        ends_crlf = False
-    fields: List[List[bytes]] = []
-    for line in lines:
-        if fields and line[:1] in (b" ", b"\t"):
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    out: List[Tuple[bytes, bytes]] = []
-    last = len(fields) - 1
-    for n, parts in enumerate(fields):
-        raw = _CRLF.join(parts)
-        if n < last or ends_crlf:
-            raw += _CRLF
-        first = parts[0]
-        colon = first.find(b":")
-        name = first[:colon].strip(b" \t").lower() if colon >= 0 else b""
-        out.append((name, raw))
-    return out
+    if b and not _FIELD_START.match(b):
+        return 0
+    m = _NOT_FIELD_OR_CONTINUATION.search(b)
+    if m is None or m.end() == len(b):  # (a line ending that ends the block starts no line)
+        return -1
+    return m.end()
 
 
 _FWS = b" \t\r\n"

@@ -390,10 +390,13 @@ def _init_worker(setup: _SignSetup, worker: bool = False, main_pid: int = 0) -> 
 
 def _sign_stream(setup: _SignSetup, fh: Any) -> bytes:
     """Headers to prepend to the message in the seekable binary ``fh``; raises DKIMError if it cannot be signed."""
+    from .errors import MessageFormatError
     from .message import read_message
 
     start = fh.tell()
     pm = read_message(fh)
+    if pm.malformed is not None:  # (before the From domain, which such a block cannot vouch for)
+        raise MessageFormatError(pm.malformed)
     signers = setup.signers_for(pm.fields)
     fh.seek(start)
     headers, lf = _sign_all(fh, signers, None)

@@ -1,8 +1,23 @@
 """Reading messages: the header block as fields, the body as a stream of chunks.
 
 A message is given as bytes-like or as a binary file object.  Only the header
-block is held in memory (up to ``max_header_bytes``); the body is read in
-``CHUNK`` pieces, so a message of any size is processed in bounded memory.
+block is held in memory (up to ``max_header_bytes``, at most
+``max_header_fields`` fields); the body is read in ``CHUNK`` pieces, so a
+message of any size is processed in bounded memory.
+
+Line endings.  A message is *LF mail* (stored with Unix line endings) when its
+first line ends in a bare LF: the first LF of the message is not preceded by
+CR, or the message starts with LF.  Then a bare LF counts as CRLF, in the
+header block and in the body.  Any other message is in wire form, where a bare
+LF is content.  The rule is the same for every kind of input (bytes, a file,
+standard input); the ``bare_lf`` option of :func:`read_message` overrides it.
+
+RFC 5322 section 2.2 allows CR and LF in a header block only together, as
+CRLF, and mail software does not agree on what anything else means (Python's
+``email`` takes a lone CR or LF for a line break).  So a bare CR anywhere in
+the header block, and in wire form a bare LF, make the message *malformed*:
+:attr:`ParsedMessage.malformed` says why; verification then fails every
+signature (``permerror``) and signing refuses the message.
 """
 from __future__ import annotations
 
@@ -12,17 +27,27 @@ from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 from . import _core
 from .errors import MessageFormatError
 
-__all__ = ["Header", "MessageInput", "ParsedMessage", "read_message", "is_file", "CHUNK", "MAX_HEADER_BYTES"]
+__all__ = [
+    "Header", "MessageInput", "ParsedMessage", "read_message", "is_file", "CHUNK", "MAX_HEADER_BYTES",
+    "MAX_HEADER_FIELDS", "HeaderTooLarge", "TooManyHeaderFields",
+]
 
 CHUNK = 1 << 20
 MAX_HEADER_BYTES = 32 << 20
+MAX_HEADER_FIELDS = 10_000
 
 MessageInput = Union[bytes, bytearray, memoryview, BinaryIO]
 Header = Tuple[bytes, bytes]  # (lower-cased name, raw field with folding and CRLF)
 
+_SMALL = 1 << 16  # header blocks up to this size are sliced (copied); larger ones viewed
+
 
 class HeaderTooLarge(MessageFormatError):
     """The header block is larger than the configured limit."""
+
+
+class TooManyHeaderFields(MessageFormatError):
+    """The header block has more fields than the configured limit."""
 
 
 @dataclass
@@ -40,6 +65,10 @@ class ParsedMessage:
     lf_endings: bool
     #: whether bare LF counts as a line ending for this message (resolved option)
     bare_lf: bool = False
+    #: why the header block is malformed (a bare CR, or a bare LF in wire
+    #: form), or ``None``.  The fields are still split as the form in use
+    #: reads them, but they must be neither signed nor trusted.
+    malformed: Optional[str] = None
 
 
 def is_file(obj: object) -> bool:
@@ -54,6 +83,11 @@ def _first_lf(mv: memoryview) -> int:
         if j >= 0:
             return i + j
     return -1
+
+
+def _bare_first_line(data: Union[bytes, bytearray, memoryview], nl: int) -> bool:
+    """Whether the first line ends in a bare LF, given the offset ``nl`` of the first LF (-1: none)."""
+    return nl == 0 or (nl > 0 and data[nl - 1] != 13)
 
 
 def _bytes_body(data: memoryview) -> Iterator[bytes]:
@@ -73,18 +107,96 @@ def _file_body(head: bytes, fh: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _split(buf: bytes, body_start: int, bare_lf: bool) -> Tuple[List[Header], bool]:
-    """The header fields of ``buf`` (the message, or at least its header
-    block) whose body starts at ``body_start`` (-1: no body), and whether the
-    header block uses bare LF line endings."""
-    if not bare_lf:  # wire form: one copy, without the empty line that ends the block
-        return _core.core.split_header_fields(buf if body_start < 0 else buf[:body_start - 2]), False
-    head = buf if body_start < 0 else buf[:body_start]
-    lf = b"\n" in head and not head.split(b"\n", 1)[0].endswith(b"\r")
-    head = _core.core.normalize_line_endings(head)
-    if body_start >= 0:
-        head = head[:-2]  # the empty line that ends the header block
-    return _core.core.split_header_fields(head), lf
+def _read_head(fh: BinaryIO, bare_lf: Optional[bool], max_header_bytes: int) -> Tuple[bytearray, int, int]:
+    """Read ``fh`` up to the end of its header block (and perhaps beyond).
+
+    Returns the bytes read, the offset of the body in them (-1: the file
+    ended first) and the offset of the first LF (-1: none).  The line-ending
+    form is known once the first LF is in, so the end of the header block is
+    looked for from then on.
+    """
+    buf = bytearray()
+    want = 1 << 16
+    start = nl = -1
+    lf = bare_lf
+    while True:
+        chunk = fh.read(want)
+        if isinstance(chunk, str):
+            raise MessageFormatError("message file must be opened in binary mode")
+        if not chunk:
+            return buf, start, nl
+        seen = len(buf)
+        buf += chunk
+        if nl < 0:
+            nl = buf.find(b"\n", seen)
+            if nl >= 0 and lf is None:
+                lf = _bare_first_line(buf, nl)
+        if nl >= 0:  # no line ends before the first LF, so neither does the header block
+            start = _core.core.find_body_start(buf, bool(lf))
+            if start >= 0:
+                return buf, start, nl
+        if len(buf) > max_header_bytes:
+            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+        want = min(want * 2, CHUNK * 8)  # geometric growth keeps re-scans linear overall
+
+
+def _head_view(data: Union[bytes, memoryview], end: int) -> Union[bytes, memoryview]:
+    """``data[:end]``, without copying a large header block."""
+    if end == len(data):
+        return data
+    if end <= _SMALL or isinstance(data, memoryview):
+        return data[:end]
+    return memoryview(data)[:end]
+
+
+def _malformed(head: Union[bytes, memoryview], lf: bool) -> Optional[str]:
+    """Why the header block ``head`` is malformed in the form ``lf`` says, or ``None``."""
+    pos = _core.core.bare_line_break(head, lf)
+    if pos < 0:
+        return None
+    return "bare %s at offset %d in the header block (RFC 5322 section 2.2: CR and LF only together as CRLF)" % (
+        "CR" if head[pos] == 13 else "LF", pos)
+
+
+def _parse_head(
+    data: Union[bytes, memoryview], start: int, lf: bool, lf_endings: bool,
+    max_header_bytes: int, max_header_fields: int,
+) -> Tuple[List[Header], bool, Optional[str]]:
+    """The header fields of ``data`` (the message, or at least its header
+    block) whose body starts at ``start`` (-1: no body), whether the header
+    block uses bare LF line endings, and why it is malformed (or ``None``)."""
+    end = len(data) if start < 0 else start
+    if end > max_header_bytes:
+        raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+    head = _head_view(data, end)  # the header block with the empty line that ends it
+    malformed = _malformed(head, lf)
+    core = _core.core
+    try:
+        if not lf:  # wire form: without the empty line that ends the block
+            block = head if start < 0 else _head_view(data, end - 2)
+        else:  # LF mail: without the empty line ("\n" or "\r\n") that ends the block
+            if start >= 0:
+                head = _head_view(data, end - (2 if data[end - 2:end - 1] == b"\r" else 1))
+            block = core.normalize_line_endings(head)
+        fields = core.split_header_fields(block, max_header_fields)
+    except ValueError:
+        raise TooManyHeaderFields("header block has more than %d fields" % max_header_fields) from None
+    if malformed is None:
+        malformed = _bad_line(block)
+    return fields, lf and lf_endings, malformed
+
+
+def _bad_line(block: Union[bytes, memoryview]) -> Optional[str]:
+    """Why the CRLF header block ``block`` has a line that is neither a field nor a continuation, or ``None``."""
+    pos = _core.core.bad_field_line(block)
+    if pos < 0:
+        return None
+    line = bytes(block[pos:pos + 200]).split(b"\r\n", 1)[0][:60]
+    what = ("its first line is a continuation line" if pos == 0 and line[:1] in (b" ", b"\t") else
+            "a line without a colon" if b":" not in line else
+            "not a field name (printable US-ASCII other than ':', no spaces)")
+    return "malformed header block: %s: %r (RFC 5322 section 2.2; other parsers end the header block there)" % (
+        what, line.decode("ascii", "backslashreplace"))
 
 
 def read_message(
@@ -92,73 +204,51 @@ def read_message(
     *,
     bare_lf: Optional[bool] = None,
     max_header_bytes: int = MAX_HEADER_BYTES,
+    max_header_fields: int = MAX_HEADER_FIELDS,
 ) -> ParsedMessage:
     """Split ``message`` into header fields and a body stream.
 
-    :param bare_lf: treat a bare LF as CRLF.  ``None`` (the default) means
-        yes for file objects (mail stored on disk usually has Unix line
-        endings); for bytes, yes only when the first line ends in a bare LF
-        (such bytes cannot be in wire form), so wire-form bytes are untouched.
-    :raises MessageFormatError: the header block exceeds ``max_header_bytes``,
-        or the file is not binary.
+    :param bare_lf: treat a bare LF as CRLF (LF mail).  ``None`` (the
+        default): yes when the message's first line ends in a bare LF (such a
+        message cannot be in wire form), for bytes and files alike; otherwise
+        the message is in wire form and a bare LF is content.
+    :param max_header_bytes: the largest header block accepted.
+    :param max_header_fields: the most header fields accepted.
+    :returns: the parsed message; :attr:`ParsedMessage.malformed` is set for a
+        bare CR in the header block, or a bare LF in a wire-form header block.
+    :raises MessageFormatError: the header block exceeds ``max_header_bytes``
+        (:class:`HeaderTooLarge`) or ``max_header_fields``
+        (:class:`TooManyHeaderFields`), or the file is not binary.
     :raises TypeError: ``message`` is neither bytes-like nor a binary file.
     """
     if is_file(message):
         fh: BinaryIO = message  # type: ignore[assignment]
-        lf = True if bare_lf is None else bare_lf
-        buf = bytearray()
-        want = 1 << 16
-        start = -1
-        while True:
-            chunk = fh.read(want)
-            if isinstance(chunk, str):
-                raise MessageFormatError("message file must be opened in binary mode")
-            if not chunk:
-                break
-            buf += chunk
-            start = _core.core.find_body_start(buf, lf)
-            if start >= 0:
-                break
-            if len(buf) > max_header_bytes:
-                raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
-            want = min(want * 2, CHUNK * 8)  # geometric growth keeps re-scans linear overall
-        data = bytes(buf)
-        if start >= 0 and start > max_header_bytes:
-            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
-        fields, lf_endings = _split(data, start, lf)
-        rest = data[start:] if start >= 0 else b""
-        return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf)
+        buf, start, nl = _read_head(fh, bare_lf, max_header_bytes)
+        first = _bare_first_line(buf, nl)
+        lf = first if bare_lf is None else bare_lf
+        view = memoryview(buf)  # no copy of the header block
+        fields, lf_endings, malformed = _parse_head(view, start, lf, first, max_header_bytes, max_header_fields)
+        rest = bytes(view[start:]) if start >= 0 else b""
+        return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf, malformed)
     if type(message) is bytes:  # the common case, without memoryview overhead
         data: bytes = message
-        if bare_lf is None:
-            nl = data.find(b"\n")
-            lf = nl == 0 or (nl > 0 and data[nl - 1] != 13)
-        else:
-            lf = bare_lf
+        first = _bare_first_line(data, data.find(b"\n"))
+        lf = first if bare_lf is None else bare_lf
         start = _core.core.find_body_start(data, lf)
-        end = len(data) if start < 0 else start
-        if end > max_header_bytes:
-            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
-        fields, lf_endings = _split(data, start, lf)
+        fields, lf_endings, malformed = _parse_head(data, start, lf, first, max_header_bytes, max_header_fields)
         if start < 0 or start == len(data):
             chunks: Iterator[bytes] = iter(())
         elif len(data) - start <= CHUNK:
             chunks = iter((data[start:],))
         else:
             chunks = _bytes_body(memoryview(data)[start:])
-        return ParsedMessage(fields, chunks, lf_endings, lf)
+        return ParsedMessage(fields, chunks, lf_endings, lf, malformed)
     if isinstance(message, (bytes, bytearray, memoryview)):
         mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
-        if bare_lf is None:
-            nl = _first_lf(mv)
-            lf = nl == 0 or (nl > 0 and mv[nl - 1] != 13)
-        else:
-            lf = bare_lf
+        first = _bare_first_line(mv, _first_lf(mv))
+        lf = first if bare_lf is None else bare_lf
         start = _core.core.find_body_start(mv, lf)
-        end = len(mv) if start < 0 else start
-        if end > max_header_bytes:
-            raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
-        fields, lf_endings = _split(bytes(mv[:end]), start if start >= 0 else -1, lf)
+        fields, lf_endings, malformed = _parse_head(mv, start, lf, first, max_header_bytes, max_header_fields)
         body = mv[start:] if start >= 0 else memoryview(b"")
-        return ParsedMessage(fields, _bytes_body(body), lf_endings, lf)
+        return ParsedMessage(fields, _bytes_body(body), lf_endings, lf, malformed)
     raise TypeError("message must be bytes-like or a binary file object, not %s" % type(message).__name__)

@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import DKIMError, SigningError
+from .errors import DKIMError, MessageFormatError, SigningError
 from .message import MessageInput, read_message
 from .signing import Signer
 from ._text import to_a_label_domain
@@ -171,8 +171,13 @@ class SigningPolicy:
 
         :raises FromAddressError: see :func:`from_domain`.
         :raises NoSigningKey: no rule covers the From domain.
+        :raises MessageFormatError: the header block is malformed (see
+            :func:`~fastdkim.message.read_message`): its From field cannot be
+            trusted, and the message cannot be signed anyway.
         """
         pm = read_message(message)
+        if pm.malformed is not None:
+            raise MessageFormatError(pm.malformed)
         return self.signers_for_domain(from_domain(pm.fields))
 
     @classmethod

@@ -89,8 +89,10 @@ class Signer:
     :param body_length: add ``l=`` (the canonical body length).  Risky: it lets
         anyone append content to the signed message (RFC 6376 section 8.2).
     :param copy_headers: add ``z=`` with copies of the signed header fields.
-    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, and for
-        bytes whose first line ends in a bare LF (wire form cannot).
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for a message
+        (bytes or file alike) whose first line ends in a bare LF (wire form
+        cannot), no otherwise.  A message with a bare CR in its header block,
+        or a bare LF in a wire-form header block, is refused.
     :param password: password of an encrypted private key.
     :param min_key_bits: smallest RSA key accepted (never below 1024).
     :param clock: the time source for ``t=`` (seconds since the epoch).
@@ -201,9 +203,10 @@ class Signer:
             prepend to the message: its lines end as the message's do (CRLF,
             or LF for a message stored with Unix line endings).
         :raises MessageFormatError: the message has no From field, its header
-            block is malformed or too large.
+            block is malformed (a bare CR, or a bare LF in wire form) or too
+            large.
         """
-        pm = read_message(message, bare_lf=self.bare_lf)
+        pm = _read_signable(message, self.bare_lf)
         hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
         for chunk in pm.body:
             hasher.update(chunk)
@@ -417,7 +420,7 @@ def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optiona
         raise SigningError("no signers given")
     if bare_lf is None:
         bare_lf = signers[0].bare_lf
-    pm = read_message(message, bare_lf=bare_lf)
+    pm = _read_signable(message, bare_lf)
     if not any(name == b"from" for name, _ in pm.fields):
         raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
     hashers = _hash_bodies(pm, signers, pm.bare_lf)
@@ -426,6 +429,14 @@ def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optiona
         h = hashers[s._body_key()]
         out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None))
     return out, pm.lf_endings
+
+
+def _read_signable(message: MessageInput, bare_lf: Optional[bool]) -> ParsedMessage:
+    """The parsed message, refused when its header block is malformed."""
+    pm = read_message(message, bare_lf=bare_lf)
+    if pm.malformed is not None:
+        raise MessageFormatError(pm.malformed)
+    return pm
 
 
 def _as_endings(headers: Sequence[bytes], lf: bool) -> bytes:

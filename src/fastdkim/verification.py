@@ -8,6 +8,7 @@ never raises: whatever is wrong becomes a result with a reason.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,7 +22,7 @@ from .canonicalization import parse_canonicalization
 from .dns import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MessageInput, read_message
+from .message import MAX_HEADER_FIELDS, MessageInput, read_message
 from .tags import FIELD_NAME, FWS, MAX_H_NAMES
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
@@ -122,8 +123,10 @@ class Verifier:
     :param clock_skew: seconds a ``t=`` may lie in the future.
     :param now: verify as of this Unix time (mail that sat in a queue);
         ``None`` uses ``clock()``.
-    :param bare_lf: treat bare LF as CRLF; ``None``: yes for files, and for
-        bytes whose first line ends in a bare LF (wire form cannot).
+    :param bare_lf: treat bare LF as CRLF; ``None``: yes for a message
+        (bytes or file alike) whose first line ends in a bare LF (wire form
+        cannot), no otherwise.  A bare CR in the header block, or a bare LF
+        in a wire-form header block, makes every signature ``permerror``.
     :param max_header_names: longest ``h=`` list accepted.
     """
 
@@ -165,6 +168,8 @@ class Verifier:
             pm = read_message(message, bare_lf=self.bare_lf)
         except MessageFormatError as exc:
             return [Verification(PERMERROR, "message cannot be parsed: %s" % exc)]
+        if pm.malformed is not None:
+            return _all_permerror(pm.fields, pm.malformed)
         now = int(self.clock() if self.now is None else self.now)
         sigs: List[_Sig] = []
         for name, raw in pm.fields:
@@ -463,6 +468,36 @@ def _record_bytes(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise TypeError("a %s where TXT records (bytes) were expected" % type(value).__name__)
+
+
+_ANY_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _all_permerror(fields: Sequence[Tuple[bytes, bytes]], reason: str) -> List[Verification]:
+    """A ``permerror`` for every ``DKIM-Signature`` field of a malformed
+    message (what its tags say kept where they parse); nothing is hashed and
+    no key is looked up."""
+    # Every signature a parser could see: lines split at any CR, LF or CRLF
+    # (a smuggled line break may have hidden a field inside another).
+    block = b"".join(raw for _, raw in fields)
+    try:
+        fields = _core.core.split_header_fields(_ANY_LINE_BREAK.sub(b"\r\n", block), MAX_HEADER_FIELDS)
+    except ValueError:
+        pass
+    out: List[Verification] = []
+    for name, raw in fields:
+        if name != b"dkim-signature":
+            continue
+        r = Verification(PERMERROR, reason, index=len(out))
+        try:
+            tags, _ = _core.core.parse_signature(raw)
+        except ValueError:
+            pass
+        else:
+            r.raw_tags = tags
+            _as_written(r, tags)
+        out.append(r)
+    return out
 
 
 def _as_written(r: Verification, tags: Dict[str, bytes]) -> None:
