@@ -151,7 +151,7 @@ def test_journal_of_a_replaced_mbox_is_kept_and_reported(tmp_path, monkeypatch):
         recover_mbox(str(box), timeout=2)
     kept = [p for p in tmp_path.iterdir() if ".unusable-" in p.name]
     assert len(kept) == 1 and str(kept[0]) in str(info.value)
-    assert kept[0].read_bytes()[journal.HEADER:] == NEW  # the complete signed copy
+    assert kept[0].read_bytes()[journal.HEADER:journal.HEADER + len(NEW)] == NEW  # the complete signed copy
     assert recover_mbox(str(box), timeout=2) is None  # the next run goes ahead
 
 
@@ -190,9 +190,9 @@ def test_journal_goes_to_the_state_directory_when_the_mbox_directory_is_read_onl
             seen = []
             real_apply = journal._apply
 
-            def apply(fd, jfd, meta):
+            def apply(*a):
                 seen.append(journal.find_journal(str(box)))
-                real_apply(fd, jfd, meta)
+                real_apply(*a)
             monkeypatch.setattr(journal, "_apply", apply)
             assert journal.rewrite_in_place(fh, lambda out: out.write(NEW), str(box))
         assert seen[0].startswith(str(tmp_path / "state"))
@@ -261,7 +261,7 @@ def test_dot_lock_holds_pid_and_host(tmp_path):
         assert (tmp_path / "box.lock").read_bytes() == b"%d\n%s\n" % (os.getpid(), _owner.host().encode())
 
 
-@pytest.mark.parametrize("content", ["{dead}\n{host}\n", "{dead}\n", "{dead}"])
+@pytest.mark.parametrize("content", ["{dead}\n{host}\n", "{dead} {host}"])
 def test_stale_dot_lock_of_a_dead_process_is_removed(tmp_path, content):
     box = tmp_path / "box"
     box.write_bytes(OLD)
@@ -271,11 +271,13 @@ def test_stale_dot_lock_of_a_dead_process_is_removed(tmp_path, content):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
 
 
-@pytest.mark.parametrize("content", ["{live}\n{host}\n", "{live}\n", "", "{dead}\nanother-host\n", "junk"])
+@pytest.mark.parametrize("content", ["{live}\n{host}\n", "{live}\n", "", "{dead}\nanother-host\n", "junk",
+                                     "{dead}\n", "{dead}"])
 def test_dot_lock_of_a_live_process_other_host_or_unknown_owner_is_waited_for(tmp_path, content):
     box = tmp_path / "box"
     box.write_bytes(OLD)
-    # pid 1 is always running; a dead pid on another machine says nothing about that machine
+    # pid 1 is always running; a dead pid on another machine says nothing about that machine, and
+    # a bare pid may be another machine's or another pid namespace's
     (tmp_path / "box.lock").write_text(content.format(live=1, dead=_dead_pid(), host=_owner.host()))
     with pytest.raises(MboxLockedError):
         with MboxLock(str(box), timeout=0.3):
@@ -304,3 +306,222 @@ def test_temporary_files_of_dead_processes_are_swept(tmp_path):
         p.write_bytes(b"x")
     assert _owner.sweep_temporaries(str(tmp_path)) == 1
     assert not stale.exists() and live.exists() and other.exists() and mine.exists()
+
+
+# -- journals that must not be applied --------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["group-writable", "symlink", "hard-link"])
+def test_journal_fastdkim_may_not_trust_is_ignored(tmp_path, monkeypatch, how):
+    """Someone who can create files beside the mbox cannot make fastdkim write it."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copy50")
+    monkeypatch.undo()
+    j = tmp_path / ".box.fastdkim-journal"
+    half = box.read_bytes()
+    if how == "group-writable":
+        j.chmod(0o666)
+    elif how == "symlink":
+        real = tmp_path / "elsewhere"
+        j.rename(real)
+        j.symlink_to(real)
+    else:
+        os.link(j, tmp_path / "second-name")
+    what = recover_mbox(str(box), timeout=2)
+    assert "ignored" in what and "trust" in what
+    assert box.read_bytes() == half  # not written
+    assert j.exists() or j.is_symlink()
+
+
+def test_mbox_changed_after_the_kill_is_not_written_over(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copied")  # killed after the copy, before the journal was removed
+    monkeypatch.undo()
+    data = box.read_bytes()
+    assert data == NEW
+    changed = data.replace(b"\nSubject:", b"\nStatus: RO\nSubject:")  # a mail client marked every message read
+    box.write_bytes(changed)
+    with pytest.raises(journal.JournalError, match="changed by another program"):
+        recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == changed
+
+
+def test_torn_block_where_the_copy_was_cut_is_expected(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copy37")  # (not on a block boundary)
+    monkeypatch.undo()
+    assert "completed" in recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == NEW
+
+
+def test_journal_of_another_version_stops_every_run(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "copy50")
+    monkeypatch.undo()
+    j = tmp_path / ".box.fastdkim-journal"
+    with open(j, "r+b") as fh:
+        fh.write(b"fastdkim-journal 2\n")
+    half = box.read_bytes()
+    for _ in range(2):
+        with pytest.raises(journal.JournalError, match="another fastdkim version"):
+            recover_mbox(str(box), timeout=2)
+        with pytest.raises(journal.JournalError):
+            with MboxLock(str(box), timeout=2):
+                pass
+    assert box.read_bytes() == half and j.exists() and not (tmp_path / "box.lock").exists()
+
+
+def test_copy_error_is_retried_then_reported_with_the_way_out(tmp_path, monkeypatch):
+    import errno
+
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    calls = []
+    real = journal._copy_range
+
+    def flaky(*a):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError(errno.EIO, "Input/output error")
+        real(*a)
+    monkeypatch.setattr(journal, "_copy_range", flaky)
+    monkeypatch.setattr(journal.time, "sleep", lambda s: None)
+    with MboxLock(str(box), timeout=1) as lock:
+        assert journal.rewrite_in_place(lock.fh, lambda out: out.write(NEW), str(box))
+    assert box.read_bytes() == NEW and len(calls) == 3
+
+    box.write_bytes(OLD)
+    calls.clear()
+
+    def broken(*a):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(journal, "_copy_range", broken)
+    with MboxLock(str(box), timeout=1) as lock:
+        with pytest.raises(OSError, match="fastdkim recover"):
+            journal.rewrite_in_place(lock.fh, lambda out: out.write(NEW), str(box))
+    monkeypatch.undo()
+    assert "completed" in recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == NEW
+
+
+def test_recover_all_goes_on_past_an_mbox_it_cannot_recover(tmp_path, monkeypatch):
+    from fastdkim.batch import recover_all
+
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    real = _owner.mkstemp
+    spool = tmp_path / "spool"
+    spool.mkdir()
+
+    def mkstemp(directory):
+        if directory == str(spool):
+            raise PermissionError(13, "Permission denied", directory)
+        return real(directory)
+    boxes = []
+    for name in ("a", "b", "c"):
+        box = spool / name
+        box.write_bytes(OLD)
+        monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+        _killed_at(monkeypatch, box, "copy50")
+        monkeypatch.undo()
+        monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+        boxes.append(box)
+    boxes[0].unlink()  # one mbox deleted since
+    results = dict(recover_all(timeout=2))
+    assert "gone" in results[str(boxes[0])]
+    assert all("completed" in results[str(b)] for b in boxes[1:])
+    assert boxes[1].read_bytes() == boxes[2].read_bytes() == NEW
+
+
+def test_stale_lock_in_a_directory_fastdkim_may_not_write(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text("%d\n%s\n" % (_dead_pid(), _owner.host()))
+    real = _owner.mkstemp
+
+    def mkstemp(directory):
+        if directory == str(tmp_path):
+            raise PermissionError(13, "Permission denied", directory)
+        return real(directory)
+    monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+    real_open = os.open
+
+    def no_create(path, flags, *a):
+        if str(path) == str(lock) and flags & os.O_CREAT:
+            if os.path.exists(path):
+                raise FileExistsError(17, "File exists", path)
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *a)
+    monkeypatch.setattr(os, "open", no_create)
+    with MboxLock(str(box), timeout=0.5):  # the stale lock cannot go: work on as without a dot-lock
+        pass
+    assert lock.exists()
+
+
+def test_a_lock_that_is_no_longer_ours_is_not_removed(tmp_path):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    with MboxLock(str(box), timeout=1):
+        lock.unlink()  # an agent broke it by age and took its own
+        lock.write_text("12345\nagent-host\n")
+    assert lock.read_text() == "12345\nagent-host\n"
+
+
+# -- Maildir: a message filed by a mail client while it is being signed ---------------------
+
+
+def test_replace_only_the_file_that_was_read(tmp_path):
+    from fastdkim._files import ReplacedMeanwhile, atomic_write
+
+    p = tmp_path / "m"
+    p.write_bytes(b"old")
+    st = p.stat()
+    atomic_write(str(p), lambda o: o.write(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert p.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["m"]
+    st = p.stat()
+    p.rename(tmp_path / "m:2,S")  # filed away meanwhile
+    with pytest.raises(ReplacedMeanwhile):
+        atomic_write(str(p), lambda o: o.write(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert sorted(os.listdir(tmp_path)) == ["m:2,S"] and (tmp_path / "m:2,S").read_bytes() == b"new"
+    other = tmp_path / "m"
+    other.write_bytes(b"someone else's")  # and another file put under the name
+    with pytest.raises(ReplacedMeanwhile):
+        atomic_write(str(other), lambda o: o.write(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert other.read_bytes() == b"someone else's" and sorted(os.listdir(tmp_path)) == ["m", "m:2,S"]
+
+
+def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypatch):
+    from fastdkim import cli
+
+    from fastdkim.keys import generate_private_key
+    from cryptography.hazmat.primitives import serialization
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(generate_private_key("ed25519").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    msg = b"From: a@example.com\nSubject: s\n\nbody\n"
+    (md / "new" / "1.M1.host").write_bytes(msg)
+    (md / "new" / "2.M2.host").write_bytes(msg)
+    real = cli._sign_stream
+
+    def client_files_it(setup, fh):
+        out = real(setup, fh)
+        if fh.name.endswith("1.M1.host"):
+            os.rename(fh.name, str(md / "cur" / "1.M1.host:2,S"))  # the client reads it meanwhile
+        return out
+    monkeypatch.setattr(cli, "_sign_stream", client_files_it)
+    rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
+                   "--jobs", "1", "--quiet", str(md)])
+    assert rc == 1  # one message reported as not signed
+    files = sorted(os.path.join(s, f) for s in ("cur", "new", "tmp") for f in os.listdir(md / s))
+    assert files == ["cur/1.M1.host:2,S", "new/2.M2.host"]
+    assert (md / "cur" / "1.M1.host:2,S").read_bytes() == msg
+    assert (md / "new" / "2.M2.host").read_bytes().startswith(b"DKIM-Signature:")

@@ -1,13 +1,14 @@
 """Writing files safely: through a temporary file in the same directory, moved into place."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, Optional, Tuple
 
 from . import _owner
 
-__all__ = ["atomic_write", "current_umask"]
+__all__ = ["atomic_write", "current_umask", "ReplacedMeanwhile"]
 
 
 def current_umask() -> int:
@@ -24,7 +25,56 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: Optional[int] = None) -> None:
+class ReplacedMeanwhile(OSError):
+    """The file to be replaced was moved, removed or replaced by another
+    program while its new content was being written (a mail client filing a
+    Maildir message): nothing was written, so the message is not duplicated."""
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap the files named ``a`` and ``b`` atomically (Linux ``renameat2``);
+    False where the system or file system cannot."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def _replace_same(tmp: str, path: str, expect: Tuple[int, int]) -> None:
+    """Move ``tmp`` over ``path`` only if ``path`` is still the file
+    ``expect`` (device, inode); otherwise :class:`ReplacedMeanwhile`."""
+    try:
+        swapped = _exchange(tmp, path)
+    except FileNotFoundError:
+        raise ReplacedMeanwhile(errno.ENOENT, "moved or removed by another program while being signed", path)
+    if not swapped:  # check, then replace: a short window remains where the system cannot swap
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) != expect:
+            raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
+        os.replace(tmp, path)
+        return
+    st = os.lstat(tmp)  # what was at path
+    if (st.st_dev, st.st_ino) != expect:
+        _exchange(tmp, path)  # someone else's file: put it back
+        raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
+    os.unlink(tmp)
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: Optional[int] = None,
+                 expect: Optional[Tuple[int, int]] = None) -> None:
     """Write ``path`` through a temporary file in its directory, then move it into place.
 
     Readers see the old file or the complete new one, never a partial write.
@@ -46,6 +96,12 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     ``mode`` sets the permissions; a new file otherwise gets ``0666`` less the
     umask, as ``open()`` would give it.
 
+    ``expect`` (device, inode): replace ``path`` only if it is still that file
+    (an atomic swap where Linux allows, so that a file another program moved
+    away meanwhile is not written back under its old name).
+
+    :raises ReplacedMeanwhile: with ``expect``, ``path`` was moved, removed or
+        replaced meanwhile; nothing was written.
     :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
     :raises IsADirectoryError: ``path`` is a directory.
     :raises OSError: the file cannot be written.
@@ -87,6 +143,9 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
             write(out)
             out.flush()
             os.fsync(out.fileno())
+        if overwrite and expect is not None:
+            _replace_same(tmp, path, expect)
+            return
         if overwrite:
             os.replace(tmp, path)
             return

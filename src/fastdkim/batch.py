@@ -190,6 +190,8 @@ class MboxLock:
         self.stale_lock_removed = False
         self._recover = recover
         self._dotlock: Optional[str] = None
+        self._dotlock_id: Tuple[int, int] = (0, 0)
+        self._refresh_stop: Optional[threading.Event] = None
         self._signals: List[Tuple[int, Any]] = []
 
     def __enter__(self) -> "MboxLock":
@@ -206,6 +208,8 @@ class MboxLock:
                     raise MboxLockedError("%s (waited %.1f s)" % (busy, self.timeout))
                 time.sleep(0.1)
             self._catch_signals()
+            if self._dotlock is not None:
+                self._start_refresh()
             if self._recover:
                 self.recovered = recover(self.fh, self.path)
             _owner.sweep_temporaries(os.path.dirname(dotlock))
@@ -221,18 +225,24 @@ class MboxLock:
         try:
             fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            if retry and _break_stale_lock(dotlock):  # left by a process that is gone
+            broken = _break_stale_lock(dotlock) if retry else False
+            if broken is True:  # left by a process that is gone
                 self.stale_lock_removed = True
                 return self._try_all(dotlock, retry=False)
-            return "%s exists: another program holds the mbox" % dotlock
+            if broken is None:  # stale, in a directory we may not write to: as if no dot-lock were possible
+                fd = -1
+            else:
+                return "%s exists: another program holds the mbox" % dotlock
         except OSError:  # a read-only directory: no dot-lock possible
             fd = -1
         if fd >= 0:
             try:
                 os.write(fd, _owner.lock_content())
+                st = os.fstat(fd)
             finally:
                 os.close(fd)
             self._dotlock = dotlock
+            self._dotlock_id = (st.st_dev, st.st_ino)
         try:
             fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
@@ -259,11 +269,37 @@ class MboxLock:
 
     def _drop_dotlock(self) -> None:
         if self._dotlock is not None:
+            self._stop_refresh()
             try:
-                os.unlink(self._dotlock)
+                st = os.lstat(self._dotlock)
+                with open(self._dotlock, "rb") as fh:
+                    mine = fh.read(256) == _owner.lock_content()
+                if mine and (st.st_dev, st.st_ino) == self._dotlock_id:  # never another program's lock
+                    os.unlink(self._dotlock)
             except OSError:
                 pass
             self._dotlock = None
+
+    def _start_refresh(self) -> None:
+        """Touch the dot-lock every 60 s while it is held: agents that break
+        dot-locks by age (Postfix after 500 s) then see it is alive."""
+        stop = threading.Event()
+        path = self._dotlock
+
+        def refresh() -> None:
+            while not stop.wait(60):
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+
+        threading.Thread(target=refresh, name="fastdkim-lock-refresh", daemon=True).start()
+        self._refresh_stop = stop
+
+    def _stop_refresh(self) -> None:
+        if self._refresh_stop is not None:
+            self._refresh_stop.set()
+            self._refresh_stop = None
 
     def __exit__(self, *exc: Any) -> None:
         import signal
@@ -277,9 +313,11 @@ class MboxLock:
         self._drop_dotlock()
 
 
-def _break_stale_lock(dotlock: str) -> bool:
+def _break_stale_lock(dotlock: str) -> Optional[bool]:
     """Remove the dot-lock ``dotlock`` if the process that made it is gone
-    (see :class:`MboxLock`); whether it was removed."""
+    (see :class:`MboxLock`): ``True`` if removed, ``False`` if it is not
+    stale (or was replaced meanwhile), ``None`` if stale but in a directory
+    that does not let it be removed."""
     try:
         st = os.lstat(dotlock)
         with open(dotlock, "rb") as fh:
@@ -289,23 +327,33 @@ def _break_stale_lock(dotlock: str) -> bool:
     except OSError:
         return False
     pid, owner = _owner.lock_owner(content)
-    if pid is None or (owner is not None and owner != _owner.host()) or pid == os.getpid():
+    # Only a lock that names this host: a bare pid may be another machine's
+    # (a shared spool) or another pid namespace's, and is waited for.
+    if pid is None or owner != _owner.host() or pid == os.getpid():
         return False
     if not _owner.process_gone(pid, st.st_mtime):
         return False
     # Move it aside and check that it is the lock just judged (another program
     # may have broken it and taken a new one meanwhile): if not, put it back.
-    fd, aside = _owner.mkstemp(os.path.dirname(dotlock))
+    try:
+        fd, aside = _owner.mkstemp(os.path.dirname(dotlock))
+    except OSError:  # a directory we may not write to: the lock cannot be removed (nor taken)
+        return None
     os.close(fd)
     try:
         os.replace(dotlock, aside)
     except FileNotFoundError:
         os.unlink(aside)
         return True
+    except OSError:
+        os.unlink(aside)
+        return False
     try:
         moved = os.lstat(aside)
-        if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino):
-            try:
+        with open(aside, "rb") as fh:
+            now = fh.read(256)
+        if (moved.st_dev, moved.st_ino, moved.st_mtime_ns, now) != (st.st_dev, st.st_ino, st.st_mtime_ns, content):
+            try:  # another program took a new lock meanwhile: put it back
                 os.link(aside, dotlock)
             except OSError:
                 pass
@@ -340,11 +388,17 @@ def recover_all(timeout: float = 30.0) -> List[Tuple[str, Optional[str]]]:
     directory (:func:`fastdkim.journal.state_dir`); journals kept beside their
     mbox are found through the mbox (:func:`recover_mbox`).
 
-    :returns: ``(mbox path, what was done)`` pairs.
+    :returns: ``(mbox path, what was done)`` pairs; an mbox that could not
+        be recovered is reported in its pair and the others are still done.
     """
     from .journal import journal_paths_in_state_dir
 
     done: List[Tuple[str, Optional[str]]] = []
     for mbox in journal_paths_in_state_dir():
-        done.append((mbox, recover_mbox(mbox, timeout)))
+        try:
+            done.append((mbox, recover_mbox(mbox, timeout)))
+        except FileNotFoundError:
+            done.append((mbox, "the mbox is gone; its journal is left where it is"))
+        except (OSError, JournalError) as exc:  # one mbox's trouble does not stop the others
+            done.append((mbox, "not recovered: %s" % exc))
     return done

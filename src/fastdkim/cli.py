@@ -408,6 +408,7 @@ def _sign_path_task(task: Tuple[str, str, str, bool, bool]) -> Any:
     in-place; an existing ``dst`` is replaced only with ``force``)."""
     import shutil
 
+    from ._files import ReplacedMeanwhile
     from .batch import SignOutcome, atomic_write
     from .errors import DKIMError
 
@@ -427,7 +428,12 @@ def _sign_path_task(task: Tuple[str, str, str, bool, bool]) -> Any:
                     fh.seek(0)
                     shutil.copyfileobj(fh, out, 1 << 20)
 
-                atomic_write(dst, write, overwrite=in_place or force)
+                st = os.fstat(fh.fileno())
+                try:  # in place: only over the very file read (a mail client may have filed it meanwhile)
+                    atomic_write(dst, write, overwrite=in_place or force,
+                                 expect=(st.st_dev, st.st_ino) if in_place else None)
+                except ReplacedMeanwhile as exc:
+                    return SignOutcome(name, size, False, "not signed: %s" % _os_error(exc))
         return SignOutcome(name, size, bool(headers), reason)
     except FileExistsError:
         return SignOutcome(name, 0, False, "%s exists (use --force to replace it)" % dst)
@@ -920,12 +926,12 @@ def _recover(args: argparse.Namespace) -> int:
             print("%s: %s" % (_printable(path), _printable(what)))
 
     if not args.inputs:
-        try:
-            for path, what in recover_all(args.lock_timeout):
+        for path, what in recover_all(args.lock_timeout):
+            if what and what.startswith(("not recovered", "the mbox is gone")):
+                print("fastdkim recover: error: %s: %s" % (_printable(path), _printable(what)), file=sys.stderr)
+                problems += 1
+            else:
                 one(path, what)
-        except (MboxLockedError, JournalError) as exc:
-            print("fastdkim recover: error: %s" % _printable(str(exc)), file=sys.stderr)
-            problems += 1
     for path in args.inputs:
         try:
             src = detect(path)

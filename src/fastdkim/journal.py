@@ -34,6 +34,17 @@ mbox lock by the next ``fastdkim`` command that touches the mbox or by
   touched it is dropped, as the mbox never held fastdkim's writes.
 
 Every step is idempotent, so a recovery killed halfway is recovered in turn.
+
+Before the new content is copied again, every 4 KiB block of the mbox is
+checked against digests the journal keeps of the new content and of the
+extended old one: more than one block that is neither (one may be torn, where
+the copy was cut) means another program changed the mbox after the kill, and
+nothing is written (the journal is kept aside and the error says where).  A journal is used only when it is a regular file with
+one link, not writable by group or others, owned by root, by the user running
+fastdkim or by the mbox's owner: nobody else can make fastdkim write an mbox.
+A journal fastdkim cannot read (another format version) stops every command
+on that mbox until it is dealt with, rather than letting one sign a
+half-written mbox.
 """
 from __future__ import annotations
 
@@ -41,6 +52,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
 from typing import Any, BinaryIO, Callable, List, Optional, Tuple
@@ -51,10 +63,13 @@ from .errors import DKIMError
 __all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
 
 MAGIC = b"fastdkim-journal 1\n"
+MAGIC_ANY = b"fastdkim-journal "
 PHASE_AT = 32
 HEADER = 4096
 WRITTEN, EXTENDED = b"W", b"E"
 COPY = 1 << 20
+BLOCK = 4096  # the unit of the journal's digests (a page: what a kill or a power cut leaves whole)
+DIGEST = 16  # octets of SHA-256 kept per block
 
 
 class JournalError(DKIMError, OSError):
@@ -62,32 +77,74 @@ class JournalError(DKIMError, OSError):
     why, and where the complete new content is kept)."""
 
 
+def _home_of(uid: int) -> Optional[str]:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_dir or None
+    except (ImportError, KeyError):
+        return None
+
+
 def state_dir() -> str:
     """Where journals go when the mbox's own directory is not writable:
-    ``$FASTDKIM_STATE_DIR``, else ``$XDG_STATE_HOME/fastdkim``, else
-    ``~/.local/state/fastdkim``."""
+    ``$FASTDKIM_STATE_DIR/journals`` when set, else ``/var/lib/fastdkim/journals``
+    for root and ``~/.local/state/fastdkim/journals`` for others (the home
+    directory from the password database, not ``$HOME``, so that cron jobs,
+    ``sudo`` and services find the same place)."""
     d = os.environ.get("FASTDKIM_STATE_DIR")
-    if not d:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        d = os.path.join(base, "fastdkim")
-    return os.path.join(d, "journals")
+    if d:
+        return os.path.join(d, "journals")
+    uid = os.geteuid()
+    home = _home_of(uid) if uid != 0 else None
+    if home is None:
+        return "/var/lib/fastdkim/journals"
+    return os.path.join(home, ".local", "state", "fastdkim", "journals")
+
+
+def _state_dirs(owner: Optional[int] = None) -> List[str]:
+    """Every state directory a journal may be in (see :func:`state_dir`)."""
+    dirs = []
+    env = os.environ.get("FASTDKIM_STATE_DIR")
+    if env:
+        dirs.append(os.path.join(env, "journals"))
+    dirs.append("/var/lib/fastdkim/journals")
+    for uid in (os.geteuid(), owner):
+        home = _home_of(uid) if uid is not None else None
+        if home:
+            dirs.append(os.path.join(home, ".local", "state", "fastdkim", "journals"))
+    return list(dict.fromkeys(dirs))
+
+
+def _key(real: str) -> str:
+    return hashlib.sha256(os.fsencode(real)).hexdigest()[:32] + ".journal"
 
 
 def journal_locations(path: str) -> Tuple[str, str]:
-    """The two places a journal for the file ``path`` may be: beside the real
-    file, and in :func:`state_dir` under a name derived from its real path."""
+    """Where a journal for the file ``path`` is written: beside the real
+    file, or in :func:`state_dir` under a name derived from its real path."""
     real = os.path.realpath(path)
     d, name = os.path.split(real)
-    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
-    return os.path.join(d, "." + name + ".fastdkim-journal"), os.path.join(state_dir(), key + ".journal")
+    return os.path.join(d, "." + name + ".fastdkim-journal"), os.path.join(state_dir(), _key(real))
+
+
+def find_journals(path: str) -> List[str]:
+    """The journals of interrupted rewrites of ``path`` (usually none, at most a few)."""
+    real = os.path.realpath(path)
+    try:
+        owner: Optional[int] = os.stat(real).st_uid
+    except OSError:
+        owner = None
+    d, name = os.path.split(real)
+    places = [os.path.join(d, "." + name + ".fastdkim-journal")]
+    places += [os.path.join(sd, _key(real)) for sd in _state_dirs(owner)]
+    return [j for j in places if os.path.lexists(j)]
 
 
 def find_journal(path: str) -> Optional[str]:
     """The journal of an interrupted rewrite of ``path``, or ``None``."""
-    for j in journal_locations(path):
-        if os.path.lexists(j):
-            return j
-    return None
+    found = find_journals(path)
+    return found[0] if found else None
 
 
 class HoldSignals:
@@ -130,18 +187,37 @@ def _fsync_dir(d: str) -> None:
 
 
 class _Hashing:
-    """A write-only file wrapper that counts and hashes what goes through it."""
+    """A write-only file wrapper that counts what goes through it, hashes it
+    whole and keeps a digest of every :data:`BLOCK` octets."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.sha = hashlib.sha256()
         self.size = 0
+        self.blocks: List[bytes] = []
+        self._block = hashlib.sha256()
+        self._fill = 0
 
     def write(self, data: Any) -> int:
-        self.sha.update(data)
-        n = self._fh.write(data)
-        self.size += len(memoryview(data))
+        mv = memoryview(data).cast("B")
+        n = self._fh.write(mv)
+        self.sha.update(mv)
+        self.size += len(mv)
+        while mv:
+            take = min(len(mv), BLOCK - self._fill)
+            self._block.update(mv[:take])
+            self._fill += take
+            mv = mv[take:]
+            if self._fill == BLOCK:
+                self.blocks.append(self._block.digest()[:DIGEST])
+                self._block, self._fill = hashlib.sha256(), 0
         return n
+
+    def finish(self) -> bytes:
+        if self._fill:
+            self.blocks.append(self._block.digest()[:DIGEST])
+            self._block, self._fill = hashlib.sha256(), 0
+        return b"".join(self.blocks)
 
     def flush(self) -> None:
         self._fh.flush()
@@ -157,6 +233,22 @@ def _sha256_of(fd: int, start: int, length: int) -> str:
         h.update(chunk)
         done += len(chunk)
     return h.hexdigest() if done == length else ""
+
+
+def _old_digests(fd: int, old: int, new: int) -> Tuple[str, bytes]:
+    """SHA-256 of the file's first ``old`` octets, and the block digests of
+    what the file holds once extended to ``new`` (those octets, then NULs)."""
+    whole = hashlib.sha256()
+    out = []
+    pos = 0
+    while pos < new:
+        n = min(COPY, new - pos)
+        have = os.pread(fd, min(n, old - pos), pos) if pos < old else b""
+        whole.update(have)
+        chunk = memoryview(have + b"\0" * (n - len(have)))
+        out.extend(hashlib.sha256(chunk[i:i + BLOCK]).digest()[:DIGEST] for i in range(0, n, BLOCK))
+        pos += n
+    return whole.hexdigest(), b"".join(out)
 
 
 def _all_zero(fd: int, start: int, length: int) -> bool:
@@ -231,8 +323,9 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
         is not written).
     :raises ValueError: the new content is shorter than the old.
     :raises OSError: writing failed; if before the mbox was touched, it is
-        unchanged and no journal is left; if during the copy, the journal
-        stays for :func:`recover`.
+        unchanged and no journal is left; if during the copy (tried three
+        times), the journal stays and the error says that ``fastdkim
+        recover`` completes the rewrite.
     """
     if path is None:
         path = getattr(fh, "name", None)
@@ -249,23 +342,28 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
             j.write(b"\0" * HEADER)
             out = _Hashing(j)
             write(out)
-            j.flush()
-            if out.size < old_size:
-                raise ValueError("the new content (%d octets) is shorter than the file (%d)" % (out.size, old_size))
-            old_sha = _sha256_of(fd, 0, old_size)
+            new_blocks = out.finish()
+            new_size = out.size
+            if new_size < old_size:
+                raise ValueError("the new content (%d octets) is shorter than the file (%d)" % (new_size, old_size))
+            old_sha, old_blocks = _old_digests(fd, old_size, new_size)
             new_sha = out.sha.hexdigest()
-            if out.size == old_size and new_sha == old_sha:
+            if new_size == old_size and new_sha == old_sha:
                 os.unlink(tmp)
                 tmp = ""
                 return False
+            tables = old_blocks + new_blocks
+            j.write(tables)
+            j.flush()
             meta = {
                 "path": os.path.realpath(path), "dev": st.st_dev, "ino": st.st_ino,
-                "old_size": old_size, "old_sha256": old_sha, "new_size": out.size, "new_sha256": new_sha,
+                "old_size": old_size, "old_sha256": old_sha, "new_size": new_size, "new_sha256": new_sha,
+                "block": BLOCK, "digest": DIGEST, "tables_sha256": hashlib.sha256(tables).hexdigest(),
                 "host": _owner.host(), "pid": os.getpid(), "time": time.time(),
             }
             blob = json.dumps(meta).encode("ascii")
             if len(blob) > HEADER - 64:
-                raise OSError("the path is too long for the journal: %s" % path)
+                raise OSError(errno.ENAMETOOLONG, "the path is too long for the journal", path)
             os.pwrite(j.fileno(), MAGIC, 0)
             os.pwrite(j.fileno(), WRITTEN, PHASE_AT)
             os.pwrite(j.fileno(), blob, 64)
@@ -274,7 +372,7 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
                 os.replace(tmp, jpath)
                 committed = True
                 _fsync_dir(os.path.dirname(jpath))
-                _apply(fd, j.fileno(), meta)
+                _apply(fd, j.fileno(), new_size, path, jpath)
                 os.unlink(jpath)
                 _fsync_dir(os.path.dirname(jpath))
         return True
@@ -293,15 +391,28 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
         raise
 
 
-def _apply(fd: int, jfd: int, meta: dict) -> None:
-    """Steps 2 and 3: extend the file, mark the journal, copy the new content over it."""
-    new_size = meta["new_size"]
+def _apply(fd: int, jfd: int, new_size: int, path: str, jpath: str) -> None:
+    """Steps 2 and 3: extend the file, mark the journal, copy the new content over the file."""
     _reserve(fd, new_size)
     os.fsync(fd)
     os.pwrite(jfd, EXTENDED, PHASE_AT)
     os.fsync(jfd)
-    _copy_range(jfd, HEADER, fd, 0, new_size)
-    os.fsync(fd)
+    _copy_with_retries(jfd, fd, new_size, path, jpath)
+
+
+def _copy_with_retries(jfd: int, fd: int, new_size: int, path: str, jpath: str) -> None:
+    """Step 3 (idempotent, so tried again on an I/O error while the lock is still held)."""
+    for attempt in range(3):
+        try:
+            _copy_range(jfd, HEADER, fd, 0, new_size)
+            os.fsync(fd)
+            return
+        except OSError as exc:
+            if attempt == 2:
+                raise OSError(exc.errno, "%s while rewriting %s in place: the mbox is half rewritten and the "
+                              "complete signed copy is in %s; 'fastdkim recover %s' (or any fastdkim command on "
+                              "the mbox) completes it" % (exc.strerror or exc, path, jpath, path)) from exc
+            time.sleep(0.1)
 
 
 def _undo_if_untouched(fd: int, jpath: str) -> None:
@@ -316,22 +427,45 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
 
 def _read_header(jfd: int) -> Tuple[dict, bytes]:
     head = os.pread(jfd, HEADER, 0)
-    if len(head) < HEADER or not head.startswith(MAGIC):
+    if len(head) < HEADER or not head.startswith(MAGIC_ANY):
         raise JournalError("not a fastdkim journal (or one cut short before it was complete)")
+    if not head.startswith(MAGIC):
+        raise JournalError("a journal of another fastdkim version (%r): complete it with that version"
+                           % head[:head.find(b"\n")].decode("ascii", "replace"))
     phase = head[PHASE_AT:PHASE_AT + 1]
     try:
         meta = json.loads(head[64:].rstrip(b"\0").decode("ascii"))
-        for k in ("dev", "ino", "old_size", "new_size"):
+        for k in ("dev", "ino", "old_size", "new_size", "block", "digest"):
             if not isinstance(meta[k], int) or meta[k] < 0:
                 raise ValueError(k)
-        for k in ("old_sha256", "new_sha256", "path"):
+        for k in ("old_sha256", "new_sha256", "tables_sha256", "path"):
             if not isinstance(meta[k], str):
                 raise ValueError(k)
+        if meta["block"] != BLOCK or meta["digest"] != DIGEST:
+            raise ValueError("block")
     except (ValueError, KeyError, UnicodeDecodeError, TypeError) as exc:
         raise JournalError("unreadable journal header (%s)" % exc) from None
     if phase not in (WRITTEN, EXTENDED):
         raise JournalError("unreadable journal header (phase %r)" % phase)
     return meta, phase
+
+
+def _open_trusted(jpath: str, mbox_uid: int) -> Optional[BinaryIO]:
+    """The journal, opened without following links, if it may be trusted: a
+    regular file with one link, owned by root, by this user or by the mbox's
+    owner, not writable by group or others.  ``None`` if it is not."""
+    try:
+        fd = os.open(jpath, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_mode & 0o022
+            or st.st_uid not in (0, os.geteuid(), mbox_uid)):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "r+b")
 
 
 def recover(fh: BinaryIO, path: Optional[str] = None) -> Optional[str]:
@@ -341,19 +475,25 @@ def recover(fh: BinaryIO, path: Optional[str] = None) -> Optional[str]:
     :returns: what was done, in a sentence, or ``None`` when there was nothing to do.
     :raises JournalError: the journal cannot be applied safely: the mbox was
         changed or replaced by another program after fastdkim had begun to
-        write it, or the journal is damaged.  The journal is then kept under a
-        name that says so, and the error names it.
+        write it, or the journal is damaged (then it is kept under a name that
+        says so, and the error names it); or the journal cannot be read (of
+        another fastdkim version: then it stays where it is, and every
+        command on this mbox stops here until it is dealt with).
     """
     if path is None:
         path = getattr(fh, "name", None)
         if not isinstance(path, str):
             raise TypeError("recover needs the file's path")
     said: List[str] = []
-    for _ in range(4):  # at most one journal in each place, and one more a recovery may write
-        jpath = find_journal(path)
-        if jpath is None:
+    seen = set()
+    for _ in range(8):  # at most one journal in each place, and the ones a recovery writes
+        todo = [j for j in find_journals(path) if j not in seen]
+        if not todo:
             break
+        jpath = todo[0]
         what = _recover_one(fh, path, jpath)
+        if os.path.lexists(jpath):
+            seen.add(jpath)  # an untrusted file, left alone
         if what:
             said.append(what)
     return "; ".join(said) or None
@@ -362,19 +502,21 @@ def recover(fh: BinaryIO, path: Optional[str] = None) -> Optional[str]:
 def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
     fh.flush()
     fd = fh.fileno()
-    try:
-        j = open(jpath, "r+b")
-    except FileNotFoundError:
-        return None
+    st = os.fstat(fd)
+    j = _open_trusted(jpath, st.st_uid)
+    if j is None:
+        if not os.path.lexists(jpath):
+            return None
+        return "ignored %s: not a journal fastdkim may trust (owner, mode or links)" % jpath
     with j:
         jfd = j.fileno()
-        try:
-            meta, phase = _read_header(jfd)
-        except JournalError as exc:
-            return _set_aside(jpath, str(exc))
+        meta, phase = _read_header(jfd)  # (a JournalError here stops the caller, the journal kept)
         old, new = meta["old_size"], meta["new_size"]
-        content_ok = (os.fstat(jfd).st_size == HEADER + new and _sha256_of(jfd, HEADER, new) == meta["new_sha256"])
-        st = os.fstat(fd)
+        nblocks = (new + BLOCK - 1) // BLOCK
+        tables = os.pread(jfd, 2 * nblocks * DIGEST, HEADER + new)
+        content_ok = (old > 0 and new >= old and os.fstat(jfd).st_size == HEADER + new + 2 * nblocks * DIGEST
+                      and hashlib.sha256(tables).hexdigest() == meta["tables_sha256"]
+                      and _sha256_of(jfd, HEADER, new) == meta["new_sha256"])
         same_file = (st.st_dev, st.st_ino) == (meta["dev"], meta["ino"])
         size = st.st_size
         if phase == WRITTEN:
@@ -405,14 +547,37 @@ def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
             why = ("the mbox was replaced by another file" if not same_file else
                    "the mbox was cut short by another program" if size < new else "the journal was damaged")
             return _set_aside(jpath, why, fatal=True)
+        bad = _foreign_block(fd, new, tables[:nblocks * DIGEST], tables[nblocks * DIGEST:])
+        if bad >= 0:
+            return _set_aside(jpath, "the mbox was changed by another program after the interrupted rewrite "
+                                     "(at octet %d)" % (bad * BLOCK), fatal=True)
         with HoldSignals():
             if phase == WRITTEN:
                 os.pwrite(jfd, EXTENDED, PHASE_AT)
                 os.fsync(jfd)
-            _copy_range(jfd, HEADER, fd, 0, new)
-            os.fsync(fd)
+            _copy_with_retries(jfd, fd, new, path, jpath)
             _drop(jpath)
         return "an interrupted rewrite of %s was completed" % path
+
+
+def _foreign_block(fd: int, new: int, old_blocks: bytes, new_blocks: bytes) -> int:
+    """The second block of the file's first ``new`` octets that holds neither
+    the new content nor the (extended) old one, or -1 (one such block is the
+    one a kill cut in the middle of its copy)."""
+    pos = 0
+    odd = 0
+    while pos < new:
+        n = min(COPY, new - pos)
+        chunk = memoryview(os.pread(fd, n, pos))
+        for i in range(0, len(chunk), BLOCK):
+            k = (pos + i) // BLOCK * DIGEST
+            d = hashlib.sha256(chunk[i:i + BLOCK]).digest()[:DIGEST]
+            if d != new_blocks[k:k + DIGEST] and d != old_blocks[k:k + DIGEST]:
+                odd += 1
+                if odd > 1:
+                    return (pos + i) // BLOCK
+        pos += n
+    return -1
 
 
 def _stream(fd: int, start: int, length: int, out: Any) -> None:
@@ -445,21 +610,21 @@ def _set_aside(jpath: str, why: str, fatal: bool = False) -> str:
 
 
 def journal_paths_in_state_dir() -> List[str]:
-    """The mboxes that journals in :func:`state_dir` belong to (read from
-    their headers; unreadable journals are skipped)."""
-    d = state_dir()
-    try:
-        names = sorted(os.listdir(d))
-    except OSError:
-        return []
+    """The mboxes that journals in the state directories belong to (read
+    from their headers; unreadable journals are skipped)."""
     out: List[str] = []
-    for n in names:
-        if not n.endswith(".journal"):
-            continue
+    for d in _state_dirs():
         try:
-            with open(os.path.join(d, n), "rb") as j:
-                meta, _ = _read_header(j.fileno())
-        except (OSError, JournalError):
+            names = sorted(os.listdir(d))
+        except OSError:
             continue
-        out.append(os.fsdecode(os.fsencode(meta["path"])))
-    return out
+        for n in names:
+            if not n.endswith(".journal"):
+                continue
+            try:
+                with open(os.path.join(d, n), "rb") as j:
+                    meta, _ = _read_header(j.fileno())
+            except (OSError, JournalError):
+                continue
+            out.append(meta["path"])
+    return list(dict.fromkeys(out))
