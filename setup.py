@@ -4,6 +4,7 @@ Without a C compiler (or with FASTDKIM_NO_EXTENSIONS=1) the package installs wit
 them and the pure-Python twins serve.  FASTDKIM_REQUIRE_EXTENSIONS=1 turns a failed
 build into an error instead of a fallback.
 """
+import glob
 import os
 import sys
 
@@ -52,8 +53,16 @@ def extensions():
         sys.stderr.write("WARNING: Cython not available; installing the pure-Python core.\n")
         return []
     args = [] if sys.platform == "win32" else ["-O3"]
+    # _canon.pyx includes the .pxi parts beside it and the C kernels of _kernels.h.
+    parts = sorted(glob.glob(os.path.join("ext", "_*.pxi"))) + [os.path.join("ext", "_kernels.h")]
     exts = [
-        Extension("fastdkim._canon", ["ext/_canon.pyx"], extra_compile_args=args),
+        Extension(
+            "fastdkim._canon",
+            ["ext/_canon.pyx"],
+            include_dirs=["ext"],
+            depends=parts,
+            extra_compile_args=args,
+        ),
     ]
     return cythonize(
         exts,

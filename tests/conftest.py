@@ -8,7 +8,6 @@ skipping.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from fastdkim import _core
 
-REQUIRE_EXT = os.environ.get("FASTDKIM_REQUIRE_EXTENSIONS", "") not in ("", "0")
+REQUIRE_EXT = _core.REQUIRE_EXTENSIONS
 CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
 
 

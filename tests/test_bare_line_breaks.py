@@ -389,10 +389,15 @@ def header_blocks(draw):
 
 
 def _read_back(msg):
-    """From and Subject values as Python's email package reads them (None: it cannot)."""
+    """From and Subject values as Python's email package reads them (None: it cannot), with
+    runs of whitespace taken as one space and none at the ends: relaxed canonicalization lets
+    whitespace change, and a change of whitespace alone is not a different reading."""
+    def norm(h):
+        return " ".join(str(h).split())
+
     try:
         m = email.message_from_bytes(msg, policy=email.policy.default)
-        return [str(h) for h in m.get_all("From") or []], [str(h) for h in m.get_all("Subject") or []]
+        return [norm(h) for h in m.get_all("From") or []], [norm(h) for h in m.get_all("Subject") or []]
     except Exception:
         return None
 

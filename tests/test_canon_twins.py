@@ -391,6 +391,88 @@ def test_large_bodies_twins_agree(seed):
             assert h.hashed == (len(want) if limit is None else min(limit, len(want)))
 
 
+# -- the hash a BodyHasher feeds (rsa-sha1 needs SHA-1) ---------------------------
+
+HASH_NAMES = ["sha256", "sha1"]
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+@SETTINGS
+@given(body=bodies, relaxed=st.booleans(), bare_lf=st.booleans(), data=st.data())
+def test_hasher_hash_names_twins_agree(hash_name, body, relaxed, bare_lf, data):
+    canon = pure.canonicalize_body(body, relaxed, bare_lf)
+    limit = data.draw(st.one_of(st.none(), st.integers(0, len(canon) + 3)), label="limit")
+    pieces = _pieces(body, _cuts(data, len(body)))
+    kinds = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3), label="buffer types")
+    a = pure.BodyHasher(relaxed, limit, bare_lf, hash_name)
+    b = fast.BodyHasher(relaxed, limit, bare_lf, hash_name=hash_name)
+    assert (b.relaxed, b.limit, b.hash_name) == (a.relaxed, a.limit, a.hash_name) == (relaxed, limit, hash_name)
+    for n, p in enumerate(pieces):
+        a.update(p)
+        b.update(_as_type(p, kinds[n % len(kinds)]))
+        assert (b.length, b.hashed) == (a.length, a.hashed)
+    d = b.digest()
+    assert d == a.digest() == hashlib.new(hash_name, canon if limit is None else canon[:limit]).digest()
+    hashed = len(canon) if limit is None else min(len(canon), limit)
+    assert (b.length, b.hashed) == (a.length, a.hashed) == (len(canon), hashed)
+    assert b.digest() == a.digest() == d  # idempotent
+    for h in (a, b):
+        with pytest.raises(ValueError):
+            h.update(b"x")
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_large_bodies_hash_names_twins_agree(hash_name, seed):
+    # block flushes, in-place hashing of long runs and limits that fall
+    # inside them, under random chunking, for each hash
+    body = _mixed_body(100 + seed, 300_000)
+    rnd = random.Random(2000 + seed)
+    for relaxed in (False, True):
+        for bare_lf in (False, True):
+            want = pure.canonicalize_body(body, relaxed, bare_lf)
+            cuts = sorted(rnd.sample(range(len(body) + 1), rnd.randint(0, 20)))
+            pieces = _pieces(body, cuts)
+            limit = rnd.choice((None, 0, 1, rnd.randrange(len(want) + 1), len(want) - 1, len(want) + 5))
+            limit = None if limit is None else max(0, limit)
+            a = pure.BodyHasher(relaxed, limit, bare_lf, hash_name)
+            b = fast.BodyHasher(relaxed, limit, bare_lf, hash_name)
+            for p in pieces:
+                a.update(p)
+                b.update(p)
+            assert b.digest() == a.digest() == hashlib.new(hash_name, want if limit is None else want[:limit]).digest()
+            hashed = len(want) if limit is None else min(limit, len(want))
+            assert (b.length, b.hashed) == (a.length, a.hashed) == (len(want), hashed)
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_sha1_limit_inside_deferred_crlfs(name):
+    mod = _core(name)
+    body = b"a\r\n\r\n\r\n\r\nb\r\n"
+    for relaxed in (False, True):
+        for limit in range(len(body) + 2):
+            for cut in range(len(body) + 1):
+                h = mod.BodyHasher(relaxed, limit, False, "sha1")
+                h.update(body[:cut])
+                h.update(body[cut:])
+                assert h.digest() == hashlib.sha1(body[:limit]).digest()
+                assert (h.length, h.hashed) == (len(body), min(limit, len(body)))
+
+
+@pytest.mark.parametrize("name", CORES)
+def test_hash_name_default_and_refusals(name):
+    mod = _core(name)
+    assert mod.BodyHasher(False).hash_name == "sha256"
+    assert mod.BodyHasher(True, None, False, "sha256").digest() == hashlib.sha256(b"").digest()
+    # simple canonicalization of an empty body is one CRLF (RFC 6376 3.4.3)
+    assert mod.BodyHasher(False, hash_name="sha1").digest() == hashlib.sha1(b"\r\n").digest()
+    for bad in ("SHA256", "sha-256", "sha512", "md5", "", " sha1", b"sha256", b"sha1", None, 256):
+        with pytest.raises(ValueError):
+            mod.BodyHasher(True, None, False, bad)
+    with pytest.raises(ValueError):
+        mod.BodyHasher(True, -1, False, "sha1")
+
+
 # -- RFC 6376 examples ------------------------------------------------------------
 
 RFC_HEADERS = [b"A: X\r\n", b"B : Y\t\r\n\tZ  \r\n"]
@@ -542,7 +624,9 @@ def test_same_public_api():
     c = fast.BodyCanonicalizer(relaxed=1, bare_lf=[1])
     assert (c.relaxed, c.bare_lf) == (True, True)
     h = fast.BodyHasher(relaxed=0, limit=None, bare_lf=True)
-    assert (h.relaxed, h.limit, h.length, h.hashed) == (False, None, 0, 0)
+    assert (h.relaxed, h.limit, h.length, h.hashed, h.hash_name) == (False, None, 0, 0, "sha256")
+    h = fast.BodyHasher(relaxed=1, limit=5, bare_lf=False, hash_name="sha1")
+    assert (h.relaxed, h.limit, h.hash_name) == (True, 5, "sha1")
 
 
 # -- tag-lists and the header hash input ----------------------------------------

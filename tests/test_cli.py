@@ -1,6 +1,10 @@
-"""The command line, run through its real entry point (``python -m fastdkim``)."""
+"""The command line: in this process through ``fastdkim.cli.main`` (fast), and
+through its real entry point (``python -m fastdkim``) where a test needs a real
+process: its own standard output file, a lock held by another process, the exit
+status of the program."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,6 +16,7 @@ import pytest
 
 import fastdkim
 from fastdkim import cli
+from fastdkim.cli import sign as cli_sign
 from fastdkim.dns import zone_file_key_source
 from fastdkim.keys import load_private_key, public_key_record
 
@@ -21,11 +26,35 @@ from helpers_keys import rsa_key_of_bits
 MSG = b"From: Joe <joe@example.com>\nTo: x@example.org\nSubject: hi\n\nHello there.\n"
 
 
-def run(*args, input=None, cwd=None, env=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "fastdkim", *map(str, args)], input=input, cwd=cwd,
-                          capture_output=True, env=e, timeout=300)
+def _stream(data=b""):
+    """A text stream over bytes, without a file descriptor (so that nothing
+    the command line does to its standard output reaches this process's)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", write_through=True)
+
+
+def run(*args, input=None):
+    """``fastdkim ARGS`` run in this process by ``cli.main``: its exit status
+    and what it wrote, as bytes, as ``subprocess.run`` would give them."""
+    argv = [str(a) for a in args]
+    stdin, out, err = _stream(input or b""), _stream(), _stream()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = stdin, out, err
+    try:
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # --help, --version, errors found by the parser
+            code = 0 if exc.code is None else exc.code
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    out.flush()
+    err.flush()
+    return subprocess.CompletedProcess(argv, code, out.buffer.getvalue(), err.buffer.getvalue())
+
+
+def run_process(*args, input=None):
+    """``python -m fastdkim ARGS`` in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "fastdkim", *map(str, args)], input=input, capture_output=True,
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +241,8 @@ def test_help_everywhere():
         r = run(cmd, "--help")
         assert r.returncode == 0 and b"example" in r.stdout
     assert run().returncode == 2
+    r = run_process()  # the real entry point: the exit status of the program
+    assert r.returncode == 2 and b"usage: fastdkim" in r.stderr
 
 
 def test_console_script_if_installed():
@@ -307,7 +338,7 @@ def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeyp
     box = tmp_path / "q.mbox"
     box.write_bytes(b"".join(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n" for _ in range(6)))
     original_box = box.read_bytes()
-    real = cli._sign_all
+    real = cli_sign.sign_all
     calls = {"n": 0}
 
     def failing(*a, **k):
@@ -316,7 +347,7 @@ def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeyp
             raise KeyboardInterrupt  # the operator presses Ctrl-C midway
         return real(*a, **k)
 
-    monkeypatch.setattr(cli, "_sign_all", failing)
+    monkeypatch.setattr(cli_sign, "sign_all", failing)
     assert cli.main(["sign", *map(str, sign_args(keyset)), "--in-place", "--jobs", "1", "--quiet", str(d)]) == 130
     states = [_signed_or_original(d / ("m%d.eml" % i), keyset) for i in range(6)]
     assert states == ["signed"] * 3 + ["original"] * 3
@@ -430,7 +461,7 @@ def test_in_place_through_symlink_keeps_link_and_target_mode(keyset, tmp_path):
 def test_out_to_a_character_device_writes_into_it(keyset, tmp_path):
     msg = tmp_path / "m.eml"
     msg.write_bytes(MSG)
-    r = run("sign", *sign_args(keyset), "--out", "/dev/stdout", "--force", msg)
+    r = run_process("sign", *sign_args(keyset), "--out", "/dev/stdout", "--force", msg)  # its own stdout
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(b"DKIM-Signature:") == 2 and r.stdout.endswith(MSG)
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
@@ -608,7 +639,8 @@ def test_mbox_in_place_waits_for_the_delivery_lock(keyset, tmp_path):
     before = box.read_bytes()
     with open(box, "r+b") as held:
         fcntl.lockf(held.fileno(), fcntl.LOCK_EX)  # a delivery agent appending
-        r = run("sign", *sign_args(keyset), "--in-place", "--lock-timeout", "0.3", "--jobs", "1", box)
+        # (another process: this one's fcntl locks never stop itself)
+        r = run_process("sign", *sign_args(keyset), "--in-place", "--lock-timeout", "0.3", "--jobs", "1", box)
         assert r.returncode == 2 and b"locked" in r.stderr and box.read_bytes() == before, r.stderr
     (tmp_path / "q.mbox.lock").write_bytes(b"")
     r = run("sign", *sign_args(keyset), "--in-place", "--lock-timeout", "0.3", "--jobs", "1", box)
@@ -663,7 +695,7 @@ def test_field_name_with_inner_space_is_not_signed(keyset, tmp_path):
 def test_device_output_needs_no_force(keyset, tmp_path):
     m = tmp_path / "m.eml"
     m.write_bytes(MSG)
-    r = run("sign", *sign_args(keyset), "--out", "/dev/stdout", m)
+    r = run_process("sign", *sign_args(keyset), "--out", "/dev/stdout", m)  # its own stdout
     assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 2, r.stderr
 
 

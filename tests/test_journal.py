@@ -497,6 +497,7 @@ def test_replace_only_the_file_that_was_read(tmp_path):
 
 def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypatch):
     from fastdkim import cli
+    from fastdkim.cli import sign as cli_sign
 
     from fastdkim.keys import generate_private_key
     from cryptography.hazmat.primitives import serialization
@@ -510,14 +511,14 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
     msg = b"From: a@example.com\nSubject: s\n\nbody\n"
     (md / "new" / "1.M1.host").write_bytes(msg)
     (md / "new" / "2.M2.host").write_bytes(msg)
-    real = cli._sign_stream
+    real = cli_sign._sign_stream
 
     def client_files_it(setup, fh):
         out = real(setup, fh)
         if fh.name.endswith("1.M1.host"):
             os.rename(fh.name, str(md / "cur" / "1.M1.host:2,S"))  # the client reads it meanwhile
         return out
-    monkeypatch.setattr(cli, "_sign_stream", client_files_it)
+    monkeypatch.setattr(cli_sign, "_sign_stream", client_files_it)
     rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
                    "--jobs", "1", "--quiet", str(md)])
     assert rc == 1  # one message reported as not signed

@@ -15,39 +15,70 @@ Verify::
 """
 from __future__ import annotations
 
-from ._core import ACCELERATED
-from .dns import DNSKeySource, KeySource
+from . import _core
+from .keysources import DNSKeySource, KeySource
 from .errors import (
     DKIMError,
+    FromAddressError,
+    HeaderTooLarge,
+    JournalError,
     KeyFormatError,
     KeyLookupError,
+    KeyRecordError,
     KeyTooWeakError,
+    MboxLockedError,
     MessageFormatError,
+    NoSigningKey,
+    OptionError,
+    PolicyError,
+    ReplacedMeanwhile,
     SigningError,
+    TagSyntaxError,
     TemporaryLookupError,
+    TooManyHeaderFields,
+    UnsignableMessageError,
 )
-from .keys import KeyRecord, KeyRecordError, generate_private_key, load_private_key, parse_key_record, public_key_record
+from .keys import KeyRecord, generate_private_key, load_private_key, parse_key_record, public_key_record
 from .policy import SigningPolicy
 from .signing import Signer, sign_all, sign_file
-from .verification import Verification, Verifier, verify
+from .verification import Status, Verification, Verifier, verify
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # ACCELERATED follows the core in use (the test suite switches it); read at access time.
+    if name == "ACCELERATED":
+        return _core.ACCELERATED
+    raise AttributeError("module 'fastdkim' has no attribute %r" % name)
 
 __all__ = [
     "ACCELERATED",
     "DKIMError",
     "DNSKeySource",
+    "FromAddressError",
+    "HeaderTooLarge",
+    "JournalError",
     "KeyFormatError",
     "KeyLookupError",
     "KeyRecord",
     "KeyRecordError",
     "KeySource",
     "KeyTooWeakError",
+    "MboxLockedError",
     "MessageFormatError",
+    "NoSigningKey",
+    "OptionError",
+    "PolicyError",
+    "ReplacedMeanwhile",
     "Signer",
     "SigningError",
     "SigningPolicy",
+    "Status",
+    "TagSyntaxError",
     "TemporaryLookupError",
+    "TooManyHeaderFields",
+    "UnsignableMessageError",
     "Verification",
     "Verifier",
     "generate_private_key",

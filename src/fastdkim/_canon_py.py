@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -146,25 +146,37 @@ class BodyCanonicalizer:
 
 
 class BodyHasher:
-    """Canonicalize a body and hash it with SHA-256, streaming.
+    """Canonicalize a body and hash it (SHA-256 unless told), streaming.
 
     :param relaxed: relaxed body canonicalization instead of simple.
     :param limit: hash only the first ``limit`` canonical octets (the ``l=``
         tag); ``None`` hashes all.
     :param bare_lf: treat bare LF as CRLF.
+    :param hash_name: ``"sha256"`` or ``"sha1"`` (``rsa-sha1``, RFC 6376
+        section 3.3.1); the same canonical octets go to either.
+    :raises ValueError: ``limit`` is negative or ``hash_name`` another name.
 
     ``length`` is the number of canonical octets produced (all of them, not
     just those hashed); after ``digest()`` it is the canonical body length, so
     ``length > limit`` says the body extended past ``l=``.
     """
 
-    __slots__ = ("_canon", "_hash", "_limit", "_length", "_hashed", "_digest")
+    __slots__ = ("_canon", "_hash", "_hash_name", "_limit", "_length", "_hashed", "_digest")
 
-    def __init__(self, relaxed: bool, limit: Optional[int] = None, bare_lf: bool = False) -> None:
+    def __init__(
+        self, relaxed: bool, limit: Optional[int] = None, bare_lf: bool = False, hash_name: str = "sha256"
+    ) -> None:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
+        if hash_name == "sha256":
+            self._hash = hashlib.sha256()
+            self._hash_name = "sha256"
+        elif hash_name == "sha1":
+            self._hash = hashlib.sha1()
+            self._hash_name = "sha1"
+        else:
+            raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
         self._canon = BodyCanonicalizer(relaxed, bare_lf)
-        self._hash = hashlib.sha256()
         self._limit = limit
         self._length = 0
         self._hashed = 0
@@ -177,6 +189,10 @@ class BodyHasher:
     @property
     def limit(self) -> Optional[int]:
         return self._limit
+
+    @property
+    def hash_name(self) -> str:
+        return self._hash_name
 
     @property
     def length(self) -> int:
@@ -346,7 +362,7 @@ def _short(b: bytes, limit: int = 40) -> str:
     return repr(s if len(s) <= limit else s[:limit] + "...")
 
 
-def parse_tag_list(data: Buffer, max_tags: int = 1024) -> dict:
+def parse_tag_list(data: Buffer, max_tags: int = 1024) -> Dict[str, bytes]:
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
     Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
@@ -355,7 +371,7 @@ def parse_tag_list(data: Buffer, max_tags: int = 1024) -> dict:
     :raises ValueError: a spec without ``=``, an invalid tag name, a duplicate
         tag, more than ``max_tags`` tags, or no tag at all.
     """
-    tags: dict = {}
+    tags: Dict[str, bytes] = {}
     for spec in bytes(data).split(b";"):
         eq = spec.find(b"=")
         if eq < 0:
@@ -376,7 +392,7 @@ def parse_tag_list(data: Buffer, max_tags: int = 1024) -> dict:
     return tags
 
 
-def parse_signature(field: Buffer, max_tags: int = 1024) -> Tuple[dict, bytes]:
+def parse_signature(field: Buffer, max_tags: int = 1024) -> Tuple[Dict[str, bytes], bytes]:
     """Split a ``DKIM-Signature`` field (name, colon, tag-list) into its tags
     and the field with the ``b=`` value deleted (section 3.7: everything
     between its ``=`` and the next ``;`` or the end, whitespace included).
@@ -421,7 +437,9 @@ def b64decode(value: Buffer) -> bytes:
     return base64.b64decode(v)
 
 
-def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own: Buffer, relaxed: bool) -> bytes:
+def header_hash_input(
+    fields: Sequence[Tuple[bytes, bytes]], names: Sequence[bytes], own: Buffer, relaxed: bool
+) -> bytes:
     """The header part of the data a DKIM signature covers (section 3.7).
 
     For each name of ``names`` (lower-case, in ``h=`` order) the next instance
@@ -431,7 +449,7 @@ def header_hash_input(fields: List[Tuple[bytes, bytes]], names: List[bytes], own
     CRLF.
     """
     wanted = set(names)
-    by_name: dict = {}
+    by_name: Dict[bytes, List[bytes]] = {}
     for name, raw in fields:
         if name in wanted:
             by_name.setdefault(name, []).append(raw)

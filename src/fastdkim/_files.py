@@ -7,6 +7,7 @@ import stat
 from typing import BinaryIO, Callable, Optional, Tuple
 
 from . import _owner
+from .errors import ReplacedMeanwhile
 
 __all__ = ["atomic_write", "current_umask", "ReplacedMeanwhile"]
 
@@ -23,12 +24,6 @@ def current_umask() -> int:
     mask = os.umask(0o022)  # no other way: set and restore at once
     os.umask(mask)
     return mask
-
-
-class ReplacedMeanwhile(OSError):
-    """The file to be replaced was moved, removed or replaced by another
-    program while its new content was being written (a mail client filing a
-    Maildir message): nothing was written, so the message is not duplicated."""
 
 
 _RENAME_EXCHANGE = 2
@@ -165,3 +160,13 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
         except OSError:
             pass
         raise
+
+
+def write_signed(out: BinaryIO, header: bytes, message: BinaryIO) -> None:
+    """Write ``header`` (the signature fields) to ``out``, then the message in
+    the binary file ``message`` from its current position to its end, copied
+    in blocks of 1 MiB (memory stays bounded whatever the size)."""
+    import shutil
+
+    out.write(header)
+    shutil.copyfileobj(message, out, 1 << 20)

@@ -5,6 +5,12 @@ import encodings.idna
 import functools
 import re
 
+from .errors import OptionError
+
+from types import ModuleType
+from typing import Optional
+
+_idna: Optional[ModuleType]
 try:
     import idna as _idna
 except ImportError:  # pragma: no cover - a declared dependency, but degrade gracefully
@@ -32,7 +38,7 @@ def alabel(label: str) -> bytes:
     """
     if _idna is not None:
         try:
-            return _idna.alabel(_idna.uts46_remap(label, False, False))
+            return bytes(_idna.alabel(_idna.uts46_remap(label, False, False)))
         except _idna.IDNAError as exc:
             raise UnicodeError(str(exc)) from None
     return encodings.idna.ToASCII(label)  # pragma: no cover
@@ -49,10 +55,10 @@ def to_a_label_domain(name: str) -> str:
         try:
             n = ".".join(label if label.isascii() else alabel(label).decode("ascii") for label in n.split("."))
         except (UnicodeError, ValueError) as exc:
-            raise ValueError("invalid internationalized domain name %r: %s" % (name, exc)) from None
+            raise OptionError("invalid internationalized domain name %r: %s" % (name, exc)) from None
     n = n.lower()
     if not is_valid_domain(n):
-        raise ValueError("invalid domain name %r" % name)
+        raise OptionError("invalid domain name %r" % name)
     return n
 
 
@@ -89,5 +95,18 @@ def qp_decode(value: bytes) -> bytes:
     v = re.sub(rb"[ \t\r\n]+", b"", value)
     decoded = _QP.sub(lambda m: bytes([int(m.group(1), 16)]), v)
     if b"=" in _QP.sub(b"", v):
-        raise ValueError("invalid quoted-printable %r" % value[:40])
+        raise OptionError("invalid quoted-printable %r" % value[:40])
     return decoded
+
+
+def printable(text: str, ascii_only: bool = False) -> str:
+    """``text`` on one line, safe to show: what a message put in a tag value
+    (control characters, line breaks; with ``ascii_only`` anything beyond
+    ASCII) escaped as ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``."""
+    def ok(c: str) -> bool:
+        return c.isprintable() and (c.isascii() or not ascii_only)
+
+    if all(ok(c) for c in text):
+        return text
+    return "".join(c if ok(c) else "\\x%02x" % ord(c) if ord(c) < 0x100 else
+                   "\\u%04x" % ord(c) if ord(c) < 0x10000 else "\\U%08x" % ord(c) for c in text)

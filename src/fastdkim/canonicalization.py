@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import _core
+from .errors import OptionError
 
 _CORE_NAMES = frozenset(
     ("BodyCanonicalizer", "BodyHasher", "canonicalize_body", "normalize_line_endings", "relaxed_header")
@@ -50,7 +51,7 @@ def parse_canonicalization(value: str) -> Tuple[str, str]:
     if len(parts) == 1:
         parts.append("simple")
     if len(parts) != 2 or not all(p in CANONICALIZATIONS for p in parts):
-        raise ValueError("unknown canonicalization %r" % value)
+        raise OptionError("unknown canonicalization %r" % value)
     return parts[0], parts[1]
 
 

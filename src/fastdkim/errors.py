@@ -1,8 +1,32 @@
-"""Exception hierarchy.  Everything fastdkim raises derives from :class:`DKIMError`.
+"""Every exception fastdkim defines, in one tree under :class:`DKIMError`.
 
-Verification never raises for a hostile or malformed message: such input becomes
-a ``permerror`` (or ``temperror``) result.  Exceptions are for API misuse,
-unusable keys and signing failures.
+What fastdkim raises is one of these, an :class:`OSError` from the file system
+(a file that cannot be read or written), or a :class:`TypeError` for an
+argument of the wrong type.  Verification never raises for a hostile or
+malformed message: such input becomes a ``permerror`` (or ``temperror``)
+result.
+
+::
+
+    DKIMError
+    ├── KeyFormatError (ValueError)          a private or public key is unusable
+    │   └── KeyTooWeakError                  an RSA key below the minimum (RFC 8301)
+    ├── KeyRecordError (ValueError)          a DNS key record is malformed
+    ├── TagSyntaxError (ValueError)          a tag-list is malformed
+    ├── KeyLookupError                       a public key could not be fetched
+    │   └── TemporaryLookupError             ... for now (timeout, SERVFAIL)
+    ├── MessageFormatError (ValueError)      a message cannot be read as one
+    │   ├── HeaderTooLarge                   its header block is too large
+    │   ├── TooManyHeaderFields              ... or has too many fields
+    │   └── UnsignableMessageError (SigningError)  and therefore cannot be signed
+    ├── SigningError                         a message could not be signed
+    │   ├── FromAddressError                 no single usable From address
+    │   └── NoSigningKey                     no key for the From domain
+    ├── PolicyError (ValueError)             a signing policy is invalid
+    ├── OptionError (ValueError)             an argument has a value outside its range
+    ├── MboxLockedError (OSError)            another program holds an mbox lock
+    ├── JournalError (OSError)               an interrupted rewrite cannot be completed
+    └── ReplacedMeanwhile (OSError)          a file changed under fastdkim's feet
 """
 from __future__ import annotations
 
@@ -10,15 +34,27 @@ __all__ = [
     "DKIMError",
     "KeyFormatError",
     "KeyTooWeakError",
-    "SigningError",
-    "MessageFormatError",
+    "KeyRecordError",
+    "TagSyntaxError",
     "KeyLookupError",
     "TemporaryLookupError",
+    "MessageFormatError",
+    "HeaderTooLarge",
+    "TooManyHeaderFields",
+    "UnsignableMessageError",
+    "SigningError",
+    "FromAddressError",
+    "NoSigningKey",
+    "PolicyError",
+    "OptionError",
+    "MboxLockedError",
+    "JournalError",
+    "ReplacedMeanwhile",
 ]
 
 
 class DKIMError(Exception):
-    """Base class of every exception fastdkim raises."""
+    """Base class of every exception fastdkim defines."""
 
 
 class KeyFormatError(DKIMError, ValueError):
@@ -29,12 +65,13 @@ class KeyTooWeakError(KeyFormatError):
     """An RSA key is shorter than the minimum allowed (RFC 8301)."""
 
 
-class SigningError(DKIMError):
-    """A message could not be signed (bad options, unusable message)."""
+class KeyRecordError(DKIMError, ValueError):
+    """A DKIM key record (the TXT value at ``selector._domainkey.domain``) is
+    malformed or unusable (RFC 6376 section 3.6.1)."""
 
 
-class MessageFormatError(SigningError, ValueError):
-    """The message is malformed in a way that prevents signing it."""
+class TagSyntaxError(DKIMError, ValueError):
+    """A tag-list (RFC 6376 section 3.2) is malformed."""
 
 
 class KeyLookupError(DKIMError):
@@ -46,3 +83,58 @@ class TemporaryLookupError(KeyLookupError):
 
     Verification reports it as ``temperror``.
     """
+
+
+class MessageFormatError(DKIMError, ValueError):
+    """A message cannot be read as one (a header block too large, with too
+    many fields, a file not opened in binary mode), or, when signing, is
+    malformed in a way that prevents signing it."""
+
+
+class HeaderTooLarge(MessageFormatError):
+    """The header block is larger than the configured limit."""
+
+
+class TooManyHeaderFields(MessageFormatError):
+    """The header block has more fields than the configured limit."""
+
+
+class SigningError(DKIMError):
+    """A message could not be signed (bad options, unusable message)."""
+
+
+class UnsignableMessageError(MessageFormatError, SigningError):
+    """The message is malformed in a way that prevents signing it (no From
+    field, a header block other parsers would read differently)."""
+
+
+class FromAddressError(SigningError):
+    """The From field does not give exactly one usable address."""
+
+
+class NoSigningKey(SigningError):
+    """The signing policy has no key for the From domain."""
+
+
+class PolicyError(DKIMError, ValueError):
+    """A signing policy (TOML file or mapping) is invalid."""
+
+
+class OptionError(DKIMError, ValueError):
+    """An argument has the right type but a value fastdkim cannot use (a
+    negative count, an unknown canonicalization, a malformed nameserver)."""
+
+
+class MboxLockedError(DKIMError, OSError):
+    """Another program holds the mbox lock (a delivery in progress)."""
+
+
+class JournalError(DKIMError, OSError):
+    """An interrupted rewrite that cannot be completed safely (the message says
+    why, and where the complete new content is kept)."""
+
+
+class ReplacedMeanwhile(DKIMError, OSError):
+    """The file to be replaced was moved, removed or replaced by another
+    program while its new content was being written (a mail client filing a
+    Maildir message): nothing was written, so the message is not duplicated."""

@@ -55,10 +55,10 @@ import os
 import stat
 import threading
 import time
-from typing import Any, BinaryIO, Callable, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
 from . import _owner
-from .errors import DKIMError
+from .errors import JournalError, OptionError
 
 __all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
 
@@ -70,11 +70,6 @@ WRITTEN, EXTENDED = b"W", b"E"
 COPY = 1 << 20
 BLOCK = 4096  # the unit of the journal's digests (a page: what a kill or a power cut leaves whole)
 DIGEST = 16  # octets of SHA-256 kept per block
-
-
-class JournalError(DKIMError, OSError):
-    """An interrupted rewrite that cannot be completed safely (the message says
-    why, and where the complete new content is kept)."""
 
 
 def _home_of(uid: int) -> Optional[str]:
@@ -239,7 +234,7 @@ def _old_digests(fd: int, old: int, new: int) -> Tuple[str, bytes]:
     """SHA-256 of the file's first ``old`` octets, and the block digests of
     what the file holds once extended to ``new`` (those octets, then NULs)."""
     whole = hashlib.sha256()
-    out = []
+    out: List[bytes] = []
     pos = 0
     while pos < new:
         n = min(COPY, new - pos)
@@ -345,7 +340,7 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
             new_blocks = out.finish()
             new_size = out.size
             if new_size < old_size:
-                raise ValueError("the new content (%d octets) is shorter than the file (%d)" % (new_size, old_size))
+                raise OptionError("the new content (%d octets) is shorter than the file (%d)" % (new_size, old_size))
             old_sha, old_blocks = _old_digests(fd, old_size, new_size)
             new_sha = out.sha.hexdigest()
             if new_size == old_size and new_sha == old_sha:
@@ -425,7 +420,7 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
         _fsync_dir(os.path.dirname(jpath))
 
 
-def _read_header(jfd: int) -> Tuple[dict, bytes]:
+def _read_header(jfd: int) -> Tuple[Dict[str, Any], bytes]:
     head = os.pread(jfd, HEADER, 0)
     if len(head) < HEADER or not head.startswith(MAGIC_ANY):
         raise JournalError("not a fastdkim journal (or one cut short before it was complete)")

@@ -12,7 +12,7 @@ import binascii
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import FrozenSet, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, FrozenSet, List, Optional, Tuple, Union
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from . import _core
 from ._files import atomic_write
-from .errors import KeyFormatError, KeyTooWeakError
+from .errors import KeyFormatError, KeyRecordError, KeyTooWeakError, OptionError
 from .tags import TagSyntaxError, parse_tag_list, strip_fws
 
 __all__ = [
@@ -88,7 +88,7 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
     stripped = data.strip()
     if not stripped:
         raise KeyFormatError("private key data is empty")
-    loaders = []
+    loaders: List[Callable[..., Any]] = []
     if b"-----BEGIN OPENSSH PRIVATE KEY-----" in stripped:
         loaders.append(serialization.load_ssh_private_key)
     elif b"-----BEGIN" in stripped:
@@ -101,7 +101,7 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
     last: Exception = KeyFormatError("unrecognised private key format")
     for loader in loaders:
         try:
-            key = loader(stripped, password)  # type: ignore[operator]
+            key = loader(stripped, password)
         except TypeError as exc:  # password missing, or given for an unencrypted key
             if password is not None:
                 raise _UnexpectedPassword(_password_message(exc, password)) from None
@@ -111,14 +111,37 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
             if "bcrypt" in msg:
                 raise KeyFormatError("encrypted OpenSSH keys need the bcrypt package (pip install bcrypt); or "
                                      "convert the key with: ssh-keygen -p -m PEM -f KEYFILE") from None
-            if password is not None and ("password" in msg or "decrypt" in msg):
-                raise KeyFormatError("wrong password for the private key") from None
+            if password is not None and _is_encrypted(stripped):
+                # (decided from the key's own structure: cryptography's words vary, and a
+                # wrong password sometimes decrypts to garbage that fails later)
+                raise KeyFormatError("wrong password for the private key (or a damaged key file)") from None
             last = exc
             continue
         if not isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
             raise KeyFormatError("unsupported key type %s: DKIM uses RSA or Ed25519" % type(key).__name__)
         return key
     raise KeyFormatError("cannot parse private key: %s" % (last,))
+
+
+def _is_encrypted(data: bytes) -> bool:
+    """Whether the private key ``data`` (PEM, OpenSSH or DER) is stored encrypted."""
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        return True
+    if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
+        body = data.split(b"-----BEGIN OPENSSH PRIVATE KEY-----", 1)[1].split(b"-----END", 1)[0]
+        try:
+            raw = base64.b64decode(b"".join(body.split()))
+        except (binascii.Error, ValueError):
+            return False
+        magic = b"openssh-key-v1\0"
+        if not raw.startswith(magic) or len(raw) < len(magic) + 4:
+            return False
+        n = int.from_bytes(raw[len(magic):len(magic) + 4], "big")
+        return raw[len(magic) + 4:len(magic) + 4 + n] != b"none"
+    if data.startswith(b"\x30") and len(data) > 4:  # DER: EncryptedPrivateKeyInfo starts SEQUENCE { SEQUENCE
+        i = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
+        return i < len(data) and data[i] == 0x30
+    return False
 
 
 class _UnexpectedPassword(KeyFormatError):
@@ -235,7 +258,10 @@ def write_private_key(path: Union[str, "os.PathLike[str]"], key: PrivateKey, *, 
     :raises OSError: the file cannot be written.
     """
     data = private_key_pem(key)
-    atomic_write(os.fspath(path), lambda out: out.write(data), overwrite=force, mode=0o600)
+    def write(out: BinaryIO) -> None:
+        out.write(data)
+
+    atomic_write(os.fspath(path), write, overwrite=force, mode=0o600)
 
 
 def record_name(selector: str, domain: str) -> str:
@@ -251,7 +277,7 @@ def txt_strings(value: str, limit: int = 255) -> List[str]:
     """
     data = value.encode("ascii")
     if limit < 1 or limit > 255:
-        raise ValueError("limit must be 1..255")
+        raise OptionError("limit must be 1..255")
     return [data[i:i + limit].decode("ascii") for i in range(0, len(data), limit)] or [""]
 
 
@@ -271,10 +297,6 @@ def zone_file_line(selector: str, domain: str, value: str, ttl: int = 3600) -> s
     if len(parts) > 1:
         body = "( " + " ".join(_zone_quote(p) for p in parts) + " )"
     return "%s. %d IN TXT %s" % (record_name(selector, domain), ttl, body)
-
-
-class KeyRecordError(ValueError):
-    """A DKIM key record is unusable; verification reports ``permerror``."""
 
 
 @dataclass(frozen=True)

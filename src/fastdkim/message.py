@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
 from . import _core
-from .errors import MessageFormatError
+from .errors import HeaderTooLarge, MessageFormatError, TooManyHeaderFields  # noqa: F401 (importable from here)
 
 __all__ = [
     "Header", "MessageInput", "ParsedMessage", "read_message", "is_file", "CHUNK", "MAX_HEADER_BYTES",
@@ -40,14 +40,6 @@ MessageInput = Union[bytes, bytearray, memoryview, BinaryIO]
 Header = Tuple[bytes, bytes]  # (lower-cased name, raw field with folding and CRLF)
 
 _SMALL = 1 << 16  # header blocks up to this size are sliced (copied); larger ones viewed
-
-
-class HeaderTooLarge(MessageFormatError):
-    """The header block is larger than the configured limit."""
-
-
-class TooManyHeaderFields(MessageFormatError):
-    """The header block has more fields than the configured limit."""
 
 
 @dataclass
@@ -103,7 +95,7 @@ def _file_body(head: bytes, fh: BinaryIO) -> Iterator[bytes]:
         if not chunk:
             return
         if not isinstance(chunk, (bytes, bytearray)):
-            raise MessageFormatError("message file must be opened in binary mode")
+            raise TypeError("message file must be opened in binary mode (a text-mode file gives str)")
         yield chunk
 
 
@@ -122,7 +114,7 @@ def _read_head(fh: BinaryIO, bare_lf: Optional[bool], max_header_bytes: int) -> 
     while True:
         chunk = fh.read(want)
         if isinstance(chunk, str):
-            raise MessageFormatError("message file must be opened in binary mode")
+            raise TypeError("message file must be opened in binary mode (a text-mode file gives str)")
         if not chunk:
             return buf, start, nl
         seen = len(buf)

@@ -42,7 +42,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import DKIMError, MessageFormatError, SigningError
+from .errors import (  # (the policy's exceptions are defined there, and importable from here)
+    FromAddressError,
+    NoSigningKey,
+    PolicyError,
+    UnsignableMessageError,
+)
 from .message import MessageInput, read_message
 from .signing import Signer
 from ._text import to_a_label_domain
@@ -77,18 +82,6 @@ def _check_options(opts: Mapping[str, Any], where: str) -> None:
             ok = all(isinstance(v, str) for v in value)
         if not ok:
             raise PolicyError("%s: %s must be %s, not %r" % (where, name, text, value))
-
-
-class PolicyError(DKIMError, ValueError):
-    """The policy file is unreadable or malformed."""
-
-
-class FromAddressError(SigningError):
-    """The message's From field is missing, unparseable or holds several addresses."""
-
-
-class NoSigningKey(SigningError):
-    """No rule of the policy covers the message's From domain (and there is no fallback)."""
 
 
 def from_domain(fields: Sequence[Tuple[bytes, bytes]]) -> str:
@@ -177,7 +170,7 @@ class SigningPolicy:
         """
         pm = read_message(message)
         if pm.malformed is not None:
-            raise MessageFormatError(pm.malformed)
+            raise UnsignableMessageError(pm.malformed)
         return self.signers_for_domain(from_domain(pm.fields))
 
     @classmethod
@@ -238,7 +231,7 @@ class SigningPolicy:
 
 
 def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str, cache: Dict[str, Any],
-             where: str, extra: frozenset = frozenset(), password: Optional[bytes] = None) -> List[Signer]:
+             where: str, extra: "frozenset[str]" = frozenset(), password: Optional[bytes] = None) -> List[Signer]:
     from .keys import load_private_key, load_private_key_with
 
     if not isinstance(entry, dict) or not isinstance(entry.get("keys"), list) or not entry["keys"]:

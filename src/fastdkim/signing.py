@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from . import _core
 from .canonicalization import parse_canonicalization
 from ._files import atomic_write
-from .errors import MessageFormatError, SigningError
+from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
-from .message import MessageInput, ParsedMessage, read_message
+from .message import MessageInput, ParsedMessage, is_file, read_message
 from .tags import FIELD_NAME, MAX_H_NAMES
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -121,6 +121,19 @@ class Signer:
         min_key_bits: int = 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        for arg, name in (("domain", domain), ("selector", selector)):
+            if not isinstance(name, str):
+                raise TypeError("Signer: %s must be a str, not %s" % (arg, type(name).__name__))
+        for arg, opt in (("algorithm", algorithm), ("identity", identity)):
+            if opt is not None and not isinstance(opt, str):
+                raise TypeError("Signer: %s must be a str or None, not %s" % (arg, type(opt).__name__))
+        if not isinstance(canonicalization, str):
+            raise TypeError("Signer: canonicalization must be a str such as 'relaxed/simple', not %s"
+                            % type(canonicalization).__name__)
+        if password is not None and not isinstance(password, (bytes, bytearray, memoryview)):
+            raise TypeError("Signer: password must be bytes, not %s" % type(password).__name__)
+        if expiration is not None and (isinstance(expiration, bool) or not isinstance(expiration, int)):
+            raise TypeError("Signer: expiration must be an int (seconds), not %s" % type(expiration).__name__)
         try:
             self.domain = to_a_label_domain(domain)
         except (ValueError, AttributeError) as exc:
@@ -213,12 +226,23 @@ class Signer:
         return _as_endings([self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)],
                            pm.lf_endings)
 
-    def sign_message(self, message: Union[bytes, bytearray, memoryview]) -> bytes:
-        """Return ``message`` with its new ``DKIM-Signature`` field prepended.
+    def sign_message(self, message: MessageInput) -> bytes:
+        """Return ``message`` with its new ``DKIM-Signature`` field prepended
+        (a binary file is read whole; :meth:`sign_file` streams instead).
+
+        :raises TypeError: ``message`` is neither bytes-like nor a binary file.
 
         The field takes the message's own line endings (LF for a message stored
         with Unix line endings, CRLF otherwise).
         """
+        if is_file(message):  # a binary file: its whole content, signed
+            read = message.read()  # type: ignore[union-attr]
+            if not isinstance(read, (bytes, bytearray)):
+                raise TypeError("sign_message: the file must be opened in binary mode")
+            message = read
+        elif not isinstance(message, (bytes, bytearray, memoryview)):
+            raise TypeError("sign_message: message must be bytes-like or a binary file, not %s"
+                            % type(message).__name__)
         data = bytes(message)
         headers, lf = _sign_all(data, [self], self.bare_lf)
         return _as_endings(headers, lf) + data
@@ -254,28 +278,28 @@ class Signer:
         # plan (h= list, which field each entry takes) is computed once per
         # sequence.
         if fields and fields[0][1][:1] in (b" ", b"\t"):
-            raise MessageFormatError("malformed header block: its first line is a continuation line")
+            raise UnsignableMessageError("malformed header block: its first line is a continuation line")
         key = tuple([f[0] for f in fields])
         plan = self._plans.get(key)
         if plan is None:
             for i, n in enumerate(key):
                 if not FIELD_NAME.match(n):
-                    raise MessageFormatError("malformed header block: %s: %r" % (
+                    raise UnsignableMessageError("malformed header block: %s: %r" % (
                         "a line without a colon" if not n else "not a field name", fields[i][1][:60]))
             positions: Dict[bytes, List[int]] = {}
             for i, name in enumerate(key):
                 positions.setdefault(name, []).append(i)
             if b"from" not in positions:
-                raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
+                raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
             h: List[str] = []
             take: List[int] = []
-            for n, nb, over in self._h_plan:
+            for hname, nb, over in self._h_plan:
                 lst = positions.get(nb)
                 if lst:
-                    h.extend([n] * (len(lst) + over))
+                    h.extend([hname] * (len(lst) + over))
                     take.extend(reversed(lst))  # h= picks instances from the bottom up
             if len(h) > MAX_H_NAMES:
-                raise MessageFormatError("%d header fields to sign: more than a verifier accepts (%d)"
+                raise UnsignableMessageError("%d header fields to sign: more than a verifier accepts (%d)"
                                          % (len(h), MAX_H_NAMES))
             plan = (tuple(h), take)
             if len(self._plans) >= 256:
@@ -416,13 +440,16 @@ def sign_all(message: MessageInput, signers: Sequence[Signer], *, bare_lf: Optio
 
 def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optional[bool]) -> Tuple[List[bytes], bool]:
     """The header fields, and whether the message uses bare LF line endings."""
+    if isinstance(signers, Signer) or not isinstance(signers, Sequence) or \
+            not all(isinstance(x, Signer) for x in signers):
+        raise TypeError("signers must be a sequence of Signer objects, not %s" % type(signers).__name__)
     if not signers:
         raise SigningError("no signers given")
     if bare_lf is None:
         bare_lf = signers[0].bare_lf
     pm = _read_signable(message, bare_lf)
     if not any(name == b"from" for name, _ in pm.fields):
-        raise MessageFormatError("message has no From header field; it cannot be DKIM signed")
+        raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
     hashers = _hash_bodies(pm, signers, pm.bare_lf)
     out = []
     for s in signers:
@@ -435,7 +462,7 @@ def _read_signable(message: MessageInput, bare_lf: Optional[bool]) -> ParsedMess
     """The parsed message, refused when its header block is malformed."""
     pm = read_message(message, bare_lf=bare_lf)
     if pm.malformed is not None:
-        raise MessageFormatError(pm.malformed)
+        raise UnsignableMessageError(pm.malformed)
     return pm
 
 
@@ -471,7 +498,8 @@ def sign_file(
     try:
         if isinstance(dst, (str, os.PathLike)) and os.path.exists(dst):
             if own and os.path.samefile(src, dst):  # type: ignore[arg-type]
-                raise SigningError("refusing to write the signed message over its source %s" % os.fspath(src))
+                raise SigningError("refusing to write the signed message over its source %s"
+                                   % os.fspath(src))  # type: ignore[arg-type]
             if not overwrite:
                 raise FileExistsError("%s exists (pass overwrite=True to replace it)" % os.fspath(dst))
         try:

@@ -13,6 +13,7 @@ import re
 from typing import Dict, Tuple
 
 from . import _core
+from .errors import TagSyntaxError
 
 __all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME"]
 
@@ -25,10 +26,6 @@ MAX_H_NAMES = 512
 
 #: An RFC 5322 field-name (1*ftext: printable US-ASCII but colon), as bytes.
 FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")
-
-
-class TagSyntaxError(ValueError):
-    """The tag-list does not follow RFC 6376 section 3.2."""
 
 
 def strip_fws(value: bytes) -> bytes:

@@ -11,6 +11,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidSignature
@@ -19,16 +20,35 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from .canonicalization import parse_canonicalization
-from .dns import KeySource, as_key_source
-from .errors import KeyLookupError, MessageFormatError, TemporaryLookupError
+from .keysources import KeySource, as_key_source
+from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MAX_HEADER_FIELDS, MessageInput, read_message
 from .tags import FIELD_NAME, FWS, MAX_H_NAMES
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
-__all__ = ["Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
+__all__ = ["Status", "Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
 
-PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = "pass", "fail", "neutral", "temperror", "permerror"
+class Status(str, Enum):
+    """The result of a signature (RFC 6376 section 6.1, RFC 8601 section 2.7.1).
+
+    A ``str``: ``status == "pass"``, formatting and JSON give the plain word.
+    """
+
+    PASS = "pass"
+    FAIL = "fail"
+    NEUTRAL = "neutral"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+
+    __str__ = str.__str__
+    __format__ = str.__format__  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = Status.PASS, Status.FAIL, Status.NEUTRAL, Status.TEMPERROR, Status.PERMERROR
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 
@@ -81,6 +101,25 @@ class Verification:
     def passed(self) -> bool:
         return self.status == PASS
 
+    def as_dict(self) -> Dict[str, Any]:
+        """The result as plain JSON-ready values (strings, numbers, booleans,
+        ``None`` and a list), in a fixed order::
+
+            json.dumps([r.as_dict() for r in fastdkim.verify(message)])
+
+        Keys: ``status``, ``reason``, ``domain``, ``selector``, ``algorithm``,
+        ``identity``, ``canonicalization``, ``body_length``,
+        ``body_truncated``, ``testing``, ``key_bits``, ``signed_headers``,
+        ``timestamp``, ``expiration``.
+        """
+        return {
+            "status": str(self.status), "reason": self.reason, "domain": self.domain, "selector": self.selector,
+            "algorithm": self.algorithm, "identity": self.identity, "canonicalization": self.canonicalization,
+            "body_length": self.body_length, "body_truncated": self.body_truncated, "testing": self.testing,
+            "key_bits": self.key_bits, "signed_headers": list(self.signed_headers),
+            "timestamp": self.timestamp, "expiration": self.expiration,
+        }
+
     def __str__(self) -> str:
         return "%s d=%s s=%s a=%s (%s)" % (self.status, self.domain, self.selector, self.algorithm, self.reason)
 
@@ -90,6 +129,18 @@ class _Sig:
 
     __slots__ = ("result", "raw", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
                  "h", "b", "bh", "l", "key", "key_name", "signs_dkim")
+    # (set once the signature's tags are checked)
+    alg: str
+    hash_name: str
+    key_type: str
+    relaxed_h: bool
+    relaxed_b: bool
+    h: List[bytes]
+    b: bytes
+    bh: bytes
+    l: Optional[int]  # noqa: E741 (the tag's name)
+    key_name: str
+    signs_dkim: bool
 
     def __init__(self, result: Verification, raw: bytes) -> None:
         self.result = result
@@ -113,7 +164,7 @@ class Verifier:
     :param keys: where public keys come from: ``None`` for DNS, a mapping of
         ``selector._domainkey.domain`` to the TXT value, a callable taking that
         name and returning the value (or ``None``), or a
-        :class:`~fastdkim.dns.KeySource`.
+        :class:`~fastdkim.keysources.KeySource`.
     :param max_signatures: signatures evaluated per message; later ones get a
         ``neutral`` result saying they were not evaluated.
     :param allow_sha1: accept ``rsa-sha1`` (refused by default, RFC 8301).
@@ -144,7 +195,7 @@ class Verifier:
         max_header_names: int = MAX_H_NAMES,
     ) -> None:
         if max_signatures < 0:
-            raise ValueError("max_signatures must be >= 0")
+            raise OptionError("max_signatures must be >= 0")
         self.keys: KeySource = as_key_source(keys)
         self.max_signatures = max_signatures
         self.allow_sha1 = allow_sha1
@@ -409,9 +460,9 @@ class Verifier:
     # -- section 6.1.3: body hash, then header hash and signature ----------------------
 
     def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
-        if len(sigs) == 1 and sigs[0].hash_name == "sha256":  # the usual case, without the bookkeeping
+        if len(sigs) == 1:  # the usual case, without the bookkeeping
             s = sigs[0]
-            h = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode)
+            h = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
             for chunk in body:
                 h.update(chunk)
             return self._compare_body(s, h)
@@ -419,10 +470,7 @@ class Verifier:
         for s in sigs:
             k = (s.relaxed_b, s.l, s.hash_name)
             if k not in hashers:
-                if s.hash_name == "sha256":
-                    hashers[k] = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode)
-                else:
-                    hashers[k] = _LegacyBodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
+                hashers[k] = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
         hs = list(hashers.values())
         for chunk in body:
             for h in hs:
@@ -507,34 +555,25 @@ def _as_written(r: Verification, tags: Dict[str, bytes]) -> None:
             setattr(r, attr, tags[t].decode("utf-8", "replace"))
 
 
-class _LegacyBodyHasher:
-    """Body hash with another digest than SHA-256 (``rsa-sha1``, only when allowed)."""
-
-    def __init__(self, relaxed: bool, limit: Optional[int], bare_lf: bool, hash_name: str) -> None:
-        self._canon = _core.core.BodyCanonicalizer(relaxed, bare_lf)
-        self._hash = hashlib.new(hash_name)
-        self._limit = limit
-        self.length = 0
-
-    def _feed(self, piece: bytes) -> None:
-        if self._limit is not None:
-            room = self._limit - self.length
-            self._hash.update(piece[: max(room, 0)])
-        else:
-            self._hash.update(piece)
-        self.length += len(piece)
-
-    def update(self, chunk: bytes) -> None:
-        self._feed(self._canon.update(chunk))
-
-    def digest(self) -> bytes:
-        self._feed(self._canon.finish())
-        return self._hash.digest()
-
-
-def verify(message: MessageInput, *, keys: Any = None, **options: Any) -> List[Verification]:
-    """Verify every ``DKIM-Signature`` of ``message``; see :class:`Verifier` for options.
+def verify(
+    message: MessageInput,
+    *,
+    keys: Any = None,
+    max_signatures: int = 10,
+    allow_sha1: bool = False,
+    min_key_bits: int = MIN_RSA_BITS,
+    clock_skew: int = 300,
+    now: Optional[float] = None,
+    clock: Callable[[], float] = time.time,
+    bare_lf: Optional[bool] = None,
+    max_header_names: int = MAX_H_NAMES,
+) -> List[Verification]:
+    """Verify every ``DKIM-Signature`` of ``message``; the options are
+    :class:`Verifier`'s.
 
     :returns: one :class:`Verification` per signature field, top to bottom.
+    :raises TypeError: ``message`` is neither bytes-like nor a binary file.
     """
-    return Verifier(keys=keys, **options).verify(message)
+    return Verifier(keys=keys, max_signatures=max_signatures, allow_sha1=allow_sha1, min_key_bits=min_key_bits,
+                    clock_skew=clock_skew, now=now, clock=clock, bare_lf=bare_lf,
+                    max_header_names=max_header_names).verify(message)

@@ -1,0 +1,174 @@
+# base64 tag values (RFC 4648 section 4): strict decoding of b=, bh= and p=
+# (whitespace ignored), and the folded encoding a signer writes.
+# Part of _canon.pyx (included there).
+
+# base64 alphabet (RFC 4648 section 4): value, or one of these markers
+cdef enum:
+    _B64_BAD = -1
+    _B64_FWS = -2
+    _B64_PAD = -3
+
+cdef signed char _b64_table[256]
+
+
+cdef const char *_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+cdef void _init_b64_table():
+    cdef int c
+    for c in range(256):
+        _b64_table[c] = _B64_BAD
+    for c in range(64):
+        _b64_table[<unsigned char>_B64_ALPHABET[c]] = c
+    _b64_table[_SP] = _B64_FWS
+    _b64_table[_TAB] = _B64_FWS
+    _b64_table[_CR] = _B64_FWS
+    _b64_table[_LF] = _B64_FWS
+    _b64_table[61] = _B64_PAD
+
+
+_init_b64_table()
+
+
+def b64decode(value):
+    """Decode a base64 tag value (``b=``, ``bh=``, ``p=``), ignoring whitespace.
+
+    Strict: only the RFC 4648 alphabet, the length (without whitespace) a
+    multiple of four, ``=`` padding only at the end and at most two of it.
+
+    :raises ValueError: the value is not such base64.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, i, o = 0
+    cdef unsigned int acc = 0
+    cdef int nacc = 0, pad = 0, v
+    cdef bytes out
+    cdef unsigned char *q
+    _get_buffer(value, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        out = PyBytes_FromStringAndSize(NULL, (n // 4) * 3 + 3)
+        q = <unsigned char *>_bytes_str(<PyObject *>out)
+        for i in range(n):
+            v = _b64_table[b[i]]
+            if v >= 0:
+                if pad:
+                    raise ValueError("malformed base64 value")
+                acc = (acc << 6) | <unsigned int>v
+                nacc += 1
+                if nacc == 4:
+                    q[o] = <unsigned char>(acc >> 16)
+                    q[o + 1] = <unsigned char>(acc >> 8)
+                    q[o + 2] = <unsigned char>acc
+                    o += 3
+                    nacc = 0
+                    acc = 0
+            elif v == _B64_PAD:
+                pad += 1
+                if nacc < 2 or nacc + pad > 4:
+                    raise ValueError("malformed base64 value")
+            elif v != _B64_FWS:
+                raise ValueError("malformed base64 value")
+        if pad:
+            if nacc + pad != 4:
+                raise ValueError("malformed base64 value")
+            if nacc == 2:
+                q[o] = <unsigned char>(acc >> 4)
+                o += 1
+            else:
+                q[o] = <unsigned char>(acc >> 10)
+                q[o + 1] = <unsigned char>(acc >> 2)
+                o += 2
+        elif nacc:
+            raise ValueError("malformed base64 value")
+    finally:
+        PyBuffer_Release(&view)
+    return out if o == len(out) else out[:o]
+
+
+def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
+    """The base64 of ``data`` as a folded tag value: the first line goes on
+    after column ``col`` (left empty when fewer than 8 columns remain), the
+    following lines start with one SP; no line passes ``width`` columns.
+    Lines are separated by CRLF SP."""
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, m, room, line, i, o = 0, k = 0, nl
+    cdef unsigned int v
+    cdef unsigned char *enc
+    cdef unsigned char *q
+    cdef bytes out
+    if not 9 <= width <= 65536:
+        raise ValueError("width must be from 9 to 65536")
+    if not 0 <= col <= 65536:
+        raise ValueError("col must be from 0 to 65536")
+    _get_buffer(data, &view)
+    try:
+        b = <const unsigned char *>view.buf
+        n = view.len
+        m = ((n + 2) // 3) * 4
+        line = width - 1
+        room = width - col
+        if room < 8:
+            room = 0
+        # line breaks: after the first `room` characters, then every `line`
+        if m <= room:
+            nl = 0
+        else:
+            nl = (m - room + line - 1) // line if room else (m + line - 1) // line
+        enc = <unsigned char *>malloc(<size_t>(m + 1))
+        if enc == NULL:
+            raise MemoryError()
+        try:
+            i = 0
+            while i + 3 <= n:
+                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8) | b[i + 2]
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+                enc[o + 3] = _B64_ALPHABET[v & 63]
+                o += 4
+                i += 3
+            if n - i == 1:
+                v = <unsigned int>b[i] << 16
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = 61
+                enc[o + 3] = 61
+            elif n - i == 2:
+                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8)
+                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
+                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+                enc[o + 3] = 61
+            out = PyBytes_FromStringAndSize(NULL, m + 3 * nl)
+            q = <unsigned char *>_bytes_str(<PyObject *>out)
+            o = 0
+            i = 0
+            k = room if room else 0
+            if room == 0 and m:
+                q[0] = _CR
+                q[1] = _LF
+                q[2] = _SP
+                o = 3
+                k = line
+            while True:
+                if k > m - i:
+                    k = m - i
+                memcpy(q + o, enc + i, <size_t>k)
+                o += k
+                i += k
+                if i >= m:
+                    break
+                q[o] = _CR
+                q[o + 1] = _LF
+                q[o + 2] = _SP
+                o += 3
+                k = line
+        finally:
+            free(enc)
+    finally:
+        PyBuffer_Release(&view)
+    return out

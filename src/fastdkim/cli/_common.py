@@ -1,0 +1,158 @@
+"""What the commands share: exit statuses, usage errors, printing helpers, the
+progress display and the ``type=`` checks of numeric options."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Optional, TextIO, Tuple
+
+from .._text import printable
+from ..authres import is_authserv_id
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+#: How every command's help is laid out (the demo keeps argparse's default).
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+#: Text from a message or a file name, on one line (see :func:`fastdkim._text.printable`).
+_printable = printable
+
+
+class UsageError(Exception):
+    """A user error: reported in one line, exit status 2."""
+
+
+class OutOfRange(Exception):
+    """An option's value is out of range: ``main()`` reports it through the
+    parser (usage line, message, exit status 2).  Not a ``ValueError``, which
+    argparse would report as a value of the wrong type."""
+
+
+# -- argparse type= checks ---------------------------------------------------------------
+
+
+def _checked(convert: Callable[[str], Any], ok: Callable[[Any], bool], problem: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` the text (text that is no number is
+    reported by argparse as ever: "invalid int value"), then refuse a value
+    ``ok`` rejects, saying ``problem``."""
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if not ok(value):
+            raise OutOfRange(problem)
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def at_least(n: int, problem: str) -> Callable[[str], int]:
+    """A whole number of ``n`` or more."""
+    return _checked(int, lambda v: v >= n, problem)
+
+
+def int_range(lo: int, hi: int, problem: str) -> Callable[[str], int]:
+    """A whole number from ``lo`` to ``hi``."""
+    return _checked(int, lambda v: lo <= v <= hi, problem)
+
+
+def seconds(problem: str, *, zero: bool) -> Callable[[str], float]:
+    """A finite number of seconds: more than 0, or with ``zero`` 0 or more."""
+    return _checked(float, lambda v: math.isfinite(v) and (v >= 0 if zero else v > 0), problem)
+
+
+#: A Unix time (``--now``).
+unix_time = _checked(float, lambda v: math.isfinite(v) and 0 <= v < 2 ** 62,
+                     "--now must be a Unix time (seconds since 1970)")
+
+
+def authserv_id(text: str) -> str:
+    """An authserv-id (``--ar``, RFC 8601 section 2.2)."""
+    if not is_authserv_id(text):
+        raise OutOfRange("--ar needs an authserv-id: a host name such as mx.example.net")
+    return text
+
+
+# -- options several commands take ---------------------------------------------------------
+
+
+def domain_and_selector(args: argparse.Namespace) -> Tuple[str, str]:
+    """--domain and --selector as A-label names, or a usage error."""
+    from .._text import to_a_label_domain
+
+    out = []
+    for option, value in (("--domain", args.domain), ("--selector", args.selector)):
+        try:
+            out.append(to_a_label_domain(value))
+        except ValueError as exc:
+            raise UsageError("%s: %s" % (option, exc))
+    return out[0], out[1]
+
+
+def read_password(path: str) -> bytes:
+    """The password held in the file at ``path`` (its first line)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().rstrip(b"\r\n")
+    except OSError as exc:
+        raise UsageError("cannot read password file %s: %s" % (path, exc.strerror or exc))
+
+
+# -- printing ----------------------------------------------------------------------------
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in one line: what went wrong, and with which file."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        text = "%s: %s" % (exc.filename, text)
+    return text
+
+
+def _quiet_stdout() -> None:
+    """Standard output failed: point it at /dev/null so that the flush at exit
+    does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _said(what: Optional[str]) -> None:
+    """Report what recovering an interrupted run did (nothing when ``None``)."""
+    if what:
+        print("fastdkim: %s" % _printable(what), file=sys.stderr)
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, total: int, out: TextIO, enabled: bool) -> None:
+        self.label, self.total, self.out, self.enabled = label, total, out, enabled
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done: int, nbytes: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < 0.1:
+            return
+        self.last = now
+        el = max(now - self.start, 1e-9)
+        width = 30
+        fill = int(width * done / max(self.total, 1))
+        self.out.write(
+            "\r%-8s [%s%s] %d/%d  %.0f msg/s  %.1f MB/s" % (
+                self.label, "#" * fill, "." * (width - fill), done, self.total, done / el, nbytes / el / 1e6)
+        )
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.out.write("\n")
+            self.out.flush()

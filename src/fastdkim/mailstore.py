@@ -1,0 +1,402 @@
+"""Mail stores: reading files, directories, Maildirs and mboxes, locking an
+mbox as delivery agents do, and writing signed copies safely.
+
+Nothing is ever lost: a message that cannot be signed is reported and written
+out unchanged, so the output holds as many messages as the input.  Outputs are
+written through temporary files and renamed into place, so an interrupted run
+leaves every file either as it was or completely signed.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
+
+from . import _owner
+from ._files import atomic_write
+from .errors import MboxLockedError, MessageFormatError
+from .journal import HoldSignals, JournalError, recover, rewrite_in_place
+
+__all__ = [
+    "MboxLock",
+    "MboxLockedError",
+    "JournalError",
+    "recover",
+    "rewrite_in_place",
+    "Source",
+    "detect",
+    "iter_mbox",
+    "list_files",
+    "atomic_write",
+    "SignOutcome",
+    "Summary",
+]
+
+MBOX, MAILDIR, DIRECTORY, FILE, STDIN = "mbox", "maildir", "directory", "file", "stdin"
+
+
+@dataclass
+class Source:
+    """An input location and its kind."""
+
+    path: str
+    kind: str
+
+
+def _is_mbox(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(5) == b"From "
+    except OSError:
+        return False
+
+
+def detect(path: str) -> Source:
+    """What ``path`` is: ``-`` (stdin), a Maildir, a directory, an mbox or one message file.
+
+    :raises FileNotFoundError: ``path`` does not exist.
+    """
+    if path == "-":
+        return Source(path, STDIN)
+    if os.path.isdir(path):
+        if os.path.isdir(os.path.join(path, "cur")) and os.path.isdir(os.path.join(path, "new")):
+            return Source(path, MAILDIR)
+        return Source(path, DIRECTORY)
+    if not os.path.exists(path):
+        raise FileNotFoundError("no such file or directory: %s" % path)
+    return Source(path, MBOX if _is_mbox(path) else FILE)
+
+
+def list_files(src: Source) -> List[str]:
+    """Relative paths of the message files of a Maildir (``cur`` and ``new``) or directory.
+
+    Hidden files and a Maildir's ``tmp`` (deliveries in progress) are skipped.
+    """
+    out: List[str] = []
+    if src.kind == MAILDIR:
+        for sub in ("cur", "new"):
+            d = os.path.join(src.path, sub)
+            out += [os.path.join(sub, n) for n in sorted(os.listdir(d))
+                    if not n.startswith(".") and os.path.isfile(os.path.join(d, n))]
+        return out
+    for root, dirs, files in os.walk(src.path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for n in sorted(files):
+            if not n.startswith("."):
+                out.append(os.path.relpath(os.path.join(root, n), src.path))
+    return out
+
+
+def iter_mbox(fh: BinaryIO) -> Iterator[Tuple[bytes, bytes]]:
+    """Yield ``(separator_line, message)`` pairs of an mbox, byte for byte.
+
+    A message starts at a line beginning ``From `` that opens the file or
+    follows an empty line.  The message bytes are kept as stored (``>From``
+    quoting included); the blank line that precedes the next separator is part
+    of the message, as mbox writers add it.
+    """
+    sep: Optional[bytes] = None
+    buf: List[bytes] = []
+    prev_blank = True
+    for line in fh:
+        if line.startswith(b"From ") and prev_blank:
+            if sep is not None:
+                yield sep, b"".join(buf)
+            sep, buf = line, []
+            prev_blank = False
+            continue
+        if sep is None:
+            raise MessageFormatError("not an mbox: data before the first 'From ' line")
+        buf.append(line)
+        prev_blank = line in (b"\n", b"\r\n")
+    if sep is not None:
+        yield sep, b"".join(buf)
+
+
+@dataclass
+class SignOutcome:
+    """What became of one message."""
+
+    name: str
+    size: int
+    signed: bool
+    reason: str = ""
+
+
+@dataclass
+class Summary:
+    """Counts for the closing report."""
+
+    signed: int = 0
+    skipped: List[SignOutcome] = field(default_factory=list)
+    bytes: int = 0
+
+    def add(self, o: SignOutcome) -> None:
+        self.bytes += o.size
+        if o.signed:
+            self.signed += 1
+        else:
+            self.skipped.append(o)
+
+    @property
+    def total(self) -> int:
+        return self.signed + len(self.skipped)
+
+
+class MboxLock:
+    """An exclusive lock on an mbox, taken the ways mail delivery agents take
+    it: the ``PATH.lock`` dot-lock file (skipped where the directory is not
+    writable), and ``fcntl`` and ``flock`` locks on the file itself.
+
+    The locks are taken all at once or not at all: when one is busy, those
+    already held are let go before trying again, so that an agent taking
+    them in another order is never kept waiting on fastdkim while fastdkim
+    waits on it.  While the lock is held, SIGTERM and SIGHUP end the program
+    through an exception (``SystemExit``), so that the lock and any temporary
+    file are cleaned up.
+
+    The dot-lock holds ``PID`` and ``HOST`` on two lines (a pid first, as
+    delivery agents write it).  A dot-lock whose process is gone (its pid is
+    not running on this machine, or was started after the lock was made) is
+    stale: it is removed and the lock taken.  A lock of a running process, of
+    another machine, or without a pid is waited for.
+
+    Once locked, an interrupted rewrite of the mbox (a journal left by a
+    fastdkim process that was killed) is completed before anything else
+    (:func:`fastdkim.journal.recover`); ``recovered`` says what was done.  The
+    temporary files that killed fastdkim processes left beside the mbox are
+    removed.
+
+    ``fh`` is the file, open for reading and writing: read and rewrite the
+    mbox through it only, since closing any other descriptor of the file
+    would drop the ``fcntl`` lock.
+
+    :raises MboxLockedError: the locks could not be had within ``timeout`` seconds.
+    :raises JournalError: an interrupted rewrite cannot be completed safely.
+    :raises OSError: the mbox cannot be opened for writing.
+    """
+
+    def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fh: Any = None
+        self.recovered: Optional[str] = None
+        #: whether a dot-lock left by a process that is gone was removed
+        self.stale_lock_removed = False
+        self._recover = recover
+        self._dotlock: Optional[str] = None
+        self._dotlock_id: Tuple[int, int] = (0, 0)
+        self._refresh_stop: Optional[threading.Event] = None
+        self._signals: List[Tuple[int, Any]] = []
+
+    def __enter__(self) -> "MboxLock":
+        deadline = time.monotonic() + self.timeout
+        # the dot-lock goes beside the real file, also when named through a link
+        dotlock = os.path.realpath(self.path) + ".lock"
+        self.fh = open(self.path, "r+b")
+        try:
+            while True:
+                busy = self._try_all(dotlock)
+                if busy is None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise MboxLockedError("%s (waited %.1f s)" % (busy, self.timeout))
+                time.sleep(0.1)
+            self._catch_signals()
+            if self._dotlock is not None:
+                self._start_refresh()
+            if self._recover:
+                self.recovered = recover(self.fh, self.path)
+            _owner.sweep_temporaries(os.path.dirname(dotlock))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _try_all(self, dotlock: str, retry: bool = True) -> Optional[str]:
+        """Take every lock; on a busy one, let the others go and say which."""
+        import fcntl
+
+        try:
+            fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            broken = _break_stale_lock(dotlock) if retry else False
+            if broken is True:  # left by a process that is gone
+                self.stale_lock_removed = True
+                return self._try_all(dotlock, retry=False)
+            if broken is None:  # stale, in a directory we may not write to: as if no dot-lock were possible
+                fd = -1
+            else:
+                return "%s exists: another program holds the mbox" % dotlock
+        except OSError:  # a read-only directory: no dot-lock possible
+            fd = -1
+        if fd >= 0:
+            try:
+                os.write(fd, _owner.lock_content())
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            self._dotlock = dotlock
+            self._dotlock_id = (st.st_dev, st.st_ino)
+        try:
+            fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                fcntl.lockf(self.fh.fileno(), fcntl.LOCK_UN)
+                raise
+        except (BlockingIOError, PermissionError):
+            self._drop_dotlock()
+            return "%s is locked by another program" % self.path
+        return None
+
+    def _catch_signals(self) -> None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._signals.append((sig, signal.signal(sig, stop)))
+
+    def _drop_dotlock(self) -> None:
+        if self._dotlock is not None:
+            self._stop_refresh()
+            try:
+                st = os.lstat(self._dotlock)
+                with open(self._dotlock, "rb") as fh:
+                    mine = fh.read(256) == _owner.lock_content()
+                if mine and (st.st_dev, st.st_ino) == self._dotlock_id:  # never another program's lock
+                    os.unlink(self._dotlock)
+            except OSError:
+                pass
+            self._dotlock = None
+
+    def _start_refresh(self) -> None:
+        """Touch the dot-lock every 60 s while it is held: agents that break
+        dot-locks by age (Postfix after 500 s) then see it is alive."""
+        stop = threading.Event()
+        path = self._dotlock
+        assert path is not None
+
+        def refresh() -> None:
+            while not stop.wait(60):
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+
+        threading.Thread(target=refresh, name="fastdkim-lock-refresh", daemon=True).start()
+        self._refresh_stop = stop
+
+    def _stop_refresh(self) -> None:
+        if self._refresh_stop is not None:
+            self._refresh_stop.set()
+            self._refresh_stop = None
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for sig, old in self._signals:
+            signal.signal(sig, old)
+        self._signals = []
+        if self.fh is not None:
+            self.fh.close()  # releases the fcntl and flock locks
+            self.fh = None
+        self._drop_dotlock()
+
+
+def _break_stale_lock(dotlock: str) -> Optional[bool]:
+    """Remove the dot-lock ``dotlock`` if the process that made it is gone
+    (see :class:`MboxLock`): ``True`` if removed, ``False`` if it is not
+    stale (or was replaced meanwhile), ``None`` if stale but in a directory
+    that does not let it be removed."""
+    try:
+        st = os.lstat(dotlock)
+        with open(dotlock, "rb") as fh:
+            content = fh.read(256)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    pid, owner = _owner.lock_owner(content)
+    # Only a lock that names this host: a bare pid may be another machine's
+    # (a shared spool) or another pid namespace's, and is waited for.
+    if pid is None or owner != _owner.host() or pid == os.getpid():
+        return False
+    if not _owner.process_gone(pid, st.st_mtime):
+        return False
+    # Move it aside and check that it is the lock just judged (another program
+    # may have broken it and taken a new one meanwhile): if not, put it back.
+    try:
+        fd, aside = _owner.mkstemp(os.path.dirname(dotlock))
+    except OSError:  # a directory we may not write to: the lock cannot be removed (nor taken)
+        return None
+    os.close(fd)
+    try:
+        os.replace(dotlock, aside)
+    except FileNotFoundError:
+        os.unlink(aside)
+        return True
+    except OSError:
+        os.unlink(aside)
+        return False
+    try:
+        moved = os.lstat(aside)
+        with open(aside, "rb") as fh:
+            now = fh.read(256)
+        if (moved.st_dev, moved.st_ino, moved.st_mtime_ns, now) != (st.st_dev, st.st_ino, st.st_mtime_ns, content):
+            try:  # another program took a new lock meanwhile: put it back
+                os.link(aside, dotlock)
+            except OSError:
+                pass
+            return False
+        return True
+    finally:
+        os.unlink(aside)
+
+
+_HoldSignals = HoldSignals  # (the name earlier releases used)
+
+
+def recover_mbox(path: str, timeout: float = 30.0) -> Optional[str]:
+    """Complete an interrupted in-place rewrite of the mbox ``path``, if one
+    was left (a journal exists), under the mbox lock.  Cheap when there is
+    nothing to do (two ``lstat`` calls, no lock).
+
+    :returns: what was done, or ``None``.
+    :raises MboxLockedError: a journal exists but the lock could not be had.
+    :raises JournalError: the rewrite cannot be completed safely.
+    """
+    from .journal import find_journal
+
+    if find_journal(path) is None:
+        return None
+    with MboxLock(path, timeout=timeout) as lock:
+        return lock.recovered
+
+
+def recover_all(timeout: float = 30.0) -> List[Tuple[str, Optional[str]]]:
+    """Complete every interrupted rewrite whose journal is in fastdkim's state
+    directory (:func:`fastdkim.journal.state_dir`); journals kept beside their
+    mbox are found through the mbox (:func:`recover_mbox`).
+
+    :returns: ``(mbox path, what was done)`` pairs; an mbox that could not
+        be recovered is reported in its pair and the others are still done.
+    """
+    from .journal import journal_paths_in_state_dir
+
+    done: List[Tuple[str, Optional[str]]] = []
+    for mbox in journal_paths_in_state_dir():
+        try:
+            done.append((mbox, recover_mbox(mbox, timeout)))
+        except FileNotFoundError:
+            done.append((mbox, "the mbox is gone; its journal is left where it is"))
+        except (OSError, JournalError) as exc:  # one mbox's trouble does not stop the others
+            done.append((mbox, "not recovered: %s" % exc))
+    return done

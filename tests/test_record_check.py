@@ -1,0 +1,74 @@
+"""Checking a published key record (fastdkim.record_check), as ``fastdkim check-dns`` reports it."""
+from __future__ import annotations
+
+import pytest
+
+import fastdkim
+from fastdkim.keys import MIN_RSA_BITS, RECOMMENDED_RSA_BITS
+from fastdkim.record_check import ERROR, OK, WARNING, Finding, check_record
+
+from helpers_keys import rsa_key_of_bits
+
+NAME = "s._domainkey.example.com"
+
+
+@pytest.fixture(scope="module")
+def ed():
+    return fastdkim.generate_private_key("ed25519")
+
+
+def levels(found):
+    return [f.level for f in found]
+
+
+def test_a_good_record_matching_its_key(ed):
+    found = check_record(NAME, [fastdkim.public_key_record(ed).encode()], private_key=ed, key_name="s.pem")
+    assert found == [Finding(OK, "Ed25519 key (RFC 8463)"), Finding(OK, "the private key s.pem matches the published record")]
+    level, message = found[0]  # a finding unpacks as (level, message)
+    assert (level, message) == (OK, "Ed25519 key (RFC 8463)")
+
+
+def test_a_record_given_as_text_and_another_key(ed):
+    other = fastdkim.generate_private_key("ed25519")
+    found = check_record(NAME, [fastdkim.public_key_record(ed)], private_key=other)
+    assert found[-1] == Finding(ERROR, "the private key does NOT match the published record")
+
+
+def test_several_dkim_records_and_no_dkim_record(ed):
+    rec = fastdkim.public_key_record(ed).encode()
+    found = check_record(NAME, [rec, rec, b"google-site-verification=abc"])
+    assert found[0] == Finding(ERROR, "2 DKIM records at %s: verifiers reject the key (publish exactly one)" % NAME)
+    found = check_record(NAME, [b"google-site-verification=abc"])
+    assert found == [Finding(ERROR, "no DKIM record among the TXT records")]
+    assert check_record(NAME, []) == [Finding(ERROR, "no DKIM record among the TXT records")]
+
+
+def test_quotes_revoked_keys_and_syntax_errors():
+    found = check_record(NAME, [b'v=DKIM1; k=rsa; " "p=MIIB'])
+    assert levels(found) == [ERROR, ERROR] and "quote" in found[0].message and "syntax" in found[1].message
+    found = check_record(NAME, [b"v=DKIM1; k=rsa; p="])
+    assert levels(found) == [ERROR] and "revoked" in found[0].message
+
+
+@pytest.mark.parametrize("bits, level", [(768, ERROR), (MIN_RSA_BITS, WARNING), (RECOMMENDED_RSA_BITS, OK)])
+def test_rsa_key_sizes(bits, level):
+    key = rsa_key_of_bits(bits) if bits < RECOMMENDED_RSA_BITS else fastdkim.generate_private_key("rsa", bits)
+    found = check_record(NAME, [fastdkim.public_key_record(key).encode()])
+    assert levels(found) == [level] and ("%d bits" % bits) in found[0].message
+    if level == WARNING:
+        assert "recommends %d or more" % RECOMMENDED_RSA_BITS in found[0].message
+
+
+def test_testing_flag_strings_and_answer_sizes(ed):
+    rec = fastdkim.public_key_record(ed, testing=True).encode()
+    found = check_record(NAME, [rec], strings=[3], answer_size=600)
+    assert found == [
+        Finding(OK, "served as 3 character-strings, which verifiers join"),
+        Finding(OK, "Ed25519 key (RFC 8463)"),
+        Finding(WARNING, "t=y: the domain is testing DKIM; remove it once signing works"),
+        Finding(WARNING, "the DNS answer is 600 bytes: over 512, it needs EDNS0 (or TCP)"),
+    ]
+    found = check_record(NAME, [rec], strings=[1], answer_size=1300)
+    assert found[-1] == Finding(WARNING, "the DNS answer is 1300 bytes: larger than a safe UDP answer (1232); "
+                                         "resolvers must retry over TCP")
+    assert len(check_record(NAME, [rec], answer_size=512)) == 2  # no size warning
