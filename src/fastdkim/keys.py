@@ -94,9 +94,11 @@ def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:
     elif b"-----BEGIN" in stripped:
         loaders.append(serialization.load_pem_private_key)
     else:
-        seed = _raw_ed25519_seed(stripped)
+        seed = _raw_ed25519_seed(data) if len(data) == 32 else _raw_ed25519_seed(stripped)
         if seed is not None:
             return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        # Binary DER is taken as given: its last octets may have the values of whitespace.
+        stripped = data if data[:1] == b"\x30" else stripped
         loaders.append(serialization.load_der_private_key)
     last: Exception = KeyFormatError("unrecognised private key format")
     for loader in loaders:
