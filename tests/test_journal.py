@@ -74,6 +74,17 @@ def _killed_at(monkeypatch, box, where, after=None):
     assert _in_child(child) == 137
 
 
+def _deny_temporaries(monkeypatch, directory):
+    """Make ``directory`` refuse fastdkim's temporary files, as a directory it may not write would."""
+    real = _owner.mkstemp
+
+    def mkstemp(d):
+        if d == str(directory):
+            raise PermissionError(13, "Permission denied", d)
+        return real(d)
+    monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+
+
 WHERE = ["writing", "before-extend", "extended-unmarked", "copy0", "copy1", "copy50", "copy99", "copy100", "copied"]
 
 
@@ -171,13 +182,7 @@ def test_damaged_journal_before_the_rewrite_is_dropped(tmp_path, monkeypatch):
 def test_journal_goes_to_the_state_directory_when_the_mbox_directory_is_read_only(tmp_path, monkeypatch):
     if os.geteuid() == 0:
         # root writes into read-only directories: make the directory unusable for temporary files instead
-        real = _owner.mkstemp
-
-        def mkstemp(directory):
-            if directory == str(tmp_path / "spool"):
-                raise PermissionError(13, "Permission denied", directory)
-            return real(directory)
-        monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+        _deny_temporaries(monkeypatch, tmp_path / "spool")
     spool = tmp_path / "spool"
     spool.mkdir()
     box = spool / "box"
@@ -209,13 +214,7 @@ def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypat
     box = spool / "box"
     box.write_bytes(OLD)
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
-    real = _owner.mkstemp
-
-    def mkstemp(directory):
-        if directory == str(spool):
-            raise PermissionError(13, "Permission denied", directory)
-        return real(directory)
-    monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+    _deny_temporaries(monkeypatch, spool)
     _killed_at(monkeypatch, box, "copy50")
     monkeypatch.undo()
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
@@ -412,19 +411,13 @@ def test_recover_all_goes_on_past_an_mbox_it_cannot_recover(tmp_path, monkeypatc
     from fastdkim.batch import recover_all
 
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
-    real = _owner.mkstemp
     spool = tmp_path / "spool"
     spool.mkdir()
-
-    def mkstemp(directory):
-        if directory == str(spool):
-            raise PermissionError(13, "Permission denied", directory)
-        return real(directory)
     boxes = []
     for name in ("a", "b", "c"):
         box = spool / name
         box.write_bytes(OLD)
-        monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+        _deny_temporaries(monkeypatch, spool)
         _killed_at(monkeypatch, box, "copy50")
         monkeypatch.undo()
         monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
@@ -441,13 +434,7 @@ def test_stale_lock_in_a_directory_fastdkim_may_not_write(tmp_path, monkeypatch)
     box.write_bytes(OLD)
     lock = tmp_path / "box.lock"
     lock.write_text("%d\n%s\n" % (_dead_pid(), _owner.host()))
-    real = _owner.mkstemp
-
-    def mkstemp(directory):
-        if directory == str(tmp_path):
-            raise PermissionError(13, "Permission denied", directory)
-        return real(directory)
-    monkeypatch.setattr(_owner, "mkstemp", mkstemp)
+    _deny_temporaries(monkeypatch, tmp_path)
     real_open = os.open
 
     def no_create(path, flags, *a):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from typing import BinaryIO, Callable, Optional, Tuple
@@ -29,16 +30,26 @@ def current_umask() -> int:
 _RENAME_EXCHANGE = 2
 
 
-def _exchange(a: str, b: str) -> bool:
-    """Swap the files named ``a`` and ``b`` atomically (Linux ``renameat2``);
-    False where the system or file system cannot."""
+@functools.lru_cache(maxsize=None)
+def _renameat2() -> Optional[Callable[..., int]]:
+    """The C library's ``renameat2``, looked up once (``None`` where there is none)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).renameat2
+        return fn
     except (OSError, AttributeError):
+        return None
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap the files named ``a`` and ``b`` atomically (Linux ``renameat2``);
+    False where the system or file system cannot."""
+    fn = _renameat2()
+    if fn is None:
         return False
+    import ctypes
+
     at_fdcwd = -100
     if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True

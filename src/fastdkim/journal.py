@@ -130,9 +130,8 @@ def find_journals(path: str) -> List[str]:
         owner: Optional[int] = os.stat(real).st_uid
     except OSError:
         owner = None
-    d, name = os.path.split(real)
-    places = [os.path.join(d, "." + name + ".fastdkim-journal")]
-    places += [os.path.join(sd, _key(real)) for sd in _state_dirs(owner)]
+    beside, _ = journal_locations(real)
+    places = [beside] + [os.path.join(sd, _key(real)) for sd in _state_dirs(owner)]
     return [j for j in places if os.path.lexists(j)]
 
 

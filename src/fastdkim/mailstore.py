@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
 from . import _owner
 from ._files import atomic_write
 from .errors import MboxLockedError, MessageFormatError
-from .journal import HoldSignals, JournalError, recover, rewrite_in_place
+from .journal import JournalError, recover, rewrite_in_place
 
 __all__ = [
     "MboxLock",
@@ -185,6 +185,8 @@ class MboxLock:
         self.recovered: Optional[str] = None
         #: whether a dot-lock left by a process that is gone was removed
         self.stale_lock_removed = False
+        #: how many temporary files of killed fastdkim runs were removed beside the mbox
+        self.temporaries_removed = 0
         self._recover = recover
         self._dotlock: Optional[str] = None
         self._dotlock_id: Tuple[int, int] = (0, 0)
@@ -209,7 +211,7 @@ class MboxLock:
                 self._start_refresh()
             if self._recover:
                 self.recovered = recover(self.fh, self.path)
-            _owner.sweep_temporaries(os.path.dirname(dotlock))
+            self.temporaries_removed = _owner.sweep_temporaries(os.path.dirname(dotlock))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -360,8 +362,6 @@ def _break_stale_lock(dotlock: str) -> Optional[bool]:
     finally:
         os.unlink(aside)
 
-
-_HoldSignals = HoldSignals  # (the name earlier releases used)
 
 
 def recover_mbox(path: str, timeout: float = 30.0) -> Optional[str]:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from .canonicalization import parse_canonicalization
-from ._files import atomic_write
+from ._files import atomic_write, write_signed
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, is_file, read_message
@@ -518,14 +518,9 @@ def sign_file(
         header = _as_endings(fields, lf)
         source.seek(start)
         if isinstance(dst, (str, os.PathLike)):
-            def write(out: BinaryIO) -> None:
-                out.write(header)
-                shutil.copyfileobj(source, out, 1 << 20)
-
-            atomic_write(os.fspath(dst), write, overwrite=overwrite)
+            atomic_write(os.fspath(dst), lambda out: write_signed(out, header, source), overwrite=overwrite)
         else:
-            dst.write(header)
-            shutil.copyfileobj(source, dst, 1 << 20)
+            write_signed(dst, header, source)
         return header
     finally:
         if spool is not None:

@@ -55,21 +55,23 @@ def run(args: argparse.Namespace) -> int:
             print("fastdkim recover: error: %s" % exc, file=sys.stderr)
             problems += 1
             continue
+        n = 0
         if src.kind == MBOX or (src.kind == FILE and os.path.isfile(path)):
             try:
-                with MboxLock(path, timeout=args.lock_timeout) as lock:  # (breaks a stale dot-lock)
+                # (the lock breaks a stale dot-lock and sweeps the mbox's directory)
+                with MboxLock(path, timeout=args.lock_timeout) as lock:
                     one(path, lock.recovered)
                     if lock.stale_lock_removed:
                         one(path, "removed the dot-lock of a process that is gone")
+                    n = lock.temporaries_removed
             except (MboxLockedError, JournalError) as exc:
                 print("fastdkim recover: error: %s: %s" % (_printable(path), _printable(str(exc))), file=sys.stderr)
                 problems += 1
-            dirs = [os.path.dirname(os.path.realpath(path))]
+                n = sweep_temporaries(os.path.dirname(os.path.realpath(path)))
         elif src.kind == MAILDIR:
-            dirs = [os.path.join(path, d) for d in ("cur", "new", "tmp")]
+            n = sum(sweep_temporaries(os.path.join(path, d)) for d in ("cur", "new", "tmp"))
         else:
-            dirs = [root for root, _, _ in os.walk(path)]
-        n = sum(sweep_temporaries(d) for d in dirs)
+            n = sum(sweep_temporaries(root) for root, _, _ in os.walk(path))
         if n:
             done += 1
             print("%s: removed %d temporary file%s left by an interrupted run" % (
