@@ -7,7 +7,8 @@ Run from the project root after building the extension in place::
     python benchmarks/bench_header_memory.py --mb 8           # smaller inputs
 
 Each case runs in a fresh subprocess: the input is made first (a file on disk,
-written in pieces, and for bytes input read back with one ``read()``), then ``resource.getrusage`` gives the
+written in pieces by ``fastdkim.mailgen.iter_header_flood``, and for bytes input
+read back with one ``read()``), then ``resource.getrusage`` gives the
 peak RSS so far as the baseline, ``Verifier.verify`` runs once, and the peak RSS
 after it minus the baseline is the growth the verification caused.  It is
 printed in MiB and as a multiple of the input size.  (The progress lines on
@@ -35,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Any, Dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,30 +44,26 @@ CASES = ("4M fields", "4M fields, no end", "4M fields, LF", "10k fields")
 FORMS = ("bytes", "file")
 
 
-def _fields(case: str, size: int) -> tuple:
-    """(one field, how many, the end of the header block) for ``case``."""
+def _flood(case: str, size: int) -> Dict[str, Any]:
+    """The arguments of ``mailgen.iter_header_flood`` for ``case``."""
     if case == "10k fields":
         n = 10_000 - 1  # and From: the limit exactly
-        return b"X-Big: " + b"y" * (size // n - 9) + b"\r\n", n, b"\r\nbody\r\n"
-    field = b"a:1234\r\n"
-    n = size // len(field)
+        return {"count": n, "field_size": size // n}
+    args: Dict[str, Any] = {"count": size // 8, "field_size": 8}
     if case == "4M fields, LF":
-        return b"a:12345\n", n, b"\nbody\n"
-    return field, n, b"" if case.endswith("no end") else b"\r\nbody\r\n"
+        args["line_ending"] = b"\n"
+    if case.endswith("no end"):
+        args["end"] = False
+    return args
 
 
-def _write_message(case: str, size: int, path: str) -> int:
-    field, n, end = _fields(case, size)
-    first = b"From: a@example.com\n" if case.endswith("LF") else b"From: a@example.com\r\n"
-    # Small pieces: the peak RSS of this process must stay below a child's
-    # baseline, as a child spawned from it may start from its peak.
-    per = max(1, (1 << 20) // len(field))
+def write_message(case: str, size: int, path: str) -> int:
+    """Write the message of ``case`` to ``path`` (in small pieces); its size."""
+    from fastdkim.mailgen import iter_header_flood
+
     with open(path, "wb") as out:
-        out.write(first)
-        for _ in range(n // per):
-            out.write(field * per)
-        out.write(field * (n % per))
-        out.write(end)
+        for piece in iter_header_flood(**_flood(case, size)):
+            out.write(piece)
     return os.path.getsize(path)
 
 
@@ -118,7 +116,12 @@ def run_case(case: str, form: str, core: str, size: int, src: str, tmpdir: str) 
     else:
         env["FASTDKIM_REQUIRE_EXTENSIONS"] = "1"
     path = os.path.join(tmpdir, "message.eml")
-    _write_message(case, size, path)
+    # Written by another process, from this checkout's generator: the peak RSS
+    # of this one must stay below a child's baseline, as a child spawned from
+    # it may start from its peak.
+    writer = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--write", case, str(size), path],
+                   env=writer, check=True)
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", case, form, str(size), path],
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -127,6 +130,9 @@ def run_case(case: str, form: str, core: str, size: int, src: str, tmpdir: str) 
 
 
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--write":
+        write_message(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
     if len(sys.argv) == 6 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
         return

@@ -1,51 +1,65 @@
 """The other DKIM implementations the benchmark measures fastdkim against.
 
+Finding, building and starting each peer is the job of the one peer harness,
+``tests/interop/peers.py``, which the interop tests use too; its programs are in
+``tests/interop/peer_programs/``, each with a loop mode for the benchmark.
+This module drives them and times them.
+
 ========== ============================================ ==============================================
 peer       how it runs                                   how it gets keys without DNS
 ========== ============================================ ==============================================
 dkimpy     in-process (PyPI ``dkimpy``; ed25519 needs    ``dnsfunc=`` of ``dkim.verify``: a function
            PyPI ``pynacl``)                              answering the key record's name only
-opendkim   ``peer_programs/opendkim_loop.c`` over        ``dkim_set_key_lookup``: a callback that hands
-           libopendkim (Debian ``libopendkim-dev``),     the library the record, no query is made
-           compiled by the benchmark with ``cc``
-mail-dkim  ``peer_programs/mail_dkim_loop.pl`` over      ``Mail::DKIM::DNS::query`` replaced by a
-           Mail::DKIM (Debian ``libmail-dkim-perl``)     function answering the record's name only
-mailauth   ``peer_programs/mailauth_loop.js`` over npm   the verifier's ``resolver`` option: a function
+opendkim   ``opendkim_peer.c loop`` over libopendkim     ``dkim_set_key_lookup``: a callback that hands
+           (Debian ``libopendkim-dev``), compiled by     the library the record, no query is made
+           the harness with ``cc``
+mail-dkim  ``mail_dkim_peer.pl loop`` over Mail::DKIM    ``Mail::DKIM::DNS::query`` replaced by a
+           (Debian ``libmail-dkim-perl``)                function answering the record's name only
+mailauth   ``mailauth_peer.js loop`` over npm            the verifier's ``resolver`` option: a function
            ``mailauth`` (installed on demand into        answering the record's name only
-           ``benchmarks/node_modules``; Node >= 20.18)
+           ``tests/interop/peer_programs/node_modules``;
+           Node >= 20.18)
 ========== ============================================ ==============================================
 
 External peers loop inside their own process (start-up is not timed) and
-follow the protocol of ``opendkim_loop.c``: one operation whose product the
-harness checks (fastdkim must verify what the peer signed; the peer must pass
-what fastdkim signed) before it answers ``go`` and the timed rounds start.
-A peer that is not installed is reported as skipped with the reason, never
-dropped; so is a single workload a peer cannot do (Mail::DKIM without
+follow the loop protocol of ``opendkim_peer.c``: one operation whose product
+the harness checks (fastdkim must verify what the peer signed; the peer must
+pass what fastdkim signed) before it answers ``go`` and the timed rounds
+start.  A peer that is not installed is reported as skipped with the reason,
+never dropped; so is a single workload a peer cannot do (Mail::DKIM without
 ed25519-sha256).
+
+Run alone, it checks and times each peer on a 3 KB message (sign and verify,
+both algorithms, relaxed/relaxed) beside fastdkim::
+
+    python benchmarks/bench_peers.py [--peers opendkim,mail-dkim] [--no-npm-install]
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-from bench_timing import Timing, measure
-from bench_workloads import DOMAIN, SELECTORS, KeySet
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = HERE / "peer_programs"
+ROOT = HERE.parent
+if (ROOT / "src" / "fastdkim").is_dir() and str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+for _p in (HERE, ROOT / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from interop import peers as harness  # noqa: E402  (the one peer harness)
+
+from bench_timing import Timing, measure  # noqa: E402
+from bench_workloads import DOMAIN, SELECTORS, KeySet  # noqa: E402
+
 PEER_NAMES = ("dkimpy", "opendkim", "mail-dkim", "mailauth")
-MAILAUTH_SPEC = json.loads((HERE / "package.json").read_text())["dependencies"]["mailauth"]
-#: the oldest Node that the pinned mailauth accepts (its "engines" field)
-MAILAUTH_MIN_NODE = (20, 18, 1)
 
 
 @dataclass
@@ -61,6 +75,19 @@ class Job:
     h: Sequence[str] = ()
     headers: Sequence[str] = ()
     oversign: Sequence[str] = ()
+
+
+def job_for(op: str, alg: str, canon: str, message: bytes, fd_sig: bytes) -> Job:
+    """The peer job for ``message`` that fastdkim signed with ``fd_sig``: the
+    peers sign the fields fastdkim signs by default (``h=``, the default and
+    oversigned names)."""
+    from fastdkim.signing import DEFAULT_HEADERS, DEFAULT_OVERSIGN
+
+    m = re.search(rb"[; \t\r\n]h=([^;]*);", fd_sig)
+    if m is None:
+        raise ValueError("no h= tag in %r" % fd_sig[:80])
+    h = [x.strip().decode() for x in re.sub(rb"\s+", b"", m.group(1)).split(b":")]
+    return Job(op, alg, canon, message, h=h, headers=DEFAULT_HEADERS, oversign=DEFAULT_OVERSIGN)
 
 
 @dataclass
@@ -84,18 +111,27 @@ class PeerResult:
 Checker = Callable[[Job, bytes], Optional[str]]
 
 
-def _dpkg_status(package: str) -> Optional[str]:
-    """The installed version of a Debian package, or None."""
-    if shutil.which("dpkg-query") is None:
+def checker(verifier: Any) -> Checker:
+    """The check of a peer's first product: fastdkim (``verifier``, a
+    ``fastdkim.Verifier`` that has the keys) verifies what the peer signed,
+    with the requested ``a=`` and ``c=``; a verifying peer must say ``pass``."""
+
+    def check(job: Job, product: bytes) -> Optional[str]:
+        if job.op == "verify":
+            return None if product.strip() == b"pass" else "the peer did not pass the message: %r" % product[:80]
+        if not product.startswith(b"DKIM-Signature:"):
+            return "no DKIM-Signature field produced (got %r)" % product[:60]
+        if not product.endswith(b"\r\n"):
+            product += b"\r\n"
+        res = verifier.verify(product + job.message)
+        if len(res) != 1 or res[0].status != "pass":
+            return "fastdkim does not verify the peer's signature: %s" % (res[0] if res else "no result")
+        if res[0].algorithm != job.alg or res[0].canonicalization != job.canon:
+            return "the peer signed with a=%s c=%s, not a=%s c=%s" % (
+                res[0].algorithm, res[0].canonicalization, job.alg, job.canon)
         return None
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Status}\t${Version}", package],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0 or "install ok installed" not in out.stdout:
-        return None
-    return out.stdout.split("\t", 1)[1].strip()
+
+    return check
 
 
 class Peer:
@@ -128,24 +164,12 @@ class Dkimpy(Peer):
     how_no_dns = "dkim.verify(dnsfunc=...) answers the key record's name from memory"
 
     def probe(self, work: Path, keys: KeySet) -> None:
-        try:
-            import dkim  # noqa: F401  (availability probe)
-        except ImportError:
-            self.skip_reason = "PyPI package dkimpy is not installed (pip install '.[bench]')"
+        found = harness.find_dkimpy()
+        if isinstance(found, str):
+            self.skip_reason = found
             return
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            self.version = "dkimpy " + version("dkimpy")
-        except PackageNotFoundError:
-            self.version = "unknown"
-        try:
-            import nacl  # noqa: F401
-
-            self.nacl = True
-            self.version += ", pynacl " + version("pynacl")
-        except (ImportError, PackageNotFoundError):
-            self.nacl = False
+        self.version = found.version
+        self.algorithms = found.algorithms
         self.keys = keys
         records = {(n + ".").encode(): keys.record[a].encode() for a, n in ((a, keys.name(a)) for a in keys.record)}
 
@@ -157,8 +181,9 @@ class Dkimpy(Peer):
     def run(self, job: Job, settings: Settings, check: Checker) -> PeerResult:
         import dkim
 
-        if job.alg == "ed25519-sha256" and not self.nacl:
-            return PeerResult("skipped", reason="PyPI package pynacl is not installed (dkimpy needs it for ed25519)")
+        if job.alg not in self.algorithms:
+            return PeerResult("skipped", reason="dkimpy cannot use %s: install %s"
+                              % (job.alg, harness.PACKAGES["dkimpy-ed25519"]))
         hc, bc = (c.encode() for c in job.canon.split("/"))
         if job.op == "sign":
             key = self.keys.pem[job.alg] if job.alg == "rsa-sha256" else self.keys.seed_b64
@@ -196,7 +221,8 @@ class Dkimpy(Peer):
 
 
 class External(Peer):
-    """A peer driven through a loop program (see ``peer_programs/opendkim_loop.c``)."""
+    """A peer driven through the loop mode of its program (the protocol is
+    described at the top of ``tests/interop/peer_programs/opendkim_peer.c``)."""
 
     timeout = 300.0
 
@@ -204,10 +230,20 @@ class External(Peer):
         super().__init__()
         self.work: Optional[Path] = None
         self._messages: Dict[str, Path] = {}
-        self.env: Optional[Dict[str, str]] = None
+        self.program: Optional[harness.Program] = None
 
-    def command(self) -> List[str]:
+    def find(self, work: Path) -> Union[harness.Program, str]:
+        """The peer's program (from the shared harness), or why it is unavailable."""
         raise NotImplementedError
+
+    def probe(self, work: Path, keys: KeySet) -> None:
+        found = self.find(work)
+        if isinstance(found, str):
+            self.skip_reason = found
+            return
+        self.program = found
+        self.version = found.version
+        self._setup_files(work, keys)
 
     def _setup_files(self, work: Path, keys: KeySet) -> None:
         self.work = work / self.name
@@ -227,7 +263,9 @@ class External(Peer):
         return path
 
     def run(self, job: Job, settings: Settings, check: Checker) -> PeerResult:
-        assert self.work is not None
+        assert self.work is not None and self.program is not None
+        if job.alg not in self.program.algorithms:
+            return PeerResult("skipped", reason="%s has no %s" % (self.version, job.alg))
         out = self.work / "product"
         if out.exists():
             out.unlink()
@@ -240,8 +278,8 @@ class External(Peer):
         ]
         err_path = self.work / "stderr"
         with open(err_path, "w+b") as err:
-            proc = subprocess.Popen(self.command() + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=err, env=self.env, cwd=str(self.work))
+            proc = subprocess.Popen(self.program.loop(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, env=self.program.env, cwd=str(self.work))
             try:
                 return self._drive(proc, job, out, check, err)
             finally:
@@ -297,33 +335,10 @@ class External(Peer):
 
 class OpenDKIM(External):
     name = "opendkim"
-    package = "libopendkim-dev"
     how_no_dns = "dkim_set_key_lookup() callback hands libopendkim the record; no query is made"
 
-    def probe(self, work: Path, keys: KeySet) -> None:
-        version = _dpkg_status(self.package)
-        header = Path("/usr/include/opendkim/dkim.h")
-        if not header.exists():
-            self.skip_reason = "Debian package %s is not installed (no %s)" % (self.package, header)
-            return
-        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if cc is None:
-            self.skip_reason = "no C compiler (cc) to build the libopendkim loop program (Debian package gcc)"
-            return
-        self._setup_files(work, keys)
-        assert self.work is not None
-        exe = self.work / "opendkim_loop"
-        res = subprocess.run([cc, "-O2", "-o", str(exe), str(PROGRAMS / "opendkim_loop.c"), "-lopendkim", "-lm"],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            tail = (res.stderr.strip().splitlines() or ["?"])[-1]
-            self.skip_reason = "cannot build the libopendkim loop program (%s is needed): %s" % (self.package, tail)
-            return
-        self.exe = exe
-        self.version = "libopendkim %s" % (version or "(version unknown)")
-
-    def command(self) -> List[str]:
-        return [str(self.exe)]
+    def find(self, work: Path) -> Union[harness.Program, str]:
+        return harness.build_opendkim(work / "opendkim-build")
 
     def repair(self, job: Job, product: bytes) -> Optional[Tuple[bytes, str]]:
         # libopendkim (2.11.0~beta2) computes an ed25519 signature with simple
@@ -340,29 +355,10 @@ class OpenDKIM(External):
 
 class MailDKIM(External):
     name = "mail-dkim"
-    package = "libmail-dkim-perl"
     how_no_dns = "Mail::DKIM::DNS::query replaced in the loop script: answers the record's name from memory"
 
-    def probe(self, work: Path, keys: KeySet) -> None:
-        perl = shutil.which("perl")
-        if perl is None:
-            self.skip_reason = "perl is not installed (Debian packages perl and %s)" % self.package
-            return
-        res = subprocess.run([perl, "-MMail::DKIM", "-MNet::DNS", "-e", "print $Mail::DKIM::VERSION"],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            self.skip_reason = "Debian package %s is not installed (Perl cannot load Mail::DKIM)" % self.package
-            return
-        self.version = "Mail::DKIM %s" % res.stdout.strip()
-        self.perl = perl
-        self._setup_files(work, keys)
-
-    def command(self) -> List[str]:
-        return [self.perl, str(PROGRAMS / "mail_dkim_loop.pl")]
-
-
-def _version_tuple(text: str) -> tuple:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+    def find(self, work: Path) -> Union[harness.Program, str]:
+        return harness.find_mail_dkim()
 
 
 class Mailauth(External):
@@ -373,39 +369,8 @@ class Mailauth(External):
         super().__init__()
         self.npm_install = npm_install
 
-    def probe(self, work: Path, keys: KeySet) -> None:
-        node = shutil.which("node")
-        if node is None:
-            self.skip_reason = "Node.js is not installed (the npm package mailauth runs on Node)"
-            return
-        nv = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-        if _version_tuple(nv) < MAILAUTH_MIN_NODE:
-            self.skip_reason = "Node %s is older than %s, which mailauth %s needs" % (
-                nv, ".".join(map(str, MAILAUTH_MIN_NODE)), MAILAUTH_SPEC)
-            return
-        pkg = HERE / "node_modules" / "mailauth" / "package.json"
-        if not pkg.exists():
-            if not self.npm_install:
-                self.skip_reason = "npm package mailauth is not installed (run: npm install --prefix benchmarks)"
-                return
-            npm = shutil.which("npm")
-            if npm is None:
-                self.skip_reason = "npm package mailauth is not installed and npm is missing"
-                return
-            print("installing the npm package mailauth into %s ..." % (HERE / "node_modules"), file=sys.stderr)
-            res = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--omit=dev"],
-                                 cwd=str(HERE), capture_output=True, text=True, timeout=600)
-            if res.returncode != 0 or not pkg.exists():
-                tail = (res.stderr.strip().splitlines() or ["?"])[-1]
-                self.skip_reason = "npm could not install mailauth: %s" % tail
-                return
-        self.version = "mailauth %s on Node %s" % (json.loads(pkg.read_text())["version"], nv.lstrip("v"))
-        self.node = node
-        self.env = dict(os.environ, NODE_PATH=str(HERE / "node_modules"))
-        self._setup_files(work, keys)
-
-    def command(self) -> List[str]:
-        return [self.node, str(PROGRAMS / "mailauth_loop.js")]
+    def find(self, work: Path) -> Union[harness.Program, str]:
+        return harness.find_mailauth(self.npm_install)
 
 
 def make_peers(names: Sequence[str], npm_install: bool = True) -> List[Peer]:
@@ -418,3 +383,74 @@ def make_peers(names: Sequence[str], npm_install: bool = True) -> List[Peer]:
 
 def workdir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="fastdkim-bench-")
+
+
+# -- run alone ----------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Check and time each peer on a 3 KB message beside fastdkim; print the rates."""
+    ap = argparse.ArgumentParser(description="Check and time each DKIM peer on a 3 KB message (sign and verify, "
+                                 "rsa-sha256 and ed25519-sha256, relaxed/relaxed) beside fastdkim.  The full "
+                                 "comparison is benchmarks/run.py.")
+    ap.add_argument("--peers", default=",".join(PEER_NAMES),
+                    help="comma-separated peers, or 'none' (default: %(default)s)")
+    ap.add_argument("--no-npm-install", action="store_true",
+                    help="do not install mailauth with npm when it is missing (it is then skipped)")
+    ap.add_argument("--min-time", type=float, default=0.025, help="seconds per timed round (default 0.025)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
+    args = ap.parse_args(argv)
+    names = [] if args.peers.strip() in ("", "none") else [n.strip() for n in args.peers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PEER_NAMES]
+    if unknown:
+        ap.error("unknown peer(s) %s; choose from %s" % (", ".join(unknown), ", ".join(PEER_NAMES)))
+
+    import fastdkim
+
+    import bench_workloads as W
+
+    keys = W.make_keys()
+    verifier = fastdkim.Verifier(keys=keys.mapping())
+    check = checker(verifier)
+    settings = Settings(args.min_time, args.rounds, max(1.0, 10 * args.min_time * args.rounds))
+    message = W.small_message(3 * W.KB)
+    peers = make_peers(names, not args.no_npm_install)
+    failed = 0
+    with workdir() as tmp:
+        for peer in peers:
+            peer.probe(Path(tmp), keys)
+            print("%-9s %s" % (peer.name, ("skipped: " + peer.skip_reason) if peer.skip_reason
+                                 else "ready (%s)" % peer.version), flush=True)
+        print("\n%-28s %12s %s" % ("3 KB, relaxed/relaxed", "fastdkim", " ".join("%12s" % p.name for p in peers)))
+        for alg in W.ALGORITHMS:
+            signer = fastdkim.Signer(W.DOMAIN, W.SELECTORS[alg], keys.private[alg])
+            sig = signer.sign(message)
+            for op, subject in (("sign", message), ("verify", sig + message)):
+                if op == "sign":
+                    t, _ = measure(lambda: signer.sign(message), min_time=settings.min_time,
+                                   rounds=settings.rounds, max_time=settings.max_time)
+                else:
+                    t, _ = measure(lambda: verifier.verify(subject), min_time=settings.min_time,
+                                   rounds=settings.rounds, max_time=settings.max_time)
+                cells = []
+                for peer in peers:
+                    if peer.skip_reason:
+                        cells.append("skip")
+                        continue
+                    res = peer.run(job_for(op, alg, "relaxed/relaxed", subject, sig), settings, check)
+                    if res.status == "ok" and res.timing is not None:
+                        cells.append("%.0f/s%s" % (res.timing.rate(), "*" if res.note else ""))
+                    else:
+                        cells.append("skip" if res.status == "skipped" else "ERROR")
+                        if res.status == "error":
+                            failed += 1
+                        print("  %s %s %s: %s: %s" % (peer.name, op, alg, res.status, res.reason), file=sys.stderr)
+                print("%-28s %12s %s" % ("%s %s" % (op, alg), "%.0f/s" % t.rate(),
+                                         " ".join("%12s" % c for c in cells)), flush=True)
+        for peer in peers:
+            peer.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Timing of in-process workloads: calibrated rounds, best and median.
 
-The protocol matches the one the external peer programs follow (see
-``peer_programs/opendkim_loop.c``), so that every figure in the table is
-measured the same way:
+The protocol matches the one the external peer programs follow in their loop
+mode (see ``tests/interop/peer_programs/opendkim_peer.c``), so that every
+figure in the table is measured the same way:
 
 1. one call (warm-up; its result is what the caller checks for correctness);
 2. unless that call alone lasted ``min_time``: batches of 1, 2, 4, ... calls

@@ -22,7 +22,9 @@ It measures, in one run and on the same bytes:
 * the peers dkimpy (in-process), libopendkim (a C loop), Mail::DKIM (a Perl
   loop) and mailauth (a Node loop), each looping inside its own process, each
   checked for a correct result before it is timed.  A missing peer is reported
-  as skipped, with the reason.
+  as skipped, with the reason.  The peers' programs and how to find and build
+  them are the interop tests' (``tests/interop/peers.py``); ``bench_peers.py``
+  drives them.
 
 It prints one table (figure, ratio to the hardware limit, ratio to each peer)
 and writes every figure with the machine's description to JSON
@@ -60,7 +62,6 @@ import fastdkim  # noqa: E402
 from fastdkim import _canon_py  # noqa: E402
 from fastdkim import canonicalization as fd_canon  # noqa: E402
 from fastdkim.message import CHUNK  # noqa: E402
-from fastdkim.signing import DEFAULT_HEADERS, DEFAULT_OVERSIGN  # noqa: E402
 
 import bench_peers as P  # noqa: E402
 import bench_workloads as W  # noqa: E402
@@ -147,6 +148,8 @@ class Bench:
         self.rows: List[Row] = []
         self.keys = W.make_keys()
         self.verifier = fastdkim.Verifier(keys=self.keys.mapping())
+        #: is a peer's product right?  (fastdkim verifies what a peer signed.)
+        self.check = P.checker(self.verifier)
         self.peers = P.make_peers(peer_names, npm_install)
         self.peer_settings = P.Settings(mode.min_time, mode.peer_rounds, mode.peer_max_time)
         self.sha_limits: Dict[Tuple[str, int], float] = {}
@@ -161,22 +164,6 @@ class Bench:
     def time(self, fn: Callable[[], Any]) -> Tuple[Timing, Any]:
         m = self.mode
         return measure(fn, min_time=m.min_time, rounds=m.rounds, max_time=m.max_time)
-
-    def check(self, job: P.Job, product: bytes) -> Optional[str]:
-        """Is a peer's product right?  (fastdkim verifies what a peer signed.)"""
-        if job.op == "verify":
-            return None if product.strip() == b"pass" else "the peer did not pass the message: %r" % product[:80]
-        if not product.startswith(b"DKIM-Signature:"):
-            return "no DKIM-Signature field produced (got %r)" % product[:60]
-        if not product.endswith(b"\r\n"):
-            product += b"\r\n"
-        res = self.verifier.verify(product + job.message)
-        if len(res) != 1 or res[0].status != "pass":
-            return "fastdkim does not verify the peer's signature: %s" % (res[0] if res else "no result")
-        if res[0].algorithm != job.alg or res[0].canonicalization != job.canon:
-            return "the peer signed with a=%s c=%s, not a=%s c=%s" % (
-                res[0].algorithm, res[0].canonicalization, job.alg, job.canon)
-        return None
 
     def run_peers(self, row: Row, job: P.Job) -> None:
         for peer in self.peers:
@@ -308,14 +295,8 @@ class Bench:
                       limit=limit, limit_name="raw SHA-256 of the body",
                       extra={"message_bytes": len(msg), "peer_target_cap": TARGET_BODY[(bc, False)]})
             row.peer_targets = {"dkimpy": TARGET_DKIMPY_BIG[bc]}
-            self.run_peers(row, self._job("sign", "rsa-sha256", canon, msg, sig))
+            self.run_peers(row, P.job_for("sign", "rsa-sha256", canon, msg, sig))
             self.add(row)
-
-    def _job(self, op: str, alg: str, canon: str, message: bytes, fd_sig: bytes) -> P.Job:
-        m = re.search(rb"[; \t\r\n]h=([^;]*);", fd_sig)
-        assert m, fd_sig
-        h = [x.strip().decode() for x in re.sub(rb"\s+", b"", m.group(1)).split(b":")]
-        return P.Job(op, alg, canon, message, h=h, headers=DEFAULT_HEADERS, oversign=DEFAULT_OVERSIGN)
 
     def messages(self, section: str, key: str, label: str, msg: bytes, canons: Sequence[str]) -> None:
         for alg in W.ALGORITHMS:
@@ -341,7 +322,7 @@ class Bench:
                               extra={"message_bytes": len(msg)})
                     if small:
                         row.peer_targets = {"dkimpy": TARGET_DKIMPY_SMALL[(op, alg)]}
-                    self.run_peers(row, self._job(op, alg, canon, message, sig))
+                    self.run_peers(row, P.job_for(op, alg, canon, message, sig))
                     self.add(row)
 
     def run(self) -> None:

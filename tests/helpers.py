@@ -32,6 +32,14 @@ MESSAGE = (
 )
 
 
+# A plain newsletter, and what an attacker puts above a signed copy of it: a
+# header block that parsers breaking lines at a bare LF read with a From and a
+# Subject of the attacker's, and an early end of the header block.
+NEWSLETTER = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: newsletter\r\n\r\nweekly news\r\n"
+SMUGGLED = (b"Received: by relay\r\nX-Relay: 1\nFrom: CEO <ceo@example.com>\nSubject: urgent\n\n"
+            b"Please wire $10k today.\n\r\n")
+
+
 def select_headers(fields, names):
     """h= selection written out plainly (an oracle independent of the core):
     each name takes the next instance from the bottom up; surplus names select nothing."""

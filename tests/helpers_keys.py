@@ -56,3 +56,11 @@ def rsa_key_of_bits(bits: int) -> rsa.RSAPrivateKey:
         )
         _cache[bits] = nums.private_key(unsafe_skip_rsa_key_validation=True)
     return _cache[bits]
+
+
+def rsa_public_key_of_bits(bits: int) -> rsa.RSAPublicKey:
+    """An RSA public key of exactly ``bits`` bits, made at once, for tests that
+    only publish or parse a key record.  Its modulus is an odd number, not a
+    product of two primes: nothing can be signed for it."""
+    n = random.Random(bits).getrandbits(bits) | (1 << (bits - 1)) | 1
+    return rsa.RSAPublicNumbers(65537, n).public_key()

@@ -6,24 +6,23 @@ import sys
 import fastdkim
 from fastdkim import _core
 
-from conftest import REQUIRE_EXT
+from conftest import child_env
 
 
 def test_accelerated_flag_matches_core():
     assert fastdkim.ACCELERATED is (_core.core is _core.compiled)
 
 
-def test_compiled_core_active_when_required():
-    if REQUIRE_EXT:
+def test_compiled_core_active_when_required(extensions_required):
+    if extensions_required:
         assert _core.compiled is not None, "fastdkim._canon was not built"
         assert fastdkim.ACCELERATED, "compiled core built but not active"
 
 
 def test_no_extensions_env_forces_pure_core():
     code = "import fastdkim; print(fastdkim.ACCELERATED)"
-    env = dict(os.environ, FASTDKIM_NO_EXTENSIONS="1")
-    env.pop("FASTDKIM_REQUIRE_EXTENSIONS", None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(pure=True), capture_output=True, text=True,
+                         check=True, timeout=120)
     assert out.stdout.strip() == "False"
 
 

@@ -4,7 +4,6 @@ process: its own standard output file, a lock held by another process, the exit
 status of the program."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -21,40 +20,10 @@ from fastdkim.dns import zone_file_key_source
 from fastdkim.keys import load_private_key, public_key_record
 
 from fakedns import FakeDNS, Neg, Txt
-from helpers_keys import rsa_key_of_bits
+from helpers_cli import run, run_process
+from helpers_keys import rsa_key_of_bits, rsa_public_key_of_bits
 
 MSG = b"From: Joe <joe@example.com>\nTo: x@example.org\nSubject: hi\n\nHello there.\n"
-
-
-def _stream(data=b""):
-    """A text stream over bytes, without a file descriptor (so that nothing
-    the command line does to its standard output reaches this process's)."""
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", write_through=True)
-
-
-def run(*args, input=None):
-    """``fastdkim ARGS`` run in this process by ``cli.main``: its exit status
-    and what it wrote, as bytes, as ``subprocess.run`` would give them."""
-    argv = [str(a) for a in args]
-    stdin, out, err = _stream(input or b""), _stream(), _stream()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin, sys.stdout, sys.stderr = stdin, out, err
-    try:
-        try:
-            code = cli.main(argv)
-        except SystemExit as exc:  # --help, --version, errors found by the parser
-            code = 0 if exc.code is None else exc.code
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved
-    out.flush()
-    err.flush()
-    return subprocess.CompletedProcess(argv, code, out.buffer.getvalue(), err.buffer.getvalue())
-
-
-def run_process(*args, input=None):
-    """``python -m fastdkim ARGS`` in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "fastdkim", *map(str, args)], input=input, capture_output=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -363,9 +332,8 @@ def test_in_place_interrupted_leaves_every_file_intact(keyset, tmp_path, monkeyp
 
 def test_check_dns(keyset, tmp_path):
     ed = load_private_key(str(keyset["ed"]))
-    rsa4096 = fastdkim.generate_private_key("rsa", 4096)
     rec = public_key_record(ed)
-    big = public_key_record(rsa4096)
+    big = public_key_record(rsa_public_key_of_bits(4096))  # (generating a private key would take seconds)
     weak = public_key_record(rsa_key_of_bits(768))
     zone = {
         "good._domainkey.example.com": Txt([rec]),
@@ -697,44 +665,6 @@ def test_device_output_needs_no_force(keyset, tmp_path):
     m.write_bytes(MSG)
     r = run_process("sign", *sign_args(keyset), "--out", "/dev/stdout", m)  # its own stdout
     assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 2, r.stderr
-
-
-def test_mbox_rewrite_stops_before_overwriting_when_the_disk_is_full(tmp_path, monkeypatch):
-    import errno
-
-    from fastdkim.batch import MboxLock, rewrite_in_place
-
-    box = tmp_path / "b.mbox"
-    box.write_bytes(b"From a\nSubject: x\n\nbody\n")
-    before = box.read_bytes()
-
-    def full(fd, offset, length):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "posix_fallocate", full)
-    with MboxLock(str(box), timeout=1) as lock:
-        with pytest.raises(OSError, match="No space"):
-            rewrite_in_place(lock.fh, lambda out: out.write(before * 10))
-    assert box.read_bytes() == before
-    assert not list(tmp_path.glob(".fastdkim-*")) and not (tmp_path / "b.mbox.lock").exists()
-
-
-def test_mbox_lock_turns_sigterm_into_a_clean_exit(tmp_path):
-    import signal
-
-    from fastdkim.batch import MboxLock
-
-    box = tmp_path / "b.mbox"
-    box.write_bytes(b"From a\n\n")
-    with pytest.raises(SystemExit) as info:
-        with MboxLock(str(box), timeout=1):
-            assert (tmp_path / "b.mbox.lock").exists()
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(100):  # the handler runs at the next bytecode
-                pass
-    assert info.value.code == 128 + signal.SIGTERM
-    assert not (tmp_path / "b.mbox.lock").exists()
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_stdin_mbox_into_out_file(keyset, tmp_path):

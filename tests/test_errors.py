@@ -5,12 +5,11 @@ import io
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import fastdkim
 from fastdkim import errors
-from fastdkim.errors import DKIMError, KeyFormatError, OptionError, SigningError, UnsignableMessageError
+from fastdkim.errors import DKIMError, OptionError, SigningError, UnsignableMessageError
 from fastdkim.verification import Status
 
 MSG = b"From: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
@@ -51,25 +50,6 @@ def test_reading_errors_are_not_signing_errors_but_refusals_to_sign_are_both():
 def test_unsignable_message_is_both(ed_key):
     with pytest.raises(UnsignableMessageError):
         fastdkim.Signer("example.com", "s", ed_key).sign(b"Subject: no from\r\n\r\nbody\r\n")
-
-
-@pytest.mark.parametrize("kind", ["rsa-pkcs8-pem", "rsa-traditional-pem", "ed25519-pkcs8-der"])
-def test_wrong_password_is_recognised_every_time(kind):
-    """Decided from the key file's own structure: a wrong password that happens
-    to decrypt to well-padded garbage is still reported as a wrong password."""
-    if kind.startswith("rsa"):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=1024 + 1024)
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-    fmt = serialization.PrivateFormat.TraditionalOpenSSL if "traditional" in kind else serialization.PrivateFormat.PKCS8
-    enc = serialization.Encoding.DER if kind.endswith("der") else serialization.Encoding.PEM
-    data = key.private_bytes(enc, fmt, serialization.BestAvailableEncryption(b"right password"))
-    n = 1000 if kind.startswith("ed25519") else 300
-    for i in range(n):
-        with pytest.raises(KeyFormatError, match="wrong password"):
-            fastdkim.load_private_key(data, b"wrong %d" % i)
-    assert fastdkim.load_private_key(data, b"right password").private_bytes(
-        enc, fmt, serialization.NoEncryption()) == key.private_bytes(enc, fmt, serialization.NoEncryption())
 
 
 @pytest.mark.parametrize("call, names", [
@@ -119,18 +99,3 @@ def test_status_is_a_str_enum_that_reads_as_the_word(ed_key):
     assert str(r.status) == "%s" % r.status == f"{r.status}" == "pass"
     assert json.dumps({"status": r.status}) == '{"status": "pass"}'
     assert {Status(v) for v in ("pass", "fail", "neutral", "temperror", "permerror")} == set(Status)
-
-
-def test_der_key_ending_in_a_whitespace_valued_octet_loads():
-    """Binary DER is not stripped like text: its last octet may be 0x20 or 0x0a."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    for _ in range(3000):
-        data = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.BestAvailableEncryption(b"pw"))
-        if data[-1:] in (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"):
-            break
-    else:  # pragma: no cover - vanishingly unlikely
-        pytest.skip("no such key drawn")
-    assert fastdkim.load_private_key(data, b"pw").public_key() == key.public_key()
-    with pytest.raises(KeyFormatError, match="wrong password"):
-        fastdkim.load_private_key(data, b"not pw")

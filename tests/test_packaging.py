@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import child_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(
@@ -47,8 +49,8 @@ def _clean_copy(tmp_path: Path) -> Path:
 def test_sdist_and_wheel_build_install_and_import(tmp_path):
     pytest.importorskip("build", reason="the 'build' package is needed (pip install build)")
     dist = tmp_path / "dist"
-    env = dict(os.environ, FASTDKIM_REQUIRE_EXTENSIONS="1")
-    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(_clean_copy(tmp_path))], env=env)
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(_clean_copy(tmp_path))],
+         env=child_env(require_compiled=True))
     sdists = list(dist.glob("fastdkim-*.tar.gz"))
     wheels = list(dist.glob("fastdkim-*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1
@@ -83,19 +85,13 @@ def test_sdist_and_wheel_build_install_and_import(tmp_path):
 @pytest.mark.parametrize("how", ["FASTDKIM_NO_EXTENSIONS", "no-compiler"])
 def test_pure_fallback_install(tmp_path, how):
     """Without a compiler (or when asked) the package installs with the pure core."""
-    env = dict(os.environ)
-    env.pop("FASTDKIM_REQUIRE_EXTENSIONS", None)
-    if how == "FASTDKIM_NO_EXTENSIONS":
-        env["FASTDKIM_NO_EXTENSIONS"] = "1"
-    else:
+    env = child_env(pure=how == "FASTDKIM_NO_EXTENSIONS")
+    if how == "no-compiler":
         env["CC"] = "/bin/false"  # every compile fails, as on a machine without a compiler
         env["LDSHARED"] = "/bin/false"
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     _run([str(py), "-m", "pip", "install", "-q", str(_clean_copy(tmp_path))], env=env, cwd=str(tmp_path))
-    check_env = dict(os.environ)
-    check_env.pop("FASTDKIM_REQUIRE_EXTENSIONS", None)
-    check_env.pop("FASTDKIM_NO_EXTENSIONS", None)
-    out = _run([str(py), "-c", "import fastdkim; print(fastdkim.ACCELERATED)"], env=check_env, cwd=str(tmp_path))
+    out = _run([str(py), "-c", "import fastdkim; print(fastdkim.ACCELERATED)"], env=child_env(), cwd=str(tmp_path))
     assert out.stdout.strip() == "False"

@@ -112,28 +112,3 @@ def test_policy_missing_key_file(tmp_path):
         SigningPolicy.from_file(str(p))
     with pytest.raises(PolicyError, match="cannot read"):
         SigningPolicy.from_file(str(tmp_path / "none.toml"))
-
-
-def test_write_private_key_mode_and_no_overwrite(tmp_path, ed_key, rsa_key):
-    import os
-    import stat
-
-    p = tmp_path / "k.pem"
-    write_private_key(p, ed_key)
-    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
-    with pytest.raises(FileExistsError):
-        write_private_key(p, rsa_key)
-    assert fastdkim.load_private_key(str(p)).public_key().public_bytes_raw() == ed_key.public_key().public_bytes_raw()
-    write_private_key(p, rsa_key, force=True)
-    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
-    assert fastdkim.load_private_key(str(p)).key_size == rsa_key.key_size
-
-
-def test_raw_ed25519_seed_key_form(ed_key):
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-
-    seed = ed_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    k = fastdkim.load_private_key(base64.b64encode(seed) + b"\n")
-    assert k.public_key().public_bytes_raw() == ed_key.public_key().public_bytes_raw()

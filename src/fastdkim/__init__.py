@@ -37,13 +37,14 @@ from .errors import (
     TemporaryLookupError,
     TooManyHeaderFields,
     UnsignableMessageError,
+    WorkerLost,
 )
 from .keys import KeyRecord, generate_private_key, load_private_key, parse_key_record, public_key_record
+from .bulk import sign_many, verify_many
 from .policy import SigningPolicy
 from .signing import Signer, sign_all, sign_file
 from .verification import Status, Verification, Verifier, verify
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 
 def __getattr__(name: str) -> object:
@@ -88,4 +89,7 @@ __all__ = [
     "sign_all",
     "sign_file",
     "verify",
+    "sign_many",
+    "verify_many",
+    "WorkerLost",
 ]

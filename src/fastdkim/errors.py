@@ -26,7 +26,8 @@ result.
     ├── OptionError (ValueError)             an argument has a value outside its range
     ├── MboxLockedError (OSError)            another program holds an mbox lock
     ├── JournalError (OSError)               an interrupted rewrite cannot be completed
-    └── ReplacedMeanwhile (OSError)          a file changed under fastdkim's feet
+    ├── ReplacedMeanwhile (OSError)          a file changed under fastdkim's feet
+    └── WorkerLost                           a worker process died on a message (bulk)
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ __all__ = [
     "MboxLockedError",
     "JournalError",
     "ReplacedMeanwhile",
+    "WorkerLost",
 ]
 
 
@@ -138,3 +140,9 @@ class ReplacedMeanwhile(DKIMError, OSError):
     """The file to be replaced was moved, removed or replaced by another
     program while its new content was being written (a mail client filing a
     Maildir message): nothing was written, so the message is not duplicated."""
+
+
+class WorkerLost(DKIMError):
+    """A worker process died while it handled this message; the message was
+    tried again alone in a new worker, which died too (bulk signing reports
+    it instead of retrying it forever)."""

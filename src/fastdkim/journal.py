@@ -45,6 +45,10 @@ fastdkim or by the mbox's owner: nobody else can make fastdkim write an mbox.
 A journal fastdkim cannot read (another format version) stops every command
 on that mbox until it is dealt with, rather than letting one sign a
 half-written mbox.
+
+This module holds the rewrite and the recovery; the journal's on-disk form and
+digests are in :mod:`fastdkim.journal_format`, where journals are kept in
+:mod:`fastdkim.journal_location` (both importable from here).
 """
 from __future__ import annotations
 
@@ -55,90 +59,18 @@ import os
 import stat
 import threading
 import time
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple
 
 from . import _owner
 from .errors import JournalError, OptionError
+from .journal_format import (  # noqa: F401 (importable from here)
+    BLOCK, COPY, DIGEST, EXTENDED, HEADER, MAGIC, MAGIC_ANY, PHASE_AT, WRITTEN,
+    _all_zero, _foreign_block, _Hashing, _old_digests, _read_header, _sha256_of,
+)
+from .journal_location import find_journal, find_journals, journal_locations, state_dir
+from .journal_location import journal_paths_in_state_dir as journal_paths_in_state_dir
 
 __all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
-
-MAGIC = b"fastdkim-journal 1\n"
-MAGIC_ANY = b"fastdkim-journal "
-PHASE_AT = 32
-HEADER = 4096
-WRITTEN, EXTENDED = b"W", b"E"
-COPY = 1 << 20
-BLOCK = 4096  # the unit of the journal's digests (a page: what a kill or a power cut leaves whole)
-DIGEST = 16  # octets of SHA-256 kept per block
-
-
-def _home_of(uid: int) -> Optional[str]:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_dir or None
-    except (ImportError, KeyError):
-        return None
-
-
-def state_dir() -> str:
-    """Where journals go when the mbox's own directory is not writable:
-    ``$FASTDKIM_STATE_DIR/journals`` when set, else ``/var/lib/fastdkim/journals``
-    for root and ``~/.local/state/fastdkim/journals`` for others (the home
-    directory from the password database, not ``$HOME``, so that cron jobs,
-    ``sudo`` and services find the same place)."""
-    d = os.environ.get("FASTDKIM_STATE_DIR")
-    if d:
-        return os.path.join(d, "journals")
-    uid = os.geteuid()
-    home = _home_of(uid) if uid != 0 else None
-    if home is None:
-        return "/var/lib/fastdkim/journals"
-    return os.path.join(home, ".local", "state", "fastdkim", "journals")
-
-
-def _state_dirs(owner: Optional[int] = None) -> List[str]:
-    """Every state directory a journal may be in (see :func:`state_dir`)."""
-    dirs = []
-    env = os.environ.get("FASTDKIM_STATE_DIR")
-    if env:
-        dirs.append(os.path.join(env, "journals"))
-    dirs.append("/var/lib/fastdkim/journals")
-    for uid in (os.geteuid(), owner):
-        home = _home_of(uid) if uid is not None else None
-        if home:
-            dirs.append(os.path.join(home, ".local", "state", "fastdkim", "journals"))
-    return list(dict.fromkeys(dirs))
-
-
-def _key(real: str) -> str:
-    return hashlib.sha256(os.fsencode(real)).hexdigest()[:32] + ".journal"
-
-
-def journal_locations(path: str) -> Tuple[str, str]:
-    """Where a journal for the file ``path`` is written: beside the real
-    file, or in :func:`state_dir` under a name derived from its real path."""
-    real = os.path.realpath(path)
-    d, name = os.path.split(real)
-    return os.path.join(d, "." + name + ".fastdkim-journal"), os.path.join(state_dir(), _key(real))
-
-
-def find_journals(path: str) -> List[str]:
-    """The journals of interrupted rewrites of ``path`` (usually none, at most a few)."""
-    real = os.path.realpath(path)
-    try:
-        owner: Optional[int] = os.stat(real).st_uid
-    except OSError:
-        owner = None
-    beside, _ = journal_locations(real)
-    places = [beside] + [os.path.join(sd, _key(real)) for sd in _state_dirs(owner)]
-    return [j for j in places if os.path.lexists(j)]
-
-
-def find_journal(path: str) -> Optional[str]:
-    """The journal of an interrupted rewrite of ``path``, or ``None``."""
-    found = find_journals(path)
-    return found[0] if found else None
 
 
 class HoldSignals:
@@ -179,80 +111,6 @@ def _fsync_dir(d: str) -> None:
     finally:
         os.close(fd)
 
-
-class _Hashing:
-    """A write-only file wrapper that counts what goes through it, hashes it
-    whole and keeps a digest of every :data:`BLOCK` octets."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self._fh = fh
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.blocks: List[bytes] = []
-        self._block = hashlib.sha256()
-        self._fill = 0
-
-    def write(self, data: Any) -> int:
-        mv = memoryview(data).cast("B")
-        n = self._fh.write(mv)
-        self.sha.update(mv)
-        self.size += len(mv)
-        while mv:
-            take = min(len(mv), BLOCK - self._fill)
-            self._block.update(mv[:take])
-            self._fill += take
-            mv = mv[take:]
-            if self._fill == BLOCK:
-                self.blocks.append(self._block.digest()[:DIGEST])
-                self._block, self._fill = hashlib.sha256(), 0
-        return n
-
-    def finish(self) -> bytes:
-        if self._fill:
-            self.blocks.append(self._block.digest()[:DIGEST])
-            self._block, self._fill = hashlib.sha256(), 0
-        return b"".join(self.blocks)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
-def _sha256_of(fd: int, start: int, length: int) -> str:
-    h = hashlib.sha256()
-    done = 0
-    while done < length:
-        chunk = os.pread(fd, min(COPY, length - done), start + done)
-        if not chunk:
-            break
-        h.update(chunk)
-        done += len(chunk)
-    return h.hexdigest() if done == length else ""
-
-
-def _old_digests(fd: int, old: int, new: int) -> Tuple[str, bytes]:
-    """SHA-256 of the file's first ``old`` octets, and the block digests of
-    what the file holds once extended to ``new`` (those octets, then NULs)."""
-    whole = hashlib.sha256()
-    out: List[bytes] = []
-    pos = 0
-    while pos < new:
-        n = min(COPY, new - pos)
-        have = os.pread(fd, min(n, old - pos), pos) if pos < old else b""
-        whole.update(have)
-        chunk = memoryview(have + b"\0" * (n - len(have)))
-        out.extend(hashlib.sha256(chunk[i:i + BLOCK]).digest()[:DIGEST] for i in range(0, n, BLOCK))
-        pos += n
-    return whole.hexdigest(), b"".join(out)
-
-
-def _all_zero(fd: int, start: int, length: int) -> bool:
-    done = 0
-    while done < length:
-        chunk = os.pread(fd, min(COPY, length - done), start + done)
-        if not chunk or chunk.count(0) != len(chunk):
-            return False
-        done += len(chunk)
-    return True
 
 
 def _copy_range(src: int, src_off: int, dst: int, dst_off: int, length: int) -> None:
@@ -419,30 +277,6 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
         _fsync_dir(os.path.dirname(jpath))
 
 
-def _read_header(jfd: int) -> Tuple[Dict[str, Any], bytes]:
-    head = os.pread(jfd, HEADER, 0)
-    if len(head) < HEADER or not head.startswith(MAGIC_ANY):
-        raise JournalError("not a fastdkim journal (or one cut short before it was complete)")
-    if not head.startswith(MAGIC):
-        raise JournalError("a journal of another fastdkim version (%r): complete it with that version"
-                           % head[:head.find(b"\n")].decode("ascii", "replace"))
-    phase = head[PHASE_AT:PHASE_AT + 1]
-    try:
-        meta = json.loads(head[64:].rstrip(b"\0").decode("ascii"))
-        for k in ("dev", "ino", "old_size", "new_size", "block", "digest"):
-            if not isinstance(meta[k], int) or meta[k] < 0:
-                raise ValueError(k)
-        for k in ("old_sha256", "new_sha256", "tables_sha256", "path"):
-            if not isinstance(meta[k], str):
-                raise ValueError(k)
-        if meta["block"] != BLOCK or meta["digest"] != DIGEST:
-            raise ValueError("block")
-    except (ValueError, KeyError, UnicodeDecodeError, TypeError) as exc:
-        raise JournalError("unreadable journal header (%s)" % exc) from None
-    if phase not in (WRITTEN, EXTENDED):
-        raise JournalError("unreadable journal header (phase %r)" % phase)
-    return meta, phase
-
 
 def _open_trusted(jpath: str, mbox_uid: int) -> Optional[BinaryIO]:
     """The journal, opened without following links, if it may be trusted: a
@@ -554,25 +388,6 @@ def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
         return "an interrupted rewrite of %s was completed" % path
 
 
-def _foreign_block(fd: int, new: int, old_blocks: bytes, new_blocks: bytes) -> int:
-    """The second block of the file's first ``new`` octets that holds neither
-    the new content nor the (extended) old one, or -1 (one such block is the
-    one a kill cut in the middle of its copy)."""
-    pos = 0
-    odd = 0
-    while pos < new:
-        n = min(COPY, new - pos)
-        chunk = memoryview(os.pread(fd, n, pos))
-        for i in range(0, len(chunk), BLOCK):
-            k = (pos + i) // BLOCK * DIGEST
-            d = hashlib.sha256(chunk[i:i + BLOCK]).digest()[:DIGEST]
-            if d != new_blocks[k:k + DIGEST] and d != old_blocks[k:k + DIGEST]:
-                odd += 1
-                if odd > 1:
-                    return (pos + i) // BLOCK
-        pos += n
-    return -1
-
 
 def _stream(fd: int, start: int, length: int, out: Any) -> None:
     done = 0
@@ -603,22 +418,3 @@ def _set_aside(jpath: str, why: str, fatal: bool = False) -> str:
     return msg
 
 
-def journal_paths_in_state_dir() -> List[str]:
-    """The mboxes that journals in the state directories belong to (read
-    from their headers; unreadable journals are skipped)."""
-    out: List[str] = []
-    for d in _state_dirs():
-        try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            continue
-        for n in names:
-            if not n.endswith(".journal"):
-                continue
-            try:
-                with open(os.path.join(d, n), "rb") as j:
-                    meta, _ = _read_header(j.fileno())
-            except (OSError, JournalError):
-                continue
-            out.append(meta["path"])
-    return list(dict.fromkeys(out))

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from . import _core
 from ._files import atomic_write
+from ._txt import txt_bytes
 from .errors import KeyFormatError, KeyRecordError, KeyTooWeakError, OptionError
 from .tags import TagSyntaxError, parse_tag_list, strip_fws
 
@@ -343,10 +344,12 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
 
     :raises KeyRecordError: syntax error, ``v=`` not ``DKIM1`` or not first,
         unknown ``k=``, missing or revoked (empty) ``p=``, undecodable key,
-        service types without ``email``, or an RSA key under ``min_rsa_bits``.
+        service types without ``email``, an RSA key under ``min_rsa_bits``, or
+        text that cannot be encoded (see :func:`~fastdkim._txt.txt_bytes`).
+    :raises TypeError: *record* is neither ``str`` nor bytes-like.
     """
     try:
-        data = record.encode("utf-8", "surrogateescape") if isinstance(record, str) else bytes(record)
+        data = txt_bytes(record)
     except UnicodeError:
         raise KeyRecordError("key record is not valid text") from None
     try:

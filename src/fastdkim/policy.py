@@ -39,7 +39,6 @@ from __future__ import annotations
 import email.utils
 import os
 import sys
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import (  # (the policy's exceptions are defined there, and importable from here)
@@ -49,7 +48,7 @@ from .errors import (  # (the policy's exceptions are defined there, and importa
     UnsignableMessageError,
 )
 from .message import MessageInput, read_message
-from .signing import Signer
+from .signing import Signer, sign_parsed
 from ._text import to_a_label_domain
 
 if sys.version_info >= (3, 11):
@@ -110,12 +109,6 @@ def from_domain(fields: Sequence[Tuple[bytes, bytes]]) -> str:
         raise FromAddressError("From address domain is invalid: %s" % exc) from None
 
 
-@dataclass(frozen=True)
-class _Rule:
-    pattern: str  # "example.com" or "*.example.com" or "" (fallback)
-    signers: Tuple[Signer, ...]
-
-
 class SigningPolicy:
     """Signers per From domain; see the module documentation for the file format.
 
@@ -137,6 +130,12 @@ class SigningPolicy:
                 raise PolicyError(str(exc)) from None
             (self._wild if wildcard else self._exact)[base] = tuple(signers)
         self.fallback: Optional[Tuple[Signer, ...]] = tuple(fallback) if fallback else None
+        every = [s for group in list(self._exact.values()) + list(self._wild.values()) + [self.fallback or ()]
+                 for s in group]
+        modes = {s.bare_lf for s in every}
+        # How line endings are read is settled before the signers are known:
+        # the signers' own setting when they agree, else the message's own.
+        self._bare_lf: Optional[bool] = modes.pop() if len(modes) == 1 else None
 
     @property
     def domains(self) -> List[str]:
@@ -172,6 +171,28 @@ class SigningPolicy:
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
         return self.signers_for_domain(from_domain(pm.fields))
+
+    def sign(self, message: MessageInput) -> bytes:
+        """Sign ``message`` with the signers for its From domain, reading its
+        header block once (bytes, or a binary file read to its end: it need
+        not be seekable).
+
+        :returns: the ``DKIM-Signature`` field(s) to prepend, in the message's
+            own line endings (as :meth:`Signer.sign` returns them).
+        :raises FromAddressError: see :func:`from_domain`.
+        :raises NoSigningKey: no rule covers the From domain.
+        :raises MessageFormatError: the header block is malformed.
+        """
+        pm = read_message(message, bare_lf=self._bare_lf)
+        if pm.malformed is not None:
+            raise UnsignableMessageError(pm.malformed)
+        fields = sign_parsed(pm, self.signers_for_domain(from_domain(pm.fields)))
+        text = b"".join(fields)
+        return text.replace(b"\r\n", b"\n") if pm.lf_endings else text
+
+    def __repr__(self) -> str:
+        return "SigningPolicy(domains=%r, fallback=%s)" % (
+            self.domains, "yes" if self.fallback else "no")
 
     @classmethod
     def from_file(cls, path: str, *, password: Optional[bytes] = None) -> "SigningPolicy":

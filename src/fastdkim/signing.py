@@ -9,8 +9,6 @@ from __future__ import annotations
 from binascii import b2a_base64
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -18,12 +16,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
+from ._cache import BoundedCache
 from .canonicalization import parse_canonicalization
-from ._files import atomic_write, write_signed
+from ._fold import LINE as _LINE, fold_tag as _fold_tag
+from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from .message import MessageInput, ParsedMessage, is_file, read_message
-from .tags import FIELD_NAME, MAX_H_NAMES
+from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
 __all__ = ["Signer", "sign_all", "DEFAULT_HEADERS", "DEFAULT_OVERSIGN"]
@@ -47,21 +47,26 @@ DEFAULT_OVERSIGN: Tuple[str, ...] = (
     "list-subscribe", "list-post", "list-owner", "list-archive",
 )
 
-_LINE = 78  # maximum line length of the generated header (RFC 5322 SHOULD)
 _NAME = "DKIM-Signature"
+_WSP = " \t\r\n"
 
 
 def _header_names(names: Union[str, Iterable[str]]) -> Tuple[str, ...]:
+    """The names to sign, lower-cased, surrounding whitespace removed.
+
+    :raises SigningError: a name that is not a string, or that an ``h=``
+        list cannot hold (:func:`~fastdkim.tags.is_h_name`).
+    """
     if isinstance(names, str):  # "from:to:subject", as in h=
-        names = [n for n in names.split(":") if n.strip()]
+        names = [n for n in names.split(":") if n.strip(_WSP)]
     out = []
     for n in names:
         if not isinstance(n, str):
             raise SigningError("header field names must be strings, not %r" % (n,))
-        n2 = n.strip().lower()
-        if not n2 or ":" in n2 or any(c in n2 for c in " \t\r\n;") or not n2.isascii():
+        n2 = n.strip(_WSP)
+        if not n2.isascii() or not is_h_name(n2.encode("ascii")):
             raise SigningError("invalid header field name %r" % n)
-        out.append(n2)
+        out.append(n2.lower())
     return tuple(out)
 
 
@@ -154,11 +159,6 @@ class Signer:
             if alg != natural:
                 raise SigningError("algorithm %s does not match the %s key" % (alg, natural.split("-")[0]))
         self.algorithm = natural
-        key_obj: Any = self.key
-        if natural == "ed25519-sha256":  # RFC 8463 section 3: sign the SHA-256 of the data
-            self._sign_data: Callable[[bytes], bytes] = lambda d: key_obj.sign(hashlib.sha256(d).digest())
-        else:
-            self._sign_data = lambda d: key_obj.sign(d, _PKCS1, _SHA256)
         try:
             hc, bc = parse_canonicalization(canonicalization)
         except (ValueError, AttributeError) as exc:
@@ -189,9 +189,7 @@ class Signer:
         if expiration is not None and (not isinstance(expiration, int) or expiration <= 0):
             raise SigningError("expiration must be a positive number of seconds")
         self._h_plan = tuple((n, n.encode("ascii"), 1 if n in self.oversign else 0) for n in self.headers)
-        self._h_cache: Dict[Tuple[str, ...], Tuple[str, int]] = {}
-        self._plans: Dict[Tuple[bytes, ...], Tuple[Tuple[str, ...], List[int]]] = {}
-        self._time_text: Tuple[Any, str, int] = (None, "", 0)
+        self._fresh_caches()
         static = [("v", "1"), ("a", self.algorithm), ("c", "%s/%s" % (hc, bc)), ("d", self.domain), ("s", self.selector)]
         if self.identity is not None:
             static.append(("i", qp_encode(self.identity.encode("utf-8"))))
@@ -206,6 +204,40 @@ class Signer:
         self.copy_headers = bool(copy_headers)
         self.bare_lf = bare_lf
         self._clock = clock
+
+    def _fresh_caches(self) -> None:
+        self._h_cache: BoundedCache[Tuple[str, ...], Tuple[str, int]] = BoundedCache(256)
+        self._plans: BoundedCache[Tuple[bytes, ...], Tuple[Tuple[str, ...], List[int]]] = BoundedCache(256)
+        self._time_text: Tuple[Any, str, int] = (None, "", 0)
+
+    def _sign_data(self, data: bytes) -> bytes:
+        key: Any = self.key
+        if self.algorithm == "ed25519-sha256":  # RFC 8463 section 3: sign the SHA-256 of the data
+            return key.sign(hashlib.sha256(data).digest())  # type: ignore[no-any-return]
+        return key.sign(data, _PKCS1, _SHA256)  # type: ignore[no-any-return]
+
+    # -- pickling: the key travels as PKCS#8 DER, the caches are rebuilt --------------
+
+    def __getstate__(self) -> Dict[str, Any]:
+        from cryptography.hazmat.primitives import serialization
+
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_h_cache", "_plans", "_time_text")}
+        state["key"] = self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        state = dict(state)
+        key: Any = serialization.load_der_private_key(state.pop("key"), password=None)
+        self.__dict__.update(state)
+        self.key = key
+        self._fresh_caches()
+
+    def __repr__(self) -> str:
+        return "Signer(domain=%r, selector=%r, algorithm=%r, canonicalization='%s/%s')" % (
+            self.domain, self.selector, self.algorithm, self.header_canon, self.body_canon)
 
     # -- public API -----------------------------------------------------------------
 
@@ -302,9 +334,7 @@ class Signer:
                 raise UnsignableMessageError("%d header fields to sign: more than a verifier accepts (%d)"
                                          % (len(h), MAX_H_NAMES))
             plan = (tuple(h), take)
-            if len(self._plans) >= 256:
-                self._plans.clear()
-            self._plans[key] = plan
+            self._plans.set(key, plan)
         return plan[0], [fields[i][1] for i in plan[1]]
 
     def _folded_h(self, h: Tuple[str, ...]) -> Tuple[str, int]:
@@ -315,9 +345,7 @@ class Signer:
             out: List[str] = []
             col = _fold_tag(out, 0, "h", ":".join(h), newline=True)
             hit = ("".join(out), col)
-            if len(self._h_cache) >= 256:
-                self._h_cache.clear()
-            self._h_cache[h] = hit
+            self._h_cache.set(h, hit)
         return hit
 
     def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int]) -> bytes:
@@ -367,50 +395,6 @@ class Signer:
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
 
 
-def _fold_tag(out: List[str], col: int, name: str, value: str, newline: bool = False) -> int:
-    """Append ``name=value;`` to ``out`` (folding where a line would pass 78
-    characters, long ``h=`` and ``z=`` values at their separators); return the
-    new column."""
-    text = "%s=%s;" % (name, value)
-    if not newline and col + 1 + len(text) <= _LINE:
-        out.append(" " + text)
-        return col + 1 + len(text)
-    out.append("\r\n ")
-    col = 1
-    first = True
-    for piece in _split_value(name, value):
-        if not first and col + len(piece) > _LINE:
-            out.append("\r\n  ")
-            col = 2
-        out.append(piece)
-        col += len(piece)
-        first = False
-    return col
-
-
-def _split_value(name: str, value: str) -> List[str]:
-    """``name=value;`` cut into pieces that may be separated by folding."""
-    sep = ":" if name == "h" else "|" if name == "z" else None
-    text = "%s=" % name
-    if sep is None:
-        return [text + value + ";"]
-    parts = value.split(sep)
-    pieces = [text + parts[0]]
-    pieces += [sep + p for p in parts[1:]]
-    pieces[-1] += ";"
-    out: List[str] = []
-    for p in pieces:  # a z= copy longer than a line is cut between qp units
-        while len(p) > _LINE - 2:
-            cut = _LINE - 2
-            eq = p.rfind("=", cut - 2, cut)
-            if eq > 0:
-                cut = eq
-            out.append(p[:cut])
-            p = p[cut:]
-        out.append(p)
-    return out
-
-
 def _hash_bodies(pm: ParsedMessage, signers: Sequence[Signer], bare_lf: bool) -> Dict[Tuple[bool, bool], Any]:
     hashers: Dict[Tuple[bool, bool], Any] = {}
     for s in signers:
@@ -448,6 +432,15 @@ def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optiona
     if bare_lf is None:
         bare_lf = signers[0].bare_lf
     pm = _read_signable(message, bare_lf)
+    return sign_parsed(pm, signers), pm.lf_endings
+
+
+def sign_parsed(pm: ParsedMessage, signers: Sequence[Signer]) -> List[bytes]:
+    """The header fields (CRLF line endings) of ``signers`` for the message
+    read as ``pm`` (its body stream is consumed).
+
+    :raises UnsignableMessageError: the message has no From field.
+    """
     if not any(name == b"from" for name, _ in pm.fields):
         raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
     hashers = _hash_bodies(pm, signers, pm.bare_lf)
@@ -455,7 +448,7 @@ def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optiona
     for s in signers:
         h = hashers[s._body_key()]
         out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None))
-    return out, pm.lf_endings
+    return out
 
 
 def _read_signable(message: MessageInput, bare_lf: Optional[bool]) -> ParsedMessage:
@@ -492,38 +485,5 @@ def sign_file(
     :raises FileExistsError: ``dst`` exists and ``overwrite`` is false.
     :raises OSError: reading or writing failed (a path ``dst`` is left untouched).
     """
-    own = isinstance(src, (str, os.PathLike))
-    fin: BinaryIO = open(src, "rb") if own else src  # type: ignore[arg-type, assignment]
-    spool: Optional[BinaryIO] = None
-    try:
-        if isinstance(dst, (str, os.PathLike)) and os.path.exists(dst):
-            if own and os.path.samefile(src, dst):  # type: ignore[arg-type]
-                raise SigningError("refusing to write the signed message over its source %s"
-                                   % os.fspath(src))  # type: ignore[arg-type]
-            if not overwrite:
-                raise FileExistsError("%s exists (pass overwrite=True to replace it)" % os.fspath(dst))
-        try:
-            start = fin.tell()
-            fin.seek(start)
-            seekable = fin.seekable() if hasattr(fin, "seekable") else True
-        except (OSError, AttributeError, ValueError):
-            seekable = False
-        source: BinaryIO = fin
-        if not seekable:
-            spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[assignment]
-            shutil.copyfileobj(fin, spool, 1 << 20)  # type: ignore[arg-type]
-            spool.seek(0)  # type: ignore[union-attr]
-            source, start = spool, 0  # type: ignore[assignment]
-        fields, lf = _sign_all(source, signers, bare_lf)
-        header = _as_endings(fields, lf)
-        source.seek(start)
-        if isinstance(dst, (str, os.PathLike)):
-            atomic_write(os.fspath(dst), lambda out: write_signed(out, header, source), overwrite=overwrite)
-        else:
-            write_signed(dst, header, source)
-        return header
-    finally:
-        if spool is not None:
-            spool.close()
-        if own:
-            fin.close()
+    return write_signed_copy(src, dst, lambda source: _as_endings(*_sign_all(source, signers, bare_lf)),
+                             overwrite=overwrite)

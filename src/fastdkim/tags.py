@@ -15,7 +15,9 @@ from typing import Dict, Tuple
 from . import _core
 from .errors import TagSyntaxError
 
-__all__ = ["TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME"]
+__all__ = [
+    "TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME", "is_h_name",
+]
 
 FWS = b" \t\r\n"
 
@@ -26,6 +28,17 @@ MAX_H_NAMES = 512
 
 #: An RFC 5322 field-name (1*ftext: printable US-ASCII but colon), as bytes.
 FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")
+
+
+def is_h_name(name: bytes) -> bool:
+    """Whether ``name`` can be an entry of an ``h=`` list: an RFC 5322
+    field-name (:data:`FIELD_NAME`) without ``;``, which would end the tag
+    (section 3.2: no tag value holds one).
+
+    The one rule for ``h=``: the verifier applies it to the names it reads,
+    the signer to the names it is asked to sign.
+    """
+    return FIELD_NAME.match(name) is not None and b";" not in name
 
 
 def strip_fws(value: bytes) -> bytes:

@@ -8,47 +8,27 @@ never raises: whatever is wrong becomes a result with a reason.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from ._txt import txt_bytes
 from . import _core
+from ._cache import BoundedCache
 from .canonicalization import parse_canonicalization
 from .keysources import KeySource, as_key_source
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MAX_HEADER_FIELDS, MessageInput, read_message
-from .tags import FIELD_NAME, FWS, MAX_H_NAMES
+from .message import MessageInput, read_message
+from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Status, Verification
+from .results import all_permerror as _all_permerror, as_written as _as_written
+from .tags import FWS, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 
 __all__ = ["Status", "Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
-
-class Status(str, Enum):
-    """The result of a signature (RFC 6376 section 6.1, RFC 8601 section 2.7.1).
-
-    A ``str``: ``status == "pass"``, formatting and JSON give the plain word.
-    """
-
-    PASS = "pass"
-    FAIL = "fail"
-    NEUTRAL = "neutral"
-    TEMPERROR = "temperror"
-    PERMERROR = "permerror"
-
-    __str__ = str.__str__
-    __format__ = str.__format__  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(self.value)
-
-
-PASS, FAIL, NEUTRAL, TEMPERROR, PERMERROR = Status.PASS, Status.FAIL, Status.NEUTRAL, Status.TEMPERROR, Status.PERMERROR
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 
@@ -61,67 +41,6 @@ def _digits(v: bytes) -> bool:
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
-
-
-@dataclass
-class Verification:
-    """The result for one ``DKIM-Signature`` field.
-
-    ``status`` is ``pass``, ``fail``, ``neutral``, ``temperror`` or
-    ``permerror``; ``reason`` says why in words.  The remaining attributes
-    are what the signature says (``None`` where absent or unparseable).
-    """
-
-    status: str
-    reason: str
-    domain: Optional[str] = None
-    selector: Optional[str] = None
-    algorithm: Optional[str] = None
-    identity: Optional[str] = None
-    canonicalization: Optional[str] = None
-    signed_headers: Tuple[str, ...] = ()
-    timestamp: Optional[int] = None
-    expiration: Optional[int] = None
-    body_length: Optional[int] = None
-    #: ``l=`` left part of the body unsigned (content beyond ``l`` octets).
-    body_truncated: bool = False
-    #: the key record has ``t=y``: the domain is testing DKIM.
-    testing: bool = False
-    key_bits: Optional[int] = None
-    index: int = 0
-    #: the tags as written (values as bytes, surrounding whitespace removed)
-    raw_tags: Dict[str, bytes] = field(default_factory=dict, repr=False)
-
-    @property
-    def tags(self) -> Dict[str, str]:
-        """The signature's tags as text (d, s, a, i, l, t, x, h, ...); empty if unparseable."""
-        return {k: v.decode("utf-8", "replace") for k, v in self.raw_tags.items()}
-
-    @property
-    def passed(self) -> bool:
-        return self.status == PASS
-
-    def as_dict(self) -> Dict[str, Any]:
-        """The result as plain JSON-ready values (strings, numbers, booleans,
-        ``None`` and a list), in a fixed order::
-
-            json.dumps([r.as_dict() for r in fastdkim.verify(message)])
-
-        Keys: ``status``, ``reason``, ``domain``, ``selector``, ``algorithm``,
-        ``identity``, ``canonicalization``, ``body_length``,
-        ``body_truncated``, ``testing``, ``key_bits``, ``signed_headers``,
-        ``timestamp``, ``expiration``.
-        """
-        return {
-            "status": str(self.status), "reason": self.reason, "domain": self.domain, "selector": self.selector,
-            "algorithm": self.algorithm, "identity": self.identity, "canonicalization": self.canonicalization,
-            "body_length": self.body_length, "body_truncated": self.body_truncated, "testing": self.testing,
-            "key_bits": self.key_bits, "signed_headers": list(self.signed_headers),
-            "timestamp": self.timestamp, "expiration": self.expiration,
-        }
-
-    def __str__(self) -> str:
-        return "%s d=%s s=%s a=%s (%s)" % (self.status, self.domain, self.selector, self.algorithm, self.reason)
 
 
 class _Sig:
@@ -205,8 +124,8 @@ class Verifier:
         self.clock = clock
         self.bare_lf = bare_lf
         self.max_header_names = max_header_names
-        self._records: Dict[bytes, Any] = {}
-        self._static: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
+        self._records: BoundedCache[bytes, Any] = BoundedCache(1024)
+        self._static: BoundedCache[Tuple[Any, ...], Tuple[Any, ...]] = BoundedCache(1024)
 
     def verify(self, message: MessageInput) -> List[Verification]:
         """Verify every ``DKIM-Signature`` of ``message``.
@@ -274,9 +193,7 @@ class Verifier:
         static = self._static.get(key)
         if static is None:
             static = self._check_static(tags)
-            if len(self._static) >= 1024:
-                self._static.clear()
-            self._static[key] = static
+            self._static.set(key, static)
         if len(static) == 2:
             _as_written(r, tags)
             if static[0] == "alg":
@@ -344,7 +261,7 @@ class Verifier:
             return (PERMERROR, "invalid selector s=%s" % text["s"])
         # FWS may surround the names (section 3.5), not split them.
         names = [n.strip(FWS).lower() for n in tags["h"].split(b":")]
-        if not all(FIELD_NAME.match(n) for n in names):
+        if not all(is_h_name(n) for n in names):
             return (PERMERROR, "malformed h= list")
         if len(names) > self.max_header_names:
             return (PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
@@ -452,9 +369,7 @@ class Verifier:
                 hit = parse_key_record(txt, min_rsa_bits=self.min_key_bits)
             except KeyRecordError as exc:
                 hit = exc
-            if len(self._records) >= 1024:
-                self._records.clear()
-            self._records[txt] = hit
+            self._records.set(txt, hit)
         return hit
 
     # -- section 6.1.3: body hash, then header hash and signature ----------------------
@@ -510,49 +425,13 @@ class Verifier:
 
 
 def _record_bytes(value: Any) -> bytes:
-    """A TXT record a key source returned, as bytes (str accepted as UTF-8)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError("a %s where TXT records (bytes) were expected" % type(value).__name__)
+    """A TXT record a key source returned, as bytes, by the rule of
+    :func:`fastdkim._txt.txt_bytes` (str accepted as UTF-8).
 
-
-_ANY_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
-def _all_permerror(fields: Sequence[Tuple[bytes, bytes]], reason: str) -> List[Verification]:
-    """A ``permerror`` for every ``DKIM-Signature`` field of a malformed
-    message (what its tags say kept where they parse); nothing is hashed and
-    no key is looked up."""
-    # Every signature a parser could see: lines split at any CR, LF or CRLF
-    # (a smuggled line break may have hidden a field inside another).
-    block = b"".join(raw for _, raw in fields)
-    try:
-        fields = _core.core.split_header_fields(_ANY_LINE_BREAK.sub(b"\r\n", block), MAX_HEADER_FIELDS)
-    except ValueError:
-        pass
-    out: List[Verification] = []
-    for name, raw in fields:
-        if name != b"dkim-signature":
-            continue
-        r = Verification(PERMERROR, reason, index=len(out))
-        try:
-            tags, _ = _core.core.parse_signature(raw)
-        except ValueError:
-            pass
-        else:
-            r.raw_tags = tags
-            _as_written(r, tags)
-        out.append(r)
-    return out
-
-
-def _as_written(r: Verification, tags: Dict[str, bytes]) -> None:
-    """Report d=, s= and a= as written, for a signature that fails its checks."""
-    for t, attr in (("d", "domain"), ("s", "selector"), ("a", "algorithm")):
-        if t in tags:
-            setattr(r, attr, tags[t].decode("utf-8", "replace"))
+    :raises TypeError: *value* is neither ``str`` nor bytes-like.
+    :raises UnicodeEncodeError: a ``str`` cannot be encoded.
+    """
+    return txt_bytes(value)
 
 
 def verify(

@@ -44,8 +44,9 @@ D3 Mail::DKIM (1.20230212, Debian 12), simple body canonicalization of a
 D4 Mail::DKIM (same version) has no ed25519-sha256 (added in later
    releases): it cannot sign with it, and reports an ed25519 signature as
    ``invalid (unsupported algorithm ed25519-sha256)`` (``permerror``).  The
-   matrix counts only algorithms both sides support; the driver probes for
-   ed25519 support at run time, so a newer Mail::DKIM is tested with it.
+   matrix counts only algorithms both sides support; ``peers.find_mail_dkim``
+   probes for ed25519 support at run time, so a newer Mail::DKIM is tested
+   with it.
 
 D5 dkimpy (1.1.8) has no temperror/permerror distinction: ``verify()``
    returns ``False`` for a failed signature, a missing, revoked or

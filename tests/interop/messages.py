@@ -1,15 +1,16 @@
 """The interop message set: deterministic, in wire form (CRLF), hard cases included.
 
 Every message has a From field (DKIM requires one) and comes out byte for
-byte the same on every run.  :func:`big_message` writes the 20 MB message to
-a file in bounded memory.
+byte the same on every run.  The hard cases are written out here; their
+longer generated bodies (a base64 attachment, whitespace-heavy text, the
+20 MB message of :func:`big_message`) come from :mod:`fastdkim.mailgen`.
 """
 from __future__ import annotations
 
-import base64
-import random
 from pathlib import Path
 from typing import Dict, List
+
+from fastdkim import mailgen
 
 DOMAIN = "interop.example"
 
@@ -20,19 +21,8 @@ def _msg(headers: List[bytes], body: bytes) -> bytes:
     return b"".join(h if h.endswith(b"\r\n") else h + b"\r\n" for h in headers) + b"\r\n" + body
 
 
-def _words(rng: random.Random, n: int) -> bytes:
-    vocab = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta", b"theta", b"iota", b"kappa"]
-    return b" ".join(rng.choice(vocab) for _ in range(n))
-
-
-def _b64_lines(data: bytes, width: int = 76) -> bytes:
-    enc = base64.b64encode(data)
-    return b"".join(enc[i:i + width] + b"\r\n" for i in range(0, len(enc), width))
-
-
 def message_set() -> Dict[str, bytes]:
     """Name -> message.  Names are stable and used in test ids and reports."""
-    rng = random.Random(6376)
     base = [
         b"From: Alice <alice@interop.example>",
         b"To: Bob <bob@example.org>",
@@ -92,7 +82,6 @@ def message_set() -> Dict[str, bytes]:
         "Ça va? Größe, naïve café, Ελληνικά, русский, 中文, emoji 😀  \r\n\r\n"
         "trailing  spaces après \t\r\n".encode("utf-8"),
     )
-    attachment = bytes(rng.getrandbits(8) for _ in range(30000))
     out["multipart-base64"] = _msg(
         hdrs(
             "multipart",
@@ -107,7 +96,7 @@ def message_set() -> Dict[str, bytes]:
         b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
         b"Content-Transfer-Encoding: base64\r\n"
         b"Content-Disposition: attachment; filename=\"data.bin\"\r\n\r\n"
-        + _b64_lines(attachment)
+        + mailgen.body("base64", 40 * 1000, seed=6376)  # 30 KB of data, in 76-column lines
         + b"\r\n--=_boundary_6376--\r\n",
     )
     out["repeated-headers"] = _msg(
@@ -135,11 +124,8 @@ def message_set() -> Dict[str, bytes]:
         ],
         b"Header names in mixed case, odd spacing in values.\r\n",
     )
-    lines = []
-    for i in range(300):
-        pad = b" " * rng.randrange(0, 4) + b"\t" * rng.randrange(0, 2)
-        lines.append(_words(rng, rng.randrange(0, 14)) + pad)
-    out["random-text"] = _msg(hdrs("random"), b"\r\n".join(lines) + b"\r\n")
+    # indented code, aligned tables, tab-separated columns, trailing blanks, blank-only lines
+    out["random-text"] = _msg(hdrs("random"), mailgen.body("whitespace", 13 * 1000, seed=6376))
     return out
 
 
@@ -148,9 +134,9 @@ BIG_SIZE = 20 * 1024 * 1024
 
 
 def big_message(path: Path, size: int = BIG_SIZE) -> Path:
-    """Write a message of about ``size`` bytes to ``path`` (plain text, varied
-    line lengths, trailing white space, blank-line runs) and return ``path``."""
-    rng = random.Random(8463)
+    """Write a message of about ``size`` bytes to ``path`` (whitespace-heavy
+    text: varied line lengths, trailing white space, blank-only lines; a run of
+    empty lines at the end) and return ``path``."""
     head = _msg(
         [
             b"From: Alice <alice@interop.example>",
@@ -161,21 +147,10 @@ def big_message(path: Path, size: int = BIG_SIZE) -> Path:
         ],
         b"",
     )
-    block_lines = []
-    for i in range(2000):
-        kind = i % 50
-        if kind == 0:
-            block_lines.append(b"")
-        elif kind == 1:
-            block_lines.append(b" \t ")
-        else:
-            block_lines.append(_words(rng, rng.randrange(1, 16)) + b" " * (i % 3))
-    block = b"\r\n".join(block_lines) + b"\r\n"
+    tail = b"the end\r\n\r\n\r\n"
+    text = mailgen.body("whitespace", max(0, size - len(head) - len(tail)), seed=8463)
     with open(path, "wb") as fh:
         fh.write(head)
-        written = len(head)
-        while written < size:
-            fh.write(block)
-            written += len(block)
-        fh.write(b"the end\r\n\r\n\r\n")
+        fh.write(text)
+        fh.write(tail)
     return path

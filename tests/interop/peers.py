@@ -1,5 +1,11 @@
 """The DKIM implementations the interop tests compare: fastdkim and its peers.
 
+This module is also the one place that knows how to find, build and run the
+peers' programs (``peer_programs/``, each with a jobs mode for these tests and
+a loop mode for the benchmarks): :func:`build_opendkim`, :func:`find_mail_dkim`,
+:func:`find_mailauth` and :func:`find_dkimpy` give a :class:`Program` or the
+reason the peer is unavailable.  ``benchmarks/bench_peers.py`` uses them too.
+
 Each peer signs a batch of messages and verifies a batch of messages; the
 external ones are spawned once per batch (jobs on standard input, one answer
 line per job), not once per message.
@@ -34,13 +40,16 @@ Verification outcomes are normalised to ``pass``, ``fail``, ``permerror``,
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from cryptography.hazmat.primitives import serialization
 
@@ -48,6 +57,8 @@ import fastdkim
 from fastdkim.keys import generate_private_key, public_key_record
 
 HERE = Path(__file__).resolve().parent
+#: The peers' programs, each with a jobs mode (these tests) and a loop mode (the benchmarks).
+PROGRAMS = HERE / "peer_programs"
 RSA, ED25519 = "rsa-sha256", "ed25519-sha256"
 CANONS = ("relaxed/relaxed", "simple/simple", "relaxed/simple", "simple/relaxed")
 OVERSIGN = ("from", "to", "subject", "date")
@@ -59,6 +70,7 @@ PACKAGES = {
     "mail-dkim": "Debian package libmail-dkim-perl",
     "dkimpy": "PyPI package dkimpy",
     "dkimpy-ed25519": "PyPI package pynacl",
+    "mailauth": "Node.js >= 20.18 with npm (the npm package mailauth is installed on demand)",
 }
 
 
@@ -75,6 +87,175 @@ def unavailable(reason: str) -> None:
     if STRICT:
         pytest.fail("%s (CI installs it with .ci/install-peers.sh)" % reason, pytrace=False)
     pytest.skip(reason)
+
+
+# -- the peers' programs: finding, building, running ------------------------------------------
+
+#: The oldest Node that the pinned mailauth accepts (its "engines" field).
+MAILAUTH_MIN_NODE = (20, 18, 1)
+#: Where the npm package mailauth is installed on demand (git-ignored).
+NODE_MODULES = PROGRAMS / "node_modules"
+
+
+@dataclass(frozen=True)
+class Program:
+    """A peer ready to run: how to start it, what it is, what it can sign with.
+
+    ``command`` starts the peer's program (the program itself, or its
+    interpreter and script); it is empty for a peer that runs in-process
+    (dkimpy).  ``env`` is the environment to start it with (``None``: this
+    process's).  mailauth's program has the loop mode only.
+    """
+
+    name: str
+    command: Tuple[str, ...]
+    version: str
+    algorithms: FrozenSet[str]
+    env: Optional[Dict[str, str]] = None
+
+    def jobs(self, *options: str) -> List[str]:
+        """The command line of the jobs mode (jobs on standard input, one answer line each)."""
+        return [*self.command, *options]
+
+    def loop(self, *args: str) -> List[str]:
+        """The command line of the loop mode (the benchmarks' timing protocol;
+        see ``peer_programs/opendkim_peer.c``)."""
+        return [*self.command, "loop", *args]
+
+
+def _line(text: str, index: int) -> str:
+    """One line of a program's error output (0: the first, -1: the last)."""
+    lines = text.strip().splitlines()
+    return lines[index] if lines else "?"
+
+
+def _dpkg_version(package: str) -> Optional[str]:
+    """The installed version of a Debian package, or None."""
+    if shutil.which("dpkg-query") is None:
+        return None
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Status}\t${Version}", package],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 or "install ok installed" not in out.stdout:
+        return None
+    return out.stdout.split("\t", 1)[1].strip()
+
+
+def build_opendkim(workdir: Path) -> Union[Program, str]:
+    """Compile ``peer_programs/opendkim_peer.c`` over libopendkim into ``workdir``.
+
+    Returns the program, or why it cannot be built (naming the packages to
+    install).  Raises ``subprocess.TimeoutExpired`` if the compiler takes more
+    than two minutes.
+    """
+    header = Path("/usr/include/opendkim/dkim.h")
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not header.exists():
+        return "%s not found: install %s" % (header, PACKAGES["opendkim"])
+    if cc is None:
+        return "no C compiler: install %s" % PACKAGES["opendkim"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    binary = workdir / "opendkim_peer"
+    proc = subprocess.run(
+        [cc, "-O2", "-o", str(binary), str(PROGRAMS / "opendkim_peer.c"), "-I/usr/include/opendkim",
+         "-lopendkim", "-lresolv", "-lm"],
+        capture_output=True, text=True, timeout=120,
+    )
+    if proc.returncode != 0:
+        return "cannot build the libopendkim harness: %s: install %s" % (proc.stderr[-1500:], PACKAGES["opendkim"])
+    version = _dpkg_version("libopendkim-dev")
+    return Program("opendkim", (str(binary),), "libopendkim %s" % (version or "(version unknown)"),
+                   frozenset({RSA, ED25519}))
+
+
+def find_mail_dkim() -> Union[Program, str]:
+    """``peer_programs/mail_dkim_peer.pl`` under the perl that can load Mail::DKIM.
+
+    Returns the program (its algorithms as the installed Mail::DKIM offers
+    them), or why it is unavailable (naming the package to install).  Raises
+    ``subprocess.TimeoutExpired`` if perl takes more than a minute to load it.
+    """
+    perl = shutil.which("perl")
+    if perl is None:
+        return "perl not found: install Debian package perl and %s" % PACKAGES["mail-dkim"]
+    probe = ("print $Mail::DKIM::VERSION, ' ', "
+             "(eval { require Mail::DKIM::Algorithm::ed25519_sha256; 1 } ? 'ed25519' : '-')")
+    proc = subprocess.run([perl, "-MMail::DKIM", "-MMail::DKIM::Signer", "-MMail::DKIM::Verifier", "-MNet::DNS",
+                           "-e", probe], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        return "Mail::DKIM unavailable (%s): install %s" % (_line(proc.stderr, 0), PACKAGES["mail-dkim"])
+    version, _, ed = proc.stdout.strip().partition(" ")
+    algorithms = {RSA, ED25519} if ed == "ed25519" else {RSA}
+    return Program("mail-dkim", (perl, str(PROGRAMS / "mail_dkim_peer.pl")), "Mail::DKIM %s" % version,
+                   frozenset(algorithms))
+
+
+def _version_tuple(text: str) -> Tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def find_mailauth(npm_install: bool = True) -> Union[Program, str]:
+    """``peer_programs/mailauth_peer.js`` under Node, with the npm package
+    mailauth pinned in ``peer_programs/package.json``.
+
+    When mailauth is not installed yet and ``npm_install`` is true, npm
+    installs it into ``peer_programs/node_modules``.  Returns the program, or
+    why it is unavailable.  Raises ``subprocess.TimeoutExpired`` if Node does
+    not tell its version within a minute or npm does not finish within ten.
+    """
+    spec = json.loads((PROGRAMS / "package.json").read_text())["dependencies"]["mailauth"]
+    node = shutil.which("node")
+    if node is None:
+        return "Node.js is not installed (the npm package mailauth runs on Node): install %s" % PACKAGES["mailauth"]
+    nv = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    if _version_tuple(nv) < MAILAUTH_MIN_NODE:
+        return "Node %s is older than %s, which mailauth %s needs" % (
+            nv, ".".join(map(str, MAILAUTH_MIN_NODE)), spec)
+    pkg = NODE_MODULES / "mailauth" / "package.json"
+    if not pkg.exists():
+        if not npm_install:
+            return "npm package mailauth is not installed (run: npm install --prefix %s)" % PROGRAMS
+        npm = shutil.which("npm")
+        if npm is None:
+            return "npm package mailauth is not installed and npm is missing"
+        print("installing the npm package mailauth into %s ..." % NODE_MODULES, file=sys.stderr)
+        res = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--omit=dev"],
+                             cwd=str(PROGRAMS), capture_output=True, text=True, timeout=600)
+        if res.returncode != 0 or not pkg.exists():
+            return "npm could not install mailauth: %s" % _line(res.stderr, -1)
+    version = json.loads(pkg.read_text())["version"]
+    return Program("mailauth", (node, str(PROGRAMS / "mailauth_peer.js")),
+                   "mailauth %s on Node %s" % (version, nv.lstrip("v")), frozenset({RSA, ED25519}),
+                   env=dict(os.environ, NODE_PATH=str(NODE_MODULES)))
+
+
+def find_dkimpy() -> Union[Program, str]:
+    """dkimpy, which runs in-process (the program's command is empty); it
+    signs with ed25519-sha256 only where pynacl is installed.
+
+    Returns the program, or why it is unavailable (naming the package).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        import dkim  # noqa: F401  (availability probe)
+    except ImportError as exc:
+        return "dkimpy unavailable (%s): install %s" % (exc, PACKAGES["dkimpy"])
+    try:
+        text = "dkimpy " + version("dkimpy")
+    except PackageNotFoundError:
+        text = "dkimpy (version unknown)"
+    algorithms = {RSA}
+    try:
+        import nacl.signing  # noqa: F401
+
+        algorithms.add(ED25519)
+        text += ", pynacl " + version("pynacl")
+    except (ImportError, PackageNotFoundError):
+        pass
+    return Program("dkimpy", (), text, frozenset(algorithms))
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -200,17 +381,23 @@ class FastDKIM(Peer):
 
 
 class _Driven(Peer):
-    """A peer driven through a helper program: jobs in, one answer line per job out."""
+    """A peer driven through the jobs mode of its program: jobs in, one answer line per job out."""
+
+    def __init__(self, dns: str, program: Program, timeout: float = 2.0) -> None:
+        super().__init__(dns, timeout)
+        self.program = program
+        self.algorithms = program.algorithms
 
     def command(self) -> List[str]:
-        raise NotImplementedError
+        return self.program.jobs("--dns", self.dns, "--timeout", str(max(1, int(self.timeout))),
+                                 "--oversign", ",".join(OVERSIGN))
 
     def run(self, lines: Sequence[str], timeout: float = 600) -> List[str]:
         if not lines:
             return []
         proc = subprocess.run(
             self.command(), input="".join(line + "\n" for line in lines), capture_output=True,
-            text=True, timeout=timeout, errors="replace",
+            text=True, timeout=timeout, errors="replace", env=self.program.env,
         )
         answers = proc.stdout.splitlines()
         if proc.returncode != 0 or len(answers) != len(lines):
@@ -238,57 +425,15 @@ class _Driven(Peer):
 
 
 class OpenDKIM(_Driven):
+    """libopendkim through ``peer_programs/opendkim_peer.c`` (see :func:`build_opendkim`)."""
+
     name = "opendkim"
-    algorithms = frozenset({RSA, ED25519})
-
-    def __init__(self, dns: str, binary: Path, timeout: float = 2.0) -> None:
-        super().__init__(dns, timeout)
-        self.binary = binary
-
-    def command(self) -> List[str]:
-        return [str(self.binary), "--dns", self.dns, "--timeout", str(max(1, int(self.timeout))),
-                "--oversign", ",".join(OVERSIGN)]
-
-    @staticmethod
-    def build(workdir: Path) -> Tuple[Optional[Path], str]:
-        """Compile the harness; ``(path, "")`` or ``(None, why not)``."""
-        header = Path("/usr/include/opendkim/dkim.h")
-        cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-        if not header.exists():
-            return None, "%s not found" % header
-        if cc is None:
-            return None, "no C compiler"
-        workdir.mkdir(parents=True, exist_ok=True)
-        binary = workdir / "opendkim_peer"
-        proc = subprocess.run(
-            [cc, "-O1", "-o", str(binary), str(HERE / "opendkim_peer.c"), "-I/usr/include/opendkim",
-             "-lopendkim", "-lresolv"],
-            capture_output=True, text=True, timeout=120,
-        )
-        if proc.returncode != 0:
-            return None, "cannot build the libopendkim harness: %s" % proc.stderr[-1500:]
-        return binary, ""
 
 
 class MailDKIM(_Driven):
+    """Mail::DKIM through ``peer_programs/mail_dkim_peer.pl`` (see :func:`find_mail_dkim`)."""
+
     name = "mail-dkim"
-
-    def __init__(self, dns: str, timeout: float = 2.0) -> None:
-        super().__init__(dns, timeout)
-        self.algorithms = frozenset(self.run(["caps"])[0].split())
-
-    def command(self) -> List[str]:
-        return ["perl", str(HERE / "mail_dkim_peer.pl"), "--dns", self.dns,
-                "--timeout", str(max(1, int(self.timeout))), "--oversign", ",".join(OVERSIGN)]
-
-    @staticmethod
-    def probe() -> str:
-        """``""`` if Mail::DKIM can be loaded, else why not."""
-        if shutil.which("perl") is None:
-            return "perl not found"
-        proc = subprocess.run(["perl", "-MMail::DKIM::Signer", "-MMail::DKIM::Verifier", "-MNet::DNS", "-e", "1"],
-                              capture_output=True, text=True, timeout=60)
-        return "" if proc.returncode == 0 else proc.stderr.strip().splitlines()[0]
 
 
 class _Capture(logging.Handler):
@@ -302,20 +447,13 @@ class _Capture(logging.Handler):
 
 
 class DkimPy(Peer):
+    """dkimpy, in-process (see :func:`find_dkimpy`)."""
+
     name = "dkimpy"
 
-    def __init__(self, dns: str, timeout: float = 2.0) -> None:
+    def __init__(self, dns: str, program: Program, timeout: float = 2.0) -> None:
         super().__init__(dns, timeout)
-        import dkim  # noqa: F401
-
-        algs = {RSA}
-        try:
-            import nacl.signing  # noqa: F401
-
-            algs.add(ED25519)
-        except ImportError:
-            pass
-        self.algorithms = frozenset(algs)
+        self.algorithms = program.algorithms
 
     def txt(self, name: Union[str, bytes], timeout: float = 5) -> Optional[bytes]:
         """dkimpy's ``dnsfunc``: what its own dnspython plug does (the first TXT
@@ -395,15 +533,11 @@ class DkimPy(Peer):
 def load_peers(dns: str, workdir: Path, timeout: float = 2.0) -> Dict[str, Union[Peer, str]]:
     """Name -> peer, or -> the reason it is unavailable (naming the package)."""
     peers: Dict[str, Union[Peer, str]] = {"fastdkim": FastDKIM(dns, timeout)}
-    binary, why = OpenDKIM.build(workdir / "opendkim")
-    peers["opendkim"] = OpenDKIM(dns, binary, timeout) if binary else "%s: install %s" % (why, PACKAGES["opendkim"])
-    why = MailDKIM.probe()
-    if why:
-        peers["mail-dkim"] = "Mail::DKIM unavailable (%s): install %s" % (why, PACKAGES["mail-dkim"])
-    else:
-        peers["mail-dkim"] = MailDKIM(dns, timeout)
-    try:
-        peers["dkimpy"] = DkimPy(dns, timeout)
-    except ImportError as exc:
-        peers["dkimpy"] = "dkimpy unavailable (%s): install %s" % (exc, PACKAGES["dkimpy"])
+    found = (
+        (OpenDKIM, build_opendkim(workdir / "opendkim")),
+        (MailDKIM, find_mail_dkim()),
+        (DkimPy, find_dkimpy()),
+    )
+    for cls, program in found:
+        peers[cls.name] = cls(dns, program, timeout) if isinstance(program, Program) else program
     return peers

@@ -1,10 +1,13 @@
 /*
- * A small driver over libopendkim for the interop tests.
+ * libopendkim driven for the interop tests and the benchmarks: one program,
+ * two modes.
  *
- * Built by a pytest fixture into a temporary directory:
- *     cc -O1 -o opendkim_peer opendkim_peer.c -lopendkim -lresolv
+ * Built into a temporary directory by tests/interop/peers.py (build_opendkim):
+ *     cc -O2 -o opendkim_peer opendkim_peer.c -lopendkim -lresolv -lm
  *
- * Usage: opendkim_peer [--dns 127.0.0.1:PORT] [--timeout SECONDS] [--oversign a,b,...]
+ * == Jobs mode (the interop tests) ==
+ *
+ *     opendkim_peer [--dns 127.0.0.1:PORT] [--timeout SECONDS] [--oversign a,b,...]
  *
  * Signs the header fields the opendkim filter signs by default
  * (dkim_should_signhdrs), oversigning those given with --oversign.
@@ -24,6 +27,33 @@
  * (dkim_dns_set_query_*) that send each query with res_nsend() to the one
  * server given by --dns, and hands libopendkim the raw reply to interpret.
  * Without --dns every lookup fails (nothing is ever sent elsewhere).
+ *
+ * == Loop mode (the benchmarks: benchmarks/run.py, benchmarks/bench_peers.py) ==
+ *
+ *     opendkim_peer loop OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE
+ *                        HEADERS OVERSIGN MIN_TIME ROUNDS MAX_TIME
+ *
+ * OP is "sign" or "verify"; ALG "rsa-sha256" or "ed25519-sha256"; CANON e.g.
+ * "relaxed/simple"; HEADERS and OVERSIGN are comma-separated field names ("-"
+ * for none).  KEYFILE is the PEM private key (sign), TXTFILE the key record
+ * value (verify), MSGFILE the message in wire form.
+ *
+ * The protocol is the one the loop mode of every peer program follows:
+ *   1. one operation; its product goes to OUTFILE (sign: the DKIM-Signature
+ *      field, CRLF-terminated; verify: "pass") and "ready SECONDS" is printed;
+ *   2. the program waits for a line on standard input: "go" goes on (the
+ *      harness has checked OUTFILE), anything else ends it;
+ *   3. batches of 1, 2, 4, ... operations until one lasts MIN_TIME/4 (skipped
+ *      when the first operation alone lasted MIN_TIME), then the number of
+ *      operations per round is set so that a round lasts about MIN_TIME;
+ *   4. ROUNDS rounds (fewer if they would exceed MAX_TIME seconds in all),
+ *      each printed as "round N SECONDS"; then "done".
+ * Every verification in every round must pass, or the program exits with 3;
+ * exit status 4 (with a message on standard error) means the peer cannot do
+ * what was asked.  Timing uses the monotonic clock.
+ *
+ * No DNS in loop mode: a key lookup callback (dkim_set_key_lookup) hands the
+ * library the record read from TXTFILE, so no query is ever sent.
  */
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -31,10 +61,12 @@
 #include <arpa/nameser.h>
 #include <resolv.h>
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <opendkim/dkim.h>
 
@@ -168,6 +200,20 @@ static unsigned char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* the library folds with bare LF: write the field in wire form, CRLF-terminated */
+static void write_field(FILE *out, const unsigned char *hdr, size_t len)
+{
+	size_t i;
+
+	fputs(DKIM_SIGNHEADER ": ", out);
+	for (i = 0; i < len; i++) {
+		if (hdr[i] == '\n' && (i == 0 || hdr[i - 1] != '\r'))
+			fputc('\r', out);
+		fputc(hdr[i], out);
+	}
+	fputs("\r\n", out);
+}
+
 static int canon_of(const char *s)
 {
 	if (strcmp(s, "simple") == 0)
@@ -193,7 +239,6 @@ static void do_sign(DKIM_LIB *lib, char **f, int nf)
 	DKIM_STAT st;
 	DKIM *dkim = NULL;
 	FILE *out = NULL;
-	size_t i;
 
 	if (nf != 9) {
 		printf("error\tsign needs 8 arguments\n");
@@ -225,14 +270,7 @@ static void do_sign(DKIM_LIB *lib, char **f, int nf)
 		printf("error\tcannot write %s\n", f[8]);
 		goto done;
 	}
-	fputs(DKIM_SIGNHEADER ": ", out);
-	/* the library folds with bare LF: write the field in wire form */
-	for (i = 0; i < hdrlen; i++) {
-		if (hdr[i] == '\n' && (i == 0 || hdr[i - 1] != '\r'))
-			fputc('\r', out);
-		fputc(hdr[i], out);
-	}
-	fputs("\r\n", out);
+	write_field(out, hdr, hdrlen);
 	fwrite(msg, 1, msglen, out);
 	if (fclose(out) != 0)
 		printf("error\tcannot write %s\n", f[8]);
@@ -308,7 +346,7 @@ static void do_verify(DKIM_LIB *lib, char **f, int nf)
 	free(msg);
 }
 
-int main(int argc, char **argv)
+static int jobs_main(int argc, char **argv)
 {
 	DKIM_LIB *lib;
 	const char *dns = NULL;
@@ -395,4 +433,256 @@ int main(int argc, char **argv)
 	}
 	dkim_close(lib);
 	return 0;
+}
+
+/* -- loop mode ------------------------------------------------------------ */
+
+static unsigned char *record;   /* key record served by the lookup callback */
+static size_t record_len;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned char *must_read(const char *path, size_t *len)
+{
+	unsigned char *buf = read_file(path, len);
+
+	if (buf == NULL) {
+		fprintf(stderr, "cannot read %s\n", path);
+		exit(2);
+	}
+	return buf;
+}
+
+static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	(void) dkim;
+	(void) sig;
+	if (record_len + 1 > buflen)
+		return DKIM_CBSTAT_ERROR;
+	memcpy(buf, record, record_len);
+	buf[record_len] = '\0';
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+/* "a,b,c" -> NULL-terminated array; "-" -> NULL */
+static const char **name_list(char *spec)
+{
+	const char **out;
+	size_t n = 1, i = 0;
+	char *p;
+
+	if (strcmp(spec, "-") == 0 || *spec == '\0')
+		return NULL;
+	for (p = spec; *p; p++)
+		if (*p == ',')
+			n++;
+	out = calloc(n + 1, sizeof *out);
+	if (out == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	for (p = strtok(spec, ","); p != NULL; p = strtok(NULL, ","))
+		out[i++] = p;
+	out[i] = NULL;
+	return out;
+}
+
+struct loop_job {
+	DKIM_LIB *lib;
+	bool sign;
+	dkim_alg_t alg;
+	dkim_canon_t hc, bc;
+	const char *domain, *selector;
+	unsigned char *key;
+	unsigned char *msg;
+	size_t msg_len;
+	FILE *out;              /* product of this operation goes here (first one only) */
+};
+
+static void fail(const char *what, DKIM_STAT st)
+{
+	fprintf(stderr, "%s: %s\n", what, dkim_getresultstr(st));
+	exit(3);
+}
+
+static void one(struct loop_job *j)
+{
+	DKIM_STAT st;
+	DKIM *d;
+
+	if (j->sign)
+		d = dkim_sign(j->lib, (const unsigned char *) "bench", NULL, (dkim_sigkey_t) j->key,
+		              (const unsigned char *) j->selector, (const unsigned char *) j->domain,
+		              j->hc, j->bc, j->alg, -1, &st);
+	else
+		d = dkim_verify(j->lib, (const unsigned char *) "bench", NULL, &st);
+	if (d == NULL)
+		fail(j->sign ? "dkim_sign" : "dkim_verify", st);
+	st = dkim_chunk(d, j->msg, j->msg_len);
+	if (st != DKIM_STAT_OK)
+		fail("dkim_chunk", st);
+	st = dkim_chunk(d, NULL, 0);
+	if (st != DKIM_STAT_OK)
+		fail("dkim_chunk(end)", st);
+	st = dkim_eom(d, NULL);
+	if (j->sign) {
+		unsigned char *hdr;
+		size_t len;
+
+		if (st != DKIM_STAT_OK)
+			fail("dkim_eom", st);
+		st = dkim_getsighdr_d(d, strlen(DKIM_SIGNHEADER ": "), &hdr, &len);
+		if (st != DKIM_STAT_OK)
+			fail("dkim_getsighdr_d", st);
+		if (j->out != NULL)
+			write_field(j->out, hdr, len);
+	} else {
+		DKIM_SIGINFO **sigs;
+		int nsigs = 0;
+
+		if (st != DKIM_STAT_OK)
+			fail("verification", st);
+		if (dkim_getsiglist(d, &sigs, &nsigs) != DKIM_STAT_OK || nsigs < 1 || !DKIM_SIG_CHECK(sigs[0])) {
+			fprintf(stderr, "verification did not pass\n");
+			exit(3);
+		}
+		if (j->out != NULL)
+			fputs("pass\n", j->out);
+	}
+	dkim_free(d);
+}
+
+static double batch(struct loop_job *j, long n)
+{
+	double t0 = now();
+	for (long i = 0; i < n; i++)
+		one(j);
+	return now() - t0;
+}
+
+static int loop_main(int argc, char **argv)
+{
+	struct loop_job j;
+	char *slash;
+	const char **headers, **oversign;
+	double min_time, max_time, first, t, t0;
+	long n, rounds;
+	size_t key_len;
+	char line[64];
+
+	if (argc != 15) {
+		fprintf(stderr, "usage: opendkim_peer loop OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE "
+		        "HEADERS OVERSIGN MIN_TIME ROUNDS MAX_TIME\n");
+		return 2;
+	}
+	memset(&j, 0, sizeof j);
+	j.sign = strcmp(argv[1], "sign") == 0;
+	j.alg = alg_of(argv[2]);
+	if (j.alg == DKIM_SIGN_UNKNOWN) {
+		fprintf(stderr, "unknown algorithm %s\n", argv[2]);
+		return 2;
+	}
+	slash = strchr(argv[3], '/');
+	if (slash == NULL) {
+		fprintf(stderr, "CANON must be HEADER/BODY, not %s\n", argv[3]);
+		return 2;
+	}
+	*slash = '\0';
+	j.hc = canon_of(argv[3]);
+	j.bc = canon_of(slash + 1);
+	if (j.hc == DKIM_CANON_UNKNOWN || j.bc == DKIM_CANON_UNKNOWN) {
+		fprintf(stderr, "unknown canonicalization %s/%s\n", argv[3], slash + 1);
+		return 2;
+	}
+	j.domain = argv[4];
+	j.selector = argv[5];
+	if (j.sign)
+		j.key = must_read(argv[6], &key_len);
+	else {
+		record = must_read(argv[7], &record_len);
+		while (record_len > 0 && (record[record_len - 1] == '\n' || record[record_len - 1] == '\r'))
+			record[--record_len] = '\0';
+	}
+	j.msg = must_read(argv[8], &j.msg_len);
+	headers = name_list(argv[10]);
+	oversign = name_list(argv[11]);
+	min_time = atof(argv[12]);
+	rounds = atol(argv[13]);
+	max_time = atof(argv[14]);
+
+	j.lib = dkim_init(NULL, NULL);
+	if (j.lib == NULL) {
+		fprintf(stderr, "dkim_init failed\n");
+		return 2;
+	}
+	if (!j.sign && dkim_set_key_lookup(j.lib, key_lookup) != DKIM_STAT_OK) {
+		fprintf(stderr, "dkim_set_key_lookup failed\n");
+		return 2;
+	}
+	if (headers != NULL &&
+	    dkim_options(j.lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, headers, sizeof(char **)) != DKIM_STAT_OK) {
+		fprintf(stderr, "cannot set the signed header fields\n");
+		return 2;
+	}
+	if (oversign != NULL &&
+	    dkim_options(j.lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, oversign, sizeof(char **)) != DKIM_STAT_OK) {
+		fprintf(stderr, "cannot set the oversigned header fields\n");
+		return 2;
+	}
+
+	j.out = fopen(argv[9], "wb");
+	if (j.out == NULL) {
+		perror(argv[9]);
+		return 2;
+	}
+	t0 = now();
+	one(&j);
+	first = now() - t0;
+	fclose(j.out);
+	j.out = NULL;
+	printf("ready %.9f\n", first);
+	fflush(stdout);
+	if (fgets(line, sizeof line, stdin) == NULL || strncmp(line, "go", 2) != 0)
+		return 0;
+
+	n = 1;
+	if (first < min_time) {
+		for (;;) {
+			t = batch(&j, n);
+			if (t >= min_time / 4 || n >= (1L << 30))
+				break;
+			n *= 2;
+		}
+		n = (long) ceil(n * min_time / (t > 0 ? t : 1e-9));
+		if (n < 1)
+			n = 1;
+		t = min_time;  /* about the length of one round, for the budget below */
+	} else {
+		t = first;
+	}
+	if (rounds > 1 && t * rounds > max_time) {
+		rounds = (long) (max_time / (t > 0 ? t : 1e-9));
+		if (rounds < 1)
+			rounds = 1;
+	}
+	for (long r = 0; r < rounds; r++) {
+		t = batch(&j, n);
+		printf("round %ld %.9f\n", n, t);
+		fflush(stdout);
+	}
+	printf("done\n");
+	dkim_close(j.lib);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "loop") == 0)
+		return loop_main(argc - 1, argv + 1);
+	return jobs_main(argc, argv);
 }

@@ -1,14 +1,16 @@
 'use strict';
-// Timing loop over mailauth (npm) for the fastdkim benchmarks (benchmarks/run.py).
+// mailauth (npm) driven for the benchmarks; it has the loop mode of the peer
+// programs only (it is not one of the interop tests' peers).
 //
-// Usage (NODE_PATH pointing at the node_modules that holds mailauth):
-//   node mailauth_loop.js OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE
-//                         HEADERS OVERSIGN MIN_TIME ROUNDS MAX_TIME
+// Usage (NODE_PATH pointing at the node_modules that holds mailauth; the
+// mailauth version is pinned in package.json beside this file):
+//   node mailauth_peer.js loop OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE
+//                              HEADERS OVERSIGN MIN_TIME ROUNDS MAX_TIME
 //
 // The arguments and the protocol (one operation, "ready SECONDS", wait for
-// "go", calibrate, "round N SECONDS" lines, "done") are those described at the
-// top of opendkim_loop.c.  mailauth has no oversigning option: OVERSIGN is
-// ignored, HEADERS becomes its headerList.
+// "go", calibrate, "round N SECONDS" lines, "done") are those of the loop mode
+// described at the top of opendkim_peer.c.  mailauth has no oversigning
+// option: OVERSIGN is ignored, HEADERS becomes its headerList.
 //
 // No DNS: mailauth's verifier takes a resolver function; the one given here
 // answers the key record's name with the record read from TXTFILE and nothing
@@ -19,9 +21,9 @@ const readline = require('readline');
 const { dkimSign } = require('mailauth/lib/dkim/sign');
 const { dkimVerify } = require('mailauth/lib/dkim/verify');
 
-const argv = process.argv.slice(2);
-if (argv.length !== 14) {
-    process.stderr.write('usage: mailauth_loop.js OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE ' +
+const argv = process.argv.slice(3);
+if (process.argv[2] !== 'loop' || argv.length !== 14) {
+    process.stderr.write('usage: mailauth_peer.js loop OP ALG CANON DOMAIN SELECTOR KEYFILE TXTFILE MSGFILE OUTFILE ' +
         'HEADERS OVERSIGN MIN_TIME ROUNDS MAX_TIME\n');
     process.exit(2);
 }

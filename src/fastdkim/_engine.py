@@ -1,0 +1,246 @@
+"""The bulk engine's driver: inputs prepared and grouped into chunks, chunks
+sent to the calling thread, a process pool or an executor, at most
+``window`` messages in flight, rows handed back in input order."""
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
+
+from ._work import _install, _is_file, _is_message, _sign_chunk, _verify_chunk, _Shipped
+from .errors import OptionError, WorkerLost
+
+#: A message of size at least this goes to a worker alone (never chunked).
+LARGE = 1 << 20
+#: A chunk of small messages holds at most this many bytes ...
+CHUNK_BYTES = 1 << 20
+#: ... and at most this many messages.
+CHUNK_COUNT = 64
+#: Default bound on messages in flight for a pool.
+DEFAULT_WINDOW = 2048
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _is_path(obj: Any) -> bool:
+    return isinstance(obj, (str, os.PathLike))
+
+
+def _split_item(item: Any, index: int) -> Tuple[Any, Any]:
+    """``(key, message)`` of one input."""
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise TypeError("a tuple input must be a (key, message) pair, not a %d-tuple" % len(item))
+        return item[0], item[1]
+    return index, item
+
+
+class _Item:
+    __slots__ = ("index", "key", "payload", "size", "error")
+
+    def __init__(self, index: int, key: Any, payload: Any, size: int, error: Optional[BaseException]) -> None:
+        self.index, self.key, self.payload, self.size, self.error = index, key, payload, size, error
+
+
+def _prepare(messages: Iterable[Any], in_process: bool) -> Iterator[_Item]:
+    """Each input as something a worker can take: bytes or a path (a binary
+    file is read here unless the work stays in this process)."""
+    for index, item in enumerate(messages):
+        try:
+            key, msg = _split_item(item, index)
+        except TypeError as exc:
+            yield _Item(index, index, None, 0, exc)
+            continue
+        if _is_message(msg):
+            if isinstance(msg, memoryview) and not in_process:
+                msg = msg.tobytes()
+            yield _Item(index, key, msg, len(msg), None)
+        elif _is_path(msg):
+            path = os.fspath(msg)
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = 0  # the worker reports the error
+            yield _Item(index, key, path, size, None)
+        elif _is_file(msg):
+            if in_process:
+                yield _Item(index, key, msg, LARGE, None)  # streamed, never chunked with others
+                continue
+            try:
+                data = msg.read()
+            except OSError as exc:
+                yield _Item(index, key, None, 0, exc)
+                continue
+            if not isinstance(data, (bytes, bytearray)):
+                yield _Item(index, key, None, 0, TypeError("message %r is a text-mode file: open it in binary mode ('rb')"
+                                                           % (key,)))
+                continue
+            yield _Item(index, key, bytes(data), len(data), None)
+        else:
+            yield _Item(index, key, None, 0, TypeError(
+                "message %r must be bytes, a path or a binary file, not %s" % (key, type(msg).__name__)))
+
+
+def _chunks(items: Iterator[_Item], count: int) -> Iterator[List[_Item]]:
+    """Small items grouped (up to ``count`` messages, CHUNK_BYTES bytes); large
+    ones and unreadable ones alone."""
+    chunk: List[_Item] = []
+    size = 0
+    for it in items:
+        if it.error is not None or it.size >= LARGE:
+            if chunk:
+                yield chunk
+                chunk, size = [], 0
+            yield [it]
+            continue
+        chunk.append(it)
+        size += it.size
+        if len(chunk) >= count or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def check_counts(jobs: Optional[int], window: Optional[int], executor: Optional[Executor]) -> None:
+    for name, v in (("jobs", jobs), ("window", window)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise TypeError("%s must be an int, not %s" % (name, type(v).__name__))
+        if v is not None and v < 1:
+            raise OptionError("%s must be at least 1, not %d" % (name, v))
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError("executor must be a concurrent.futures.Executor, not %s" % type(executor).__name__)
+    if executor is not None and jobs is not None:
+        raise OptionError("give jobs or executor, not both")
+
+
+def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Workers are not forked from the caller: they must not inherit its open
+    # files (an mbox locked with flock would stay locked in them) or threads.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_install,
+                               initargs=(token, blob, os.getpid()))
+
+
+def _failed_row(kind: str, item: _Item, error: BaseException) -> Any:
+    return (item.index, b"", error, None) if kind == "sign" else (item.index, [], error)
+
+
+def run(kind: str, messages: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
+         window: Optional[int], include_message: bool) -> Iterator[Tuple["_Item", Any]]:
+    """``(item, row)`` per input, in input order; a row is what ``_work``'s
+    chunk functions return for one message."""
+    work: Any = _sign_chunk if kind == "sign" else _verify_chunk
+    if executor is None and (jobs == 1 or (jobs is None and usable_cores() == 1)):
+        for item in _prepare(messages, True):
+            if item.error is not None:
+                yield item, _failed_row(kind, item, item.error)
+            else:
+                (row,) = work(target, [(item.index, item.payload)], include_message)
+                yield item, row
+        return
+
+    threads = isinstance(executor, ThreadPoolExecutor)
+    own = executor is None
+    workers = (jobs or usable_cores()) if own else max(1, getattr(executor, "_max_workers", 0) or usable_cores())
+    win = window or DEFAULT_WINDOW
+    count = max(1, min(CHUNK_COUNT, win // (2 * workers)))
+    blob = b"" if threads else _pickled(target)
+    token = "%d-%d" % (os.getpid(), next(_TOKENS))
+    ref: Any = target if threads else (token if own else _Shipped(token, blob))
+    pool: Executor = _start_pool(workers, token, blob) if own else executor  # type: ignore[assignment]
+    pending: Deque[Tuple[List[_Item], "Future[Any]", int]] = deque()
+    in_flight = 0
+
+    def submit(chunk: List[_Item]) -> None:
+        nonlocal in_flight
+        fut = pool.submit(work, ref, [(it.index, it.payload) for it in chunk], include_message)
+        pending.append((chunk, fut, 0))
+        in_flight += len(chunk)
+
+    def failed(it: _Item, error: BaseException) -> Tuple[_Item, Any]:
+        return it, _failed_row(kind, it, error)
+
+    def drain_one() -> Iterator[Any]:
+        nonlocal in_flight, pool
+        chunk, fut, _ = pending.popleft()
+        try:
+            rows = fut.result()
+        except BrokenProcessPool:
+            if not own:
+                raise
+            # A worker died (killed, or crashed on a message) and took the
+            # pool with it.  Start another and do what was pending again,
+            # one message at a time, so that a message that kills a worker
+            # is known for sure: it is reported, not retried forever.
+            items = list(chunk)
+            for c, _, _ in pending:
+                items.extend(c)
+            pending.clear()
+            in_flight = 0
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = _start_pool(workers, token, blob)
+            for it in items:
+                if it.error is not None:
+                    yield failed(it, it.error)
+                    continue
+                try:
+                    rows1: List[Any] = pool.submit(work, ref, [(it.index, it.payload)], include_message).result()
+                    row = rows1[0]
+                except BrokenProcessPool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = _start_pool(workers, token, blob)
+                    yield failed(it, WorkerLost("a worker process died while it handled this message"))
+                    continue
+                yield it, row
+            return
+        in_flight -= len(chunk)
+        for it, row in zip(chunk, rows):
+            yield it, row
+
+    try:
+        for chunk in _chunks(_prepare(messages, threads), count):
+            while pending and in_flight + len(chunk) > win:
+                yield from drain_one()
+            error = chunk[0].error
+            if len(chunk) == 1 and error is not None:
+                done: "Future[Any]" = Future()
+                done.set_result([_failed_row(kind, chunk[0], error)])
+                pending.append((chunk, done, 0))
+                in_flight += 1
+            else:
+                submit(chunk)
+        while pending:
+            yield from drain_one()
+    finally:
+        for _, fut, _ in pending:
+            fut.cancel()
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_TOKENS = itertools.count()
+
+
+def _pickled(target: Any) -> bytes:
+    try:
+        return pickle.dumps(target, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise TypeError("the signers or key source must pickle to go to worker processes (%s); "
+                        "use jobs=1 or a thread executor" % exc) from None

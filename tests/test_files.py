@@ -1,0 +1,173 @@
+"""Writing files safely (fastdkim._files): through a temporary file moved into
+place, never a partial file, never a temporary file left behind."""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import threading
+
+import pytest
+
+from fastdkim import _files
+from fastdkim._files import ReplacedMeanwhile, atomic_write, current_umask, write_signed
+
+
+def _writes(data: bytes):
+    def write(out):
+        out.write(data)
+    return write
+
+
+def _leftovers(directory) -> list:
+    return sorted(n for n in os.listdir(directory) if n.startswith(".fastdkim-"))
+
+
+def test_current_umask_reads_without_changing_it():
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert current_umask() == 0o027  # still: it was read, not reset
+    finally:
+        os.umask(old)
+
+
+def test_new_file_gets_the_umask_or_the_mode_asked_for(tmp_path):
+    p = tmp_path / "new"
+    atomic_write(str(p), _writes(b"data"), overwrite=False)
+    assert p.read_bytes() == b"data"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~current_umask()
+    q = tmp_path / "secret"
+    atomic_write(str(q), _writes(b"k"), overwrite=False, mode=0o600)
+    assert stat.S_IMODE(q.stat().st_mode) == 0o600
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_existing_file_is_kept_without_overwrite(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        atomic_write(str(p), _writes(b"new"), overwrite=False)
+    assert p.read_bytes() == b"old"
+    dangling = tmp_path / "link"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError):  # a link, even to nothing, is an existing name
+        atomic_write(str(dangling), _writes(b"new"), overwrite=False)
+    assert not (tmp_path / "nowhere").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_overwrite_keeps_the_mode_and_follows_links(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+    p.chmod(0o640)
+    ino = p.stat().st_ino
+    atomic_write(str(p), _writes(b"new"), overwrite=True)
+    assert p.read_bytes() == b"new" and stat.S_IMODE(p.stat().st_mode) == 0o640
+    assert p.stat().st_ino != ino  # a new file moved into place, not the old one written over
+    link = tmp_path / "link"
+    link.symlink_to(p)
+    atomic_write(str(link), _writes(b"through the link"), overwrite=True)
+    assert link.is_symlink() and p.read_bytes() == b"through the link"
+    assert _leftovers(tmp_path) == []
+
+
+def test_missing_directories_are_made(tmp_path):
+    p = tmp_path / "a" / "b" / "f"
+    atomic_write(str(p), _writes(b"x"), overwrite=False)
+    assert p.read_bytes() == b"x"
+
+
+def test_a_directory_is_refused(tmp_path):
+    for overwrite in (False, True):
+        with pytest.raises(IsADirectoryError):
+            atomic_write(str(tmp_path), _writes(b"x"), overwrite=overwrite)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+
+    def boom(out):
+        out.write(b"partial")
+        raise RuntimeError("boom")
+
+    for overwrite in (True, False):
+        target = p if overwrite else tmp_path / "fresh"
+        with pytest.raises(RuntimeError, match="boom"):
+            atomic_write(str(target), boom, overwrite=overwrite)
+    assert p.read_bytes() == b"old" and not (tmp_path / "fresh").exists()
+    with pytest.raises(KeyboardInterrupt):  # an interrupt too
+        atomic_write(str(p), lambda out: (_ for _ in ()).throw(KeyboardInterrupt()), overwrite=True)
+    assert p.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_directory_that_refuses_temporary_files_names_the_target(tmp_path, monkeypatch):
+    from fastdkim import _owner
+
+    def refuse(directory):
+        raise PermissionError(errno.EACCES, "Permission denied", directory)
+
+    monkeypatch.setattr(_owner, "mkstemp", refuse)
+    target = tmp_path / "f"
+    with pytest.raises(PermissionError) as info:
+        atomic_write(str(target), _writes(b"x"), overwrite=False)
+    assert info.value.filename == str(target)
+
+
+def test_a_fifo_or_device_is_written_into(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got["data"] = fh.read()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    atomic_write(str(fifo), _writes(b"into the pipe"), overwrite=False)  # nothing to replace: no overwrite needed
+    t.join(60)
+    assert got == {"data": b"into the pipe"} and stat.S_ISFIFO(fifo.stat().st_mode)
+    atomic_write(os.devnull, _writes(b"gone"), overwrite=False)
+    assert _leftovers(tmp_path) == []
+
+
+def test_expect_replaces_only_the_file_that_was_read(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+    st = p.stat()
+    p.unlink()  # moved away by another program meanwhile
+    with pytest.raises(ReplacedMeanwhile) as info:
+        atomic_write(str(p), _writes(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert info.value.errno == errno.ENOENT and not p.exists()
+    assert isinstance(info.value, OSError)
+    assert _leftovers(tmp_path) == []
+
+
+def test_expect_without_an_atomic_swap(tmp_path, monkeypatch):
+    """Where the system cannot swap two files, the check comes just before the replace."""
+    monkeypatch.setattr(_files, "_exchange", lambda a, b: False)
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+    st = p.stat()
+    atomic_write(str(p), _writes(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert p.read_bytes() == b"new"
+    with pytest.raises(ReplacedMeanwhile) as info:  # p is now another file than the one read
+        atomic_write(str(p), _writes(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert info.value.errno == errno.ESTALE and p.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_write_signed_copies_the_rest_of_the_message():
+    out = io.BytesIO()
+    src = io.BytesIO(b"From x\n" + b"message " * 300_000)
+    src.readline()  # positioned past an envelope line
+    write_signed(out, b"DKIM-Signature: v=1\r\n", src)
+    assert out.getvalue() == b"DKIM-Signature: v=1\r\n" + b"message " * 300_000
+    empty = io.BytesIO()
+    write_signed(empty, b"H\r\n", io.BytesIO(b""))
+    assert empty.getvalue() == b"H\r\n"
