@@ -327,3 +327,45 @@ def test_verify_many_rejects_unknown_options():
 
 def test_usable_cores():
     assert 1 <= bulk.usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_workers_that_cannot_start_give_one_clear_error(tmp_path):
+    """A script without the ``if __name__ == "__main__":`` guard: its workers
+    die as they start.  One clear error, not a WorkerLost per message."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import fastdkim\n"
+        "from cryptography.hazmat.primitives.asymmetric import ed25519\n"
+        "s = fastdkim.Signer('example.com', 'ed', ed25519.Ed25519PrivateKey.generate())\n"
+        "msgs = [b'From: a@example.com\\r\\n\\r\\nx\\r\\n'] * 50\n"
+        "print(sum(r.ok for r in fastdkim.sign_many(msgs, s, jobs=2)))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "WorkerLost" in r.stderr and "__main__" in r.stderr
+
+
+def test_verify_many_over_dns_one_cache_per_worker(ed_signer, keys):
+    """A DNSKeySource pickles as its options: each worker process gets its own
+    source and cache, so a thousand messages under one selector cost at most
+    one query per worker."""
+    from fakedns import FakeDNS, Txt
+
+    from fastdkim.keysources import DNSKeySource
+
+    name = "ed._domainkey.example.com"
+    srv = FakeDNS({name: Txt([keys[name]])})
+    try:
+        source = DNSKeySource(nameservers=[srv.address], timeout=2)
+        copy = pickle.loads(pickle.dumps(source))
+        assert copy.resolver.nameservers[0].address == "127.0.0.1" and copy.timeout == 2
+        assert copy is not source and copy.stats.lookups == 0
+        signed = [r.message for r in bulk.sign_many([_msg(i) for i in range(1000)], ed_signer, jobs=1,
+                                                   include_message=True)]
+        results = list(bulk.verify_many(signed, source, jobs=2))
+        assert all(r.passed for r in results)
+        assert 1 <= srv.count(name) <= 2
+    finally:
+        srv.stop()

@@ -9,9 +9,9 @@ import pickle
 from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ._work import _install, _is_file, _is_message, _sign_chunk, _verify_chunk, _Shipped
+from ._work import _install, _is_file, _is_message, _Shipped
 from .errors import OptionError, WorkerLost
 
 #: A message of size at least this goes to a worker alone (never chunked).
@@ -133,26 +133,39 @@ def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
     # Workers are not forked from the caller: they must not inherit its open
     # files (an mbox locked with flock would stay locked in them) or threads.
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:  # workers forked from a server that has fastdkim imported already
+        ctx.set_forkserver_preload(["fastdkim.bulk"])
     return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_install,
                                initargs=(token, blob, os.getpid()))
 
 
-def _failed_row(kind: str, item: _Item, error: BaseException) -> Any:
-    return (item.index, b"", error, None) if kind == "sign" else (item.index, [], error)
+Work = Callable[[Any, Sequence[Tuple[Any, ...]], Any], List[Any]]
+FailedRow = Callable[[int, BaseException], Any]
 
 
-def run(kind: str, messages: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
-         window: Optional[int], include_message: bool) -> Iterator[Tuple["_Item", Any]]:
-    """``(item, row)`` per input, in input order; a row is what ``_work``'s
-    chunk functions return for one message."""
-    work: Any = _sign_chunk if kind == "sign" else _verify_chunk
+def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any, jobs: Optional[int],
+        executor: Optional[Executor], window: Optional[int], option: Any = None,
+        send_key: bool = False) -> Iterator[Tuple["_Item", Any]]:
+    """``(item, row)`` per input, in input order.
+
+    ``work(target, items, option)`` runs where the work is done (a function
+    of a module, so that it pickles by name): ``items`` are ``(index,
+    payload)`` pairs, or ``(index, payload, key)`` with ``send_key``, and it
+    returns one row per item, in order, never raising for one item.
+    ``failed_row(index, error)`` is the row of an input that never reached
+    a worker (a wrong type, an unreadable file object) or whose worker was
+    lost.
+    """
+    def task(it: _Item) -> Tuple[Any, ...]:
+        return (it.index, it.payload, it.key) if send_key else (it.index, it.payload)
+
     if executor is None and (jobs == 1 or (jobs is None and usable_cores() == 1)):
         for item in _prepare(messages, True):
             if item.error is not None:
-                yield item, _failed_row(kind, item, item.error)
+                yield item, failed_row(item.index, item.error)
             else:
-                (row,) = work(target, [(item.index, item.payload)], include_message)
+                (row,) = work(target, [task(item)], option)
                 yield item, row
         return
 
@@ -170,18 +183,21 @@ def run(kind: str, messages: Iterable[Any], target: Any, jobs: Optional[int], ex
 
     def submit(chunk: List[_Item]) -> None:
         nonlocal in_flight
-        fut = pool.submit(work, ref, [(it.index, it.payload) for it in chunk], include_message)
+        fut = pool.submit(work, ref, [task(it) for it in chunk], option)
         pending.append((chunk, fut, 0))
         in_flight += len(chunk)
 
     def failed(it: _Item, error: BaseException) -> Tuple[_Item, Any]:
-        return it, _failed_row(kind, it, error)
+        return it, failed_row(it.index, error)
+
+    ever_ok = False  # whether a worker ever returned work: if not, workers cannot start at all
 
     def drain_one() -> Iterator[Any]:
-        nonlocal in_flight, pool
+        nonlocal in_flight, pool, ever_ok
         chunk, fut, _ = pending.popleft()
         try:
             rows = fut.result()
+            ever_ok = True
         except BrokenProcessPool:
             if not own:
                 raise
@@ -201,10 +217,16 @@ def run(kind: str, messages: Iterable[Any], target: Any, jobs: Optional[int], ex
                     yield failed(it, it.error)
                     continue
                 try:
-                    rows1: List[Any] = pool.submit(work, ref, [(it.index, it.payload)], include_message).result()
+                    rows1: List[Any] = pool.submit(work, ref, [task(it)], option).result()
                     row = rows1[0]
+                    ever_ok = True
                 except BrokenProcessPool:
                     pool.shutdown(wait=False, cancel_futures=True)
+                    if not ever_ok:
+                        raise WorkerLost(
+                            "worker processes end as soon as they start (their error output says why); a "
+                            "script that starts them must guard its entry point with "
+                            "`if __name__ == \"__main__\":`, or sign with jobs=1") from None
                     pool = _start_pool(workers, token, blob)
                     yield failed(it, WorkerLost("a worker process died while it handled this message"))
                     continue
@@ -221,7 +243,7 @@ def run(kind: str, messages: Iterable[Any], target: Any, jobs: Optional[int], ex
             error = chunk[0].error
             if len(chunk) == 1 and error is not None:
                 done: "Future[Any]" = Future()
-                done.set_result([_failed_row(kind, chunk[0], error)])
+                done.set_result([failed_row(chunk[0].index, error)])
                 pending.append((chunk, done, 0))
                 in_flight += 1
             else:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._engine import CHUNK_BYTES, CHUNK_COUNT, DEFAULT_WINDOW, LARGE, check_counts, run, usable_cores
-from ._work import _describe, sign_file_into
+from ._work import _describe, _sign_chunk, _verify_chunk, sign_file_into
 from .errors import SigningError, WorkerLost
 from .policy import SigningPolicy
 from .signing import Signer
@@ -146,7 +146,15 @@ def sign_many(
     """
     target = _sign_target(signer)
     check_counts(jobs, window, executor)
-    return _signed(run("sign", messages, target, jobs, executor, window, bool(include_message)))
+    return _signed(run(_sign_chunk, _sign_failed, messages, target, jobs, executor, window, bool(include_message)))
+
+
+def _sign_failed(index: int, error: BaseException) -> Any:
+    return index, b"", error, None
+
+
+def _verify_failed(index: int, error: BaseException) -> Any:
+    return index, [], error
 
 
 def _signed(rows: Iterator[Tuple[Any, Any]]) -> Iterator[SignResult]:
@@ -177,7 +185,7 @@ def verify_many(
 
     Verifier(keys=keys, **options)  # options checked here, once, before any work
     check_counts(jobs, window, executor)
-    return _verified(run("verify", messages, _VerifySpec(keys, options), jobs, executor, window, False))
+    return _verified(run(_verify_chunk, _verify_failed, messages, _VerifySpec(keys, options), jobs, executor, window))
 
 
 def _verified(rows: Iterator[Tuple[Any, Any]]) -> Iterator[VerifyResult]:

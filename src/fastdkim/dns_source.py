@@ -158,6 +158,10 @@ class DNSKeySource:
                               ("negative_ttl", negative_ttl), ("error_ttl", error_ttl)):
             if not value >= 0:
                 raise OptionError("%s must be >= 0, got %r" % (option, value))
+        # What a copy in another process is built from (see __getstate__).
+        self._options: Dict[str, Any] = dict(
+            nameservers=nameservers, port=port, timeout=timeout, cache_size=cache_size, max_ttl=max_ttl,
+            negative_ttl=negative_ttl, error_ttl=error_ttl, clock=clock, resolver=resolver)
         self.timeout = timeout
         self.cache_size = int(cache_size)
         self.max_ttl = max_ttl
@@ -195,6 +199,15 @@ class DNSKeySource:
         # Names being queried right now: other threads wanting the same name
         # wait for that answer instead of sending the same query again.
         self._inflight: Dict[str, _Flight] = {}
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """A pickled source carries its options, not its cache: each process
+        that unpickles one (a worker of :func:`fastdkim.verify_many`) gets a
+        source of its own, with its own cache, shared by its threads."""
+        return dict(self._options)
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def _new_resolver(self, configure: bool) -> dns.resolver.Resolver:
         resolver = dns.resolver.Resolver(configure=configure)

@@ -277,8 +277,18 @@ def txt_strings(value: str, limit: int = 255) -> List[str]:
 
     DNS character-strings hold at most 255 octets; verifiers join them with
     nothing in between (RFC 6376 section 3.6.2.2).
+
+    :raises TypeError: ``value`` is not a str.
+    :raises OptionError: ``value`` is not ASCII (a key record is), or
+        ``limit`` is outside 1..255.
     """
-    data = value.encode("ascii")
+    if not isinstance(value, str):
+        raise TypeError("txt_strings: value must be a str, not %s" % type(value).__name__)
+    try:
+        data = value.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise OptionError("a key record is ASCII; this value has %r at offset %d"
+                          % (value[exc.start], exc.start)) from None
     if limit < 1 or limit > 255:
         raise OptionError("limit must be 1..255")
     return [data[i:i + limit].decode("ascii") for i in range(0, len(data), limit)] or [""]
