@@ -19,19 +19,56 @@ Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE``:
 
 No profile has a deadline: the machine may be busy, and a test must not fail
 for being slow.
+
+The suite runs in parallel where pytest-xdist is installed (``-n auto --dist
+loadgroup``, set by :func:`pytest_cmdline_main` unless ``-n`` is given;
+``-n 0`` runs it in one process).  Tests that share session fixtures that are
+costly to make are one ``xdist_group`` (the interop tests, see
+:mod:`interop.report`, which also brings the interop matrix of the worker that
+ran them to the summary; the Dask tests and their cluster), and the longest
+tests are collected first (:data:`LONGEST`).
 """
 from __future__ import annotations
 
+import getpass
 import os
+import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, settings
 
 from fastdkim import _core
+
+pytest_plugins = ["interop.report"]
+
+
+def user_tag() -> str:
+    """This user, for names of caches kept in the shared temporary directory."""
+    return str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+
+
+def _keep_bytecode() -> None:
+    """Where ``PYTHONDONTWRITEBYTECODE`` is set, every process the tests start
+    (each signer the kill harness kills, each pool worker, each parallel
+    worker) would compile fastdkim's modules anew: keep the bytecode instead,
+    outside the source tree (``PYTHONPYCACHEPREFIX``, in the temporary
+    directory), for this process, the processes it starts and the next run.
+    Left alone where a prefix is set already or bytecode is written anyway."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    prefix = os.path.join(tempfile.gettempdir(), "fastdkim-pycache-%s" % user_tag())
+    os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
+
+
+_keep_bytecode()
 
 REQUIRE_ENV = "FASTDKIM_REQUIRE_EXTENSIONS"
 NO_EXTENSIONS_ENV = "FASTDKIM_NO_EXTENSIONS"
@@ -44,6 +81,61 @@ settings.register_profile("quick", max_examples=100, **_PROFILE_DEFAULTS)
 settings.register_profile("ci", max_examples=200, **_PROFILE_DEFAULTS)
 settings.register_profile("thorough", max_examples=1000, **_PROFILE_DEFAULTS)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+
+
+#: what a worker is told (``workerinput``) when the tests are run with ``--dist loadgroup``
+_LOADGROUP = "fastdkim_loadgroup"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """In parallel by default, where pytest-xdist is installed: ``-n auto``
+    unless ``-n`` is given (``-n 0``: in this process), ``--dist loadgroup``
+    unless ``--dist`` is given.
+
+    Set here rather than in ``addopts`` so that the suite also runs (in one
+    process) without pytest-xdist, and so that the project's other pytest
+    runs (the benchmarks, whose extra has no pytest-xdist) are left alone.
+    A worker, which reads the options from the command line, learns that
+    the run is ``--dist loadgroup`` from :func:`pytest_configure_node`."""
+    opt = config.option
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # a worker
+        if workerinput.get(_LOADGROUP):
+            opt.loadgroup = True  # the worker then marks the grouped tests' node ids for the scheduler
+    elif hasattr(opt, "numprocesses"):
+        if opt.numprocesses is None:
+            opt.numprocesses = "auto"
+        if opt.numprocesses and opt.dist == "no":  # no --dist given
+            opt.dist = "loadgroup"
+    if (workerinput is not None or getattr(opt, "numprocesses", 0)) and getattr(opt, "benchmark_disable", None) is False:
+        opt.benchmark_disable = True  # the suite times nothing: no warning that parallel runs cannot
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the controlling process) a worker is being started."""
+    node.workerinput[_LOADGROUP] = node.config.getoption("dist") == "loadgroup"
+
+
+#: The tests that take longest, by node id (from ``tests/``) or its start:
+#: collected first, so that a parallel run starts them early instead of ending
+#: with one worker busy with one of them while the others wait.
+LONGEST = (
+    "test_packaging.py",
+    "test_kill_harness.py",
+    "test_bulk.py::test_memory_flat_over_a_long_stream",
+    "test_static.py::test_mypy",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """The :data:`LONGEST` tests first (in that order); the others as collected."""
+    def rank(item: pytest.Item) -> int:
+        rel = item.nodeid.split("tests/", 1)[-1]
+        return next((i for i, start in enumerate(LONGEST) if rel.startswith(start)), len(LONGEST))
+
+    items.sort(key=rank)
 
 
 def compiled_or_skip() -> ModuleType:

@@ -496,12 +496,19 @@ def _cpu_time(run, n):
 def _assert_linear(run, n):
     """``run(16 * n)`` costs less than 64 times ``run(n)``: linear work costs 16
     times as much, quadratic work 256 times.  Both measured in one run, as CPU
-    time of this process, the small size at its best of three, with 50 ms of
-    slack for the clock: a busy machine does not tip the comparison, and
-    nothing is compared with a fixed number of seconds."""
+    time of this process, the small size at its best of three, the large one at
+    its best of up to three (measured again only while over the bound: a busy
+    machine can add page faults to one run, never to the work itself), with
+    50 ms of slack for the clock: a busy machine does not tip the comparison,
+    and nothing is compared with a fixed number of seconds."""
     small = min(_cpu_time(run, n) for _ in range(3))
+    bound = 64 * small + 0.05
     large = _cpu_time(run, 16 * n)
-    assert large < 64 * small + 0.05, "16 times the input cost %.3f s of CPU against %.3f s: not linear" % (large, small)
+    for _ in range(2):
+        if large < bound:
+            break
+        large = min(large, _cpu_time(run, 16 * n))
+    assert large < bound, "16 times the input cost %.3f s of CPU against %.3f s: not linear" % (large, small)
 
 
 @pytest.mark.parametrize("relaxed", [False, True])

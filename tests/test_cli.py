@@ -202,7 +202,8 @@ def test_sign_usage_errors(keyset, tmp_path):
     nofrom = tmp_path / "nofrom.eml"
     nofrom.write_bytes(b"Subject: x\n\nbody\n")
     r = run("sign", *sign_args(keyset), nofrom)
-    assert r.returncode == 1 and b"From" in r.stderr and r.stdout == b""
+    # a filter never swallows mail: written out unchanged, reported, exit status 1
+    assert r.returncode == 1 and b"From" in r.stderr and r.stdout == nofrom.read_bytes()
 
 
 def test_help_everywhere():
@@ -596,7 +597,7 @@ def test_malformed_header_block_is_not_signed(keyset, tmp_path):
     m = tmp_path / "bad.eml"
     m.write_bytes(b"From: joe@example.com\nthis line has no colon\n\nbody\n")
     r = run("sign", *sign_args(keyset), m)
-    assert r.returncode == 1 and b"colon" in r.stderr and r.stdout == b""
+    assert r.returncode == 1 and b"colon" in r.stderr and r.stdout == m.read_bytes()  # written out unchanged
 
 
 def test_mbox_in_place_waits_for_the_delivery_lock(keyset, tmp_path):

@@ -88,11 +88,10 @@ def test_rfc8463_ed25519_signs_the_sha256_digest(conformance_dir):
     """
     import hashlib
 
-    from fastdkim.canonicalization import canonicalize_header
-
-    from helpers import select_headers
     from fastdkim.message import read_message
-    from fastdkim.tags import parse_tag_list, strip_fws, tag_spans
+    from fastdkim.tags import parse_tag_list, strip_fws
+
+    from helpers import canonicalize_header, select_headers, tag_spans
 
     seed = base64.b64decode("nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=")
     key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)

@@ -41,7 +41,8 @@ def _clean_copy(tmp_path: Path) -> Path:
     shutil.copytree(
         ROOT, dst,
         ignore=shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.so", "*.pyd", "*.egg-info",
-                                      "__pycache__", ".hypothesis", ".pytest_cache", "_canon.c"),
+                                      "__pycache__", ".hypothesis", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                                      ".benchmarks", "_canon.c"),
     )
     return dst
 

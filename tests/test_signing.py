@@ -251,7 +251,7 @@ def test_empty_body_and_header_only_messages(ed_key):
 _field = st.binary(min_size=0, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     canon=st.sampled_from(CANONS),
     subject=_field,

@@ -375,21 +375,19 @@ def test_malformed_signature_fields_are_permerror(field):
     assert r.status == "permerror" and r.reason
 
 
-@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_signature_values_never_raise(value):
     results = fastdkim.verify(b"DKIM-Signature: " + value + b"\r\n" + MESSAGE, keys={})
     assert all(r.status in ("permerror", "fail", "neutral", "temperror") for r in results)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.binary(max_size=200))
 def test_random_key_records_never_raise(rsa_key, record):
     [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": record})
     assert r.status in ("permerror", "pass")
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=400))
 def test_random_messages_never_raise(data):
     for r in fastdkim.verify(data, keys={}) + fastdkim.verify(io.BytesIO(data), keys={}):
@@ -468,3 +466,100 @@ def test_key_source_generators_that_fail(rsa_key):
     assert r.status == "temperror" and "SERVFAIL" in r.reason
     [r] = check(rsa_key, _base(), keys=Gen(RuntimeError("boom")))
     assert r.status == "temperror"
+
+
+# -- the module-level verify(): shared between calls, no leak from one call to the next ----
+
+
+def test_calls_with_different_mappings_for_one_name_get_their_own_answers(ed_key):
+    other = fastdkim.generate_private_key("ed25519")
+    msg = fastdkim.Signer("example.com", "sel", ed_key).sign_message(MESSAGE)
+    right, wrong = keys_for("example.com", "sel", ed_key), keys_for("example.com", "sel", other)
+    for _ in range(2):  # and again, with whatever the first round left behind
+        assert fastdkim.verify(msg, keys=right)[0].status == "pass"
+        assert fastdkim.verify(msg, keys=wrong)[0].status == "fail"
+        assert fastdkim.verify(msg, keys={})[0].status == "permerror"
+    # a dict changed between calls answers with what it holds now
+    keys = dict(right)
+    assert fastdkim.verify(msg, keys=keys)[0].status == "pass"
+    keys.update(wrong)
+    assert fastdkim.verify(msg, keys=keys)[0].status == "fail"
+    keys["sel._domainkey.example.com"] = None
+    assert fastdkim.verify(msg, keys=keys)[0].status == "permerror"
+    # equal dicts, one with the name spelled differently: each is its own mapping
+    spelled = {"SEL._domainkey.Example.COM.": right["sel._domainkey.example.com"]}
+    assert fastdkim.verify(msg, keys=spelled)[0].status == "pass"
+    with pytest.raises(ValueError, match="appears twice"):  # a bad mapping is refused at every call
+        fastdkim.verify(msg, keys={**spelled, **right})
+    with pytest.raises(ValueError, match="appears twice"):
+        fastdkim.verify(msg, keys={**spelled, **right})
+
+
+def test_callables_and_sources_answer_only_their_own_call(ed_key):
+    other = fastdkim.generate_private_key("ed25519")
+    msg = fastdkim.Signer("example.com", "sel", ed_key).sign_message(MESSAGE)
+    right = keys_for("example.com", "sel", ed_key)["sel._domainkey.example.com"]
+    wrong = keys_for("example.com", "sel", other)["sel._domainkey.example.com"]
+    asked = []
+
+    def first(name):
+        asked.append(("first", name))
+        return right
+
+    def second(name):
+        asked.append(("second", name))
+        return wrong
+
+    assert fastdkim.verify(msg, keys=first)[0].status == "pass"
+    assert fastdkim.verify(msg, keys=second)[0].status == "fail"
+    assert fastdkim.verify(msg, keys=first)[0].status == "pass"
+    assert [who for who, _ in asked] == ["first", "second", "first"]
+
+    class Source:
+        def __init__(self, value):
+            self.value, self.calls = value, 0
+
+        def lookup(self, name):
+            self.calls += 1
+            return [self.value.encode()]
+
+    a, b = Source(right), Source(wrong)
+    assert fastdkim.verify(msg, keys=a)[0].status == "pass"
+    assert fastdkim.verify(msg, keys=b)[0].status == "fail"
+    assert (a.calls, b.calls) == (1, 1)
+
+
+def test_options_are_each_calls_own(rsa_key, ed_key):
+    # now / clock
+    s = fastdkim.Signer("example.com", "sel", ed_key, expiration=60, clock=lambda: NOW)
+    msg = s.sign_message(MESSAGE)
+    keys = keys_for("example.com", "sel", ed_key)
+    for _ in range(2):
+        assert fastdkim.verify(msg, keys=keys, now=NOW + 61)[0].status == "fail"
+        assert fastdkim.verify(msg, keys=keys, now=NOW + 30)[0].status == "pass"
+        assert fastdkim.verify(msg, keys=keys, clock=lambda: NOW + 61)[0].status == "fail"
+        assert fastdkim.verify(msg, keys=keys, clock=lambda: NOW + 30)[0].status == "pass"
+    # min_key_bits: the same record parsed under each call's limit
+    short = rsa_key_of_bits(1024)
+    tags = _base()
+    for _ in range(2):
+        assert check(short, tags)[0].status == "pass"
+        [r] = check(short, tags, min_key_bits=2048)
+        assert r.status == "permerror" and "1024" in r.reason
+    # allow_sha1 and max_header_names: what a signer's constant tags imply, under each call's options
+    sha1 = _base(a="rsa-sha1", bh=body_hash(BODY, True, "sha1"))
+    for _ in range(2):
+        assert check(rsa_key, sha1, hash_name="sha1")[0].status == "permerror"
+        assert check(rsa_key, sha1, hash_name="sha1", allow_sha1=True)[0].status == "pass"
+        assert check(rsa_key, tags, max_header_names=2)[0].status == "permerror"
+        assert check(rsa_key, tags)[0].status == "pass"
+    with pytest.raises(fastdkim.OptionError):
+        fastdkim.verify(msg, keys=keys, max_signatures=-1)
+
+
+def test_module_verify_and_a_reused_verifier_agree(rsa_key, ed_key):
+    msgs = [fastdkim.Signer("example.com", "sel", k).sign_message(MESSAGE) for k in (rsa_key, ed_key)]
+    keys = {**keys_for("example.com", "sel", rsa_key)}
+    verifier = fastdkim.Verifier(keys=keys, now=NOW)
+    for msg in msgs + [msgs[0].replace(b"numbers", b"Numbers"), MESSAGE]:
+        assert fastdkim.verify(msg, keys=keys, now=NOW) == verifier.verify(msg)

@@ -11,6 +11,8 @@ Verify::
     for result in fastdkim.verify(signed):  # DNS by default
         print(result.status, result.domain, result.reason)
 
+In an event loop: ``await fastdkim.aio.verify(signed)``.
+
 ``fastdkim.ACCELERATED`` tells whether the compiled core is in use.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from . import _core
 from .keysources import DNSKeySource, KeySource
 from .errors import (
+    AuthResError,
     DKIMError,
     FromAddressError,
     HeaderTooLarge,
@@ -51,10 +54,15 @@ def __getattr__(name: str) -> object:
     # ACCELERATED follows the core in use (the test suite switches it); read at access time.
     if name == "ACCELERATED":
         return _core.ACCELERATED
+    if name == "aio":  # verification in an event loop; dnspython's async resolver loads with it
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
     raise AttributeError("module 'fastdkim' has no attribute %r" % name)
 
 __all__ = [
     "ACCELERATED",
+    "AuthResError",
     "DKIMError",
     "DNSKeySource",
     "FromAddressError",

@@ -126,9 +126,8 @@ def check_counts(jobs: Optional[int], window: Optional[int], executor: Optional[
         raise OptionError("give jobs or executor, not both")
 
 
-def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
+def _context() -> Any:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     # Workers are not forked from the caller: they must not inherit its open
     # files (an mbox locked with flock would stay locked in them) or threads.
@@ -136,7 +135,24 @@ def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
     ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:  # workers forked from a server that has fastdkim imported already
         ctx.set_forkserver_preload(["fastdkim.bulk"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_install,
+    return ctx
+
+
+def warm_up() -> None:
+    """Start the server that worker processes are forked from (where there
+    is one) now, so that a pool started a moment later is ready sooner: the
+    server imports fastdkim while the caller does something else."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_install,
                                initargs=(token, blob, os.getpid()))
 
 
@@ -146,7 +162,7 @@ FailedRow = Callable[[int, BaseException], Any]
 
 def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any, jobs: Optional[int],
         executor: Optional[Executor], window: Optional[int], option: Any = None,
-        send_key: bool = False) -> Iterator[Tuple["_Item", Any]]:
+        send_key: bool = False, max_bytes: Optional[int] = None) -> Iterator[Tuple["_Item", Any]]:
     """``(item, row)`` per input, in input order.
 
     ``work(target, items, option)`` runs where the work is done (a function
@@ -155,7 +171,9 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     returns one row per item, in order, never raising for one item.
     ``failed_row(index, error)`` is the row of an input that never reached
     a worker (a wrong type, an unreadable file object) or whose worker was
-    lost.
+    lost.  ``max_bytes``: besides ``window``, at most this many octets of
+    messages in flight (a chunk or a large message goes alone when nothing
+    else is).
     """
     def task(it: _Item) -> Tuple[Any, ...]:
         return (it.index, it.payload, it.key) if send_key else (it.index, it.payload)
@@ -179,13 +197,23 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     ref: Any = target if threads else (token if own else _Shipped(token, blob))
     pool: Executor = _start_pool(workers, token, blob) if own else executor  # type: ignore[assignment]
     pending: Deque[Tuple[List[_Item], "Future[Any]", int]] = deque()
-    in_flight = 0
+    in_flight = in_bytes = 0
 
     def submit(chunk: List[_Item]) -> None:
-        nonlocal in_flight
-        fut = pool.submit(work, ref, [task(it) for it in chunk], option)
-        pending.append((chunk, fut, 0))
+        nonlocal in_flight, in_bytes
+        try:
+            fut = pool.submit(work, ref, [task(it) for it in chunk], option)
+        except BrokenProcessPool as exc:
+            if not own:
+                raise
+            # The pool broke while earlier work was pending: the chunk goes
+            # through the recovery in drain_one with everything else pending.
+            fut = Future()
+            fut.set_exception(exc)
+        size = sum(it.size for it in chunk)
+        pending.append((chunk, fut, size))
         in_flight += len(chunk)
+        in_bytes += size
 
     def failed(it: _Item, error: BaseException) -> Tuple[_Item, Any]:
         return it, failed_row(it.index, error)
@@ -193,8 +221,8 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     ever_ok = False  # whether a worker ever returned work: if not, workers cannot start at all
 
     def drain_one() -> Iterator[Any]:
-        nonlocal in_flight, pool, ever_ok
-        chunk, fut, _ = pending.popleft()
+        nonlocal in_flight, in_bytes, pool, ever_ok
+        chunk, fut, size = pending.popleft()
         try:
             rows = fut.result()
             ever_ok = True
@@ -209,7 +237,7 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
             for c, _, _ in pending:
                 items.extend(c)
             pending.clear()
-            in_flight = 0
+            in_flight = in_bytes = 0
             pool.shutdown(wait=False, cancel_futures=True)
             pool = _start_pool(workers, token, blob)
             for it in items:
@@ -233,12 +261,14 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
                 yield it, row
             return
         in_flight -= len(chunk)
+        in_bytes -= size
         for it, row in zip(chunk, rows):
             yield it, row
 
     try:
         for chunk in _chunks(_prepare(messages, threads), count):
-            while pending and in_flight + len(chunk) > win:
+            while pending and (in_flight + len(chunk) > win or (
+                    max_bytes is not None and in_bytes + sum(it.size for it in chunk) > max_bytes)):
                 yield from drain_one()
             error = chunk[0].error
             if len(chunk) == 1 and error is not None:

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import stat
-from typing import BinaryIO, Callable, Optional, Tuple
+from typing import BinaryIO, Callable, Iterable, Optional, Tuple
 
 from . import _owner
 from .errors import ReplacedMeanwhile
 
-__all__ = ["atomic_write", "current_umask", "ReplacedMeanwhile"]
+__all__ = ["atomic_write", "current_umask", "ReplacedMeanwhile", "resolve_target", "new_temporary", "put_in_place",
+           "discard", "sync_file_systems", "fsync_directory", "write_signed", "write_all"]
 
 
 def current_umask() -> int:
@@ -59,9 +61,11 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
-def _replace_same(tmp: str, path: str, expect: Tuple[int, int]) -> None:
+def _replace_same(tmp: str, path: str, expect: Tuple[int, int], remove: Callable[[str], None] = os.unlink) -> None:
     """Move ``tmp`` over ``path`` only if ``path`` is still the file
-    ``expect`` (device, inode); otherwise :class:`ReplacedMeanwhile`."""
+    ``expect`` (device, inode); otherwise :class:`ReplacedMeanwhile`.  The
+    old file, left under the name ``tmp`` by the swap, is removed by
+    ``remove``."""
     try:
         swapped = _exchange(tmp, path)
     except FileNotFoundError:
@@ -76,7 +80,175 @@ def _replace_same(tmp: str, path: str, expect: Tuple[int, int]) -> None:
     if (st.st_dev, st.st_ino) != expect:
         _exchange(tmp, path)  # someone else's file: put it back
         raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
-    os.unlink(tmp)
+    remove(tmp)
+
+
+def resolve_target(path: str, *, overwrite: bool) -> Tuple[str, Optional[os.stat_result]]:
+    """Where a write to ``path`` goes, and what is there now: ``(path, stat)``,
+    the path with a symbolic link followed when ``overwrite`` (the file it
+    points to is replaced, the link stays), the stat ``None`` where nothing
+    is.  A ``stat`` that is not a regular file (``/dev/stdout``, a FIFO, a
+    device) means there is nothing to replace: write into it.
+
+    :raises IsADirectoryError: ``path`` is a directory.
+    :raises FileExistsError: ``path`` exists (even as a link to nothing) and
+        ``overwrite`` is false.
+    """
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:  # nothing there, not even a link
+        return path, None
+    st: Optional[os.stat_result] = lst
+    link = stat.S_ISLNK(lst.st_mode)
+    if link:
+        try:
+            st = os.stat(path)  # (through the link)
+        except FileNotFoundError:  # a link to nowhere
+            st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError("%s is a directory" % path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return path, st
+    if not overwrite:
+        raise FileExistsError("%s exists" % path)
+    if link:
+        path = os.path.realpath(path)
+    return path, st
+
+
+def new_temporary(path: str, *, mode: Optional[int] = None, like: Optional[os.stat_result] = None,
+                  prefix: Optional[str] = None) -> Tuple[int, str]:
+    """A new temporary file in the directory of ``path``, to be moved over
+    ``path`` once written: ``(descriptor, name)``.  It is named so that a
+    later run removes it should this process be killed; with ``prefix``, it
+    is named with that prefix instead (:func:`fastdkim._owner.temp_prefix`
+    of the process that will put it in place, and something of its own
+    after it).  Its permissions are
+    ``mode``, else those of ``like`` (the file it replaces, whose owner and
+    group it also takes where the process may set them), else ``0666`` less
+    the umask, as ``open()`` would give a new file.
+
+    :raises OSError: the file cannot be made (naming ``path``, not the
+        temporary file).
+    """
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = _owner.mkstemp(d) if prefix is None else _open_new(d, prefix)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        if mode is not None:
+            if mode != 0o600:  # (what it was made with)
+                os.fchmod(fd, mode)
+        elif like is not None:
+            os.fchmod(fd, stat.S_IMODE(like.st_mode))
+            if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(fd, like.st_uid, like.st_gid)
+                except OSError:  # not allowed: the file becomes ours
+                    pass
+        else:
+            os.fchmod(fd, 0o666 & ~current_umask())
+    except BaseException:
+        os.close(fd)
+        discard(tmp)
+        raise
+    return fd, tmp
+
+
+_NEW_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NUMBERS = itertools.count()
+
+
+def _open_new(d: str, prefix: str) -> Tuple[int, str]:
+    """A new file (mode 0600) in directory ``d``, named ``PREFIX PID_N.tmp``
+    with a number ``N`` new in this process."""
+    while True:
+        name = os.path.join(d, "%s%d_%d.tmp" % (prefix, os.getpid(), next(_NUMBERS)))
+        try:
+            return os.open(name, _NEW_FLAGS, 0o600), name
+        except FileExistsError:  # (left by an earlier process of the same number)
+            continue
+
+
+def write_all(fd: int, *parts: bytes) -> None:
+    """Write ``parts`` to the file descriptor ``fd``, whole.
+
+    :raises OSError: the data cannot be written.
+    """
+    data = b"".join(parts) if len(parts) > 1 else parts[0]
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def discard(tmp: str) -> None:
+    """Remove the temporary file ``tmp``, if it is still there."""
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(a: str, b: str) -> bool:
+    """Rename ``a`` to ``b`` unless ``b`` exists (Linux ``renameat2``); False
+    where the system or file system cannot.
+
+    :raises FileExistsError: ``b`` exists.
+    """
+    fn = _renameat2()
+    if fn is None:
+        return False
+    import ctypes
+
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def put_in_place(tmp: str, path: str, *, overwrite: bool, expect: Optional[Tuple[int, int]] = None,
+                 remove: Callable[[str], None] = os.unlink) -> None:
+    """Move the written temporary file ``tmp`` to ``path`` in one step (the
+    last step of :func:`atomic_write`, whose rules it follows: without
+    ``overwrite`` an existing ``path`` is never replaced, even one that
+    appeared meanwhile; with ``expect``, only the file (device, inode) that
+    was read is replaced, and the old file, then named ``tmp``, is removed
+    by ``remove``).  ``tmp`` is removed whatever happens.
+
+    :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
+    :raises ReplacedMeanwhile: with ``expect``: ``path`` is another file now.
+    :raises OSError: the file cannot be moved.
+    """
+    try:
+        if overwrite and expect is not None:
+            _replace_same(tmp, path, expect, remove)
+            return
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        if _rename_noreplace(tmp, path):
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "%s exists" % path, path) from None
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: Optional[int] = None,
@@ -85,8 +257,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
 
     Readers see the old file or the complete new one, never a partial write.
     Without ``overwrite`` an existing ``path`` is never replaced, even one that
-    appears while writing (the final step is a hard link, which fails if the
-    name exists).
+    appears while writing (the final step fails if the name exists).
 
     With ``overwrite``:
 
@@ -112,65 +283,85 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     :raises IsADirectoryError: ``path`` is a directory.
     :raises OSError: the file cannot be written.
     """
-    try:
-        st: Optional[os.stat_result] = os.stat(path)  # (through any symbolic link)
-    except FileNotFoundError:  # (or a link to nowhere: the link is checked below)
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError("%s is a directory" % path)
+    path, st = resolve_target(path, overwrite=overwrite)
     if st is not None and not stat.S_ISREG(st.st_mode):
         # /dev/stdout, a FIFO, a device: nothing to replace, write into it
         with open(path, "wb") as out:
             write(out)
         return
-    if not overwrite and (st is not None or os.path.lexists(path)):
-        raise FileExistsError("%s exists" % path)
-    if overwrite and os.path.islink(path):
-        path = os.path.realpath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = new_temporary(path, mode=mode, like=st)
     try:
-        fd, tmp = _owner.mkstemp(d)  # named so that a later run removes it should this process be killed
-    except OSError as exc:  # name the file the user asked for, not the temporary one
-        raise type(exc)(exc.errno, exc.strerror, path) from None
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        elif st is not None:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                try:
-                    os.fchown(fd, st.st_uid, st.st_gid)
-                except OSError:  # not allowed: the file becomes ours
-                    pass
-        else:
-            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as out:
             write(out)
             out.flush()
             os.fsync(out.fileno())
-        if overwrite and expect is not None:
-            _replace_same(tmp, path, expect)
-            return
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links on this file system
-            if os.path.lexists(path):
-                raise FileExistsError("%s exists" % path) from None
-            os.replace(tmp, path)
-        else:
-            os.unlink(tmp)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard(tmp)
         raise
+    put_in_place(tmp, path, overwrite=overwrite, expect=expect if overwrite else None)
+
+
+def sync_file_systems(directories: Iterable[str]) -> None:
+    """Make everything written so far to the file systems holding
+    ``directories`` durable, with one ``syncfs`` per file system (Linux),
+    else one ``sync`` of every file system.
+
+    :raises OSError: the data could not be written out.
+    """
+    fn = _syncfs()
+    if fn is None:
+        os.sync()
+        return
+    import ctypes
+
+    seen = set()
+    for d in directories:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            dev = os.fstat(fd).st_dev
+            if dev in seen:
+                continue
+            seen.add(dev)
+            if fn(fd) != 0:
+                err = ctypes.get_errno()
+                if err == errno.ENOSYS:
+                    os.sync()
+                    return
+                raise OSError(err, os.strerror(err), d)
+        finally:
+            os.close(fd)
+
+
+@functools.lru_cache(maxsize=None)
+def _syncfs() -> Optional[Callable[..., int]]:
+    """The C library's ``syncfs``, looked up once (``None`` where there is none)."""
+    try:
+        import ctypes
+
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+def fsync_directory(d: str) -> None:
+    """Make the names in directory ``d`` durable (its entries, renames
+    included); silently nothing where the system cannot open a directory.
+
+    :raises OSError: the directory could not be flushed.
+    """
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # (a file system that cannot flush directories)
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_signed(out: BinaryIO, header: bytes, message: BinaryIO) -> None:

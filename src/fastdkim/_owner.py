@@ -63,6 +63,16 @@ def _start_time(pid: int) -> Optional[float]:
         return None
 
 
+def _state(pid: int) -> Optional[bytes]:
+    """The one-letter state of process ``pid`` (``Z`` for a zombie), where the system tells."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2:][:1] or None
+    except (OSError, ValueError):
+        return None
+
+
 def process_gone(pid: int, since: Optional[float] = None) -> bool:
     """Has process ``pid`` of this machine ended?  With ``since`` (the time the
     process left its mark, e.g. a file's modification time), a process of that
@@ -77,6 +87,8 @@ def process_gone(pid: int, since: Optional[float] = None) -> bool:
         pass
     except OSError:
         return False
+    if _state(pid) == b"Z":  # ended, not yet reaped by its parent
+        return True
     if since is not None:
         started = _start_time(pid)
         if started is not None and started > since + 1.0:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ._files import atomic_write, current_umask, write_signed
+from ._files import current_umask, discard, new_temporary, put_in_place, resolve_target, write_all, write_signed
 from .errors import DKIMError
 from .policy import SigningPolicy
 from .signing import Signer, sign_all
@@ -63,6 +63,12 @@ def _resolve(ref: Any) -> Any:
                     target = _INSTALLED[ref.token] = pickle.loads(ref.blob)
         return target
     return ref
+
+
+def _as_is(target: Any) -> Any:
+    """What an object that travels to workers as the signers or policy it
+    wraps is unpickled as (see ``__reduce__``): that target itself."""
+    return target
 
 
 def _is_message(obj: Any) -> bool:
@@ -143,11 +149,80 @@ def _make_dirs_like(d: str, like: Optional[str]) -> None:
         pass
 
 
+#: A message file of at most this size is copied into its output in one
+#: read and one write (larger ones are streamed in blocks).
+WHOLE = 1 << 20
+
+#: What signing one file into its output gave: ``(temporary, destination,
+#: signed, written, error, expect)``.  ``temporary`` holds the output, written
+#: but neither flushed nor in place (``None`` when there is nothing to put in
+#: place); ``destination`` is where it goes (a symbolic link followed);
+#: ``written`` says the output was or is to be written (the message signed,
+#: or unchanged); ``error`` why it was not signed or not written; ``expect``
+#: the (device, inode) of the file read, which alone may be replaced in place.
+Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[Tuple[int, int]]]
+
+
+def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrite: bool, sync: bool = False,
+                       prefix: Optional[str] = None) -> Into:
+    """Sign the message file ``src`` into a temporary file beside ``dst``
+    (``src`` itself in place), with ``src``'s permissions (in place, also its
+    owner); missing directories are created with those of ``src``'s.  A
+    message that cannot be signed is copied unchanged, or left alone in
+    place.  ``sync``: flush the temporary file to disk.  ``prefix``: how the
+    temporary file is named (see :func:`fastdkim._files.new_temporary`).
+    Never raises for an I/O error: it is returned."""
+    tmp: Optional[str] = None
+    try:
+        with open(src, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            try:
+                headers = _sign(target, fh)
+                error: Optional[BaseException] = None
+            except Exception as exc:  # copied unchanged
+                headers, error = b"", exc
+            if in_place and not headers:
+                return None, dst, False, False, error, None
+            final, there = resolve_target(dst, overwrite=overwrite or in_place)
+            fh.seek(0)
+            if there is not None and not stat.S_ISREG(there.st_mode):  # a device, a FIFO: written into
+                with open(final, "wb") as out:
+                    write_signed(out, headers, fh)
+                return None, final, bool(headers), True, error, None
+            mode = None if in_place else stat.S_IMODE(st.st_mode)
+            like = st if in_place else None
+            try:
+                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix)
+            except FileNotFoundError:
+                _make_dirs_like(os.path.dirname(os.path.abspath(final)), os.path.dirname(os.path.abspath(src)))
+                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix)
+            if st.st_size <= WHOLE:  # read again at once and written in one call
+                try:
+                    write_all(fd, headers, fh.read())
+                    if sync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            else:
+                with os.fdopen(fd, "wb") as out:
+                    write_signed(out, headers, fh)
+                    if sync:
+                        out.flush()
+                        os.fsync(out.fileno())
+            return tmp, final, bool(headers), True, error, (st.st_dev, st.st_ino)
+    except BaseException as exc:
+        if tmp is not None:
+            discard(tmp)
+        if isinstance(exc, OSError):
+            return None, dst, False, False, exc, None
+        raise
+
+
 def sign_file_into(signer: Any, src: str, dst: str) -> Tuple[str, str, bool, str]:
     """Sign the message file ``src`` into ``dst``, replacing ``dst`` atomically
-    (a temporary file in its directory, renamed into place), with ``src``'s
-    permissions; missing directories are created with those of ``src``'s.
-    A message that cannot be signed is written unchanged.
+    (a temporary file in its directory, flushed to disk, renamed into place),
+    with ``src``'s permissions; missing directories are created with those of
+    ``src``'s.  A message that cannot be signed is written unchanged.
 
     :param signer: a :class:`~fastdkim.Signer`, a sequence of them, or a
         :class:`~fastdkim.SigningPolicy`.
@@ -155,20 +230,32 @@ def sign_file_into(signer: Any, src: str, dst: str) -> Tuple[str, str, bool, str
         was not signed, or why nothing was written (an I/O error).
     """
     target = (signer,) if isinstance(signer, Signer) else tuple(signer) if isinstance(signer, list) else signer
-    try:
-        with open(src, "rb") as fh:
-            try:
-                headers = _sign(target, fh)
-                reason = ""
-            except Exception as exc:  # written out unchanged
-                headers, reason = b"", _describe(exc)
-            fh.seek(0)
-            st = os.fstat(fh.fileno())
-            _make_dirs_like(os.path.dirname(os.path.abspath(dst)), os.path.dirname(os.path.abspath(src)))
-            atomic_write(dst, lambda out: write_signed(out, headers, fh), overwrite=True, mode=stat.S_IMODE(st.st_mode))
-        return src, dst, bool(headers), reason
-    except OSError as exc:
-        return src, dst, False, "I/O error: %s" % _describe(exc)
+    tmp, final, signed, written, error, _ = _sign_to_temporary(target, src, dst, False, True, sync=True)
+    if tmp is not None:
+        try:
+            put_in_place(tmp, final, overwrite=True)
+        except OSError as exc:
+            signed, written, error = False, False, exc
+    if not written:  # (an I/O error: an unsignable message is written unchanged)
+        return src, dst, False, "I/O error: %s" % ("?" if error is None else _describe(error))
+    return src, dst, signed, "" if error is None else _describe(error)
+
+
+def _sign_into_chunk(ref: Any, items: Sequence[Tuple[int, Any, Any]],
+                     option: Tuple[bool, bool, str]) -> List[Tuple[Any, ...]]:
+    """Worker: sign each ``(index, source path, destination)`` into a
+    temporary file beside its destination (see :func:`_sign_to_temporary`);
+    ``option`` is ``(in_place, overwrite, prefix)``, the prefix naming the
+    temporary files after the process that puts them in place.  Rows:
+    ``(index,) + Into``."""
+    target = _resolve(ref)
+    in_place, overwrite, prefix = option
+    out: List[Tuple[Any, ...]] = []
+    for i, src, dst in items:
+        tmp, final, signed, written, error, expect = _sign_to_temporary(target, src, dst, in_place, overwrite,
+                                                                        prefix=prefix)
+        out.append((i, tmp, final, signed, written, None if error is None else _portable(error), expect))
+    return out
 
 
 def _sign_chunk(ref: Any, items: Sequence[Tuple[int, Any]], include_message: bool) -> List[Tuple[int, bytes, Optional[BaseException], Optional[bytes]]]:

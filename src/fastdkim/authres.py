@@ -1,25 +1,72 @@
-"""Authentication-Results header fields (RFC 8601) for DKIM results.
+"""Authentication-Results header fields (RFC 8601) for DKIM and DMARC results.
 
 ::
 
     results = fastdkim.verify(message)
-    field = authentication_results("mx.example.net", results)
+    field = authentication_results("mx.example.net", results, width=78)
     # Authentication-Results: mx.example.net;
-    #     dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256 header.b=Qx7a0Fz1
+    #     dkim=pass reason="signature verified" header.d=example.com
+    #     header.s=sel header.a=rsa-sha256 header.b=Qx7a0Fz1
+
+    # with DMARC (fastdkim.dmarc; the SPF result is the caller's):
+    outcome = fastdkim.dmarc.evaluate(message, results, spf_result="pass", spf_domain="example.com")
+    field = authentication_results("mx.example.net", results, dmarc=outcome, width=78)
+
+    # prepended to the message, earlier fields claiming mx.example.net removed:
+    stamped = add_authentication_results(message, field, "mx.example.net")
+
+Reading fields back: :func:`parse_authentication_results` (from
+:mod:`fastdkim.authres_parse`); prepending them to messages and files:
+:func:`add_authentication_results` and friends (from
+:mod:`fastdkim.authres_insert`).  All are importable from here.
 """
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ._text import printable
-from .errors import OptionError
-from .verification import Verification
+from .authres_insert import (
+    add_authentication_results,
+    claims_authserv_id,
+    write_file_with_authentication_results,
+    write_with_authentication_results,
+)
+from .authres_parse import AuthenticationResults, MethodResult, Property, parse_authentication_results
+from .errors import AuthResError, OptionError
+from .results import Verification
 
-__all__ = ["authentication_results", "is_authserv_id"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .dmarc import DMARCResult
+
+__all__ = [
+    "AuthResError",
+    "AuthenticationResults",
+    "MethodResult",
+    "Property",
+    "add_authentication_results",
+    "authentication_results",
+    "claims_authserv_id",
+    "header_b_values",
+    "is_authserv_id",
+    "parse_authentication_results",
+    "quote",
+    "write_file_with_authentication_results",
+    "write_with_authentication_results",
+]
 
 # An authserv-id (RFC 8601 section 2.2): a value written as a token.
 _AUTHSERV_ID = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+\Z")
+_TOKEN_CHARS = r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]"  # RFC 2045 token
+_LABEL_CHARS = r"[A-Za-z0-9!#$%&'*+\-^_`{|}~]"  # the same, without the dot
+_TOKEN_VALUE = re.compile(_TOKEN_CHARS + r"+\Z")
+_ADDRESS_VALUE = re.compile(_TOKEN_CHARS + "*@" + _LABEL_CHARS + r"+(?:\." + _LABEL_CHARS + r"+)*\Z")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]+\Z")
+_WSP = re.compile(r"[ \t\r\n]+")
+#: What RFC 6008 asks ``header.b`` to hold at least.
+HEADER_B_MIN = 8
+#: A continuation line's leading tab, counted as the columns it takes on a terminal.
+_TAB = 8
 
 
 def is_authserv_id(text: str) -> bool:
@@ -29,42 +76,163 @@ def is_authserv_id(text: str) -> bool:
 
 
 def _safe_value(value: str) -> bool:
-    """A property value that needs no quoting or escaping."""
-    return all(c.isascii() and c.isprintable() and c not in ' ;()"\\' for c in value)
+    """A property value that can be written as it is (RFC 8601 ``pvalue``):
+    a token, or ``[local-part]@domain`` of token characters."""
+    return bool(_TOKEN_VALUE.match(value) or _ADDRESS_VALUE.match(value))
 
 
-def authentication_results(authserv_id: str, results: Sequence[Verification], *, linesep: str = "\n") -> str:
-    """An ``Authentication-Results`` field for the DKIM ``results`` of one message.
+def quote(text: str) -> str:
+    """``text`` as an RFC 5322 quoted string, in ASCII on one line: ``"`` and
+    ``\\`` escaped, anything else that is not printable ASCII written as
+    ``\\xNN``/``\\uNNNN`` first (see :func:`fastdkim._text.printable`).
+    Raises nothing."""
+    return '"%s"' % printable(text, ascii_only=True).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def header_b_values(results: Sequence[Verification]) -> List[Optional[str]]:
+    """The ``header.b`` value of each result (RFC 6008): the first 8
+    characters of its ``b=``, more where two different signatures share
+    them, so that each names one signature; ``None`` where ``b=`` has fewer
+    than 8 characters or is not base64.  Raises nothing."""
+    bs = [_WSP.sub("", r.tags.get("b") or "") for r in results]
+    out: List[Optional[str]] = []
+    for i, b in enumerate(bs):
+        if len(b) < HEADER_B_MIN or not _BASE64.match(b):
+            out.append(None)
+            continue
+        n = HEADER_B_MIN
+        for j, other in enumerate(bs):
+            if j != i and other != b:
+                while n < len(b) and other[:n] == b[:n]:
+                    n += 1
+        out.append(b[:n])
+    return out
+
+
+# -- the pieces of a result, then folded into lines --------------------------------------------
+
+# A result is a list of words; each word says whether it may start a new line
+# with a tab (between items: "item") or only with the space it already has
+# (inside a quoted string or a comment, where the space is content: "inner").
+_Word = Tuple[str, str]
+
+
+def _item(text: str) -> List[_Word]:
+    return [(text, "item")]
+
+
+def _breakable(text: str) -> List[_Word]:
+    """A quoted string or comment, split at its spaces (never before an empty
+    word: a continuation line of whitespace alone would end the header)."""
+    words: List[_Word] = []
+    for i, w in enumerate(text.split(" ")):
+        if i == 0:
+            words.append((w, "item"))
+        elif w and words[-1][0]:
+            words.append((w, "inner"))
+        else:  # around runs of spaces: kept on one line
+            words[-1] = (words[-1][0] + " " + w, words[-1][1])
+    return words
+
+
+def _dkim_words(r: Verification, b: Optional[str]) -> List[_Word]:
+    words = _item("dkim=%s" % r.status)
+    if r.reason:
+        words += _breakable("reason=" + quote(r.reason))
+    for prop, val in (("header.d", r.domain), ("header.i", r.identity), ("header.s", r.selector),
+                      ("header.a", r.algorithm)):
+        if val and _safe_value(val):
+            words += _item("%s=%s" % (prop, val))
+    if b is not None:
+        words += _item("header.b=%s" % b)  # RFC 6008
+    return words
+
+
+def _dmarc_words(d: "DMARCResult") -> List[_Word]:
+    words = _item("dmarc=%s" % d.status)
+    rec = d.record
+    if rec is not None:
+        note = "p=%s" % rec.p
+        if rec.sp is not None:
+            note += " sp=%s" % rec.sp
+        if rec.pct != 100:
+            note += " pct=%d" % rec.pct
+        words += _breakable("(%s)" % note)
+    if d.reason:
+        words += _breakable("reason=" + quote(d.reason))
+    if d.from_domain and _safe_value(d.from_domain):
+        words += _item("header.from=%s" % d.from_domain)
+    if d.policy is not None:
+        words += _item("policy.dmarc=%s" % d.policy)
+    return words
+
+
+def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Optional[int]) -> str:
+    """The field with one result per line; with ``width``, longer lines
+    folded at the spaces between items (and inside quoted strings and
+    comments), each continuation line within ``width`` columns where the
+    words allow it (a tab counts 8)."""
+    parts = ["Authentication-Results: %s;" % authserv_id]
+    for n, words in enumerate(resinfos):
+        if n + 1 < len(resinfos):
+            words = words[:-1] + [(words[-1][0] + ";", words[-1][1])]
+        parts.append(linesep + "\t")
+        col = _TAB
+        for i, (w, kind) in enumerate(words):
+            if i == 0:
+                pass
+            elif width is None or col + 1 + len(w) <= width:
+                parts.append(" ")
+                col += 1
+            elif kind == "item":
+                parts.append(linesep + "\t")
+                col = _TAB
+            else:
+                parts.append(linesep + " ")
+                col = 1
+            parts.append(w)
+            col += len(w)
+    return "".join(parts)
+
+
+def authentication_results(authserv_id: str, results: Sequence[Verification], *, dmarc: "Optional[DMARCResult]" = None,
+                           linesep: str = "\n", width: Optional[int] = None) -> str:
+    """An ``Authentication-Results`` field for the DKIM ``results`` of one
+    message, and its DMARC result if given.
 
     One ``dkim=`` result per signature, in order, with its reason (as a
     quoted string, in ASCII: anything else escaped) and the ``header.d``,
     ``header.i``, ``header.s`` and ``header.a`` properties whose values need
-    no quoting, plus the first 8 characters of ``b=`` as ``header.b`` (RFC
-    6008).  Without results (a message without signatures): ``dkim=none``.
+    no quoting, plus ``header.b``, the first 8 characters of ``b=`` (RFC
+    6008; more when two signatures share them, see :func:`header_b_values`).
+    Without results (a message without signatures): ``dkim=none``.
 
+    ``dmarc`` (a :class:`fastdkim.dmarc.DMARCResult`) adds ``dmarc=`` with
+    the record's policy as a comment (``(p=reject sp=none pct=50)``), its
+    reason, ``header.from`` and ``policy.dmarc`` (the policy for the From
+    domain: ``p=``, or ``sp=`` for a subdomain; RFC 7489 section 11.2).
+
+    Each result starts a line of its own.  ``width`` (78 is what RFC 5322
+    section 2.1.1 recommends) folds longer lines; ``None`` leaves them whole.
     The field has no final line break; continuation lines start with a tab
-    after ``linesep`` (``"\\r\\n"`` to prepend the field to a message in wire
-    form).
+    (or, inside a quoted string, with the space they fold at) after
+    ``linesep`` (``"\\r\\n"`` to prepend the field to a message in wire form).
 
     :raises OptionError: ``authserv_id`` is not a valid authserv-id (see
-        :func:`is_authserv_id`).
+        :func:`is_authserv_id`), or ``width`` is less than 20.
     """
     if not is_authserv_id(authserv_id):
         raise OptionError("not an authserv-id: %r (a host name such as mx.example.net)" % authserv_id)
-    if not results:
+    if width is not None and width < 20:
+        raise OptionError("width must be at least 20 columns, got %r" % (width,))
+    if not results and dmarc is None:
         return "Authentication-Results: %s; dkim=none" % authserv_id
-    parts = []
-    for r in results:
-        p = "dkim=%s" % r.status
-        if r.reason:
-            p += ' reason="%s"' % printable(r.reason, ascii_only=True).replace("\\", "\\\\").replace('"', '\\"')
-        for prop, val in (("header.d", r.domain), ("header.i", r.identity), ("header.s", r.selector),
-                          ("header.a", r.algorithm)):
-            if val and _safe_value(val):
-                p += " %s=%s" % (prop, val)
-        b = (r.tags.get("b") or "").replace(" ", "").replace("\t", "").replace("\r", "").replace("\n", "")
-        if len(b) >= 8 and all(c.isalnum() or c in "+/=" for c in b[:8]):
-            p += " header.b=%s" % b[:8]  # RFC 6008
-        parts.append(p)
-    fold = ";" + linesep + "\t"
-    return "Authentication-Results: %s%s%s" % (authserv_id, fold, fold.join(parts))
+    resinfos: List[List[_Word]] = []
+    if not results:
+        resinfos.append(_item("dkim=none"))
+    for r, b in zip(results, header_b_values(results)):
+        resinfos.append(_dkim_words(r, b))
+    if dmarc is not None:
+        resinfos.append(_dmarc_words(dmarc))
+    return _fold(authserv_id, resinfos, linesep, width)
+

@@ -21,22 +21,26 @@ Where the work runs:
 
 At most ``window`` messages are in flight (submitted and not yet yielded),
 which bounds the memory whatever the length of the input.
+
+:func:`sign_files_into` signs message files into other files (or in place),
+the workers writing the outputs, made durable and put in place in batches.
 """
 from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._engine import CHUNK_BYTES, CHUNK_COUNT, DEFAULT_WINDOW, LARGE, check_counts, run, usable_cores
+from ._into import FileResult, files_into
 from ._work import _describe, _sign_chunk, _verify_chunk, sign_file_into
 from .errors import SigningError, WorkerLost
 from .policy import SigningPolicy
 from .signing import Signer
 from .verification import Verification
 
-__all__ = ["SignResult", "VerifyResult", "sign_many", "verify_many", "sign_file_into", "usable_cores", "WorkerLost",
-           "LARGE", "CHUNK_BYTES", "CHUNK_COUNT", "DEFAULT_WINDOW"]
+__all__ = ["SignResult", "VerifyResult", "FileResult", "sign_many", "verify_many", "sign_files_into", "sign_file_into",
+           "usable_cores", "WorkerLost", "LARGE", "CHUNK_BYTES", "CHUNK_COUNT", "DEFAULT_WINDOW"]
 
 _Target = Union[Tuple[Signer, ...], SigningPolicy]
 
@@ -146,7 +150,69 @@ def sign_many(
     """
     target = _sign_target(signer)
     check_counts(jobs, window, executor)
-    return _signed(run(_sign_chunk, _sign_failed, messages, target, jobs, executor, window, bool(include_message)))
+    return _sign_many(messages, target, jobs, executor, window, include_message)
+
+
+def _sign_many(messages: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
+               window: Optional[int], include_message: bool = False,
+               max_bytes: Optional[int] = None) -> Generator[SignResult, None, None]:
+    """:func:`sign_many` for a target already checked (a tuple of signers, a
+    policy, or anything that signs like one); ``max_bytes`` bounds the octets
+    of messages in flight besides their number."""
+    return _signed(run(_sign_chunk, _sign_failed, messages, target, jobs, executor, window, bool(include_message),
+                       max_bytes=max_bytes))
+
+
+def sign_files_into(
+    pairs: Iterable[Any],
+    signer: Union[Signer, Sequence[Signer], SigningPolicy],
+    *,
+    jobs: Optional[int] = None,
+    executor: Optional[Executor] = None,
+    window: Optional[int] = None,
+    overwrite: bool = False,
+    in_place: bool = False,
+) -> Iterator[FileResult]:
+    """Sign message files into output files; yield one :class:`FileResult`
+    per input, in input order, once its output is in place for good.
+
+    :param pairs: ``(source, destination)`` pairs of paths; with ``in_place``,
+        paths (each file is replaced by its signed copy).  Consumed lazily.
+        Name each file once.
+    :param signer: as for :func:`sign_many`.
+    :param jobs: as for :func:`sign_many` (the workers read, sign and write).
+    :param executor: as for :func:`sign_many`; its workers must see the same
+        files.
+    :param window: at most this many files in flight.
+    :param overwrite: replace existing destinations (else an existing one is
+        reported and kept, even one that appears while the file is signed).
+    :param in_place: replace each input with its signed copy; only the very
+        file that was read is replaced: one that another program moved,
+        removed or replaced meanwhile is reported
+        (:class:`~fastdkim.errors.ReplacedMeanwhile`) and left alone.
+    :raises TypeError: as for :func:`sign_many`.
+    :raises OptionError: as for :func:`sign_many`.
+
+    An output gets the permissions of its input (in place, its owner too);
+    missing directories are created with those of the corresponding input
+    directories.  A message that cannot be signed is written out unchanged
+    (in place: left as it is); either way its result says why.  An input of
+    the wrong type, a file that cannot be read or an output that cannot be
+    written is reported in its result; nothing is raised for one file.
+
+    Each output is written to a temporary file in its directory (named
+    ``.fastdkim-HOST.PID.RANDOM.tmp``) and renamed into place.  The renames
+    are done in batches, each after one flush of its file systems (``syncfs``)
+    and followed by one flush of each directory, so that a file in place is
+    there for good.  However the run ends, every output is either absent (or
+    as it was) or complete and signed; what is signed when the iteration
+    stops early is put in place first.  Temporary files of a killed run are
+    removed by the next run that writes into their directory (or by
+    ``fastdkim recover DIR``).
+    """
+    target = _sign_target(signer)
+    check_counts(jobs, window, executor)
+    return files_into(pairs, target, jobs, executor, window, bool(overwrite), bool(in_place))
 
 
 def _sign_failed(index: int, error: BaseException) -> Any:
@@ -157,7 +223,7 @@ def _verify_failed(index: int, error: BaseException) -> Any:
     return index, [], error
 
 
-def _signed(rows: Iterator[Tuple[Any, Any]]) -> Iterator[SignResult]:
+def _signed(rows: Iterator[Tuple[Any, Any]]) -> Generator[SignResult, None, None]:
     for item, (_, headers, error, message) in rows:
         yield SignResult(item.index, item.key, headers, error, message)
 

@@ -29,7 +29,6 @@ __all__ = [
     "BodyCanonicalizer",
     "BodyHasher",
     "canonicalize_body",
-    "canonicalize_header",
     "normalize_line_endings",
     "parse_canonicalization",
     "relaxed_header",
@@ -53,10 +52,3 @@ def parse_canonicalization(value: str) -> Tuple[str, str]:
     if len(parts) != 2 or not all(p in CANONICALIZATIONS for p in parts):
         raise OptionError("unknown canonicalization %r" % value)
     return parts[0], parts[1]
-
-
-def canonicalize_header(raw: bytes, relaxed: bool) -> bytes:
-    """One header field, canonicalized, ending in CRLF."""
-    if relaxed:
-        return _core.core.relaxed_header(raw)
-    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"

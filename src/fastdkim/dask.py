@@ -15,9 +15,10 @@ path of its TOML file on storage every worker sees (:class:`PolicyFile`):
 then no key travels over the network at all, each worker loads the file once.
 
 Output files are named after their input (the same path relative to the
-inputs' common directory) and written through a temporary file and a rename,
-so a task that Dask runs again after a worker died writes the same files
-again: nothing is lost, nothing is duplicated.
+inputs' common directory) and written through a temporary file and a rename
+(as :func:`fastdkim.bulk.sign_files_into` writes them), so a task that Dask
+runs again after a worker died writes the same files again: nothing is lost,
+nothing is duplicated.
 """
 from __future__ import annotations
 
@@ -146,9 +147,16 @@ def _output_names(paths: Sequence[str], out_dir: str, root: Optional[str]) -> Li
 
 
 def _sign_files_task(pairs: Sequence[Tuple[str, str]], target: Any) -> List[Tuple[str, str, bool, str]]:
+    """One task: its files signed here, under the write rules of
+    :func:`fastdkim.bulk.sign_files_into` (one flush of the task's outputs
+    before they are renamed into place, not one per file)."""
     if isinstance(target, PolicyFile):
         target = target.load()
-    return [bulk.sign_file_into(target, src, dst) for src, dst in pairs]
+    rows = []
+    for r in bulk.sign_files_into(pairs, target, jobs=1, overwrite=True):
+        reason = r.reason if r.written or r.error is None else "I/O error: %s" % r.reason
+        rows.append((r.src, r.dst, r.ok, reason))
+    return rows
 
 
 def sign_files(

@@ -24,6 +24,7 @@ result.
     │   └── NoSigningKey                     no key for the From domain
     ├── PolicyError (ValueError)             a signing policy is invalid
     ├── OptionError (ValueError)             an argument has a value outside its range
+    ├── AuthResError (ValueError)            an Authentication-Results field is malformed
     ├── MboxLockedError (OSError)            another program holds an mbox lock
     ├── JournalError (OSError)               an interrupted rewrite cannot be completed
     ├── ReplacedMeanwhile (OSError)          a file changed under fastdkim's feet
@@ -48,6 +49,7 @@ __all__ = [
     "NoSigningKey",
     "PolicyError",
     "OptionError",
+    "AuthResError",
     "MboxLockedError",
     "JournalError",
     "ReplacedMeanwhile",
@@ -125,6 +127,11 @@ class PolicyError(DKIMError, ValueError):
 class OptionError(DKIMError, ValueError):
     """An argument has the right type but a value fastdkim cannot use (a
     negative count, an unknown canonicalization, a malformed nameserver)."""
+
+
+class AuthResError(DKIMError, ValueError):
+    """An ``Authentication-Results`` field (RFC 8601) is malformed: the
+    message says what was expected, and where."""
 
 
 class MboxLockedError(DKIMError, OSError):

@@ -30,7 +30,9 @@ source.
 
 This module holds the protocol and that choice; the sources themselves live
 in :mod:`fastdkim.dns_source` and :mod:`fastdkim.local_sources` (names in
-:mod:`fastdkim._dnsname`) and are importable from here.
+:mod:`fastdkim._dnsname`) and are importable from here.  For an event loop,
+:class:`fastdkim.aio.AsyncDNSKeySource` follows the same conventions with an
+``async`` ``lookup``.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ import threading
 from typing import Any, Optional, Protocol, runtime_checkable
 
 from .dns_source import CacheStats, DNSKeySource
-from .dns_source import _parse_nameserver as _parse_nameserver
+from ._dnsbase import parse_nameserver as _parse_nameserver  # noqa: F401 (fastdkim.dns._parse_nameserver)
 from .local_sources import CallableKeySource, MappingKeySource, zone_file_key_source
 from .local_sources import RecordValue as RecordValue
 

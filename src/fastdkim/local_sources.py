@@ -97,16 +97,30 @@ class CallableKeySource:
         except KeyLookupError:
             raise
         except Exception as exc:
-            raise TemporaryLookupError(
-                "key lookup callback failed for %s: %s: %s" % (key, type(exc).__name__, exc)
-            ) from exc
-        try:
-            return _records(value)
-        except (TypeError, UnicodeError) as exc:
-            raise TemporaryLookupError("key lookup callback returned an unusable value for %s: %s" % (key, exc)) from exc
+            raise callback_failed(key, exc) from exc
+        return callback_records(key, value)
 
     def __repr__(self) -> str:
         return "CallableKeySource(%r)" % (self.func,)
+
+
+def callback_failed(key: str, exc: Exception) -> TemporaryLookupError:
+    """What a key lookup callback raising *exc* (other than a
+    :class:`KeyLookupError`, which passes as it is) for *key* raises."""
+    return TemporaryLookupError("key lookup callback failed for %s: %s: %s" % (key, type(exc).__name__, exc))
+
+
+def callback_records(key: str, value: Any) -> List[bytes]:
+    """The records of what a key lookup callback returned for *key*, by the
+    :class:`MappingKeySource` value conventions.
+
+    :raises TemporaryLookupError: a value of an unsupported type, or text
+        that cannot be encoded.
+    """
+    try:
+        return _records(value)
+    except (TypeError, UnicodeError) as exc:
+        raise TemporaryLookupError("key lookup callback returned an unusable value for %s: %s" % (key, exc)) from exc
 
 
 def zone_file_key_source(path: str) -> MappingKeySource:

@@ -29,6 +29,7 @@ __all__ = [
     "detect",
     "iter_mbox",
     "list_files",
+    "scan_files",
     "atomic_write",
     "SignOutcome",
     "Summary",
@@ -74,19 +75,52 @@ def list_files(src: Source) -> List[str]:
 
     Hidden files and a Maildir's ``tmp`` (deliveries in progress) are skipped.
     """
-    out: List[str] = []
+    return [name for name, _ in scan_files(src)]
+
+
+def scan_files(src: Source) -> List[Tuple[str, bool]]:
+    """:func:`list_files`, each path with whether it is a symbolic link (read
+    from the directory listing, without a system call per file where the
+    file system tells).  Subdirectories of a directory are walked in name
+    order, after its files; symbolic links to directories are not followed,
+    and directories that cannot be listed are skipped."""
+    out: List[Tuple[str, bool]] = []
     if src.kind == MAILDIR:
         for sub in ("cur", "new"):
-            d = os.path.join(src.path, sub)
-            out += [os.path.join(sub, n) for n in sorted(os.listdir(d))
-                    if not n.startswith(".") and os.path.isfile(os.path.join(d, n))]
+            with os.scandir(os.path.join(src.path, sub)) as it:
+                entries = sorted((e.name, e) for e in it if not e.name.startswith(".") and _is_file(e))
+            out += [(os.path.join(sub, name), e.is_symlink()) for name, e in entries]
         return out
-    for root, dirs, files in os.walk(src.path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for n in sorted(files):
-            if not n.startswith("."):
-                out.append(os.path.relpath(os.path.join(root, n), src.path))
+
+    def walk(rel: str) -> None:
+        files: List[Tuple[str, "os.DirEntry[str]"]] = []
+        dirs: List[Tuple[str, "os.DirEntry[str]"]] = []
+        try:
+            with os.scandir(os.path.join(src.path, rel)) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append((e.name, e))
+        except OSError:
+            return
+        out.extend((os.path.join(rel, name), e.is_symlink()) for name, e in sorted(files))
+        for name, e in sorted(dirs):
+            if not e.is_symlink():
+                walk(os.path.join(rel, name))
+
+    walk("")
     return out
+
+
+def _is_file(entry: "os.DirEntry[str]") -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def iter_mbox(fh: BinaryIO) -> Iterator[Tuple[bytes, bytes]]:

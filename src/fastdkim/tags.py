@@ -10,13 +10,13 @@ base64 values).
 from __future__ import annotations
 
 import re
-from typing import Dict, Tuple
+from typing import Dict
 
 from . import _core
 from .errors import TagSyntaxError
 
 __all__ = [
-    "TagSyntaxError", "parse_tag_list", "tag_spans", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME", "is_h_name",
+    "TagSyntaxError", "parse_tag_list", "strip_fws", "FWS", "MAX_H_NAMES", "FIELD_NAME", "is_h_name",
 ]
 
 FWS = b" \t\r\n"
@@ -59,21 +59,3 @@ def parse_tag_list(data: bytes, *, max_tags: int = 1024) -> Dict[str, bytes]:
         return _core.core.parse_tag_list(data, max_tags)
     except ValueError as exc:
         raise TagSyntaxError(str(exc)) from None
-
-
-def tag_spans(data: bytes) -> Dict[str, Tuple[int, int]]:
-    """Where each tag's value sits in ``data`` (a tag-list that parses).
-
-    The span runs from just after ``=`` up to the ``;`` (or the end): the
-    value with all its surrounding whitespace, which is what section 3.7
-    deletes for ``b=``.
-    """
-    spans: Dict[str, Tuple[int, int]] = {}
-    pos = 0
-    for spec in data.split(b";"):
-        end = pos + len(spec)
-        eq = spec.find(b"=")
-        if eq >= 0:
-            spans.setdefault(spec[:eq].strip(FWS).decode("ascii", "replace"), (pos + eq + 1, end))
-        pos = end + 1
-    return spans

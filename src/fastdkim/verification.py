@@ -4,80 +4,27 @@
 top to bottom.  Statuses are those of RFC 8601: ``pass``, ``fail``,
 ``neutral``, ``temperror``, ``permerror``.  A hostile or malformed message
 never raises: whatever is wrong becomes a result with a reason.
+
+The checks themselves are :mod:`fastdkim._checks`' (shared with
+:mod:`fastdkim.aio`); this module looks the keys up in the calling thread.
 """
 from __future__ import annotations
 
-import hashlib
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-
-from ._txt import txt_bytes
-from . import _core
 from ._cache import BoundedCache
-from .canonicalization import parse_canonicalization
+from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
+from .keys import MIN_RSA_BITS
 from .keysources import KeySource, as_key_source
-from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
-from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MessageInput, read_message
+from .message import MessageInput
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Status, Verification
-from .results import all_permerror as _all_permerror, as_written as _as_written
-from .tags import FWS, MAX_H_NAMES, is_h_name
-from ._text import is_subdomain, qp_decode, to_a_label_domain
+from .tags import MAX_H_NAMES
 
 __all__ = ["Status", "Verification", "Verifier", "verify", "PASS", "FAIL", "NEUTRAL", "TEMPERROR", "PERMERROR"]
 
-_ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 
-
-def _digits(v: bytes) -> bool:
-    """1*76DIGIT (``bytes.isdigit`` is ASCII-only)."""
-    return v.isdigit() and len(v) <= 76
-
-
-_STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
-_REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
-_PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
-
-
-class _Sig:
-    """Working state for one signature while the message is verified."""
-
-    __slots__ = ("result", "raw", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
-                 "h", "b", "bh", "l", "key", "key_name", "signs_dkim")
-    # (set once the signature's tags are checked)
-    alg: str
-    hash_name: str
-    key_type: str
-    relaxed_h: bool
-    relaxed_b: bool
-    h: List[bytes]
-    b: bytes
-    bh: bytes
-    l: Optional[int]  # noqa: E741 (the tag's name)
-    key_name: str
-    signs_dkim: bool
-
-    def __init__(self, result: Verification, raw: bytes) -> None:
-        self.result = result
-        self.raw = raw
-        self.tags: Dict[str, bytes] = {}
-        self.unsigned = b""  # the field with its b= value deleted (section 3.7)
-        self.key: Optional[KeyRecord] = None
-
-    def done(self, status: str, reason: str) -> None:
-        self.result.status = status
-        self.result.reason = reason
-
-    @property
-    def pending(self) -> bool:
-        return self.result.status == ""
-
-
-class Verifier:
+class Verifier(Checks):
     """Verification options, set once and used for many messages.
 
     :param keys: where public keys come from: ``None`` for DNS, a mapping of
@@ -113,19 +60,11 @@ class Verifier:
         bare_lf: Optional[bool] = None,
         max_header_names: int = MAX_H_NAMES,
     ) -> None:
-        if max_signatures < 0:
-            raise OptionError("max_signatures must be >= 0")
+        super().__init__(max_signatures=max_signatures, allow_sha1=allow_sha1, min_key_bits=min_key_bits,
+                         clock_skew=clock_skew, bare_lf=bare_lf, max_header_names=max_header_names)
         self.keys: KeySource = as_key_source(keys)
-        self.max_signatures = max_signatures
-        self.allow_sha1 = allow_sha1
-        self.min_key_bits = min_key_bits
-        self.clock_skew = clock_skew
         self.now = now
         self.clock = clock
-        self.bare_lf = bare_lf
-        self.max_header_names = max_header_names
-        self._records: BoundedCache[bytes, Any] = BoundedCache(1024)
-        self._static: BoundedCache[Tuple[Any, ...], Tuple[Any, ...]] = BoundedCache(1024)
 
     def verify(self, message: MessageInput) -> List[Verification]:
         """Verify every ``DKIM-Signature`` of ``message``.
@@ -134,304 +73,26 @@ class Verifier:
             bottom; an empty list when the message has none.
         :raises TypeError: ``message`` is neither bytes-like nor a binary file.
         """
-        try:
-            pm = read_message(message, bare_lf=self.bare_lf)
-        except MessageFormatError as exc:
-            return [Verification(PERMERROR, "message cannot be parsed: %s" % exc)]
-        if pm.malformed is not None:
-            return _all_permerror(pm.fields, pm.malformed)
-        now = int(self.clock() if self.now is None else self.now)
-        sigs: List[_Sig] = []
-        for name, raw in pm.fields:
-            if name != b"dkim-signature":
-                continue
-            res = Verification("", "", index=len(sigs))
-            s = _Sig(res, raw)
-            if len(sigs) >= self.max_signatures:
-                s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % self.max_signatures)
-            else:
-                self._check_signature(s, now)
-            sigs.append(s)
-        if not sigs:
-            return []
-        # Keys first (section 6.1.2), so that signatures without a usable key
-        # cost no body hashing.
-        records: Dict[str, Any] = {}
-        for s in sigs:
-            if not s.result.status:
-                self._fetch_key(s, records)
-        pending = [s for s in sigs if not s.result.status]
-        if pending:
-            self._check_bodies(pending, pm.body, pm.bare_lf)
-            for s in pending:
-                if not s.result.status:
-                    self._check_header_signature(s, pm.fields)
-        return [s.result for s in sigs]
+        return _run(self, message, self.keys, self.now, self.clock)
 
-    # -- section 6.1.1: the signature field -----------------------------------------
 
-    def _check_signature(self, s: _Sig, now: int) -> None:
+def _run(checks: Checks, message: MessageInput, source: KeySource, now: Optional[float],
+         clock: Callable[[], float]) -> List[Verification]:
+    """The three phases of *checks*, with the keys looked up in *source* in
+    the calling thread (keys first, section 6.1.2, so that signatures
+    without a usable key cost no body hashing)."""
+    job = checks.begin(message, now, clock)
+    if isinstance(job, list):
+        return job
+    keys: Dict[str, KeyOutcome] = {}
+    for name in job.names:
         try:
-            tags, s.unsigned = _core.core.parse_signature(s.raw)
-        except ValueError as exc:
-            return s.done(PERMERROR, "malformed signature: %s" % exc)
-        s.tags = tags
-        r = s.result
-        r.raw_tags = tags
-        if tags.get("v") != b"1" or not _REQUIRED.issubset(tags):
-            _as_written(r, tags)
-            if "v" not in tags:
-                return s.done(PERMERROR, "required tag v= missing")
-            if tags["v"] != b"1":
-                return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
-            for t in ("a", "b", "bh", "d", "h", "s"):
-                if t not in tags:
-                    return s.done(PERMERROR, "required tag %s= missing" % t)
-        # What a, c, d, s, h, i and q imply is the same for every message a
-        # signer sends: remember it, keyed by those values.
-        key = tuple(map(tags.get, _STATIC_TAGS))
-        static = self._static.get(key)
-        if static is None:
-            static = self._check_static(tags)
-            self._static.set(key, static)
-        if len(static) == 2:
-            _as_written(r, tags)
-            if static[0] == "alg":
-                r.algorithm = static[1]
-                return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
-            return s.done(*static)
-        (s.alg, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
-         r.domain, r.selector, s.h, r.signed_headers, r.identity, s.key_name, s.signs_dkim) = static
-        r.algorithm = s.alg
-        b64decode = _core.core.b64decode
-        try:
-            s.b = b64decode(tags["b"])
-            s.bh = b64decode(tags["bh"])
-        except ValueError:
-            return s.done(PERMERROR, "malformed base64 value")
-        if not s.b:
-            return s.done(PERMERROR, "empty signature b=")
-        s.l = None
-        v = tags.get("l")
-        if v is not None:
-            if not _digits(v):
-                return s.done(PERMERROR, "malformed l= value")
-            s.l = r.body_length = int(v)
-        v = tags.get("t")
-        if v is not None:
-            if not _digits(v):
-                return s.done(PERMERROR, "malformed t= value")
-            r.timestamp = int(v)
-        v = tags.get("x")
-        if v is not None:
-            if not _digits(v):
-                return s.done(PERMERROR, "malformed x= value")
-            r.expiration = x = int(v)
-            if r.timestamp is not None and x <= r.timestamp:  # section 3.5: x MUST be greater than t
-                return s.done(PERMERROR, "x= (%d) is not later than t= (%d)" % (x, r.timestamp))
-            if x < now:
-                return s.done(FAIL, "signature expired (x=%d)" % x)
-        if r.timestamp is not None and r.timestamp > now + self.clock_skew:
-            return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
-
-    def _check_static(self, tags: Dict[str, bytes]) -> Tuple[Any, ...]:
-        """Checks of the tags a signer keeps the same from message to message.
-
-        Returns ``(status, reason)`` for an unusable signature (``("alg", a)``
-        for an unknown algorithm), else the derived values.
-        """
-        text = {k: v.decode("utf-8", "replace") for k, v in tags.items()}
-        alg = tags["a"].lower().decode("ascii", "replace")
-        if alg not in _ALGORITHMS:
-            return ("alg", alg)
-        if alg == "rsa-sha1" and not self.allow_sha1:
-            return (PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
-        key_type, hash_name = _ALGORITHMS[alg]
-        try:
-            hc, bc = parse_canonicalization(tags["c"].decode("ascii")) if "c" in tags else ("simple", "simple")
-        except (ValueError, UnicodeDecodeError):
-            return (PERMERROR, "unknown canonicalization c=%s" % text.get("c"))
-        try:
-            d = to_a_label_domain(tags["d"].decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return (PERMERROR, "invalid signing domain d=%s" % text["d"])
-        try:
-            sel = to_a_label_domain(tags["s"].decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return (PERMERROR, "invalid selector s=%s" % text["s"])
-        # FWS may surround the names (section 3.5), not split them.
-        names = [n.strip(FWS).lower() for n in tags["h"].split(b":")]
-        if not all(is_h_name(n) for n in names):
-            return (PERMERROR, "malformed h= list")
-        if len(names) > self.max_header_names:
-            return (PERMERROR, "h= lists %d fields (limit %d)" % (len(names), self.max_header_names))
-        if b"from" not in names:
-            return (PERMERROR, "From field not signed (h= lacks from)")
-        signed = tuple(b":".join(names).decode("ascii", "replace").split(":"))
-        if "i" in tags:
-            try:
-                ident = qp_decode(tags["i"]).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                return (PERMERROR, "malformed i= value")
-            local, at, idom = ident.rpartition("@")
-            if not at:
-                return (PERMERROR, "i= %r lacks '@'" % ident)
-            try:
-                idom = to_a_label_domain(idom)
-            except ValueError:
-                return (PERMERROR, "invalid i= domain %r" % idom)
-            if not is_subdomain(idom, d):
-                return (PERMERROR, "i= domain %s is not d=%s or a subdomain of it" % (idom, d))
-            identity = local + "@" + idom
-        else:
-            identity = "@" + d
-        if "q" in tags:
-            methods = [m.strip(FWS).lower() for m in tags["q"].split(b":")]
-            if b"dns/txt" not in methods:
-                return (PERMERROR, "no supported query method in q=%s" % text["q"])
-        return (alg, key_type, hash_name, "%s/%s" % (hc, bc), hc == "relaxed", bc == "relaxed", d, sel, names,
-                signed, identity, "%s._domainkey.%s" % (sel, d), b"dkim-signature" in names)
-
-    # -- section 6.1.2: the key ------------------------------------------------------
-
-    def _fetch_key(self, s: _Sig, records: Dict[str, Any]) -> None:
-        r = s.result
-        name = s.key_name
-        got = records.get(name)
-        if got is None:
-            got = records[name] = self._lookup(name)
-        if isinstance(got, tuple):
-            return s.done(*got)
-        key: KeyRecord = got
-        r.key_bits = key.key_bits
-        r.testing = key.testing
-        if key.key_type != s.key_type:
-            return s.done(PERMERROR, "key type k=%s does not match a=%s" % (key.key_type, s.alg))
-        if key.hashes is not None and s.hash_name not in key.hashes:
-            return s.done(PERMERROR, "key h=%s does not allow %s" % (":".join(sorted(key.hashes)), s.hash_name))
-        if key.strict and r.identity is not None:
-            idom = r.identity.rpartition("@")[2].lower()
-            if idom != r.domain:
-                return s.done(PERMERROR, "key t=s requires the i= domain to equal d=, got %s" % idom)
-        s.key = key
-
-    def _lookup(self, name: str) -> Any:
-        try:
-            txts = self.keys.lookup(name)
-        except TemporaryLookupError as exc:
-            return (TEMPERROR, "key lookup failed: %s" % exc)
-        except KeyLookupError as exc:
-            return (PERMERROR, "key lookup failed: %s" % exc)
+            txts = source.lookup(name)
         except Exception as exc:  # a broken key source must not crash verification
-            return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
-        if not (type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes):
-            # anything else a key source may hand back: other sequences, a lone
-            # record, text, a generator (which may itself fail)
-            try:
-                if isinstance(txts, (str, bytes, bytearray, memoryview)):  # one record, not a list
-                    txts = [txts]
-                txts = [_record_bytes(t) for t in (txts or ())]
-            except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
-                return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
-            except TemporaryLookupError as exc:
-                return (TEMPERROR, "key lookup failed: %s" % exc)
-            except KeyLookupError as exc:
-                return (PERMERROR, "key lookup failed: %s" % exc)
-            except Exception as exc:
-                return (TEMPERROR, "key lookup failed: %s: %s" % (type(exc).__name__, exc))
-        if not txts:
-            return (PERMERROR, "no key record at %s" % name)
-        if len(txts) == 1:  # the usual case: one record, parsed once and remembered
-            chosen = self._parse_record(txts[0])
-            if isinstance(chosen, KeyRecordError):
-                return (PERMERROR, str(chosen))
-            return chosen
-        parsed = [(txt, self._parse_record(txt)) for txt in txts]
-        dkim = [p for p in parsed if isinstance(p[1], KeyRecord) or p[0].lstrip().startswith(b"v=DKIM1")]
-        if len(dkim) > 1:
-            return (PERMERROR, "%d DKIM key records at %s" % (len(dkim), name))
-        if len(dkim) == 1:
-            chosen = dkim[0][1]
-        elif len(parsed) == 1:
-            chosen = parsed[0][1]
+            keys[name] = lookup_failure(exc)
         else:
-            return (PERMERROR, "no DKIM key record among %d TXT records at %s" % (len(parsed), name))
-        if isinstance(chosen, KeyRecordError):
-            return (PERMERROR, str(chosen))
-        return chosen
-
-    def _parse_record(self, txt: bytes) -> Any:
-        """The parsed record (or its KeyRecordError), remembered by its text:
-        loading a public key costs more than the rest of a verification."""
-        hit = self._records.get(txt)
-        if hit is None:
-            try:
-                hit = parse_key_record(txt, min_rsa_bits=self.min_key_bits)
-            except KeyRecordError as exc:
-                hit = exc
-            self._records.set(txt, hit)
-        return hit
-
-    # -- section 6.1.3: body hash, then header hash and signature ----------------------
-
-    def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
-        if len(sigs) == 1:  # the usual case, without the bookkeeping
-            s = sigs[0]
-            h = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
-            for chunk in body:
-                h.update(chunk)
-            return self._compare_body(s, h)
-        hashers: Dict[Tuple[bool, Optional[int], str], Any] = {}
-        for s in sigs:
-            k = (s.relaxed_b, s.l, s.hash_name)
-            if k not in hashers:
-                hashers[k] = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
-        hs = list(hashers.values())
-        for chunk in body:
-            for h in hs:
-                h.update(chunk)
-        for s in sigs:
-            self._compare_body(s, hashers[(s.relaxed_b, s.l, s.hash_name)])
-
-    @staticmethod
-    def _compare_body(s: _Sig, h: Any) -> None:
-        digest = h.digest()
-        if s.l is not None:
-            if s.l > h.length:
-                return s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, h.length))
-            s.result.body_truncated = h.length > s.l
-        if digest != s.bh:
-            s.done(FAIL, "body hash mismatch")
-
-    def _check_header_signature(self, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
-        if s.signs_dkim:
-            # Other signatures may be signed; the one being verified is not a
-            # candidate (it did not exist when it was made).
-            fields = [f for f in fields if f[1] is not s.raw]
-        data = _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h)
-        key = s.key
-        assert key is not None
-        pub: Any = key.public_key
-        try:
-            if key.key_type == "rsa":
-                pub.verify(s.b, data, _PKCS1, _SHA256 if s.hash_name == "sha256" else _SHA1)
-            else:  # ed25519: RFC 8463 signs the SHA-256 of the data
-                pub.verify(s.b, hashlib.sha256(data).digest())
-        except InvalidSignature:
-            return s.done(FAIL, "signature did not verify (headers changed or wrong key)")
-        except ValueError as exc:
-            return s.done(FAIL, "signature did not verify: %s" % exc)
-        s.done(PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
-
-
-def _record_bytes(value: Any) -> bytes:
-    """A TXT record a key source returned, as bytes, by the rule of
-    :func:`fastdkim._txt.txt_bytes` (str accepted as UTF-8).
-
-    :raises TypeError: *value* is neither ``str`` nor bytes-like.
-    :raises UnicodeEncodeError: a ``str`` cannot be encoded.
-    """
-    return txt_bytes(value)
+            keys[name] = checks.key_from(name, txts)
+    return checks.finish(job, keys)
 
 
 def verify(
@@ -450,9 +111,43 @@ def verify(
     """Verify every ``DKIM-Signature`` of ``message``; the options are
     :class:`Verifier`'s.
 
+    As fast as a reused :class:`Verifier`: calls with the same options
+    share what a verifier remembers between messages (parsed key records by
+    their bytes, what a signer's constant tags imply), and calls with
+    ``keys=None`` share the process-wide DNS source and its cache.  Nothing
+    else is shared: ``keys``, ``now`` and ``clock`` are this call's alone.
+
     :returns: one :class:`Verification` per signature field, top to bottom.
-    :raises TypeError: ``message`` is neither bytes-like nor a binary file.
+    :raises TypeError: ``message`` is neither bytes-like nor a binary file,
+        or ``keys`` is not a key source.
+    :raises OptionError: an option has an unusable value.
     """
-    return Verifier(keys=keys, max_signatures=max_signatures, allow_sha1=allow_sha1, min_key_bits=min_key_bits,
-                    clock_skew=clock_skew, now=now, clock=clock, bare_lf=bare_lf,
-                    max_header_names=max_header_names).verify(message)
+    checks = shared_checks(max_signatures, allow_sha1, min_key_bits, clock_skew, bare_lf, max_header_names)
+    return _run(checks, message, _source_of(keys), now, clock)
+
+
+#: Key sources made from dicts, by the dicts' items: a key source is a pure
+#: function of them, so equal items may share one.
+_DICT_SOURCES: BoundedCache[Tuple[Any, ...], KeySource] = BoundedCache(16)
+
+
+def _source_of(keys: Any) -> KeySource:
+    """:func:`~fastdkim.keysources.as_key_source` of *keys*, without building
+    the same mapping's key source again at every call: a dict whose items
+    are equal to those of one seen before gets that one's source (which
+    holds a copy of them, so it answers exactly as a new one would).
+
+    :raises TypeError: *keys* is not a key source.
+    :raises OptionError: a mapping holds an invalid name or value.
+    """
+    if type(keys) is not dict:
+        return as_key_source(keys)
+    items = tuple(keys.items())
+    try:
+        source = _DICT_SOURCES.get(items)
+    except TypeError:  # unhashable values (lists of records)
+        return as_key_source(keys)
+    if source is None:
+        source = as_key_source(keys)
+        _DICT_SOURCES.set(items, source)
+    return source

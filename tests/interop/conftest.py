@@ -9,7 +9,9 @@ so that the interop tests cannot silently stop running there
 run the install script).
 
 The matrix (rows: signer, columns: verifier, cells: passed/total) is printed
-in the terminal summary, whatever the capture settings.
+in the terminal summary, whatever the capture settings, by :mod:`report`
+(a plugin of ``tests/conftest.py``, so that it is there in the controlling
+process of a parallel run too).
 """
 from __future__ import annotations
 
@@ -23,26 +25,12 @@ from .dnsserver import PACKAGE as DNS_PACKAGE
 from .dnsserver import find_knot
 from .matrix import Matrix, Signed, sign_corpus, start_dns, write_messages
 from .peers import KeySpec, Peer, load_peers, make_keys, unavailable
-
-MATRIX_KEY = pytest.StashKey[Matrix]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[MATRIX_KEY] = Matrix()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    matrix = config.stash.get(MATRIX_KEY, None)
-    if matrix is None or not (matrix.cells or matrix.missing):
-        return
-    terminalreporter.section("DKIM interop matrix")
-    for line in matrix.format().splitlines():
-        terminalreporter.write_line(line)
+from .report import session_matrix
 
 
 @pytest.fixture(scope="session")
 def matrix(request) -> Matrix:
-    return request.config.stash[MATRIX_KEY]
+    return session_matrix(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,12 @@ progress display and the ``type=`` checks of numeric options."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 import time
-from typing import Any, Callable, Optional, TextIO, Tuple
+from typing import Any, Callable, Iterator, Optional, TextIO, Tuple
 
 from .._text import printable
 from ..authres import is_authserv_id
@@ -129,10 +130,12 @@ def _said(what: Optional[str]) -> None:
 
 
 class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+    """A one-line progress display on a terminal; silent otherwise.  It counts
+    messages out of ``total``, or with ``by_bytes`` octets out of ``total``
+    (an mbox: its size, so that nothing is read twice to count messages)."""
 
-    def __init__(self, label: str, total: int, out: TextIO, enabled: bool) -> None:
-        self.label, self.total, self.out, self.enabled = label, total, out, enabled
+    def __init__(self, label: str, total: int, out: TextIO, enabled: bool, by_bytes: bool = False) -> None:
+        self.label, self.total, self.out, self.enabled, self.by_bytes = label, total, out, enabled, by_bytes
         self.start = time.perf_counter()
         self.last = 0.0
 
@@ -145,14 +148,47 @@ class _Progress:
         self.last = now
         el = max(now - self.start, 1e-9)
         width = 30
-        fill = int(width * done / max(self.total, 1))
-        self.out.write(
-            "\r%-8s [%s%s] %d/%d  %.0f msg/s  %.1f MB/s" % (
-                self.label, "#" * fill, "." * (width - fill), done, self.total, done / el, nbytes / el / 1e6)
-        )
+        fill = min(width, int(width * (nbytes if self.by_bytes else done) / max(self.total, 1)))
+        if self.by_bytes:
+            where = "%d msgs, %.1f/%.1f MB" % (done, nbytes / 1e6, self.total / 1e6)
+        else:
+            where = "%d/%d" % (done, self.total)
+        self.out.write("\r%-8s [%s%s] %s  %.0f msg/s  %.1f MB/s" % (
+            self.label, "#" * fill, "." * (width - fill), where, done / el, nbytes / el / 1e6))
         self.out.flush()
 
     def close(self) -> None:
         if self.enabled:
             self.out.write("\n")
             self.out.flush()
+
+
+#: The exit status of a command whose standard output was closed under it,
+#: as a shell shows for a program killed by SIGPIPE.
+EXIT_PIPE = 128 + 13
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP inside the block end the command through an
+    exception (``SystemExit``, status 128 + the signal's number), as Ctrl-C
+    does through ``KeyboardInterrupt``: the ``finally`` blocks on the way
+    run, so worker processes are shut down, temporary files removed and
+    locks let go.  (Nothing is changed outside the main thread, where
+    signals do not arrive.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = [(sig, signal.signal(sig, stop)) for sig in (signal.SIGTERM, signal.SIGHUP)]
+    try:
+        yield
+    finally:
+        for sig, handler in old:
+            signal.signal(sig, handler)

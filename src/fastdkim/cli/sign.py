@@ -1,41 +1,52 @@
 """``fastdkim sign``: one message, a directory, a Maildir or an mbox.
 
-Messages are signed in worker processes (``--jobs``); each worker rebuilds the
-signers from a :class:`_SignSetup`, as keys cannot be pickled.
+The signers (or the policy) are built once, in this process, and handed to
+the bulk engine (:mod:`fastdkim.bulk`), which sends them to each worker
+process once.  Message files are signed and written by the workers and put
+in place in batches (:func:`fastdkim.bulk.sign_files_into`); an mbox's
+messages go through the engine in order (see ``_sign_mbox``).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from .._files import write_signed
-from ..errors import DKIMError
-from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN, SignOutcome, Summary, atomic_write
+from .._files import atomic_write, write_signed
+from .._work import _as_is
+from ..errors import DKIMError, ReplacedMeanwhile
+from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN, Summary
 from ..signing import Signer, sign_all
 from ._common import (
     EXIT_FAIL,
     EXIT_OK,
+    EXIT_PIPE,
     FORMATTER,
     UsageError,
     _os_error,
     _printable,
-    _Progress,
-    _said,
+    _quiet_stdout,
     at_least,
     read_password,
     seconds,
+    stop_on_signals,
 )
+from ._sign_mbox import make_dirs_for, sign_mbox
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("sign", help="sign a message, a directory, a Maildir or an mbox", formatter_class=FORMATTER,
                        description="Sign one message (a file or standard input, written to standard output or --out) "
                                    "or many (a directory, a Maildir or an mbox, written to --out, or replaced "
-                                   "atomically with --in-place). Messages that cannot be signed are reported and "
-                                   "written out unchanged: nothing is dropped.",
+                                   "atomically with --in-place). A message that cannot be signed is written out "
+                                   "unchanged (with --in-place, left as it is) and reported, and the exit status is "
+                                   "1: nothing is dropped. Outputs get the permissions of their inputs. Stopped by "
+                                   "Ctrl-C, SIGTERM, SIGHUP or a closed standard output, it ends its worker "
+                                   "processes, leaves each output either as it was or completely signed, and exits "
+                                   "with 128 + the signal's number (141 for the closed output).",
                        epilog="examples:\n  fastdkim sign --domain example.com --selector s1 --key s1.pem msg.eml > signed.eml\n"
                               "  fastdkim sign --domain example.com --selector rsa --key rsa.pem --selector ed --key ed.pem msg.eml\n"
                               "  fastdkim sign --policy dkim.toml --out signed/ Maildir/\n"
@@ -54,18 +65,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument("--in-place", action="store_true", help="replace the inputs, each atomically")
     s.add_argument("--force", action="store_true", help="replace an existing --out file")
     s.add_argument("--jobs", type=at_least(0, "--jobs must be positive"), default=0,
-                   help="worker processes (default: all cores)")
+                   help="worker processes (default: one per usable core; 1: no worker process)")
     s.add_argument("--lock-timeout", type=seconds("--lock-timeout must be 0 or more seconds", zero=True), default=30.0,
                    metavar="SECONDS", help="how long --in-place waits for an mbox lock held by a delivery (default 30)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
 
 
-# -- what the workers run ----------------------------------------------------------------
+# -- the signers -------------------------------------------------------------------------
 
 
 class _SignSetup:
-    """What a worker needs to sign: rebuilt in each process (keys are not picklable)."""
+    """The signers (or the policy) of the command, built once from its
+    options, their warnings shown once.  Here it signs through
+    :func:`_sign_stream`; it travels to worker processes as what it built
+    (nothing is rebuilt, no key file read again there)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.policy_path = args.policy
@@ -83,6 +97,11 @@ class _SignSetup:
         self._built: Any = None
 
     def validate(self) -> None:
+        """Check the options and build the signers (or the policy) once.
+
+        :raises UsageError: options that do not go together, or a key or the
+            policy that cannot be loaded.
+        """
         if self.policy_path:
             if self.domain or self.selectors or self.keys:
                 raise UsageError("use either --policy or --domain/--selector/--key, not both")
@@ -95,7 +114,10 @@ class _SignSetup:
 
     def build(self, report: bool = False) -> Any:
         """The signers (or the policy); ``report``: show warnings about the
-        keys (short RSA keys) on standard error, as the main process does."""
+        keys (short RSA keys) on standard error.
+
+        :raises UsageError: a key or the policy cannot be loaded.
+        """
         if self._built is None:
             import warnings
 
@@ -124,143 +146,97 @@ class _SignSetup:
                     print("fastdkim sign: warning: %s" % w.message, file=sys.stderr)
         return self._built
 
-    def __getstate__(self) -> Dict[str, Any]:
-        d = dict(self.__dict__)
-        d["_built"] = None
-        return d
+    def sign(self, message: Any) -> bytes:
+        """The ``DKIM-Signature`` field(s) for ``message`` (see :func:`_sign_stream`)."""
+        return _sign_stream(self, message)
 
-    def signers_for(self, fh: Any) -> Tuple[Signer, ...]:
-        """The signers for the message in ``fh`` (a policy reads its header block)."""
-        built = self.build()
-        if isinstance(built, tuple):
-            return built
-        signers: Tuple[Signer, ...] = built.signers_for(fh)
-        return signers
+    def __reduce__(self) -> Tuple[Any, Tuple[Any]]:
+        return _as_is, (self.build(),)
 
 
-_SETUP: Optional[_SignSetup] = None
+def _sign_stream(setup: _SignSetup, message: Any) -> bytes:
+    """The field(s) to prepend to ``message`` (bytes, or a binary file read
+    from its position, its header block once).
 
-
-def _init_worker(setup: _SignSetup, worker: bool = False, main_pid: int = 0) -> None:
-    global _SETUP
-    if worker:
-        # Ctrl-C is the main process's to handle: a worker finishes the
-        # message in hand (each is written atomically) and is then stopped.
-        import signal
-
-        from .._owner import exit_with
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if main_pid:
-            exit_with(main_pid)  # a killed main process takes its workers along
-    _SETUP = setup
-    setup.build()
-
-
-def _sign_stream(setup: _SignSetup, fh: Any) -> bytes:
-    """Headers to prepend to the message in the seekable binary ``fh``; raises DKIMError if it cannot be signed."""
-    start = fh.tell()
-    signers = setup.signers_for(fh)
-    fh.seek(start)
-    return b"".join(sign_all(fh, signers))
-
-
-def _sign_path_task(task: Tuple[str, str, str, bool, bool]) -> Any:
-    """Worker: sign file ``src`` (named ``name``) into ``dst`` (``src`` itself for
-    in-place; an existing ``dst`` is replaced only with ``force``)."""
-    from ..errors import ReplacedMeanwhile
-
-    name, src, dst, in_place, force = task
-    assert _SETUP is not None
-    try:
-        size = os.path.getsize(src)
-        with open(src, "rb") as fh:
-            try:
-                headers = _sign_stream(_SETUP, fh)
-                reason = ""
-            except DKIMError as exc:
-                headers, reason = b"", str(exc)
-            if headers or not in_place:
-                def write(out: Any) -> None:
-                    fh.seek(0)
-                    write_signed(out, headers, fh)
-
-                st = os.fstat(fh.fileno())
-                try:  # in place: only over the very file read (a mail client may have filed it meanwhile)
-                    atomic_write(dst, write, overwrite=in_place or force,
-                                 expect=(st.st_dev, st.st_ino) if in_place else None)
-                except ReplacedMeanwhile as exc:
-                    return SignOutcome(name, size, False, "not signed: %s" % _os_error(exc))
-        return SignOutcome(name, size, bool(headers), reason)
-    except FileExistsError:
-        return SignOutcome(name, 0, False, "%s exists (use --force to replace it)" % dst)
-    except OSError as exc:
-        return SignOutcome(name, 0, False, "I/O error: %s" % _os_error(exc))
-
-
-def _sign_mbox_task(task: Tuple[str, bytes, bytes]) -> Any:
-    import io
-
-    name, _sep, data = task
-    assert _SETUP is not None
-    try:
-        return SignOutcome(name, len(data), True), _sign_stream(_SETUP, io.BytesIO(data))
-    except DKIMError as exc:
-        return SignOutcome(name, len(data), False, str(exc)), b""
+    :raises DKIMError: the message cannot be signed.
+    """
+    built = setup.build()
+    if isinstance(built, tuple):
+        return b"".join(sign_all(message, built))
+    headers: bytes = built.sign(message)
+    return headers
 
 
 def _pool(jobs: int, setup: _SignSetup) -> Any:
+    """A pool of ``jobs`` worker processes as the bulk engine starts them
+    (forked from a server process, so that they inherit no open file, such
+    as a locked mbox, and ending with this process), the signers of
+    ``setup`` installed in each; ``None`` for one job.  (The command lets
+    the engine start its own; this one is for callers that want a pool
+    alike.)"""
     if jobs <= 1:
-        _init_worker(setup)
         return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import pickle
 
-    # Workers must not inherit open files by fork: an mbox locked with flock
-    # would stay locked in them after fastdkim is done with it.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, True, os.getpid()),
-                               mp_context=ctx)
+    from .._engine import _start_pool
 
-
-def _map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int = 16) -> Iterator[Tuple[Any, Any]]:
-    """``(item, fn(item))`` in input order, with at most ``window`` items in flight
-    (so an mbox of any size is never read into memory whole)."""
-    if pool is None:
-        for item in items:
-            yield item, fn(item)
-        return
-    from collections import deque
-
-    pending: Any = deque()
-    for item in items:
-        pending.append((item, pool.submit(fn, item)))
-        if len(pending) >= window:
-            it, fut = pending.popleft()
-            yield it, fut.result()
-    while pending:
-        it, fut = pending.popleft()
-        yield it, fut.result()
+    return _start_pool(jobs, "sign-%d" % os.getpid(), pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 # -- the command -------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..bulk import usable_cores
+
+    inputs = args.inputs or ["-"]
+    jobs = max(1, args.jobs or usable_cores())
+    if jobs > 1 and _needs_workers(inputs, bool(args.in_place)):
+        from .._engine import warm_up
+
+        warm_up()  # the server the workers are forked from starts while the keys are read
+    setup = _SignSetup(args)
+    setup.validate()
+    with stop_on_signals():
+        try:
+            return _run(args, setup, inputs, jobs)
+        except BrokenPipeError:  # the reader went away: stop (the workers have ended), say so, and fail
+            _quiet_stdout()
+            print("fastdkim sign: error: standard output was closed; stopped", file=sys.stderr)
+            return EXIT_PIPE
+
+
+def _needs_workers(inputs: List[str], in_place: bool) -> bool:
+    """Whether signing ``inputs`` will likely start worker processes: a
+    directory, an mbox that is not small, or several files in place (a
+    guess, made before anything else is read)."""
+    from ..mailstore import MBOX, detect
+    from ._sign_mbox import IN_PROCESS_BYTES
+
+    files = 0
+    for p in inputs:
+        try:
+            st = os.stat(p)
+            if stat.S_ISDIR(st.st_mode):
+                return True
+            files += 1
+            if st.st_size >= IN_PROCESS_BYTES and detect(p).kind == MBOX:
+                return True
+        except (OSError, ValueError):
+            continue
+    return in_place and files > 1
+
+
+def _run(args: argparse.Namespace, setup: _SignSetup, inputs: List[str], jobs: int) -> int:
     import shutil
     import tempfile
 
     from ..mailstore import detect
 
-    setup = _SignSetup(args)
-    setup.validate()
-    inputs = args.inputs or ["-"]
     try:
         sources = [detect(p) for p in inputs]
     except FileNotFoundError as exc:
         raise UsageError(str(exc))
-    jobs = max(1, args.jobs or os.cpu_count() or 1)
     if args.in_place and any(s.kind == STDIN for s in sources):
         raise UsageError("--in-place needs files, not standard input")
     if args.in_place and args.out:
@@ -277,7 +253,9 @@ def run(args: argparse.Namespace) -> int:
             with stdin_copy:
                 if args.out and (os.path.isdir(args.out) or args.out.endswith(("/", os.sep))):
                     raise UsageError("--out %s is a directory: give a file name for standard input" % args.out)
-                return _sign_mbox_out("-", "-", args, setup, summary, t0, jobs, fh=stdin_copy)
+                sign_mbox("-", args, setup, jobs, summary, False, to=None if args.out else sys.stdout.buffer,
+                          label="-", fh_in=stdin_copy)
+                return _report(summary, args, t0, jobs)
         stdin_copy.seek(0)
     else:
         stdin_copy = None
@@ -287,14 +265,17 @@ def run(args: argparse.Namespace) -> int:
 
     if len(sources) == 1 and sources[0].kind == MBOX and not args.in_place and not args.out:
         # an mbox (or one message stored with its "From " line) to standard output
-        return _sign_mbox_out(sources[0].path, sources[0].path, args, setup, summary, t0, jobs)
+        sign_mbox(sources[0].path, args, setup, jobs, summary, False, to=sys.stdout.buffer, label=sources[0].path)
+        return _report(summary, args, t0, jobs)
     if len(sources) == 1 and sources[0].kind in (FILE, STDIN) and not args.in_place:
         return _sign_one(sources[0], args, setup, stdin_copy)
     return _sign_many(sources, args, setup, summary, t0, jobs)
 
 
 def _sign_one(src: Any, args: argparse.Namespace, setup: _SignSetup, stdin_copy: Any) -> int:
-    """One message (a file, or standard input in ``stdin_copy``) to ``--out`` or standard output."""
+    """One message (a file, or standard input in ``stdin_copy``) to ``--out``
+    or standard output; one that cannot be signed is written out unchanged,
+    and reported (exit status 1)."""
     out_path = args.out
     if out_path and (os.path.isdir(out_path) or out_path.endswith(("/", os.sep))):
         if src.kind == STDIN:
@@ -306,25 +287,37 @@ def _sign_one(src: Any, args: argparse.Namespace, setup: _SignSetup, stdin_copy:
     with fh:
         try:
             headers = _sign_stream(setup, fh)
-        except DKIMError as exc:
-            print("fastdkim sign: %s: not signed: %s" % (_printable(src.path), exc), file=sys.stderr)
-            return EXIT_FAIL
+            reason = ""
+        except DKIMError as exc:  # written out unchanged all the same: a filter never swallows mail
+            headers, reason = b"", str(exc) or type(exc).__name__
         fh.seek(0)
         if out_path:
+            mode = None
+            if src.kind == FILE and not os.path.lexists(out_path):  # a new file: the input's permissions
+                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+                make_dirs_for(out_path, os.path.dirname(os.path.abspath(src.path)))
             try:
-                atomic_write(out_path, lambda out: write_signed(out, headers, fh), overwrite=args.force)
+                atomic_write(out_path, lambda out: write_signed(out, headers, fh), overwrite=args.force, mode=mode)
             except FileExistsError as exc:
                 raise UsageError("%s (use --force to replace it)" % exc)
         else:
             write_signed(sys.stdout.buffer, headers, fh)
             sys.stdout.buffer.flush()
+    if reason:
+        print("fastdkim sign: %s: not signed, written out unchanged: %s" % (
+            _printable(src.path), _printable(reason)), file=sys.stderr)
+        return EXIT_FAIL
     return EXIT_OK
 
 
 def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summary: Summary, t0: float,
                jobs: int) -> int:
     """Several messages, Maildirs, directories or mboxes: to ``--out`` or in place."""
-    from ..mailstore import list_files
+    import contextlib
+
+    from .._into import files_into
+    from ..mailstore import SignOutcome, scan_files
+    from ._common import _Progress
 
     if not args.in_place and not args.out:
         raise UsageError("signing several messages needs --out LOCATION (or --in-place)")
@@ -336,63 +329,123 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
             and not os.path.isdir(args.out):
         raise UsageError("--out %s is not a directory (the input is a directory)" % args.out)
     show = sys.stderr.isatty() and not args.quiet
-    pool = _pool(jobs, setup)
     seen = set()  # each file once, however often it is named
-    try:
-        for src in sources:
-            real = os.path.realpath(src.path)
-            if src.kind == MBOX:
-                if real not in seen:
-                    seen.add(real)
-                    _sign_mbox(src.path, args, pool, summary, show)
-                continue
-            if src.kind == FILE:
-                names = [os.path.basename(src.path)]
-                base = os.path.dirname(src.path)
-            else:
-                names = list_files(src)
-                base = src.path
-            if args.out and os.path.realpath(args.out) == os.path.realpath(src.path):
-                raise UsageError("--out is the input location: use --in-place to sign in place")
-            if src.kind == MAILDIR and args.out:
-                for sub in ("cur", "new", "tmp"):
-                    os.makedirs(os.path.join(args.out, sub), exist_ok=True)
-            tasks = []
-            for n in names:
-                s_path = os.path.join(base, n)
-                real = os.path.realpath(s_path)
-                if real in seen:
-                    continue
+    mboxes = []
+    names: List[str] = []
+    items: List[Any] = []  # paths (in place) or (source, destination) pairs
+    for src in sources:
+        real = os.path.realpath(src.path)
+        if src.kind == MBOX:
+            if real not in seen:
                 seen.add(real)
-                d_path = s_path if args.in_place else (
-                    args.out if src.kind == FILE else os.path.join(args.out, n))
-                tasks.append((n, s_path, d_path, bool(args.in_place), bool(args.force)))
-            _sweep(os.path.dirname(os.path.realpath(t[2])) for t in tasks)
-            prog = _Progress("signing", len(tasks), sys.stderr, show)
-            for i, (_, outcome) in enumerate(_map(pool, _sign_path_task, tasks, 4 * jobs), 1):
-                summary.add(outcome)
+                mboxes.append(src)
+            continue
+        if src.kind == FILE:
+            found = [(os.path.basename(src.path), os.path.islink(src.path))]
+            base = os.path.dirname(src.path)
+        else:
+            found = scan_files(src)
+            base = src.path
+        if args.out and os.path.realpath(args.out) == real:
+            raise UsageError("--out is the input location: use --in-place to sign in place")
+        if args.out and src.kind != FILE:
+            _make_out_root(src.path, args.out, src.kind == MAILDIR)
+        real_dirs: Dict[str, str] = {}
+        for n, link in found:
+            s_path = os.path.join(base, n)
+            if link:
+                r = os.path.realpath(s_path)
+            else:  # the real path of its directory, computed once, and its name
+                d, leaf = os.path.split(n)
+                rd = real_dirs.get(d)
+                if rd is None:
+                    rd = real_dirs[d] = os.path.realpath(os.path.join(base, d))
+                r = os.path.join(rd, leaf)
+            if r in seen:
+                continue
+            seen.add(r)
+            names.append(n)
+            if args.in_place:
+                items.append(s_path)
+            else:
+                items.append((s_path, args.out if src.kind == FILE else os.path.join(args.out, n)))
+    if items:
+        _sweep({os.path.dirname(it if args.in_place else it[1]) for it in items})
+        prog = _Progress("signing", len(items), sys.stderr, show)
+        results = files_into(items, setup, 1 if _small(items, args.in_place) else jobs, None, None,
+                             bool(args.force), bool(args.in_place))
+        with contextlib.closing(results):
+            for i, r in enumerate(results, 1):
+                summary.add(SignOutcome(names[r.index], r.size, r.ok, _why(r)))
                 prog.update(i, summary.bytes)
-            prog.update(len(tasks), summary.bytes, True)
-            prog.close()
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        prog.update(len(items), summary.bytes, True)
+        prog.close()
+    for src in mboxes:
+        sign_mbox(src.path, args, setup, jobs, summary, show)
     return _report(summary, args, t0, jobs)
 
 
-def _sweep(directories: Iterable[str]) -> None:
+def _small(items: List[Any], in_place: bool) -> bool:
+    """Whether the message files ``items`` are few and small enough to be
+    signed in this process: starting worker processes would take longer than
+    the signing (``fastdkim sign --in-place message.eml``)."""
+    from ._sign_mbox import IN_PROCESS_BYTES
+
+    if len(items) > 16:
+        return False
+    if len(items) < 2:  # (one file, however large: nothing to share among workers)
+        return True
+    total = 0
+    for it in items:
+        try:
+            total += os.path.getsize(it if in_place else it[0])
+        except OSError:
+            pass
+    return total < IN_PROCESS_BYTES
+
+
+def _why(r: Any) -> str:
+    """Why a file's output does not hold its signed message, in a line."""
+    exc = r.error
+    if exc is None:
+        return ""
+    if isinstance(exc, ReplacedMeanwhile):
+        return "not signed: %s" % _os_error(exc)
+    if isinstance(exc, FileExistsError):
+        return "%s exists (use --force to replace it)" % r.dst
+    if isinstance(exc, OSError):
+        return "I/O error: %s" % _os_error(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _make_out_root(src: str, out: str, maildir: bool) -> None:
+    """Create the ``--out`` directory of the directory or Maildir ``src``
+    (its missing parents as any program would), with the permissions of
+    ``src``; for a Maildir also ``cur``, ``new`` and ``tmp``, each with those
+    of its counterpart.  (Deeper directories are made by the workers, each
+    like its counterpart.)"""
+    from .._work import _make_dirs_like
+
+    if not os.path.isdir(out):
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        _make_dirs_like(os.path.abspath(out), os.path.abspath(src))
+    if maildir:
+        for sub in ("cur", "new", "tmp"):
+            _make_dirs_like(os.path.join(out, sub), os.path.join(src, sub))
+
+
+def _sweep(directories: Any) -> None:
     """Remove the temporary files that killed fastdkim runs left in ``directories``."""
     from .._owner import sweep_temporaries
+    from ._common import _said
 
-    n = sum(sweep_temporaries(d) for d in set(directories))
+    n = sum(sweep_temporaries(d) for d in {os.path.realpath(d or ".") for d in directories})
     if n:
         _said("removed %d temporary file%s left by an interrupted run" % (n, "s" if n > 1 else ""))
 
 
 def _is_stdout(path: str) -> bool:
     """Is standard output the regular file at ``path`` (``sign X >> X``)?"""
-    import stat
-
     try:
         out = os.fstat(sys.stdout.fileno())
         st = os.stat(path)
@@ -401,21 +454,7 @@ def _is_stdout(path: str) -> bool:
     return stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (st.st_dev, st.st_ino)
 
 
-def _sign_mbox_out(path: str, label: str, args: argparse.Namespace, setup: Any, summary: Any, t0: float,
-                   jobs: int, fh: Any = None) -> int:
-    """Sign the mbox at ``path`` (or in the seekable file ``fh``; shown as
-    ``label``) into ``--out``, or onto standard output."""
-    pool = _pool(jobs, setup)
-    try:
-        _sign_mbox(path, args, pool, summary, False, to=None if args.out else sys.stdout.buffer, label=label,
-                   fh_in=fh)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return _report(summary, args, t0, jobs)
-
-
-def _report(summary: Any, args: argparse.Namespace, t0: float, jobs: int) -> int:
+def _report(summary: Summary, args: argparse.Namespace, t0: float, jobs: int) -> int:
     """The closing lines of a batch: what was skipped and why, and the counts."""
     el = max(time.perf_counter() - t0, 1e-9)
     err = sys.stderr
@@ -426,69 +465,3 @@ def _report(summary: Any, args: argparse.Namespace, t0: float, jobs: int) -> int
         summary.signed, summary.total, len(summary.skipped), summary.total / el, summary.bytes / el / 1e6,
         jobs, "s" if jobs > 1 else ""), file=err)
     return EXIT_OK if not summary.skipped else EXIT_FAIL
-
-
-def _sign_mbox(path: str, args: argparse.Namespace, pool: Any, summary: Any, show: bool, to: Any = None,
-               label: Optional[str] = None, fh_in: Any = None) -> None:
-    """Sign every message of the mbox at ``path`` (or in the seekable file
-    ``fh_in``): in place (under the mbox lock, rewriting the file itself
-    through a journal), into ``--out``, or onto the stream ``to``."""
-    import contextlib
-
-    from ..mailstore import MboxLock, MboxLockedError, iter_mbox, recover_mbox, rewrite_in_place
-
-    in_place = bool(args.in_place) and to is None and fh_in is None
-    if not in_place and to is None and fh_in is None and os.path.exists(args.out) \
-            and os.path.samefile(args.out, path):
-        raise UsageError("--out is the input mbox: use --in-place to sign in place")
-    try:
-        if fh_in is None and not in_place:
-            _said(recover_mbox(path, timeout=args.lock_timeout))  # a rewrite left half done by a killed run
-        lock = MboxLock(path, timeout=args.lock_timeout) if in_place else None
-        with lock if lock is not None else contextlib.nullcontext():
-            if lock is not None:
-                _said(lock.recovered)
-
-            def source() -> Any:
-                # In place, the mbox is read through the locked descriptor only.
-                if lock is not None or fh_in is not None:
-                    f = lock.fh if lock is not None else fh_in
-                    f.seek(0)
-                    return contextlib.nullcontext(f)
-                return open(path, "rb")
-
-            total = 0
-            with source() as fh:
-                for _ in iter_mbox(fh):
-                    total += 1
-            prog = _Progress("signing", total, sys.stderr, show)
-
-            def write(out: Any) -> None:
-                with source() as fh:
-                    tasks = (("%s#%d" % (label or os.path.basename(path), i), sep, msg)
-                             for i, (sep, msg) in enumerate(iter_mbox(fh), 1))
-                    window = 4 * max(1, args.jobs or os.cpu_count() or 1)
-                    for i, ((_, sep, msg), (outcome, headers)) in enumerate(
-                            _map(pool, _sign_mbox_task, tasks, window), 1):
-                        summary.add(outcome)
-                        out.write(sep)
-                        out.write(headers)
-                        out.write(msg)
-                        prog.update(i, summary.bytes)
-
-            if to is not None:
-                write(to)
-                to.flush()
-            elif lock is not None:
-                rewrite_in_place(lock.fh, write, path)
-            else:
-                try:
-                    atomic_write(args.out, write, overwrite=bool(args.force))
-                except FileExistsError as exc:
-                    raise UsageError("%s (use --force to replace it)" % exc)
-    except MboxLockedError as exc:
-        raise UsageError("%s; nothing was changed" % exc)
-    except ValueError as exc:  # not an mbox after all
-        raise UsageError("%s: %s" % (path, exc))
-    prog.update(total, summary.bytes, True)
-    prog.close()
