@@ -230,7 +230,11 @@ class Signer:
         from cryptography.hazmat.primitives import serialization
 
         state = dict(state)
-        key: Any = serialization.load_der_private_key(state.pop("key"), password=None)
+        # The key was checked when the pickled Signer loaded it; checking an
+        # RSA key again costs each worker process tens of milliseconds.  (A
+        # pickle from an untrusted source is unsafe to load in any case.)
+        key: Any = serialization.load_der_private_key(state.pop("key"), password=None,
+                                                      unsafe_skip_rsa_key_validation=True)
         self.__dict__.update(state)
         self.key = key
         self._fresh_caches()
