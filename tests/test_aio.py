@@ -6,7 +6,6 @@ import asyncio
 import io
 import pickle
 import threading
-import time
 
 import dns.asyncresolver
 import dns.rcode
@@ -173,14 +172,14 @@ def test_a_dropped_query_is_temperror_within_the_timeout_and_others_pass(server,
 
     async def main():
         verifier = AsyncVerifier(keys=source(server, timeout=timeout), now=NOW)
-        t0 = time.monotonic()
-        results = await asyncio.gather(*[verifier.verify(m) for m in msgs])
-        return results, time.monotonic() - t0
+        return await asyncio.gather(*[verifier.verify(m) for m in msgs])
 
-    results, elapsed = asyncio.run(main())
+    results = asyncio.run(main())
     assert [statuses(r) for r in results] == [["temperror"]] * 3 + [["pass"]] * 5
     assert "timed out" in results[0][0].reason
-    assert elapsed < timeout + 5  # bounded by the timeout, not hung (generous for a busy machine)
+    # bounded by the timeout, told by the queries (not a clock): the three
+    # messages waited on one lookup, which tried once (twice at most) and gave up
+    assert 1 <= server.count(name("drop")) <= 2
 
 
 def test_cancelling_a_waiting_task_leaves_the_others_their_answer(server, ed_key):

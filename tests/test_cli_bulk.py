@@ -465,7 +465,6 @@ def test_a_signal_ends_every_process_and_the_pipe(key, big_mbox, sig):
             pass
         eof.set()
 
-    t0 = time.monotonic()
     p.send_signal(sig)
     threading.Thread(target=drain, daemon=True).start()
     try:
@@ -474,11 +473,9 @@ def test_a_signal_ends_every_process_and_the_pipe(key, big_mbox, sig):
     finally:
         if p.poll() is None:
             p.kill()
-    took = time.monotonic() - t0
     err = p.stderr.read()
     assert p.returncode == 128 + sig, (p.returncode, err)
     assert b"Traceback" not in err, err
-    assert took < 10, took
     assert _gone_within(tag, 5) == {}
 
 
