@@ -4,7 +4,8 @@ Run from the project root (compiled core built in place)::
 
     python benchmarks/bench_bulk.py [--quick] [--json bulk.json] [--only cores,threads,cli,dask,memory]
 
-Every figure is a ratio to a baseline measured in the same run:
+Every figure is a ratio to a baseline measured in the same run, the timed
+rounds of the two interleaved (best round of each):
 
 * ``cores``: ``sign_many`` over generated 3 KB messages (RSA-2048) with
   ``jobs=1`` against a plain loop over ``Signer.sign``, and with two worker
@@ -34,7 +35,7 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -49,13 +50,16 @@ from fastdkim.keys import generate_private_key  # noqa: E402
 TMPFS = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def _rate(n: float, fn: Callable[[], Any], rounds: int = 3) -> float:
-    """Best of ``rounds``: units per second."""
-    best = 0.0
+def _rates(n: float, fns: Sequence[Callable[[], Any]], rounds: int = 3) -> List[float]:
+    """Best of ``rounds`` for each of ``fns``, the rounds interleaved (one of
+    each in turn), so that a spell of load elsewhere on the machine falls on
+    all of them alike: units per second, in the order of ``fns``."""
+    best = [0.0] * len(fns)
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = max(best, n / (time.perf_counter() - t0))
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = max(best[i], n / (time.perf_counter() - t0))
     return best
 
 
@@ -73,9 +77,9 @@ def bench_cores(quick: bool, out: Dict[str, Any]) -> None:
     n = 4000 if quick else 20_000
     signer = _signer()
     msgs = [mailgen.message(3000, total=True, seed=i % 64) for i in range(n)]
-    loop = _rate(n, lambda: [signer.sign(m) for m in msgs])
-    one = _rate(n, lambda: _consume(sign_many(msgs, signer, jobs=1)))
-    two = _rate(n, lambda: _consume(sign_many(msgs, signer, jobs=2)))
+    loop, one, two = _rates(n, [lambda: [signer.sign(m) for m in msgs],
+                                lambda: _consume(sign_many(msgs, signer, jobs=1)),
+                                lambda: _consume(sign_many(msgs, signer, jobs=2))])
     out["cores"] = {"messages": n, "loop_msg_s": loop, "jobs1_msg_s": one, "jobs2_msg_s": two,
                     "jobs1_over_loop": one / loop, "jobs2_over_jobs1": two / one}
     print("cores    %d x 3 KB RSA-2048: loop %.0f msg/s; sign_many jobs=1 %.0f (%.2fx loop); "
@@ -89,11 +93,9 @@ def bench_threads(quick: bool, out: Dict[str, Any]) -> None:
     msgs = [big] * n
     mb = n * len(big) / 1e6
 
-    def on(threads: int) -> float:
-        with ThreadPoolExecutor(threads) as ex:
-            return _rate(mb, lambda: _consume(sign_many(msgs, signer, executor=ex, window=n)))
-
-    one, two = on(1), on(2)
+    with ThreadPoolExecutor(1) as ex1, ThreadPoolExecutor(2) as ex2:
+        one, two = _rates(mb, [lambda: _consume(sign_many(msgs, signer, executor=ex1, window=n)),
+                               lambda: _consume(sign_many(msgs, signer, executor=ex2, window=n))])
     out["threads"] = {"messages": n, "size": len(big), "thread1_mb_s": one, "thread2_mb_s": two,
                       "thread2_over_thread1": two / one}
     print("threads  %d x 10 MB: 1 thread %.0f MB/s; 2 threads %.0f MB/s (%.2fx)" % (n, one, two, two / one))
@@ -124,15 +126,16 @@ def bench_cli(quick: bool, out: Dict[str, Any]) -> None:
         with open(p, "wb") as fh:
             fh.write(m)
         paths.append(p)
-    inproc = _rate(n, lambda: _consume(sign_many(paths, signer, jobs=jobs)), rounds=2)
-    best = 0.0
-    for r in range(2):
-        dst = os.path.join(base, "out%d" % r)
-        t0 = time.perf_counter()
+    runs = iter(range(1 << 30))
+
+    def cli() -> None:
+        dst = os.path.join(base, "out%d" % next(runs))
         subprocess.run(_fastdkim_cmd() + ["sign", "--domain", "example.com", "--selector", "bench", "--key", keyfile,
                                           "--jobs", str(jobs), "--quiet", "--out", dst, md], check=True,
                        stderr=subprocess.DEVNULL)
-        best = max(best, n / (time.perf_counter() - t0))
+        subprocess.run(["rm", "-rf", dst], check=False)
+
+    inproc, best = _rates(n, [lambda: _consume(sign_many(paths, signer, jobs=jobs)), cli], rounds=3)
     subprocess.run(["rm", "-rf", base], check=False)
     out["cli"] = {"messages": n, "jobs": jobs, "sign_many_msg_s": inproc, "cli_msg_s": best,
                   "cli_over_sign_many": best / inproc, "tmpfs": TMPFS is not None}
@@ -153,11 +156,11 @@ def bench_dask(quick: bool, out: Dict[str, Any]) -> None:
     n = 4000 if quick else 20_000
     signer = _signer()
     msgs = [mailgen.message(3000, total=True, seed=i % 64) for i in range(n)]
-    two = _rate(n, lambda: _consume(sign_many(msgs, signer, jobs=2)), rounds=2)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as c, distributed.Client(c):
         bag = db.from_sequence(msgs, npartitions=16)
-        rate = _rate(n, lambda: _consume(sign_bag(bag, signer, include_message=False).compute()), rounds=2)
+        two, rate = _rates(n, [lambda: _consume(sign_many(msgs, signer, jobs=2)),
+                               lambda: _consume(sign_bag(bag, signer, include_message=False).compute())], rounds=2)
     out["dask"] = {"messages": n, "sign_many_jobs2_msg_s": two, "local_cluster_msg_s": rate,
                    "cluster_over_sign_many": rate / two}
     print("dask     %d x 3 KB: LocalCluster(2 workers) %.0f msg/s; sign_many jobs=2 %.0f msg/s (%.2fx)"
@@ -181,14 +184,30 @@ _RSS_API = textwrap.dedent("""
 """)
 
 
+#: Runs a command and prints its peak RSS (KiB).  It runs in a small process
+#: of its own: a child forked from this benchmark would start out sharing
+#: its hundreds of MiB, and the kernel's peak for the child would be those.
+_PEAK_OF = textwrap.dedent("""
+    import os, sys
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.execv(sys.argv[1], sys.argv[1:])
+    _, status, usage = os.wait4(pid, 0)
+    print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+""")
+
+
 def _peak_kib_of_child(cmd: List[str]) -> int:
-    """Peak RSS (KiB) of the command, via wait4."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise SystemExit("%s failed (%d)" % (cmd, proc.returncode))
-    return usage.ru_maxrss
+    """Peak RSS (KiB) of the command's largest process (itself, or one of
+    the processes it waited for: its workers), via wait4."""
+    r = subprocess.run([sys.executable, "-c", _PEAK_OF, *cmd], check=True, capture_output=True, text=True)
+    code, peak = map(int, r.stdout.split())
+    if code not in (0, 1):
+        raise SystemExit("%s failed (%d)" % (cmd, code))
+    return peak
 
 
 def bench_memory(quick: bool, out: Dict[str, Any]) -> None:
