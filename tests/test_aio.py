@@ -3,7 +3,9 @@ small DNS server run by the tests on 127.0.0.1 (tests/fakedns.py)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
+import logging
 import pickle
 import threading
 
@@ -182,6 +184,36 @@ def test_a_dropped_query_is_temperror_within_the_timeout_and_others_pass(server,
     assert 1 <= server.count(name("drop")) <= 2
 
 
+def test_timeouts_and_cancellations_leave_no_task_and_no_warning(server, ed_key, caplog, recwarn):
+    """Many waiters on dropped and answered selectors, some cancelled, under
+    asyncio's debug mode: when the last verification ends, no query task is
+    left on the loop, and nothing was logged or warned (a task destroyed
+    while pending, a coroutine never awaited)."""
+    msgs = [signed(ed_key, "drop"), signed(ed_key, "ed")] + [signed(ed_key, "k%d" % i) for i in range(10)]
+
+    async def main():
+        verifier = AsyncVerifier(keys=source(server, timeout=0.3), now=NOW)
+        tasks = [asyncio.create_task(verifier.verify(m)) for m in msgs * 30]
+        await asyncio.sleep(0)
+        for t in tasks[::5]:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        return results, left
+
+    caplog.set_level("DEBUG", logger="asyncio")
+    results, left = asyncio.run(main(), debug=True)
+    gc.collect()
+    assert not left
+    done = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, asyncio.CancelledError) for r in results if isinstance(r, BaseException))
+    assert len(done) == len(results) - len(results[::5])
+    assert {statuses(r)[0] for r in done} == {"temperror", "pass"}
+    # (leaving out debug mode's "Executing ... took 0.1 seconds", which a busy machine can cause)
+    assert not [x for x in caplog.records if x.levelno >= logging.WARNING and not x.getMessage().startswith("Executing")]
+    assert not [w for w in recwarn if issubclass(w.category, (RuntimeWarning, ResourceWarning))]
+
+
 def test_cancelling_a_waiting_task_leaves_the_others_their_answer(server, ed_key):
     msg = signed(ed_key, "ed")
     src, resolver = slow_source(server)
@@ -350,6 +382,45 @@ def test_key_sources_sync_and_async(server, rsa_key, ed_key):
         asyncio.run(aio.verify(msg, keys=AsyncDNSKeySource))
     with pytest.raises(OptionError):
         AsyncVerifier(keys={}, lookup_timeout=0)
+
+
+@pytest.mark.skipif(not hasattr(asyncio.Task, "cancelling"), reason="Task.cancelling() is Python 3.11+")
+def test_a_key_source_cancelled_under_it_is_temperror_and_a_cancelled_task_stays_cancelled(ed_key):
+    """A key source whose lookup raises CancelledError of its own (its
+    session closed under it) is a failed lookup, not the end of the
+    verifying task; cancelling that task still cancels it."""
+    msg = signed(ed_key, "ed")
+
+    class Closed:
+        async def lookup(self, n):
+            raise asyncio.CancelledError()
+
+    async def inner_task_cancelled(n):
+        t = asyncio.create_task(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        t.cancel()
+        return await t
+
+    async def main():
+        got = []
+        for keys in (Closed(), inner_task_cancelled):
+            [r] = await aio.verify(msg, keys=keys, now=NOW, lookup_timeout=5)
+            got.append(r)
+        started = asyncio.Event()
+
+        async def hang(n):
+            started.set()
+            await asyncio.Event().wait()
+
+        task = asyncio.create_task(aio.verify(msg, keys=hang, now=NOW, lookup_timeout=5))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return got
+
+    got = asyncio.run(main())
+    assert [r.status for r in got] == ["temperror", "temperror"] and "cancelled" in got[0].reason
 
 
 def test_module_verify_keeps_each_calls_keys_and_options(ed_key):

@@ -9,6 +9,7 @@ import pytest
 import fastdkim
 from fastdkim.authres import authentication_results, is_authserv_id
 from fastdkim.errors import OptionError
+from fastdkim.dmarc_record import DMARCRecord
 from fastdkim.verification import Verification
 
 MSG = b"From: Joe <joe@example.com>\r\nTo: x@example.org\r\nSubject: hi\r\n\r\nHello there.\r\n"
@@ -207,6 +208,81 @@ def test_width_below_20_is_refused():
         authentication_results("mx", [], width=10)
 
 
+def test_width_and_authserv_id_beyond_a_line_are_refused():
+    with pytest.raises(OptionError):
+        authentication_results("mx", [], width=999)  # RFC 5322: no line over 998 characters
+    assert authentication_results("m" * 255, []).startswith("Authentication-Results: mmm")
+    with pytest.raises(OptionError):
+        authentication_results("m" * 256, [])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ([Verification("pass\r\nBcc: evil@example.org", "ok", domain="example.com")], None),
+    lambda: ([Verification("pass extra=1", "ok")], None),
+    lambda: ([], dmarc_result("pass\r\nX-Injected: 1")),
+    lambda: ([], dmarc_result("fail", policy="reject\r\nX-Injected: 1")),
+    lambda: ([], dmarc_result("fail", record=DMARCRecord(p="reject)\r\nX-Injected: (1"))),
+    lambda: ([], dmarc_result("fail", record=DMARCRecord(p="none", sp="x y"))),
+])
+def test_results_that_would_write_anything_into_the_field_are_refused(make):
+    """A Verification or DMARCResult built by the caller (from another
+    verifier's results, say) cannot smuggle a line break or another result
+    into the field through its status or policy."""
+    results, dmarc = make()
+    with pytest.raises(OptionError, match="must be a word"):
+        authentication_results("mx.example.net", results, dmarc=dmarc)
+
+
+def dmarc_result(status, **kw):
+    from fastdkim.dmarc import DMARCResult
+
+    kw.setdefault("from_domain", "example.com")
+    return DMARCResult(status, "why", **kw)
+
+
+def test_what_a_malformed_signature_says_cannot_make_a_line_too_long():
+    """a=, s=, d= and i= of thousands of characters (what an attacker puts in
+    a signature) end up in the reason and properties: the reason is cut,
+    long values are left out, and no line passes RFC 5322's 998 characters,
+    folded or not."""
+    long = "x" * 3000
+    sig = ("DKIM-Signature: v=1; a=%s; d=example.com; s=%s; i=%s@example.com; h=from; bh=AAAA; b=AAAA\r\n"
+           % (long, long, long)).encode()
+    results = fastdkim.verify(sig + b"From: a@example.com\r\n\r\nbody\r\n", keys={})
+    results.append(Verification("fail", "\u00e9" * 2000 + " " + "y" * 2000, domain="d" * 400 + ".example",
+                                selector="s" * 400, algorithm=long, identity="@" + "i" * 400))
+    for width in (None, 78):
+        field = authentication_results("mx.example.net", results, width=width)
+        lines = field.split("\n")
+        assert max(len(x) for x in lines) <= 998, [len(x) for x in lines]
+        ours = parse_authentication_results(field)
+        assert [r.result for r in ours.results] == ["permerror", "fail"]
+        assert all(len(r.reason or "") <= 256 and r.reason.endswith("...") for r in ours.results)
+        assert ours.results[1].properties == ()
+        assert [r.result for r in by_package(field).results] == ["permerror", "fail"]
+    short = authentication_results("mx", [Verification("fail", "z" * 256)])
+    assert parse_authentication_results(short).results[0].reason == "z" * 256
+
+
+def test_a_d_in_u_labels_is_written_in_a_labels():
+    r = Verification("pass", "ok", domain="b\u00fccher.example", selector="s")
+    field = authentication_results("mx", [r], width=78)
+    assert field.isascii() and parse_authentication_results(field).results[0].get("header.d") == \
+        "xn--bcher-kva.example"
+    assert "header.d" not in authentication_results("mx", [Verification("pass", "ok", domain="b\u00fc cher")])
+    field = authentication_results("mx", [], dmarc=dmarc_result("pass", from_domain="b\u00fccher.example"))
+    assert parse_authentication_results(field).results[-1].get("header.from") == "xn--bcher-kva.example"
+
+
+def test_signatures_made_to_share_a_long_prefix_get_no_header_b():
+    a, b = "A" * 100 + "B", "A" * 100 + "C"
+    got = header_b_values([Verification("pass", "", raw_tags={"b": a.encode()}),
+                           Verification("fail", "", raw_tags={"b": b.encode()}),
+                           Verification("fail", "", raw_tags={"b": b"Q" * 64 + b"1"}),
+                           Verification("fail", "", raw_tags={"b": b"Q" * 63 + b"2"})])
+    assert got == [None, None, "Q" * 64, "Q" * 63 + "2"]
+
+
 @given(st.lists(st.builds(
     Verification,
     status=st.sampled_from(["pass", "fail", "neutral", "temperror", "permerror"]),
@@ -390,6 +466,16 @@ def test_claims_authserv_id(value, claims):
     assert claims_authserv_id(value, "mx.example.net") is claims
 
 
+@pytest.mark.parametrize("value", ['" mx.example.net "; dkim=pass', '"\tMX.example.net.\t"; dkim=pass'])
+def test_a_quoted_authserv_id_padded_with_whitespace_claims_it(value):
+    """A reader that trims the quoted authserv-id would trust such a field as
+    ours: it is removed like one."""
+    assert claims_authserv_id(value, "mx.example.net")
+    out = add_authentication_results(("Authentication-Results: %s\r\nFrom: a@b.example\r\n\r\nx\r\n"
+                                      % value).encode(), FIELD, "mx.example.net")
+    assert out.count(b"Authentication-Results") == 1
+
+
 def test_add_removes_only_fields_claiming_the_servid_and_keeps_line_endings():
     msg = (b"Authentication-Results: mx.example.net; dkim=pass (forged)\r\n"
            b"Received: from a\r\n\tby b\r\n"
@@ -507,6 +593,39 @@ def test_cli_add_in_place_to_out_and_to_stdout(signed, zone, tmp_path):
     r = run("verify", "--keys", zone, "--ar", "mx.example.net", "--add", input=forged)
     assert r.returncode == 0 and r.stdout.startswith(b"Authentication-Results: mx.example.net;\r\n\tdkim=pass")
     assert r.stdout.count(b"Authentication-Results") == 1 and r.stdout.endswith(message)
+
+
+def test_cli_add_from_standard_input_after_an_envelope_line(signed, zone):
+    """A delivery agent pipes the message with its mbox envelope line: the
+    message is verified after that line, and written out with it on top."""
+    message, _ = signed
+    envelope = b"From joe@example.com Mon Jan  1 00:00:00 2029\n"
+    lf = message.replace(b"\r\n", b"\n")
+    r = run("verify", "--keys", zone, "--ar", "mx.example.net", "--add", input=envelope + lf)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(envelope + b"Authentication-Results: mx.example.net;\n\tdkim=pass")
+    assert r.stdout.endswith(lf) and r.stdout.count(b"From joe@") == 1
+    # a header field that starts "From " is no envelope line: the message is read as it is
+    odd = b"From : joe@example.com\r\n\r\nbody\r\n"
+    r = run("verify", "--keys", zone, "--ar", "mx", "--add", input=odd)
+    assert r.stdout == b"Authentication-Results: mx; dkim=none\r\n" + odd
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_cli_add_never_writes_two_inputs_to_one_output(zone, tmp_path, force):
+    """a/m.eml and b/m.eml to one --out directory: the first is written, the
+    second refused (with --force it would have replaced the first)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = b"From: a@example.com\r\n\r\nfirst\r\n", b"From: a@example.com\r\n\r\nsecond\r\n"
+    (tmp_path / "a" / "m.eml").write_bytes(first)
+    (tmp_path / "b" / "m.eml").write_bytes(second)
+    out = tmp_path / "out"
+    r = run("verify", "--keys", zone, "--ar", "mx", "--add", "--out", out, *force, tmp_path / "a" / "m.eml",
+            tmp_path / "b" / "m.eml")
+    assert r.returncode == 2 and b"already the output of" in r.stderr, r.stderr
+    assert (out / "m.eml").read_bytes() == b"Authentication-Results: mx; dkim=none\r\n" + first
+    assert (tmp_path / "b" / "m.eml").read_bytes() == second
 
 
 def test_cli_add_in_a_maildir(signed, zone, tmp_path):

@@ -327,6 +327,25 @@ def test_from_domain_trouble_is_permerror(message, problem):
     assert parse_authentication_results(field).results[-1].result == "permerror"
 
 
+def test_a_from_domain_that_is_a_public_suffix_trailing_dot_and_capitals(server):
+    """A public suffix is its own organizational domain: its record is asked
+    for once, with no second step; a final dot and capitals change nothing;
+    a signature by a suffix never aligns with a domain registered under it."""
+    server.zone["_dmarc.co.uk"] = Txt(["v=DMARC1; p=reject"])
+    src = source(server)
+    out = evaluate(b"From: Bob <bob@CO.UK.>\r\n\r\nbody\r\n", [passing("co.uk")], keys=src)
+    assert (out.status, out.from_domain, out.organizational_domain, out.record_domain) == (
+        "pass", "co.uk", "co.uk", "co.uk")
+    assert server.count("_dmarc.co.uk") == 1 and server.count("_dmarc.co.uk.") == 0
+    server.zone["_dmarc.example.co.uk"] = Txt(["v=DMARC1; p=reject"])
+    out = evaluate(b"From: bob@Example.CO.uk.\r\n\r\nbody\r\n", [passing("CO.UK.")], keys=src)
+    assert (out.status, out.from_domain) == ("fail", "example.co.uk") and not out.dkim[0].relaxed
+    # suffixes written as A-labels are suffixes too: two registrations under one do not align
+    assert organizational_domain("a.example.xn--55qx5d.cn") == "example.xn--55qx5d.cn"
+    assert not is_aligned("attacker.xn--55qx5d.cn", "bank.xn--55qx5d.cn")
+    assert is_aligned("mail.bank.xn--55qx5d.cn", "bank.\u516c\u53f8.cn")
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(spf_result="bogus", spf_domain="example.com"), dict(spf_result="pass"), dict(spf_domain="example.com"),
     dict(spf_result="pass", spf_domain="not a domain"),

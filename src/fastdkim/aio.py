@@ -15,8 +15,9 @@ from DNS through :class:`AsyncDNSKeySource` (one shared TTL-honouring cache,
 one query for any number of tasks wanting the same name, a bound on the
 queries in flight, a timeout per lookup), or from any key source: a mapping,
 a sync or async callable, a :class:`~fastdkim.KeySource`, or an object with
-``async def lookup(name)``.  A lookup that fails or takes longer than the
-timeout makes its signatures ``temperror``; nothing is raised for it.
+``async def lookup(name)``.  A lookup that fails, is cancelled by the key
+source itself, or takes longer than the timeout makes its signatures
+``temperror``; nothing is raised for it.
 
 The loop is not blocked for long: a message larger than :data:`LARGE` and a
 message given as a binary file are read, canonicalized and hashed in the
@@ -151,13 +152,22 @@ def _async_source(keys: Any) -> Tuple[Any, bool]:
 
 async def _key(checks: Checks, source: Any, bounded: bool, timeout: float, name: str) -> KeyOutcome:
     """What looking *name* up in *source* comes to; raises nothing but
-    cancellation."""
+    the cancellation of the task that awaits it."""
     try:
         got = source.lookup(name)
         if inspect.isawaitable(got):
             got = await (got if bounded else asyncio.wait_for(got, timeout))
     except asyncio.TimeoutError:
         return (TEMPERROR, "key lookup for %s timed out after %g s" % (name, timeout))
+    except asyncio.CancelledError:
+        # A key source whose own task was cancelled (a session closed under
+        # it) is a failed lookup; only this task's own cancellation goes on.
+        # (Before Python 3.11 the two cannot be told apart: it goes on.)
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)
+        if cancelling is None or cancelling():
+            raise
+        return (TEMPERROR, "key lookup for %s failed: the key source's lookup was cancelled" % name)
     except Exception as exc:  # a broken key source must not crash verification
         return lookup_failure(exc)
     return checks.key_from(name, got)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-from ._text import printable
+from ._text import printable, to_a_label_domain
 from .authres_insert import (
     add_authentication_results,
     claims_authserv_id,
@@ -63,22 +63,59 @@ _TOKEN_VALUE = re.compile(_TOKEN_CHARS + r"+\Z")
 _ADDRESS_VALUE = re.compile(_TOKEN_CHARS + "*@" + _LABEL_CHARS + r"+(?:\." + _LABEL_CHARS + r"+)*\Z")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]+\Z")
 _WSP = re.compile(r"[ \t\r\n]+")
+# A result or policy word (RFC 8601 ``Keyword``, RFC 5321 Ldh-str).
+_KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
 #: What RFC 6008 asks ``header.b`` to hold at least.
 HEADER_B_MIN = 8
+#: The longest ``header.b``: signatures that share more of their ``b=`` were
+#: made to look alike, and get none.
+HEADER_B_MAX = 64
+#: The longest reason written, in characters of its escaped (ASCII) form; a
+#: longer one is cut there and ends in ``...``.
+MAX_REASON = 256
+#: The longest property value written; longer ones (only in a malformed
+#: signature) are left out.
+MAX_VALUE = 320
+#: RFC 5322 section 2.1.1: no line longer than this, folded or not.
+MAX_LINE = 998
 #: A continuation line's leading tab, counted as the columns it takes on a terminal.
 _TAB = 8
 
 
 def is_authserv_id(text: str) -> bool:
     """Whether ``text`` can be written as an authserv-id (RFC 8601 section
-    2.2) without quoting: a host name such as ``mx.example.net``."""
-    return bool(_AUTHSERV_ID.match(text))
+    2.2) without quoting: a host name such as ``mx.example.net`` (at most
+    255 characters, as a domain name)."""
+    return len(text) <= 255 and bool(_AUTHSERV_ID.match(text))
 
 
 def _safe_value(value: str) -> bool:
     """A property value that can be written as it is (RFC 8601 ``pvalue``):
-    a token, or ``[local-part]@domain`` of token characters."""
-    return bool(_TOKEN_VALUE.match(value) or _ADDRESS_VALUE.match(value))
+    a token, or ``[local-part]@domain`` of token characters, of at most
+    :data:`MAX_VALUE` characters."""
+    return len(value) <= MAX_VALUE and bool(_TOKEN_VALUE.match(value) or _ADDRESS_VALUE.match(value))
+
+
+def _keyword(value: object, what: str) -> str:
+    """``value`` as a result or policy word.
+
+    :raises OptionError: it is not one (a word such as ``pass``: letters,
+        digits and inner hyphens), which would let it write anything into
+        the field.
+    """
+    text = str(value)
+    if not _KEYWORD.match(text):
+        raise OptionError("%s must be a word such as pass, got %r" % (what, text[:80]))
+    return text
+
+
+def _reason(text: str) -> str:
+    """``reason=`` and ``text`` quoted (see :func:`quote`), cut to
+    :data:`MAX_REASON` characters of its ASCII form."""
+    shown = printable(text, ascii_only=True)
+    if len(shown) > MAX_REASON:
+        shown = shown[:MAX_REASON - 3].rstrip(" ") + "..."
+    return "reason=" + quote(shown)
 
 
 def quote(text: str) -> str:
@@ -93,7 +130,9 @@ def header_b_values(results: Sequence[Verification]) -> List[Optional[str]]:
     """The ``header.b`` value of each result (RFC 6008): the first 8
     characters of its ``b=``, more where two different signatures share
     them, so that each names one signature; ``None`` where ``b=`` has fewer
-    than 8 characters or is not base64.  Raises nothing."""
+    than 8 characters or is not base64, or where telling it from another
+    signature would take more than :data:`HEADER_B_MAX` characters.  Raises
+    nothing."""
     bs = [_WSP.sub("", r.tags.get("b") or "") for r in results]
     out: List[Optional[str]] = []
     for i, b in enumerate(bs):
@@ -105,7 +144,7 @@ def header_b_values(results: Sequence[Verification]) -> List[Optional[str]]:
             if j != i and other != b:
                 while n < len(b) and other[:n] == b[:n]:
                     n += 1
-        out.append(b[:n])
+        out.append(b[:n] if n <= HEADER_B_MAX else None)
     return out
 
 
@@ -135,11 +174,22 @@ def _breakable(text: str) -> List[_Word]:
     return words
 
 
+def _a_labels(domain: Optional[str]) -> Optional[str]:
+    """A ``d=`` written in U-labels as A-labels (the same domain, in the
+    ASCII a field can carry); anything else as it is."""
+    if domain is None or domain.isascii():
+        return domain
+    try:
+        return to_a_label_domain(domain)
+    except ValueError:
+        return domain
+
+
 def _dkim_words(r: Verification, b: Optional[str]) -> List[_Word]:
-    words = _item("dkim=%s" % r.status)
+    words = _item("dkim=%s" % _keyword(r.status, "a DKIM result"))
     if r.reason:
-        words += _breakable("reason=" + quote(r.reason))
-    for prop, val in (("header.d", r.domain), ("header.i", r.identity), ("header.s", r.selector),
+        words += _breakable(_reason(r.reason))
+    for prop, val in (("header.d", _a_labels(r.domain)), ("header.i", r.identity), ("header.s", r.selector),
                       ("header.a", r.algorithm)):
         if val and _safe_value(val):
             words += _item("%s=%s" % (prop, val))
@@ -149,21 +199,22 @@ def _dkim_words(r: Verification, b: Optional[str]) -> List[_Word]:
 
 
 def _dmarc_words(d: "DMARCResult") -> List[_Word]:
-    words = _item("dmarc=%s" % d.status)
+    words = _item("dmarc=%s" % _keyword(d.status, "the DMARC result"))
     rec = d.record
     if rec is not None:
-        note = "p=%s" % rec.p
+        note = "p=%s" % _keyword(rec.p, "the record's p")
         if rec.sp is not None:
-            note += " sp=%s" % rec.sp
+            note += " sp=%s" % _keyword(rec.sp, "the record's sp")
         if rec.pct != 100:
-            note += " pct=%d" % rec.pct
+            note += " pct=%d" % int(rec.pct)
         words += _breakable("(%s)" % note)
     if d.reason:
-        words += _breakable("reason=" + quote(d.reason))
-    if d.from_domain and _safe_value(d.from_domain):
-        words += _item("header.from=%s" % d.from_domain)
+        words += _breakable(_reason(d.reason))
+    from_domain = _a_labels(d.from_domain)
+    if from_domain and _safe_value(from_domain):
+        words += _item("header.from=%s" % from_domain)
     if d.policy is not None:
-        words += _item("policy.dmarc=%s" % d.policy)
+        words += _item("policy.dmarc=%s" % _keyword(d.policy, "the DMARC policy"))
     return words
 
 
@@ -171,7 +222,10 @@ def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Op
     """The field with one result per line; with ``width``, longer lines
     folded at the spaces between items (and inside quoted strings and
     comments), each continuation line within ``width`` columns where the
-    words allow it (a tab counts 8)."""
+    words allow it (a tab counts 8); without, folded only where a line
+    would pass :data:`MAX_LINE` characters."""
+    if width is None:
+        width = MAX_LINE - _TAB
     parts = ["Authentication-Results: %s;" % authserv_id]
     for n, words in enumerate(resinfos):
         if n + 1 < len(resinfos):
@@ -181,7 +235,7 @@ def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Op
         for i, (w, kind) in enumerate(words):
             if i == 0:
                 pass
-            elif width is None or col + 1 + len(w) <= width:
+            elif col + 1 + len(w) <= width:
                 parts.append(" ")
                 col += 1
             elif kind == "item":
@@ -201,10 +255,13 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     message, and its DMARC result if given.
 
     One ``dkim=`` result per signature, in order, with its reason (as a
-    quoted string, in ASCII: anything else escaped) and the ``header.d``,
-    ``header.i``, ``header.s`` and ``header.a`` properties whose values need
-    no quoting, plus ``header.b``, the first 8 characters of ``b=`` (RFC
-    6008; more when two signatures share them, see :func:`header_b_values`).
+    quoted string, in ASCII: anything else escaped; cut to
+    :data:`MAX_REASON` characters) and the ``header.d``, ``header.i``,
+    ``header.s`` and ``header.a`` properties whose values need no quoting
+    (and are at most :data:`MAX_VALUE` characters long; a ``d=`` in
+    U-labels is written in A-labels), plus ``header.b``,
+    the first 8 characters of ``b=`` (RFC 6008; more when two signatures
+    share them, see :func:`header_b_values`).
     Without results (a message without signatures): ``dkim=none``.
 
     ``dmarc`` (a :class:`fastdkim.dmarc.DMARCResult`) adds ``dmarc=`` with
@@ -213,18 +270,21 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     domain: ``p=``, or ``sp=`` for a subdomain; RFC 7489 section 11.2).
 
     Each result starts a line of its own.  ``width`` (78 is what RFC 5322
-    section 2.1.1 recommends) folds longer lines; ``None`` leaves them whole.
+    section 2.1.1 recommends) folds longer lines; ``None`` leaves them whole
+    up to the 998 characters RFC 5322 allows a line.
     The field has no final line break; continuation lines start with a tab
     (or, inside a quoted string, with the space they fold at) after
     ``linesep`` (``"\\r\\n"`` to prepend the field to a message in wire form).
 
     :raises OptionError: ``authserv_id`` is not a valid authserv-id (see
-        :func:`is_authserv_id`), or ``width`` is less than 20.
+        :func:`is_authserv_id`), ``width`` is less than 20 or more than
+        :data:`MAX_LINE`, or a result's status (or the DMARC policy) is not
+        a word such as ``pass``.
     """
     if not is_authserv_id(authserv_id):
         raise OptionError("not an authserv-id: %r (a host name such as mx.example.net)" % authserv_id)
-    if width is not None and width < 20:
-        raise OptionError("width must be at least 20 columns, got %r" % (width,))
+    if width is not None and not 20 <= width <= MAX_LINE:
+        raise OptionError("width must be from 20 to %d columns, got %r" % (MAX_LINE, width))
     if not results and dmarc is None:
         return "Authentication-Results: %s; dkim=none" % authserv_id
     resinfos: List[List[_Word]] = []

@@ -31,6 +31,7 @@ from .message import MAX_HEADER_BYTES, MessageInput, is_file
 __all__ = [
     "add_authentication_results",
     "claims_authserv_id",
+    "is_envelope_line",
     "write_file_with_authentication_results",
     "write_with_authentication_results",
 ]
@@ -42,6 +43,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+")
 _WORD = re.compile(r"[^ \t;(]+")
 _FIELD_START = re.compile(r"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _HEADER_FIELD = re.compile(rb"From[ \t]*:")
+
+
+def is_envelope_line(line: bytes) -> bool:
+    """Whether ``line`` (the first line of a file) is an mbox envelope line
+    (``From sender date``) rather than a header field (``From:``, ``From
+    :``).  Raises nothing."""
+    return line.startswith(b"From ") and not _HEADER_FIELD.match(line)
 
 
 def _skip_cfws(text: str, pos: int) -> Optional[int]:
@@ -72,10 +80,10 @@ def _skip_cfws(text: str, pos: int) -> Optional[int]:
 def claims_authserv_id(field: Union[str, bytes], authserv_id: str) -> bool:
     """Whether the ``Authentication-Results`` field (the whole field, or its
     value) names ``authserv_id`` as its authserv-id, read leniently: after
-    any comments, a quoted string, or the token or the word (up to
-    whitespace, ``;`` or ``(``) that starts it; compared without regard to
-    case or a final dot.  A malformed field claiming it counts.  Raises
-    nothing."""
+    any comments, a quoted string (without the whitespace around its
+    content), or the token or the word (up to whitespace, ``;`` or ``(``)
+    that starts it; compared without regard to case or a final dot.  A
+    malformed field claiming it counts.  Raises nothing."""
     text = field.decode("utf-8", "replace") if isinstance(field, (bytes, bytearray)) else str(field)
     m = _AR_NAME_TEXT.match(text)
     if m:
@@ -93,7 +101,7 @@ def claims_authserv_id(field: Union[str, bytes], authserv_id: str) -> bool:
                 i += 1
             out.append(text[i:i + 1])
             i += 1
-        candidates.append("".join(out))
+        candidates.append("".join(out).strip(" \t"))  # (readers that trim it must not trust it)
     else:
         for pattern in (_TOKEN, _WORD):
             w = pattern.match(text, pos)
@@ -162,7 +170,7 @@ def _read_header(message: BinaryIO) -> Tuple[bytes, List[bytes], bytes, bool]:
         size += len(line)
         if size > MAX_HEADER_BYTES:
             raise HeaderTooLarge("header block larger than %d bytes" % MAX_HEADER_BYTES)
-        if not envelope and not lines and line.startswith(b"From ") and not _HEADER_FIELD.match(line):
+        if not envelope and not lines and is_envelope_line(line):
             envelope = line
             continue
         if lf is None:

@@ -32,8 +32,12 @@ without one, DMARC rests on DKIM alone.
   or ``sp`` when the From domain is a subdomain whose record was found at
   its organizational domain; ``pct`` is reported, and applied only by
   :meth:`DMARCResult.disposition`.
-* A message without exactly one From field holding exactly one address with
-  a domain is ``permerror`` (section 6.6.1), as is a malformed header block.
+* A message without exactly one From field whose addresses all have one
+  domain is ``permerror`` (section 6.6.1), as is a malformed header block.
+  The From field is read strictly by the RFC 5322 grammar
+  (:mod:`fastdkim.dmarc_from`): a field a lenient reader would find some
+  domain in (``bob@bank.example evil.example``, ``alice@evil.example
+  <bob@bank.example>``) is ``permerror``, not a guess.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._text import to_a_label_domain
+from .dmarc_from import author_domain
 from .dmarc_record import POLICIES, DMARCRecord, is_dmarc_record, parse_dmarc_record
 from .errors import (
     FromAddressError,
@@ -399,8 +404,9 @@ def evaluate(message: MessageInput, results: Sequence[Verification], *, spf_resu
     :func:`evaluate_domain` for the options.  fastdkim does not evaluate SPF:
     pass the caller's SPF result, or none.
 
-    A message without exactly one From field holding one address with a
-    valid domain, or with a malformed header block (see
+    A message without exactly one From field whose addresses have one valid
+    domain (read by :func:`fastdkim.dmarc_from.author_domain`), or with a
+    malformed header block (see
     :func:`fastdkim.message.read_message`), is ``permerror``; a DNS failure
     is ``temperror``: neither raises.
 
@@ -409,8 +415,6 @@ def evaluate(message: MessageInput, results: Sequence[Verification], *, spf_resu
     :raises TypeError: ``message`` is neither bytes-like nor a binary file,
         or ``keys`` is not a key source.
     """
-    from .policy import from_domain
-
     spf, spf_dom = _check_spf(spf_result, spf_domain)
     base: Dict[str, Any] = dict(spf_result=spf, spf_domain=spf_dom)
     try:
@@ -420,7 +424,7 @@ def evaluate(message: MessageInput, results: Sequence[Verification], *, spf_resu
     if pm.malformed is not None:
         return DMARCResult("permerror", "From cannot be trusted: %s" % pm.malformed, **base)
     try:
-        frm = from_domain(pm.fields)
+        frm = author_domain(pm.fields)
     except FromAddressError as exc:
         return DMARCResult("permerror", "no single From domain (RFC 7489 section 6.6.1): %s" % exc, **base)
     return evaluate_domain(frm, results, spf_result=spf, spf_domain=spf_dom, keys=keys)

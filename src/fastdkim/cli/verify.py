@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Dict, Iterable, Iterator, Optional, Tuple, cas
 
 from ..authres import authentication_results, write_file_with_authentication_results, \
     write_with_authentication_results
+from ..authres_insert import is_envelope_line
 from ..dmarc import SPF_RESULTS
 from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN
 from ._common import (
@@ -28,6 +29,9 @@ from ._common import (
     seconds,
     unix_time,
 )
+
+#: The longest mbox envelope line looked for at the top of standard input.
+_MAX_ENVELOPE = 64 * 1024
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -156,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = args.add and sources[0].kind == STDIN  # the message itself goes to standard output
     all_pass = True
     count = 0
+    outputs: Dict[str, str] = {}  # --add --out: each output file written this run, and its input
 
     io_errors = 0
 
@@ -178,6 +183,13 @@ def run(args: argparse.Namespace) -> int:
                         for i, (_, msg) in enumerate(iter_mbox(cast(BinaryIO, spool)), 1):
                             yield "-#%d" % i, msg, None
                     else:
+                        if args.add:
+                            # one message after an envelope line (as a delivery
+                            # agent pipes it): verified after that line, written
+                            # with it
+                            first = spool.readline(_MAX_ENVELOPE)
+                            if not (first.endswith(b"\n") and is_envelope_line(first)):
+                                spool.seek(0)
                         yield "-", spool, None
                 continue
             if src.kind == MBOX:
@@ -198,10 +210,23 @@ def run(args: argparse.Namespace) -> int:
                         os.makedirs(os.path.join(args.out, sub), exist_ok=True)
                 for path, rel in paths:
                     try:
-                        targets[path] = _destination(args, several, path, rel)
+                        dest = _destination(args, several, path, rel)
                     except UsageError as exc:
                         targets[path] = ""
                         error(str(exc))
+                        continue
+                    if dest is not None:
+                        # two inputs of one name (a/m.eml, b/m.eml) would write one
+                        # output, the second over the first (with --force): the
+                        # second is refused
+                        key = os.path.realpath(dest)
+                        if key in outputs:
+                            targets[path] = ""
+                            error("%s: not written: %s is already the output of %s" % (
+                                _printable(path), _printable(dest), _printable(outputs[key])))
+                            continue
+                        outputs[key] = path
+                    targets[path] = dest
                 _sweep(os.path.dirname(os.path.abspath(d or p)) for p, d in targets.items() if d != "")
             for path, rel in paths:
                 dest = targets.get(path)
