@@ -126,6 +126,9 @@ def _sign_one(target: _Target, payload: Any, include_message: bool) -> Tuple[byt
 
 def _sign(target: Any, message: Any) -> bytes:
     if isinstance(target, tuple):
+        if len(target) == 1:  # one signer: its own path, as a loop over Signer.sign takes
+            one: bytes = target[0].sign(message)
+            return one
         return b"".join(sign_all(message, target))
     headers: bytes = target.sign(message)  # a SigningPolicy, or anything that signs like one
     return headers
