@@ -49,19 +49,34 @@ from .signing import Signer, sign_all, sign_file
 from .verification import Status, Verification, Verifier, verify
 from ._version import __version__ as __version__
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (at run time, loaded when first used: see __getattr__)
+    from .arc import ARCSealer as ARCSealer
+    from .arc_chain import ARCResult as ARCResult
+    from .arc_chain import verify_chain as verify_chain
+
+
+#: ARC names reachable from the package root, and their modules.
+_ARC = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain"}
+
 
 def __getattr__(name: str) -> object:
     # ACCELERATED follows the core in use (the test suite switches it); read at access time.
     if name == "ACCELERATED":
         return _core.ACCELERATED
-    if name == "aio":  # verification in an event loop; dnspython's async resolver loads with it
-        import importlib
+    import importlib
 
+    if name == "aio":  # verification in an event loop; dnspython's async resolver loads with it
         return importlib.import_module(".aio", __name__)
+    if name in _ARC:  # ARC (RFC 8617), loaded when first used
+        return getattr(importlib.import_module(_ARC[name], __name__), name)
     raise AttributeError("module 'fastdkim' has no attribute %r" % name)
 
 __all__ = [
     "ACCELERATED",
+    "ARCResult",
+    "ARCSealer",
     "AuthResError",
     "DKIMError",
     "DNSKeySource",
@@ -97,6 +112,7 @@ __all__ = [
     "sign_all",
     "sign_file",
     "verify",
+    "verify_chain",
     "sign_many",
     "verify_many",
     "WorkerLost",

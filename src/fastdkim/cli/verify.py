@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     v.add_argument("--out", metavar="PATH", help="with --add: output file (one message) or directory")
     v.add_argument("--force", action="store_true", help="with --add --out: replace existing files")
     v.add_argument("--dmarc", action="store_true", help="evaluate DMARC (RFC 7489) for each message")
+    v.add_argument("--arc", action="store_true",
+                   help="validate each message's ARC chain (RFC 8617) too; it does not change the exit status")
     v.add_argument("--spf-result", choices=SPF_RESULTS, type=str.lower,
                    help="with --dmarc: the SPF result your MTA found (fastdkim does not evaluate SPF)")
     v.add_argument("--spf-domain", metavar="DOMAIN", help="with --dmarc: the domain SPF authenticated (MAIL FROM or HELO)")
@@ -280,7 +282,18 @@ def run(args: argparse.Namespace) -> int:
                     msg.seek(start)
                 dmarc = evaluate(msg, results, spf_result=args.spf_result, spf_domain=args.spf_domain,
                                  keys=verifier.keys)
+            chain = None
+            if args.arc:
+                from ..arc_chain import verify_chain
+
+                if hasattr(msg, "seek"):
+                    msg.seek(start)
+                chain = verify_chain(msg, keys=verifier.keys, min_key_bits=verifier.min_key_bits)
             field = None if args.ar is None else authentication_results(args.ar, results, dmarc=dmarc, width=78)
+            if field is not None and chain is not None:
+                from ..arc_authres import arc_resinfo
+
+                field = "%s;\n\t%s" % (field, arc_resinfo(chain))
             if args.add and field is not None:
                 add_field(name, msg, dest, field)
                 if to_stdout:
@@ -289,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
                 doc = {"source": name, "pass": ok, "signatures": [r.as_dict() for r in results]}
                 if dmarc is not None:
                     doc["dmarc"] = dmarc.as_dict()
+                if chain is not None:
+                    doc["arc"] = chain.as_dict()
                 if field is not None:
                     doc["authentication_results"] = field
                 print(json.dumps(doc))
@@ -308,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
                     print("%s: dmarc=%s header.from=%s policy=%s (%s)" % (
                         shown, dmarc.status, _printable(dmarc.from_domain or "-"), dmarc.policy or "-",
                         _printable(dmarc.reason)))
+                if chain is not None:
+                    print("%s: arc=%s i=%d (%s)" % (shown, chain.status, chain.instances, _printable(chain.reason)))
             sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
