@@ -6,12 +6,17 @@
 #   gcc, libc6-dev                   to build that harness
 #   libmail-dkim-perl                Mail::DKIM (and Net::DNS), driven by a Perl script
 #   knot                             Knot DNS, the authoritative server the tests start
+#   miltertest                       OpenDKIM's milter client: drives the fastdkim milter with
+#                                    Lua scripts (tests/test_milter_miltertest.py)
+#   postfix                          the MTA the milter tests start on 127.0.0.1, with their own
+#                                    config_directory and queue (tests/test_milter_postfix.py)
 #
-# dkimpy and pynacl come from PyPI with the project's test extras.
+# dkimpy, pynacl and kilter.protocol (the milter's protocol library) come from PyPI with the
+# project's test extras.
 # Idempotent: when everything is installed already it only checks, and is quick.
 set -euo pipefail
 
-packages=(opendkim-tools libopendkim-dev libmail-dkim-perl knot gcc libc6-dev)
+packages=(opendkim-tools libopendkim-dev libmail-dkim-perl knot gcc libc6-dev miltertest postfix)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +37,9 @@ fi
 
 echo "install-peers: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure the system's own instance: not at all (the
+# tests start instances of their own).
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if ! apt-get update -q >"$log" 2>&1; then
@@ -40,7 +48,7 @@ if ! apt-get update -q >"$log" 2>&1; then
     exit 1
 fi
 # Installing a server package must not start a system service: the tests
-# start their own Knot on a free port.
+# start their own Knot and Postfix on free ports.
 policy_rc=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy_rc" ]; then

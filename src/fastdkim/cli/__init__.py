@@ -1,4 +1,4 @@
-"""The ``fastdkim`` command line: keygen, sign, verify, recover, check-dns, demo, arc-seal.
+"""The ``fastdkim`` command line: keygen, sign, verify, recover, check-dns, demo, milter.
 
 Each command is a module of this package with an ``add_parser`` and a
 ``run``; they parse, call the library and print.
@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..mailgen import generate_corpus
-from . import arc_seal, check_dns, demo, keygen, recover, sign, verify
+from . import arc_seal, check_dns, demo, keygen, milter, recover, sign, verify
 from ._common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OutOfRange, UsageError, _os_error, _quiet_stdout
 
 # (reachable here as they were when the command line was one module)
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Run 'fastdkim COMMAND --help' for a command's options and examples.")
     p.add_argument("--version", action="version", version="fastdkim %s" % __version__)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (keygen, sign, verify, recover, check_dns, demo, arc_seal):
+    for command in (keygen, sign, verify, recover, check_dns, demo, milter, arc_seal):
         command.add_parser(sub)
     return p
 

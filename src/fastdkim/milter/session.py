@@ -1,0 +1,219 @@
+"""One MTA connection on the event loop: bytes in, milter events out
+(:mod:`kilter.protocol` frames and parses them), the replies of
+:class:`~fastdkim.milter.connection.Connection` back.
+
+An :class:`asyncio.Protocol` rather than streams: the events of a packet are
+handled as it arrives, without a task or a future per read.  Only the end of
+a message whose keys are still being looked up waits; reading pauses until
+its answer is written, so events are always answered in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Iterator, List, Optional
+
+from kilter.protocol.buffer import SimpleBuffer
+from kilter.protocol.core import FilterProtocol
+from kilter.protocol.exceptions import InsufficientSpace
+from kilter.protocol import messages as m
+
+from .connection import Connection
+
+__all__ = ["GrowingBuffer", "MAX_PACKET", "MilterSession", "pack"]
+
+log = logging.getLogger("fastdkim.milter")
+
+#: Linux's TCP_QUICKACK (``None`` elsewhere).
+_QUICKACK: Optional[int] = getattr(socket, "TCP_QUICKACK", None)
+
+#: The largest milter packet accepted (MTAs send body chunks of at most
+#: 64 KiB; a header field may be larger, up to the MTA's header size limit).
+MAX_PACKET = (1 << 20) + 64
+
+
+class GrowingBuffer:
+    """A buffer for :meth:`kilter.protocol.core.FilterProtocol.read_from`
+    that holds only what has arrived and is not yet read (not its full
+    capacity, as :class:`kilter.protocol.buffer.SimpleBuffer` does): an idle
+    connection costs a few bytes, a busy one at most ``capacity``."""
+
+    __slots__ = ("buffer", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.buffer = bytearray()
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return self.capacity
+
+    @property
+    def filled(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def available(self) -> int:
+        return self.capacity - len(self.buffer)
+
+    def __setitem__(self, items: slice, data: bytes) -> None:
+        start = len(self.buffer) if items.start is None else items.start
+        if start + len(data) > self.capacity:
+            raise InsufficientSpace
+        if start == len(self.buffer):
+            self.buffer += data
+        else:
+            self.buffer[start:start + len(data)] = data
+
+    def __getitem__(self, items: slice) -> memoryview:
+        s, e, _ = items.indices(len(self.buffer))
+        return memoryview(self.buffer)[s:e]
+
+    def __delitem__(self, items: slice) -> None:
+        s, e, _ = items.indices(len(self.buffer))
+        del self.buffer[s:e]
+
+    def get_free(self, size: int) -> memoryview:
+        """Not used for reading; raises :class:`InsufficientSpace` (the
+        buffer grows on writes instead)."""
+        raise InsufficientSpace
+
+
+def pack(proto: FilterProtocol, message: Any) -> bytes:
+    """The packet of ``message``, checked by ``proto`` against the event it answers."""
+    size = 64
+    value = getattr(message, "value", None)
+    if value is not None:
+        size += len(value) + len(message.name)
+    elif isinstance(message, m.Negotiate):
+        size += 256
+    buf = SimpleBuffer(size)
+    proto.write_to(buf, message)
+    return buf[:].tobytes()
+
+
+class MilterSession(asyncio.Protocol):
+    """The protocol of one MTA connection.
+
+    :param server: the :class:`~fastdkim.milter.server.MilterServer` (its
+        ``current`` configuration, its ``sessions`` and ``stopping`` flag).
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.conn: Optional[Connection] = None
+        self.buf = GrowingBuffer(MAX_PACKET)
+        self.transport: Optional[asyncio.Transport] = None
+        self.pending: "Optional[asyncio.Future[Any]]" = None
+        self.closed: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self._sock: Any = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a message is under way, or the answer to one is awaited."""
+        return self.pending is not None or (self.conn is not None and self.conn.in_transaction)
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if _QUICKACK is not None and sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            self._sock = sock
+        peer = transport.get_extra_info("peername")
+        self.conn = Connection(self.server.current, str(peer or "local"))
+        self.server.sessions.add(self)
+        if self.server.stopping:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._sock is not None:
+            # Acknowledge at once: the MTA sends packets that take no reply
+            # (macros, header fields, body chunks), and with the acknowledgement
+            # of one delayed its next small write would wait for it (Nagle's
+            # algorithm): some 40 ms per message.
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self._sock = None
+        try:
+            self.buf[:] = data
+        except InsufficientSpace:
+            log.error("connection %s closed: a milter packet larger than %d bytes", self._peer(), MAX_PACKET)
+            self.abort()
+            return
+        if self.pending is None:
+            self._process(None)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        conn = self.conn
+        if conn is not None and conn.in_transaction:
+            log.info("%s: connection from %s ended in the middle of a message", conn.peer, conn.client)
+        if conn is not None:
+            conn._end_message()
+        if self.pending is not None:
+            self.pending.cancel()
+        self.server.sessions.discard(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- events -------------------------------------------------------------------------
+
+    def _peer(self) -> str:
+        return self.conn.peer if self.conn is not None else "-"
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        """Close the connection unless a message is under way (a stop)."""
+        if not self.busy and self.transport is not None:
+            self.transport.close()
+
+    def _process(self, events: Optional[Iterator[Any]]) -> None:
+        """Handle the events buffered (continuing ``events`` if given)."""
+        conn = self.conn
+        transport = self.transport
+        assert conn is not None and transport is not None
+        try:
+            if events is None:
+                events = conn.proto.read_from(self.buf)
+            for event in events:
+                replies = conn.handle(event)
+                if not isinstance(replies, list):  # an answer that waits (key lookups)
+                    transport.pause_reading()
+                    self.pending = asyncio.ensure_future(self._later(event, replies, events))
+                    return
+                if replies:
+                    transport.write(b"".join(pack(conn.proto, r) for r in replies))
+                if conn.closed:
+                    transport.close()
+                    return
+        except Exception as exc:  # a protocol error: the stream can no longer be read
+            log.error("connection %s closed: %s: %s", self._peer(), type(exc).__name__, exc)
+            self.abort()
+            return
+        if not self.buf.buffer:
+            self.buf.buffer = bytearray()  # give back what a large packet took
+        if self.server.stopping:
+            self.close_if_idle()
+
+    async def _later(self, event: Any, replies: Any, events: Iterator[Any]) -> None:
+        conn = self.conn
+        transport = self.transport
+        assert conn is not None and transport is not None
+        try:
+            answer: List[Any] = await replies
+            if answer:
+                transport.write(b"".join(pack(conn.proto, r) for r in answer))
+        except Exception as exc:  # (a protocol error writing the answer)
+            log.error("connection %s closed: %s: %s", self._peer(), type(exc).__name__, exc)
+            self.abort()
+            return
+        finally:
+            self.pending = None
+        if transport.is_closing():
+            return
+        transport.resume_reading()
+        self._process(events)

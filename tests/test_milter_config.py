@@ -1,0 +1,161 @@
+"""The milter's configuration (fastdkim.milter.config): the TOML file, the
+command-line overrides, a clear error for every bad value; ``--check``."""
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+
+import pytest
+
+from fastdkim.cli import main
+from fastdkim.milter.config import ConfigError, load_config, parse_socket
+
+from conftest import child_env
+from milter_harness import AUTHSERV_ID, make_keys
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+def _file(tmp_path, text: str):
+    p = tmp_path / "milter.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_file_then_overrides(tmp_path):
+    path = _file(tmp_path, 'socket = "unix:/run/x.sock"\nsocket_mode = "0660"\npolicy = "dkim.toml"\n'
+                           'internal_hosts = ["10.0.0.0/8", "2001:db8::/32"]\nauthserv_id = "mx.example.net"\n'
+                           'on_error = "TEMPFAIL"\ndns_timeout = 2\nsign_authenticated = false\n')
+    c = load_config(path)
+    assert parse_socket(c.socket) == ("unix", "/run/x.sock")
+    assert c.socket_mode == 0o660
+    assert c.policy == str(tmp_path / "dkim.toml")  # relative to the file
+    assert c.internal_hosts == [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32")]
+    assert (c.on_error, c.dns_timeout, c.sign_authenticated) == ("tempfail", 2, False)
+    c = load_config(path, {"internal_hosts": "192.0.2.0/24, 127.0.0.1", "sign_authenticated": "yes",
+                           "socket": "unix:/run/y.sock", "policy": None, "dns_timeout": "0.5"})
+    assert c.internal_hosts == [ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("127.0.0.1/32")]
+    assert c.sign_authenticated is True and c.dns_timeout == 0.5
+    assert c.socket == "unix:/run/y.sock" and c.policy == str(tmp_path / "dkim.toml")
+
+
+def test_defaults_from_the_command_line_alone():
+    c = load_config(None, {"authserv_id": AUTHSERV_ID})
+    assert parse_socket(c.socket) == ("inet", ("127.0.0.1", 8891))
+    assert c.on_error == "accept" and c.log == "stderr" and c.remove_forged
+    assert "verifies as mx.example.net" in c.summary()
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("inet:8891@127.0.0.1", ("inet", ("127.0.0.1", 8891))),
+    ("inet:25", ("inet", ("127.0.0.1", 25))),
+    ("inet6:8891@[::1]", ("inet6", ("::1", 8891))),
+    ("local:/run/m.sock", ("unix", "/run/m.sock")),
+])
+def test_parse_socket(spec, want):
+    assert parse_socket(spec) == want
+
+
+@pytest.mark.parametrize("text, message", [
+    ('socket = "tcp:1@x"', "unknown kind 'tcp'"),
+    ('socket = "inet:99999@x"', "port must be a number from 1 to 65535"),
+    ('socket = "unix:relative"', "absolute path"),
+    ('socket = "inet:25@"', "no host"),
+    ('socket = 25', "must be a non-empty string"),
+    ('socket = "unix:/x"\nsocket_mode = "rw"', "octal permission string"),
+    ('socket = "unix:/x"\nsocket_owner = "a b"', "USER or USER:GROUP"),
+    ('socket_mode = "0660"', "socket_mode applies to a unix socket only"),
+    ('internal_hosts = ["10.0.0.0/33"]', "is not an IP address or CIDR network"),
+    ('internal_hosts = "10.0.0.1"', None),
+    ('internal_hosts = 10', "must be a list of networks"),
+    ('ignore_hosts = [1]', "is not a network"),
+    ('sign_authenticated = "yes"', "must be true or false"),
+    ('authserv_id = "mx example"', "must be an authserv-id"),
+    ('dns_timeout = 0', "must be a positive number of seconds"),
+    ('dns_timeout = true', "must be a positive number of seconds"),
+    ('max_header_bytes = 1.5', "must be a positive whole number"),
+    ('on_error = "reject"', "must be one of accept, tempfail"),
+    ('log = "file"', "must be one of stderr, syslog"),
+    ('log_level = "loud"', "must be one of debug"),
+    ('syslog_facility = "kern"', "must be one of mail"),
+    ('dns = "not a server"', "option dns"),
+    ('keys = "z.txt"\ndns = "127.0.0.1"', "either keys"),
+    ('frobnicate = 1', "unknown option(s): frobnicate"),
+    ('authserv_id = ', "not valid TOML"),
+])
+def test_bad_values(tmp_path, text, message):
+    path = _file(tmp_path, 'authserv_id = "mx.example.net"\n' + text + "\n" if "authserv_id" not in text
+                 else text + "\n")
+    if message is None:
+        load_config(path)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert "milter.toml" in str(info.value) or "either keys" in str(info.value) \
+        or "unix socket only" in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dns_timeout": "soon"}, "command line: dns_timeout must be a positive number"),
+    ({"sign_authenticated": "maybe"}, "command line: sign_authenticated must be true or false"),
+    ({"internal_hosts": "10.0.0.0/8,bogus"}, "'bogus' is not an IP address"),
+    ({"max_header_bytes": "-1"}, "must be a positive whole number"),
+])
+def test_bad_command_line_values(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, dict(overrides, authserv_id=AUTHSERV_ID))
+
+
+def test_unreadable_file_and_nothing_to_do(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_config(str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="nothing to do"):
+        load_config(_file(tmp_path, 'socket = "inet:1@127.0.0.1"\n'))
+
+
+def test_check_reports_and_exits(keys, tmp_path, capsys):
+    status = main(["milter", "--check", "--policy", str(keys.policy), "--authserv-id", AUTHSERV_ID,
+                   "--keys", str(keys.zone), "--internal-hosts", "10.0.0.0/8"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "configuration OK" in out
+    assert "example.com: rsa-sha256 s=rsa1 d=example.com, ed25519-sha256 s=ed1 d=example.com" in out
+    assert "10.0.0.0/8" in out
+
+
+def test_check_finds_problems(keys, tmp_path, capsys):
+    bad_policy = tmp_path / "bad.toml"
+    bad_policy.write_text('[domains."example.com"]\nkeys = [{ selector = "s", key = "missing.pem" }]\n')
+    assert main(["milter", "--check", "--policy", str(bad_policy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastdkim milter: error: policy %s" % bad_policy) and "missing.pem" in err
+    assert main(["milter", "--check", "--authserv-id", AUTHSERV_ID, "--keys", str(tmp_path / "nope.txt")]) == 2
+    assert "keys %s" % (tmp_path / "nope.txt") in capsys.readouterr().err
+    assert main(["milter", "--check", "--socket", "inet:0@x", "--authserv-id", AUTHSERV_ID]) == 2
+    assert "port must be a number" in capsys.readouterr().err
+
+
+def test_python_m_fastdkim_milter(keys):
+    r = subprocess.run([sys.executable, "-m", "fastdkim.milter", "--check", "--policy", str(keys.policy)],
+                       capture_output=True, text=True, env=child_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "configuration OK" in r.stdout
+
+
+def test_socket_in_use_is_reported(keys, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "fastdkim.milter", "--policy", str(keys.policy),
+                            "--socket", "inet:%d@127.0.0.1" % port], capture_output=True, text=True,
+                           env=child_env(), timeout=120)
+    assert r.returncode == 2
+    assert "cannot listen on inet:%d@127.0.0.1" % port in r.stderr
