@@ -7,7 +7,6 @@ import sys
 from typing import BinaryIO, List, Optional
 
 from .._files import atomic_write
-from ..arc import ARCSealer
 from ..errors import KeyFormatError, OptionError, SigningError, UnsignableMessageError
 from ..keys import load_private_key_with
 from ._common import (
@@ -66,6 +65,8 @@ def _read(path: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..arc import ARCSealer  # (loaded for this command only)
+
     domain, selector = domain_and_selector(args)
     password: Optional[bytes] = read_password(args.password_file) if args.password_file else None
     try:
