@@ -29,8 +29,9 @@ with dkimpy's bases (:mod:`fastdkim.compat_errors`); keys as dkimpy takes
 them (PEM RSA, PKCS#1 or PKCS#8; the base64 text of a raw Ed25519 seed) and
 more (DER, OpenSSH, Ed25519 PEM, ``cryptography`` key objects); a
 ``dnsfunc(name, timeout=5)`` returning the TXT record (bytes or str) or
-``None``, and raising :class:`DnsTimeoutError` for a transient failure.
-``arc_sign``, ``arc_verify`` and the ``ARC`` class are not provided yet.
+``None``, and raising :class:`DnsTimeoutError` for a transient failure;
+:func:`arc_sign`, :func:`arc_verify` and the :class:`ARC` class, with
+dkimpy's parameters and return shapes (:mod:`fastdkim.compat_arc`).
 
 Deliberate differences (fastdkim keeps its rule; each is asserted by
 ``tests/test_compat.py``, and from dkimpy's side by
@@ -109,6 +110,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional, Sequence, Union
 
+from .compat_arc import ARC, arc_sign, arc_verify
 from .compat_dkim import DKIM, DomainSigner
 from .compat_errors import (
     AuthresNotFoundError,
@@ -170,6 +172,9 @@ __all__ = [
     "ARC_HASH_ALGORITHMS",
     "DKIM",
     "DomainSigner",
+    "ARC",
+    "arc_sign",
+    "arc_verify",
     "sign",
     "verify",
     "dkim_sign",

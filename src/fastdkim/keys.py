@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +34,7 @@ __all__ = [
     "key_algorithm",
     "parse_key_record",
     "public_key_record",
+    "private_key_dkimpy",
     "generate_private_key",
     "private_key_pem",
     "write_private_key",
@@ -229,15 +231,27 @@ def _public_p(key: Union[PrivateKey, PublicKey]) -> Tuple[str, bytes]:
     raise KeyFormatError("unsupported key type %s" % type(pub).__name__)
 
 
-def public_key_record(key: Union[PrivateKey, PublicKey], *, testing: bool = False, strict: bool = False) -> str:
+def public_key_record(key: Union[PrivateKey, PublicKey], *, testing: bool = False, strict: bool = False,
+                      hashes: Sequence[str] = (), service_types: Sequence[str] = ()) -> str:
     """The TXT record value to publish at ``<selector>._domainkey.<domain>``.
 
     RSA keys are published as SubjectPublicKeyInfo, Ed25519 keys as the raw
     32-byte key (RFC 8463 section 4.2).  ``testing`` adds ``t=y``; ``strict``
-    adds ``t=s`` (i= must be in d= itself, not a subdomain).
+    adds ``t=s`` (i= must be in d= itself, not a subdomain); ``hashes`` adds
+    ``h=`` (e.g. ``["sha256"]``); ``service_types`` adds ``s=`` (e.g.
+    ``["email"]``).
+
+    :raises KeyFormatError: an unsupported key type, or a hash or service
+        type that is not a tag-value token.
     """
     ktype, p = _public_p(key)
-    parts = ["v=DKIM1", "k=%s" % ktype]
+    parts = ["v=DKIM1"]
+    for tag, values in (("h", hashes), ("s", service_types)):
+        if values:
+            if not all(isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9*]+", v) for v in values):
+                raise KeyFormatError("%s= values must be tokens such as sha256 or email, not %r" % (tag, values))
+            parts.append("%s=%s" % (tag, ":".join(values)))
+    parts.insert(len(parts) - (1 if service_types else 0), "k=%s" % ktype)
     flags = [f for f, on in (("y", testing), ("s", strict)) if on]
     if flags:
         parts.append("t=%s" % ":".join(flags))
@@ -251,16 +265,39 @@ def private_key_pem(key: PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def write_private_key(path: Union[str, "os.PathLike[str]"], key: PrivateKey, *, force: bool = False) -> None:
-    """Write ``key`` as PKCS#8 PEM readable by its owner only (mode 0600).
+def private_key_dkimpy(key: PrivateKey) -> bytes:
+    """The private key as dkimpy's ``dkimsign`` reads it: an Ed25519 key as
+    the base64 of its raw 32-byte seed (and a line break), an RSA key as
+    PKCS#1 PEM.
+
+    :raises KeyFormatError: an unsupported key type.
+    """
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+        return base64.b64encode(raw) + b"\n"
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
+    raise KeyFormatError("unsupported key type %s" % type(key).__name__)
+
+
+def write_private_key(path: Union[str, "os.PathLike[str]"], key: PrivateKey, *, force: bool = False,
+                      form: str = "pem") -> None:
+    """Write ``key`` readable by its owner only (mode 0600): as PKCS#8 PEM
+    (``form="pem"``), or as dkimpy reads it (``form="dkimpy"``, see
+    :func:`private_key_dkimpy`).
 
     An existing file is never replaced unless ``force`` is true, and then
     atomically (a temporary file renamed over it).
 
     :raises FileExistsError: ``path`` exists and ``force`` is false.
     :raises OSError: the file cannot be written.
+    :raises KeyFormatError: an unknown ``form``.
     """
-    data = private_key_pem(key)
+    if form not in ("pem", "dkimpy"):
+        raise KeyFormatError("unknown private key form %r: use 'pem' or 'dkimpy'" % (form,))
+    data = private_key_pem(key) if form == "pem" else private_key_dkimpy(key)
     def write(out: BinaryIO) -> None:
         out.write(data)
 

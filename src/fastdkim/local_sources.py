@@ -3,7 +3,8 @@ a function, the TXT records of a zone file."""
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Callable, Dict, List, Sequence, Union
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._dnsname import normalize_key
 from ._txt import join_strings, txt_bytes
@@ -123,28 +124,107 @@ def callback_records(key: str, value: Any) -> List[bytes]:
         raise TemporaryLookupError("key lookup callback returned an unusable value for %s: %s" % (key, exc)) from exc
 
 
-def zone_file_key_source(path: str) -> MappingKeySource:
+#: The comment ``opendkim-genkey`` ends its ``.txt`` record with:
+#: ``; ----- DKIM key s1 for example.com``.
+_GENKEY_COMMENT = re.compile(r";[ \t]*-----[ \t]*DKIM key[ \t]+(\S+)[ \t]+for[ \t]+(\S+)[^\n]*(?:\n|$)")
+_ORIGIN_DIRECTIVE = re.compile(r"^\$ORIGIN\b", re.IGNORECASE | re.MULTILINE)
+
+
+def zone_file_key_source(path: str, origin: Optional[str] = None) -> MappingKeySource:
     """A key source serving the TXT records of a zone file (for offline checks).
 
-    Names must be absolute or the file must set ``$ORIGIN``; every TXT record
-    is served, its character-strings joined.
+    The file is read as a name server reads a master file (RFC 1035 section
+    5): ``$ORIGIN``, ``$TTL`` and ``$INCLUDE`` (a relative path is taken from
+    the current directory), ``@``, relative owner names, records without TTL
+    or class, parentheses and comments; records of other types (an SOA
+    anywhere, NS, A...) are read and ignored.  Relative names are taken
+    relative to ``$ORIGIN`` where the file sets one, else to ``origin``,
+    else to the domain that ``opendkim-genkey`` names in the comment ending
+    each of its ``.txt`` records (``; ----- DKIM key s1 for example.com``;
+    several such files may be concatenated), else to the root.  Every TXT
+    record is served, its character-strings joined.
 
-    :raises KeyLookupError: the file cannot be read or parsed.
+    :raises KeyLookupError: the file cannot be read or parsed, or ``origin``
+        is not a domain name.
     """
+    import dns.exception
     import dns.name
-    import dns.rdatatype
-    import dns.zone
 
     try:
         with open(path, "r", encoding="utf-8") as fh:
             text = fh.read()
-        zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)
-    except OSError as exc:
-        raise KeyLookupError("cannot read zone file %s: %s" % (path, exc.strerror or exc)) from None
-    except Exception as exc:  # dnspython's syntax errors have several types
-        raise KeyLookupError("cannot parse zone file %s: %s" % (path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyLookupError("cannot read zone file %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from None
+    chunks: List[Tuple[str, Optional[str]]] = []
+    if origin is None and not _ORIGIN_DIRECTIVE.search(text):
+        at = 0
+        for m in _GENKEY_COMMENT.finditer(text):
+            chunks.append((text[at:m.end()], m.group(2)))
+            at = m.end()
+        chunks.append((text[at:], None))
+    else:
+        chunks.append((text, origin))
     records: Dict[str, List[bytes]] = {}
-    for name, _ttl, rdata in zone.iterate_rdatas(dns.rdatatype.TXT):
-        key = name.to_text(omit_final_dot=True).lower()
-        records.setdefault(key, []).append(join_strings(rdata.strings))  # type: ignore[attr-defined]
+    line = 1
+    for chunk, chunk_origin in chunks:
+        try:
+            base = dns.name.from_text(chunk_origin) if chunk_origin else dns.name.root
+        except dns.exception.DNSException as exc:
+            raise KeyLookupError("zone file %s: not a domain name for the origin: %r (%s)"
+                                 % (path, chunk_origin, exc)) from None
+        for name, txt in _txt_records(chunk, path, base, line):
+            records.setdefault(name, []).append(txt)
+        line += chunk.count("\n")
     return MappingKeySource(records)
+
+
+class _Records:
+    """What :class:`dns.zonefile.Reader` writes into, in place of a zone:
+    it keeps the TXT records and checks nothing else (a zone file's SOA,
+    NS and glue are read and dropped)."""
+
+    def __init__(self, origin: Any) -> None:
+        self.origin = origin
+        self.manager = self
+        self.txt: List[Tuple[str, bytes]] = []
+
+    def origin_information(self) -> Tuple[Any, bool, Any]:
+        return self.origin, False, self.origin
+
+    def check_put_rdataset(self, check: Any) -> None:
+        """The zone's consistency checks: none here."""
+
+    def _set_origin(self, origin: Any) -> None:
+        """``$INCLUDE`` with an origin: names come absolute already."""
+
+    def add(self, name: Any, ttl: int, rdata: Any) -> None:
+        import dns.rdatatype
+
+        if rdata.rdtype == dns.rdatatype.TXT:
+            self.txt.append((name.to_text(omit_final_dot=True).lower(), join_strings(rdata.strings)))
+
+
+def _txt_records(text: str, path: str, origin: Any, first_line: int) -> List[Tuple[str, bytes]]:
+    """The TXT records of zone file text (``(absolute name, joined
+    strings)``), relative names taken relative to ``origin``.
+
+    :raises KeyLookupError: the text cannot be parsed (the message names
+        ``path`` and the line, counted from ``first_line``).
+    """
+    import dns.exception
+    import dns.rdataclass
+    import dns.tokenizer
+    import dns.zonefile
+
+    out = _Records(origin)
+    try:
+        tok = dns.tokenizer.Tokenizer(text, path)
+        tok.line_number = first_line
+        # A default TTL: TTLs do not matter here, and records without one
+        # before any $TTL are what opendkim-genkey writes.
+        reader = dns.zonefile.Reader(tok, dns.rdataclass.IN, out,  # type: ignore[arg-type]
+                                     allow_directives={"$ORIGIN", "$TTL", "$INCLUDE"}, default_ttl=0)
+        reader.read()
+    except (dns.exception.DNSException, OSError, UnicodeError, ValueError) as exc:
+        raise KeyLookupError("cannot parse zone file %s: %s" % (path, exc)) from None
+    return out.txt

@@ -195,11 +195,16 @@ class SigningPolicy:
             self.domains, "yes" if self.fallback else "no")
 
     @classmethod
-    def from_file(cls, path: str, *, password: Optional[bytes] = None) -> "SigningPolicy":
-        """Load a TOML policy file; every key is loaded now.
+    def from_file(cls, path: str, *, password: Optional[bytes] = None,
+                  refuse_insecure_keys: bool = False) -> "SigningPolicy":
+        """Load a TOML policy file; every key is loaded now.  A key file
+        that group or others can read or write, or that another user owns,
+        gives an :class:`~fastdkim.key_hygiene.InsecureKeyWarning`.
 
         :param password: the password of encrypted key files that do not set
             their own ``password`` (unencrypted ones are loaded as they are).
+        :param refuse_insecure_keys: refuse such key files instead
+            (:class:`~fastdkim.key_hygiene.InsecureKeyError`, a KeyFormatError).
         :raises PolicyError: unreadable or malformed file, unknown options or
             options of the wrong type.
         :raises KeyFormatError: a key file cannot be loaded.
@@ -211,14 +216,59 @@ class SigningPolicy:
             raise PolicyError("cannot read policy file %s: %s" % (path, exc.strerror or exc)) from None
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError("policy file %s is not valid TOML: %s" % (path, exc)) from None
-        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path, password=password)
+        return cls.from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path, password=password,
+                             refuse_insecure_keys=refuse_insecure_keys)
+
+    @classmethod
+    def from_opendkim(cls, keytable: str, signingtable: str, *, internal_hosts: Any = None,
+                      multiple_signatures: bool = False, base_dir: Optional[str] = None,
+                      options: Optional[Mapping[str, Any]] = None,
+                      refuse_insecure_keys: bool = False) -> "SigningPolicy":
+        """A policy signing as OpenDKIM does with its ``KeyTable`` and
+        ``SigningTable`` (data sets as OpenDKIM names them: ``file:PATH``,
+        ``refile:PATH``, a path, ``csl:...``); see
+        :mod:`fastdkim.opendkim_tables`.  Keys not named by the From domain
+        (``%``) are loaded now.
+
+        :param internal_hosts: OpenDKIM's InternalHosts, a data set or a
+            list of entries (default ``127.0.0.1``), kept as the policy's
+            ``internal_hosts`` (with ``is_internal(ip)``) for servers.
+        :param multiple_signatures: OpenDKIM's MultipleSignatures: every
+            SigningTable match signs, not only the first.
+        :param base_dir: where relative file names are taken from.
+        :param options: :class:`~fastdkim.Signer` options for every key.
+        :param refuse_insecure_keys: as for :meth:`from_file` (key files are
+            checked as :meth:`from_file` checks them).
+        :raises PolicyError: an SQL, LDAP or other data set fastdkim cannot
+            read (named), an unreadable or malformed table, a key name the
+            KeyTable lacks.
+        :raises KeyFormatError: a key cannot be loaded.
+        """
+        return _from_opendkim(cls, keytable, signingtable, internal_hosts=internal_hosts,
+                              multiple_signatures=multiple_signatures, base_dir=base_dir, options=options,
+                              refuse_insecure_keys=refuse_insecure_keys)
+
+    @classmethod
+    def from_opendkim_conf(cls, path: str, *, refuse_insecure_keys: bool = False) -> "SigningPolicy":
+        """:meth:`from_opendkim` with the settings of an opendkim.conf
+        (KeyTable, SigningTable, MultipleSignatures, InternalHosts,
+        Canonicalization, OversignHeaders, SignHeaders, BaseDirectory).
+
+        :raises PolicyError: as :meth:`from_opendkim`; the file cannot be
+            read or sets no KeyTable or SigningTable.
+        :raises KeyFormatError: a key cannot be loaded.
+        """
+        from .opendkim_tables import conf_arguments
+
+        return _from_opendkim(cls, refuse_insecure_keys=refuse_insecure_keys, **conf_arguments(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: str = ".", source: str = "policy",
-                  password: Optional[bytes] = None) -> "SigningPolicy":
+                  password: Optional[bytes] = None, refuse_insecure_keys: bool = False) -> "SigningPolicy":
         """Build a policy from the parsed TOML structure (see the module docs).
 
         :param password: as for :meth:`from_file`.
+        :param refuse_insecure_keys: as for :meth:`from_file`.
         """
         unknown = set(data) - {"defaults", "domains", "fallback"}
         if unknown:
@@ -238,21 +288,23 @@ class SigningPolicy:
         for pattern, entry in domains.items():
             base = pattern[2:] if pattern.startswith("*.") else pattern
             built[pattern] = _signers(entry, base, defaults, base_dir, cache, "%s: domains.%s" % (source, pattern),
-                                      password=password)
+                                      password=password, refuse=refuse_insecure_keys)
         fallback = None
         if "fallback" in data:
             fb = data["fallback"]
             if not isinstance(fb, dict) or not isinstance(fb.get("domain"), str):
                 raise PolicyError("%s: [fallback] needs a domain (a string)" % source)
             fallback = _signers(fb, fb["domain"], defaults, base_dir, cache, "%s: fallback" % source,
-                                extra=frozenset({"domain"}), password=password)
+                                extra=frozenset({"domain"}), password=password, refuse=refuse_insecure_keys)
         if not built and not fallback:
             raise PolicyError("%s: no domains and no fallback: nothing would be signed" % source)
         return cls(built, fallback)
 
 
 def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str, cache: Dict[str, Any],
-             where: str, extra: "frozenset[str]" = frozenset(), password: Optional[bytes] = None) -> List[Signer]:
+             where: str, extra: "frozenset[str]" = frozenset(), password: Optional[bytes] = None,
+             refuse: bool = False) -> List[Signer]:
+    from .key_hygiene import check_key_file
     from .keys import load_private_key, load_private_key_with
 
     if not isinstance(entry, dict) or not isinstance(entry.get("keys"), list) or not entry["keys"]:
@@ -276,6 +328,7 @@ def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str
         opts.update(own)
         path = k["key"] if os.path.isabs(k["key"]) else os.path.join(base_dir, k["key"])
         if path not in cache:
+            check_key_file(path, refuse=refuse)
             if "password" in k:
                 cache[path] = load_private_key(path, k["password"].encode("utf-8"))
             else:
@@ -286,3 +339,13 @@ def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str
             raise PolicyError("%s: %s" % (where, exc)) from None
     return out
 
+
+
+def _from_opendkim(cls: type, keytable: str, signingtable: str, *, internal_hosts: Any = None,
+                   multiple_signatures: bool = False, base_dir: Optional[str] = None,
+                   options: Optional[Mapping[str, Any]] = None, refuse_insecure_keys: bool = False) -> SigningPolicy:
+    from .opendkim_tables import OpenDKIMSigningPolicy, OpenDKIMTables
+
+    return OpenDKIMSigningPolicy(OpenDKIMTables(keytable, signingtable, base_dir), internal_hosts=internal_hosts,
+                                 multiple_signatures=multiple_signatures, base_dir=base_dir, options=options,
+                                 refuse_insecure_keys=refuse_insecure_keys)

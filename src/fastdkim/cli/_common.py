@@ -80,16 +80,44 @@ def authserv_id(text: str) -> str:
 
 
 def domain_and_selector(args: argparse.Namespace) -> Tuple[str, str]:
-    """--domain and --selector as A-label names, or a usage error."""
+    """--domain and --selector as A-label names, or a usage error (see
+    :func:`check_selector`)."""
+    return check_domain(args.domain), check_selector(args.selector)
+
+
+def check_domain(value: str, option: str = "--domain") -> str:
+    """A signing domain as an A-label name.
+
+    :raises UsageError: not a valid domain name (reported as a problem of
+        ``option``).
+    """
     from .._text import to_a_label_domain
 
-    out = []
-    for option, value in (("--domain", args.domain), ("--selector", args.selector)):
-        try:
-            out.append(to_a_label_domain(value))
-        except ValueError as exc:
-            raise UsageError("%s: %s" % (option, exc))
-    return out[0], out[1]
+    try:
+        return to_a_label_domain(value)
+    except ValueError as exc:
+        raise UsageError("%s %r is not a valid domain: %s" % (option, value, exc))
+
+
+def check_selector(value: str, option: str = "--selector") -> str:
+    """A selector as an A-label name.
+
+    :raises UsageError: not a valid name, or one holding a ``_domainkey``
+        label (the record would be at ``s1._domainkey._domainkey.DOMAIN``).
+    """
+    from .._text import to_a_label_domain
+
+    try:
+        name = to_a_label_domain(value)
+    except ValueError as exc:
+        raise UsageError("%s: %s" % (option, exc))
+    labels = name.split(".")
+    if "_domainkey" in labels:
+        bare = labels[0] if labels[0] != "_domainkey" else "s1"
+        raise UsageError("%s %s holds _domainkey: give the selector alone (%s %s); fastdkim adds ._domainkey "
+                         "itself, and the record would otherwise be at %s._domainkey.DOMAIN" % (
+                             option, value, option, bare, name))
+    return name
 
 
 def read_password(path: str) -> bytes:

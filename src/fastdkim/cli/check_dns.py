@@ -12,13 +12,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c = sub.add_parser("check-dns", help="check a published key record", formatter_class=FORMATTER,
                        description="Look up SELECTOR._domainkey.DOMAIN, parse it and report problems: syntax, "
                                    "revoked key, testing flag, short key, several records, strings pasted with "
-                                   "quotes, an answer too large for UDP; with --key, whether the private key matches.",
+                                   "quotes, an answer too large for UDP; with --key, whether the private key matches "
+                                   "and whether its file is private (as opendkim-testkey checks it).",
                        epilog="examples:\n  fastdkim check-dns --domain example.com --selector s2026\n"
                               "  fastdkim check-dns --domain example.com --selector s2026 --key s2026.pem --dns 127.0.0.1:5353")
     c.add_argument("--domain", required=True)
     c.add_argument("--selector", required=True)
     c.add_argument("--key", help="private key file to compare with the record")
     c.add_argument("--password-file", metavar="FILE", help="file holding the password of an encrypted --key")
+    c.add_argument("--refuse-insecure-keys", action="store_true",
+                   help="refuse a --key file readable or writable by group or others, or owned by another user "
+                        "(default: reported as a problem)")
     c.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask")
     c.add_argument("--keys", metavar="FILE", help="check the record in a zone file instead of DNS (offline)")
     c.add_argument("--timeout", type=seconds("--timeout must be a positive number of seconds", zero=False), default=5.0,
@@ -87,12 +91,17 @@ def _from_dns(name: str, args: argparse.Namespace) -> Optional[Tuple[List[bytes]
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import KeyFormatError
+    from ..key_hygiene import key_file_problems
     from ..keys import load_private_key_with, record_name
 
     domain, selector = domain_and_selector(args)
     priv = None
+    insecure: List[str] = []
     if args.key:
         password = read_password(args.password_file) if args.password_file else None
+        insecure = key_file_problems(args.key)
+        if insecure and getattr(args, "refuse_insecure_keys", False):
+            raise UsageError("private key not secure: %s" % "; ".join(insecure))
         try:
             priv = load_private_key_with(args.key, password)
         except KeyFormatError as exc:
@@ -114,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
                              key_name=args.key or "")
     for level, msg in found:
         print("%s: %s" % (level, msg))
-    errors = sum(1 for f in found if f.level == ERROR)
+    for problem in insecure:
+        print("%s: private key not secure: %s" % (ERROR, problem))
+    errors = sum(1 for f in found if f.level == ERROR) + len(insecure)
     print("%s" % ("no problems found" if not errors else "%d problem%s found" % (errors, "" if errors == 1 else "s")))
     return EXIT_OK if not errors else EXIT_FAIL

@@ -30,7 +30,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "plain value, a zone-file line and JSON.",
                        epilog="examples:\n  fastdkim keygen --domain example.com --selector s2026\n"
                               "  fastdkim keygen --domain example.com --selector ed2026 --algorithm ed25519 --out /etc/dkim\n"
-                              "  fastdkim keygen --domain example.com --selector big --bits 4096 --format zone")
+                              "  fastdkim keygen --domain example.com --selector big --bits 4096 --format zone\n"
+                              "  fastdkim keygen --domain example.com --selector ed --algorithm ed25519 --key-format dkimpy\n"
+                              "  fastdkim keygen --domain example.com --selector s1 --testing --service-type email "
+                              "--hash sha256 --subdomains no")
     k.add_argument("--domain", required=True, help="signing domain (d=)")
     k.add_argument("--selector", required=True, help="selector (s=)")
     k.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa", help="key type (default rsa)")
@@ -40,6 +43,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    default=3600, help="TTL in the zone-file line (default 3600)")
     k.add_argument("--format", choices=["all", "value", "zone", "json"], default="all", help="what to print")
     k.add_argument("--force", action="store_true", help="replace existing key files")
+    k.add_argument("--key-format", choices=["pem", "dkimpy"], default="pem",
+                   help="private key file: pem (PKCS#8, read by fastdkim, OpenDKIM, OpenSSL) or dkimpy (an Ed25519 "
+                        "key as the base64 of its raw seed, which dkimpy's dkimsign needs; RSA as PKCS#1 PEM)")
+    k.add_argument("--testing", action="store_true", help="publish t=y: verifiers treat failures as if unsigned")
+    k.add_argument("--service-type", choices=["email", "*"], help="publish s=: the services the key is for")
+    k.add_argument("--hash", choices=["sha256"], help="publish h=: the hash algorithms the key may sign with")
+    k.add_argument("--subdomains", choices=["yes", "no"], default="yes",
+                   help="no: publish t=s, refusing i= identities in subdomains of --domain (default yes)")
     k.set_defaults(func=run)
 
 
@@ -58,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
         key = generate_private_key(alg, bits)
     except KeyFormatError as exc:
         raise UsageError(str(exc))
-    value = public_key_record(key)
+    value = public_key_record(key, testing=args.testing, strict=args.subdomains == "no",
+                              hashes=[args.hash] if args.hash else (),
+                              service_types=[args.service_type] if args.service_type else ())
     name = record_name(selector, domain)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError("--out %s is not a directory" % args.out)
     os.makedirs(args.out, exist_ok=True)
-    key_path = os.path.join(args.out, name + ".pem")
+    key_path = os.path.join(args.out, name + (".pem" if args.key_format == "pem" else ".key"))
     txt_path = os.path.join(args.out, name + ".txt")
     if not args.force:
         for p in (key_path, txt_path):
@@ -75,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         out.write((zone + "\n").encode("ascii"))
 
     try:
-        write_private_key(key_path, key, force=args.force)
+        write_private_key(key_path, key, force=args.force, form=args.key_format)
         atomic_write(txt_path, write_zone_line, overwrite=args.force)
     except FileExistsError as exc:
         raise UsageError("%s: not overwriting it (use --force to replace it)" % exc)
@@ -88,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print(zone)
     else:
         kind = "Ed25519" if alg == "ed25519" else "RSA-%d" % bits
-        print("private key (%s, mode 0600): %s" % (kind, key_path))
+        print("private key (%s%s, mode 0600): %s" % (kind, ", dkimpy's form" if args.key_format == "dkimpy" else "",
+                                                     key_path))
         print("zone-file line:                %s" % txt_path)
         print()
         print("Publish this TXT record at %s:" % name)

@@ -30,6 +30,8 @@ from ._common import (
     _printable,
     _quiet_stdout,
     at_least,
+    check_domain,
+    check_selector,
     read_password,
     seconds,
     stop_on_signals,
@@ -50,13 +52,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        epilog="examples:\n  fastdkim sign --domain example.com --selector s1 --key s1.pem msg.eml > signed.eml\n"
                               "  fastdkim sign --domain example.com --selector rsa --key rsa.pem --selector ed --key ed.pem msg.eml\n"
                               "  fastdkim sign --policy dkim.toml --out signed/ Maildir/\n"
-                              "  fastdkim sign --policy dkim.toml --in-place outgoing.mbox")
+                              "  fastdkim sign --policy dkim.toml --in-place outgoing.mbox\n"
+                              "  fastdkim sign --opendkim-conf /etc/opendkim.conf msg.eml > signed.eml")
     s.add_argument("inputs", nargs="*", metavar="INPUT", help="message file, directory, Maildir or mbox; '-' or none: standard input")
     s.add_argument("--domain", help="signing domain (d=)")
     s.add_argument("--selector", action="append", help="selector (s=); repeat with --key for dual signing")
     s.add_argument("--key", action="append", help="private key file (PEM or DER); one per --selector")
     s.add_argument("--password-file", metavar="FILE", help="file holding the password of encrypted --key files")
+    s.add_argument("--refuse-insecure-keys", action="store_true",
+                   help="refuse key files readable or writable by group or others, or owned by another user "
+                        "(default: a warning)")
     s.add_argument("--policy", help="TOML signing policy: keys per From domain (see fastdkim.policy)")
+    s.add_argument("--opendkim-conf", metavar="FILE",
+                   help="sign as OpenDKIM would: the KeyTable and SigningTable (and MultipleSignatures, "
+                        "Canonicalization, OversignHeaders, SignHeaders) of this opendkim.conf")
     s.add_argument("--canonicalization", default="relaxed/relaxed", help="header/body canonicalization (default relaxed/relaxed)")
     s.add_argument("--headers", help="colon-separated header fields to sign (default: the usual set)")
     s.add_argument("--expiration", type=at_least(1, "--expiration must be a positive number of seconds"),
@@ -83,6 +92,8 @@ class _SignSetup:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.policy_path = args.policy
+        self.opendkim_conf: Optional[str] = getattr(args, "opendkim_conf", None)
+        self.refuse_insecure = bool(getattr(args, "refuse_insecure_keys", False))
         self.domain = args.domain
         self.selectors = list(args.selector or [])
         self.keys = list(args.key or [])
@@ -102,14 +113,20 @@ class _SignSetup:
         :raises UsageError: options that do not go together, or a key or the
             policy that cannot be loaded.
         """
-        if self.policy_path:
+        if self.opendkim_conf:
+            if self.policy_path or self.domain or self.selectors or self.keys:
+                raise UsageError("use either --opendkim-conf, --policy or --domain/--selector/--key")
+        elif self.policy_path:
             if self.domain or self.selectors or self.keys:
                 raise UsageError("use either --policy or --domain/--selector/--key, not both")
         else:
             if not (self.domain and self.selectors and self.keys):
-                raise UsageError("signing needs --policy FILE, or --domain, --selector and --key")
+                raise UsageError("signing needs --policy FILE, --opendkim-conf FILE, or --domain, --selector and --key")
             if len(self.selectors) != len(self.keys):
                 raise UsageError("give one --selector per --key (%d selectors, %d keys)" % (len(self.selectors), len(self.keys)))
+            check_domain(self.domain)
+            for sel in self.selectors:
+                check_selector(sel)
         self.build(report=True)
 
     def build(self, report: bool = False) -> Any:
@@ -121,18 +138,24 @@ class _SignSetup:
         if self._built is None:
             import warnings
 
+            from ..key_hygiene import check_key_file
             from ..keys import load_private_key_with
             from ..policy import SigningPolicy
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    if self.policy_path:
-                        self._built = SigningPolicy.from_file(self.policy_path, password=self.password)
+                    if self.opendkim_conf:
+                        self._built = SigningPolicy.from_opendkim_conf(self.opendkim_conf,
+                                                                       refuse_insecure_keys=self.refuse_insecure)
+                    elif self.policy_path:
+                        self._built = SigningPolicy.from_file(self.policy_path, password=self.password,
+                                                              refuse_insecure_keys=self.refuse_insecure)
                     else:
                         signers = []
                         for sel, path in zip(self.selectors, self.keys):
                             try:
+                                check_key_file(path, refuse=self.refuse_insecure)
                                 key = load_private_key_with(path, self.password)
                                 signers.append(Signer(self.domain, sel, key, **self.options))
                             except DKIMError as exc:
