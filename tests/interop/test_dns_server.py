@@ -125,11 +125,21 @@ class DroppingServer:
     the backlog and never served) and counts, when asked, what it got."""
 
     def __enter__(self) -> "DroppingServer":
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.bind(("127.0.0.1", self.port))
+        # a port free for both: the UDP port the system picks may be taken for TCP
+        # (other tests' servers and connections), so pick again until both bind
+        for _ in range(100):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.tcp.close()
+                self.udp.close()
+        else:
+            raise RuntimeError("no port on 127.0.0.1 free for both UDP and TCP")
         self.tcp.listen(16)
         self.udp.setblocking(False)
         self.tcp.setblocking(False)
