@@ -290,3 +290,76 @@ def test_session_answers_in_order_across_a_wait(keys):
     kinds = [type(msg).__name__ for msg, _ in _unpack_all(got)]
     # (no replies to the connection, MAIL, header fields and body chunks: negotiated away)
     assert kinds == ["Negotiate", "Continue", "InsertHeader", "Continue", "Continue", "InsertHeader", "Continue"]
+
+
+@pytest.mark.parametrize("offer", [OFFER, m.Negotiate(6, m.ActionFlags.ALL, m.ProtocolFlags(0x17F))],
+                         ids=["all-options", "no-NR-options"])
+def test_reply_due_agrees_with_the_protocol(keys, offer):
+    """The connection's own test of whether an event takes a reply (the
+    negotiated NR_* flags, without the protocol's pattern match) gives what
+    FilterProtocol.needs_response gives, for every event that can take one."""
+    conn = Connection(lambda: _loaded(keys))
+    _run(conn, [offer])
+    addr = ipaddress.ip_address("192.0.2.1")
+    events = [m.Connect("c.example", addr, 25), m.Helo("c.example"), m.EnvelopeFrom(b"<a@example.com>"),
+              m.EnvelopeRecipient(b"<b@example.org>"), m.Data(), m.Unknown(b"XYZZY"), m.Header("From", b" a"),
+              m.EndOfHeaders(), m.Body(b"x"), m.EndOfMessage(b""), offer]
+    for event in events:
+        assert conn._reply_due(event) == conn.proto.needs_response(event), type(event).__name__
+    due = {type(e).__name__ for e in events if conn._reply_due(e)}
+    if offer is OFFER:
+        assert due == {"EndOfHeaders", "EndOfMessage", "Negotiate"}
+    else:
+        assert "Header" in due and "Body" in due
+
+
+def test_replies_of_one_read_go_out_in_one_write(keys):
+    """Events that arrive together are answered with one write (one system
+    call, one wake-up of the MTA), in order."""
+    from fastdkim.milter.session import MilterSession
+
+    loaded = _loaded(keys)
+    offer = m.Negotiate(6, m.ActionFlags.ALL, m.ProtocolFlags(0x17F))  # no NR_*: every event takes a reply
+    events = _message("127.0.0.1", HEADERS, b"body line\r\n", offer=offer) + [m.Close()]
+    wire = b""
+    for e in events:
+        buf = SimpleBuffer(1 << 16)
+        e.pack(buf)
+        wire += buf[:].tobytes()
+
+    class Transport:
+        def __init__(self):
+            self.writes = []
+            self.closed = False
+
+        def get_extra_info(self, name):
+            return None
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def close(self):
+            self.closed = True
+
+    class Server:
+        stopping = False
+        sessions = set()
+
+        def current(self):
+            return loaded
+
+    async def go():
+        session = MilterSession(Server())
+        t = Transport()
+        session.connection_made(t)
+        session.data_received(wire)
+        session.connection_lost(None)
+        return t
+
+    t = asyncio.run(go())
+    assert len(t.writes) == 1 and t.closed
+    got = GrowingBuffer(1 << 20)
+    got[:] = t.writes[0]
+    kinds = [type(msg).__name__ for msg, _ in _unpack_all(got)]
+    assert kinds == ["Negotiate", "Continue", "Continue", "Continue", "Continue", "Continue", "Continue",
+                     "Continue", "InsertHeader", "Continue"]

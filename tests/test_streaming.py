@@ -221,3 +221,37 @@ def test_verification_key_outcomes(rsa_key):
         s.finish()
     with pytest.raises(TypeError):
         VerificationSession(object())  # type: ignore[arg-type]
+
+
+def test_author_domain_is_remembered(tmp_path, rsa_key):
+    """The From domain of a field seen before is not parsed again; a From
+    field that names no usable address is refused every time."""
+    from fastdkim.keys import write_private_key
+    from fastdkim.streaming import _REMEMBERED_FROM, _remembered_domain
+
+    write_private_key(str(tmp_path / "r.pem"), rsa_key)
+    (tmp_path / "p.toml").write_text('[domains."example.com"]\nkeys = [{ selector = "r", key = "r.pem" }]\n')
+    policy = SigningPolicy.from_file(str(tmp_path / "p.toml"))
+    _remembered_domain.cache_clear()
+    for _ in range(3):
+        s = SigningSession(policy=policy)
+        s.header("From", b" Alice <alice@Example.COM>")
+        (chosen,) = s.end_of_headers()
+        assert chosen.domain == "example.com"
+    info = _remembered_domain.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    # a long From field is parsed each time, not kept
+    s = SigningSession(policy=policy)
+    s.header("From", b" " + b"x" * _REMEMBERED_FROM + b" <a@example.com>")
+    (chosen,) = s.end_of_headers()
+    assert chosen.domain == "example.com" and _remembered_domain.cache_info().currsize == 1
+    for _ in range(2):
+        s = SigningSession(policy=policy)
+        s.header("From", b" a@example.com, b@example.com")
+        with pytest.raises(FromAddressError):
+            s.end_of_headers()
+    s = SigningSession(policy=policy)
+    s.header("From", b" a@example.com")
+    s.header("From", b" b@example.com")
+    with pytest.raises(FromAddressError):  # two From fields: refused, as before
+        s.end_of_headers()

@@ -30,6 +30,7 @@ endings): the same checks (:mod:`fastdkim._checks`), the same field builder.
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -49,6 +50,29 @@ __all__ = ["SigningSession", "VerificationSession", "MAX_HEADER_BYTES", "field_f
 MAX_HEADER_BYTES = 1 << 20
 
 _LONE_LF = re.compile(rb"(?<!\r)\n")
+
+
+#: The longest From field whose domain is remembered (see :func:`_author_domain`).
+_REMEMBERED_FROM = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_domain(froms: Tuple[bytes, ...]) -> str:
+    return from_domain([(b"from", raw) for raw in froms])
+
+
+def _author_domain(froms: Tuple[bytes, ...]) -> str:
+    """:func:`~fastdkim.policy.from_domain` of the From fields ``froms``
+    (raw, ``From:`` included).  A single From field of at most
+    ``_REMEMBERED_FROM`` bytes is remembered (the last 1024 distinct ones, so
+    at most some 600 KB): a milter signs mail of a few authors over and over,
+    and the address parser costs more than the rest of choosing the signers.
+
+    :raises FromAddressError: as :func:`~fastdkim.policy.from_domain` (not remembered).
+    """
+    if len(froms) == 1 and len(froms[0]) <= _REMEMBERED_FROM:
+        return _remembered_domain(froms)
+    return from_domain([(b"from", raw) for raw in froms])
 
 
 def field_from_milter(name: Union[str, bytes], value: Union[bytes, bytearray, memoryview]) -> bytes:
@@ -183,7 +207,8 @@ class SigningSession:
             chosen = self._signers
         else:
             assert self._policy is not None
-            chosen = self._policy.signers_for_domain(from_domain(pm.fields))
+            chosen = self._policy.signers_for_domain(
+                _author_domain(tuple(raw for name, raw in pm.fields if name == b"from")))
         for s in chosen:
             key = s._body_key()
             if key not in self._by_key:

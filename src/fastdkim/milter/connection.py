@@ -60,6 +60,10 @@ _MACROS = {m.Stage.CONNECT: _NONE, m.Stage.HELO: _NONE, m.Stage.ENVELOPE_FROM: [
            m.Stage.ENVELOPE_RECIPIENT: _NONE, m.Stage.DATA: _NONE, m.Stage.END_HEADERS: ["i"],
            m.Stage.END_MESSAGE: _NONE}
 _AR = "authentication-results"
+#: The reply to most events (the protocol's messages are not changed by packing).
+_CONTINUE = m.Continue()
+#: No reply (shared: never changed).
+_NONE_DUE: List[Any] = []
 
 
 class _Message:
@@ -107,7 +111,10 @@ class Connection:
         return self.msg is not None
 
     def _reply_due(self, event: Any) -> bool:
-        return bool(self.proto.needs_response(event))
+        # what FilterProtocol.needs_response says for the events that can
+        # take a reply, without its pattern match over the message ABCs (some
+        # forty events a message): the negotiated NR_* flags
+        return event.ident not in self.proto.nr
 
     def _error_reply(self) -> Any:
         loaded: Loaded = self.msg.loaded if self.msg is not None else self.current()
@@ -120,8 +127,13 @@ class Connection:
         logged in one line and answered with the ``on_error`` action (at
         once, or at the next event that takes a reply); it never ends the
         connection."""
+        # by the event's class (the protocol's messages are ABCs: isinstance
+        # costs more than this lookup, for each of some forty packets a message)
         try:
-            return self._dispatch(event)
+            handler = self._handlers.get(event.__class__)
+            if handler is None:  # HELO, RCPT, DATA, unknown commands: nothing to do
+                return [_CONTINUE] if self._reply_due(event) else _NONE_DUE
+            return handler(self, event)  # type: ignore[no-any-return]
         except Exception as exc:  # an internal error: one line, and the configured answer
             return self._failed(event, exc)
 
@@ -139,34 +151,30 @@ class Connection:
                   type(exc).__name__, exc, action)
         if self.msg is not None:
             self.msg.failed = "%s: %s" % (type(exc).__name__, exc)
-        if isinstance(event, (m.Abort, m.Close, m.Macro)) or not self._reply_due(event):
+        if isinstance(event, (m.Abort, m.Close, m.Macro)):
+            return []
+        if not isinstance(event, m.Negotiate) and not self._reply_due(event):
             return []
         reply = self._error_reply()
         if isinstance(event, (m.EnvelopeFrom, m.Header, m.EndOfHeaders, m.Body, m.EndOfMessage)):
             self._end_message()
         return [reply]
 
-    def _dispatch(self, event: Any) -> Union[List[Any], "Awaitable[List[Any]]"]:
-        # by the event's class (the protocol's messages are ABCs: isinstance
-        # costs more than this lookup, for each of some forty packets a message)
-        handler = self._handlers.get(type(event))
-        if handler is None:  # HELO, RCPT, DATA, unknown commands: nothing to do
-            return [m.Continue()] if self._reply_due(event) else []
-        return handler(self, event)  # type: ignore[no-any-return]
-
     def _on_body(self, event: Any) -> List[Any]:
         msg = self.msg
         if msg is not None and msg.session is not None and msg.failed is None:
             msg.session.body(event.content)
-        return [] if not self._reply_due(event) else [m.Continue()]
+        return _NONE_DUE if event.ident in self.proto.nr else [_CONTINUE]
 
     def _on_header(self, event: Any) -> List[Any]:
         self._header(event)
-        return [] if not self._reply_due(event) else self._continue_or_failed()
+        return _NONE_DUE if event.ident in self.proto.nr else self._continue_or_failed()
 
     def _on_macro(self, event: Any) -> List[Any]:
-        self.macros.update(event.macros)
-        return []
+        macros = event.macros
+        if macros:
+            self.macros.update(macros)
+        return _NONE_DUE
 
     def _on_negotiate(self, event: Any) -> List[Any]:
         return [self._negotiate(event)]
@@ -180,7 +188,7 @@ class Connection:
         auth = self.macros.pop("{auth_authen}", None) or None  # this message's alone
         self.macros.pop("i", None)  # (the previous message's queue id)
         self.msg = _Message(self.current(), auth)
-        return [m.Continue()] if self._reply_due(event) else []
+        return [_CONTINUE] if self._reply_due(event) else []
 
     def _on_abort(self, event: Any) -> List[Any]:
         self._end_message()
@@ -215,7 +223,7 @@ class Connection:
         if self.current().is_ignored(event.address):
             log.debug("connection from %s: in ignore_hosts, accepted untouched", self.client)
             return m.Accept()  # (without a reply here, each message is accepted at its header block's end)
-        return m.Continue()
+        return _CONTINUE
 
     # -- message events -----------------------------------------------------------------
 
@@ -224,7 +232,7 @@ class Connection:
             reply = self._error_reply()
             self._end_message()
             return [reply]
-        return [m.Continue()]
+        return [_CONTINUE]
 
     def _start(self) -> _Message:
         """The message's mode and session, decided at its first header field."""
@@ -290,7 +298,7 @@ class Connection:
         if due and (msg.mode == "ignore" or (msg.mode == "pass" and not msg.forged)):
             self._end_message()
             return [m.Accept()]  # nothing to change: the MTA need not send the body
-        return [m.Continue()] if due else []
+        return [_CONTINUE] if due else []
 
     @staticmethod
     async def _lookup(msg: _Message, names: List[str]) -> Dict[str, Any]:
@@ -314,7 +322,7 @@ class Connection:
     def _end_of_message(self, event: Any) -> Union[List[Any], "Awaitable[List[Any]]"]:
         msg = self.msg
         if msg is None:
-            return [m.Continue()]
+            return [_CONTINUE]
         if msg.failed is not None:
             self._end_message()
             return [self._error_reply()]
@@ -339,13 +347,13 @@ class Connection:
             self._end_message()
             raise
         self._end_message()
-        return edits + [m.Continue()]
+        return edits + [_CONTINUE]
 
     async def _verified_later(self, msg: _Message, edits: List[Any]) -> List[Any]:
         try:
             assert msg.keys is not None
             await asyncio.wait([msg.keys])
-            return edits + self._verified(msg) + [m.Continue()]
+            return edits + self._verified(msg) + [_CONTINUE]
         finally:
             msg.drop()
 

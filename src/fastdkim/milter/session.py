@@ -66,12 +66,10 @@ class GrowingBuffer:
             self.buffer[start:start + len(data)] = data
 
     def __getitem__(self, items: slice) -> memoryview:
-        s, e, _ = items.indices(len(self.buffer))
-        return memoryview(self.buffer)[s:e]
+        return memoryview(self.buffer)[items]  # (a slice past the end stops at it, as a bytearray's)
 
     def __delitem__(self, items: slice) -> None:
-        s, e, _ = items.indices(len(self.buffer))
-        del self.buffer[s:e]
+        del self.buffer[items]
 
     def get_free(self, size: int) -> memoryview:
         """Not used for reading; raises :class:`InsufficientSpace` (the
@@ -85,7 +83,7 @@ def pack(proto: FilterProtocol, message: Any) -> bytes:
     value = getattr(message, "value", None)
     if value is not None:
         size += len(value) + len(message.name)
-    elif isinstance(message, m.Negotiate):
+    elif type(message) is m.Negotiate:  # (the messages are ABCs: isinstance costs more)
         size += 256
     buf = SimpleBuffer(size)
     proto.write_to(buf, message)
@@ -176,23 +174,39 @@ class MilterSession(asyncio.Protocol):
         conn = self.conn
         transport = self.transport
         assert conn is not None and transport is not None
+        # The replies to every event of this read go out in one write (one
+        # system call, one wake-up of the MTA), before any answer that waits.
+        out: List[bytes] = []
+        handle = conn.handle
+        proto = conn.proto
         try:
             if events is None:
-                events = conn.proto.read_from(self.buf)
+                events = proto.read_from(self.buf)
             for event in events:
-                replies = conn.handle(event)
-                if not isinstance(replies, list):  # an answer that waits (key lookups)
+                replies = handle(event)
+                if replies.__class__ is not list:  # an answer that waits (key lookups)
+                    if out:
+                        transport.write(b"".join(out))
                     transport.pause_reading()
                     self.pending = asyncio.ensure_future(self._later(event, replies, events))
                     return
                 if replies:
-                    transport.write(b"".join(pack(conn.proto, r) for r in replies))
-                if conn.closed:
-                    transport.close()
-                    return
+                    for r in replies:
+                        out.append(pack(proto, r))
+                    if conn.closed:
+                        break
+                elif conn.closed:
+                    break
         except Exception as exc:  # a protocol error: the stream can no longer be read
+            if out:
+                transport.write(b"".join(out))
             log.error("connection %s closed: %s: %s", self._peer(), type(exc).__name__, exc)
             self.abort()
+            return
+        if out:
+            transport.write(b"".join(out))
+        if conn.closed:
+            transport.close()
             return
         if not self.buf.buffer:
             self.buf.buffer = bytearray()  # give back what a large packet took
