@@ -136,8 +136,6 @@ def test_what_is_a_dmarc_record(txt, dmarc_record):
 
 @pytest.mark.parametrize("txt, problem", [
     ("v=DMARC1", "p= is missing"), ("v=DMARC1; p=maybe", "p=maybe"), ("v=DMARC1; p=none; sp=sometimes", "sp="),
-    ("v=DMARC1; p=none; adkim=x", "adkim"), ("v=DMARC1; p=none; aspf=relaxed", "aspf"),
-    ("v=DMARC1; p=none; pct=101", "pct"), ("v=DMARC1; p=none; pct=-1", "pct"), ("v=DMARC1; p=none; pct=", "pct"),
     ("v=DMARC1; p=none; p=reject", "duplicate tag p="), ("v=DMARC1; p=none; P=reject", "duplicate tag p="),
     ("v=DMARC1; p=none; junk", "DMARC record"), ("v=spf1; p=none", "not a DMARC record"),
 ])
@@ -151,6 +149,18 @@ def test_a_missing_policy_with_a_report_address_reads_as_none():
     assert r.p == "none" and r.rua == ("mailto:d@example.com",) and "read as p=none" in r.notes[0]
     with pytest.raises(TagSyntaxError):
         parse_dmarc_record("v=DMARC1; rua=not a uri")
+
+
+@pytest.mark.parametrize("txt, tag", [
+    ("v=DMARC1; p=reject; adkim=x", "adkim"), ("v=DMARC1; p=reject; aspf=relaxed", "aspf"),
+    ("v=DMARC1; p=reject; pct=101", "pct"), ("v=DMARC1; p=reject; pct=-1", "pct"), ("v=DMARC1; p=reject; pct=", "pct"),
+])
+def test_bad_alignment_modes_and_pct_fall_back_to_defaults(txt, tag):
+    """RFC 7489 section 6.3: syntax errors after v= and p= are discarded in
+    favour of the defaults (adkim=r, aspf=r, pct=100), not the whole record."""
+    r = parse_dmarc_record(txt)
+    assert (r.p, r.adkim, r.aspf, r.pct) == ("reject", "r", "r", 100)
+    assert len(r.notes) == 1 and r.notes[0].startswith(tag + "=") and "default" in r.notes[0]
 
 
 def test_bad_reporting_tags_fall_back_to_defaults():
@@ -237,7 +247,7 @@ def test_fail_when_nothing_aligned_passes(server):
 
 @pytest.mark.parametrize("records, status, reason", [
     (Txt(["v=DMARC1; p=reject"], ["v=DMARC1; p=none"]), "none", "2 DMARC records"),
-    (Txt(["v=DMARC1; p=reject; pct=abc"]), "permerror", "malformed DMARC record"),
+    (Txt(["v=DMARC1; p=reject; foo"]), "permerror", "malformed DMARC record"),
     (Txt(["v=DMARC1; p=whatever"]), "permerror", "p=whatever"),
     (Neg(dns.rcode.NXDOMAIN), "none", "no DMARC record at _dmarc.example.com"),
     (Neg(dns.rcode.NOERROR), "none", "no DMARC record"),
@@ -415,3 +425,11 @@ def test_cli_dmarc_temperror_and_usage_errors(server, tmp_path):
                           (["--dmarc", "--spf-result", "maybe"], b"invalid choice")):
         r = run("verify", "--dns", server.address, *args, m)
         assert r.returncode == 2 and problem in r.stderr, (args, r.stderr)
+
+
+def test_a_record_with_a_bad_mode_still_applies_with_the_default(server):
+    server.zone["_dmarc.example.com"] = Txt(["v=DMARC1; p=reject; adkim=strict; pct=lots"])
+    out = evaluate_domain("sub.example.com", [passing("example.com")], keys=source(server))
+    # adkim falls back to r (relaxed): d=example.com aligns with sub.example.com
+    assert (out.status, out.policy, out.pct) == ("pass", "reject", 100)
+    assert out.record is not None and len(out.record.notes) == 2

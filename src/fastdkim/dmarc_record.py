@@ -8,14 +8,13 @@ case-insensitive strings), as are the values of ``p``, ``sp``, ``adkim`` and
 
 What makes a record malformed (:class:`~fastdkim.errors.TagSyntaxError`,
 which DMARC evaluation reports as ``permerror``): a tag-list that does not
-parse (a spec without ``=``, a duplicate tag), or an invalid ``adkim``,
-``aspf`` or ``pct``, or a missing or invalid ``p`` or an invalid ``sp``
-without a usable ``rua``.  Following section 6.6.3, a record whose ``p`` is
+parse (a spec without ``=``, a duplicate tag), or a missing or invalid
+``p`` or an invalid ``sp`` without a usable ``rua``.  Following section 6.6.3, a record whose ``p`` is
 missing or invalid, or whose ``sp`` is invalid, but which has at least one
 valid ``rua`` URI, is read as ``p=none`` (and ``sp`` as absent).  Invalid
-values of the reporting tags (``rua``, ``ruf``, ``fo``, ``rf``, ``ri``) are
-dropped in favour of their defaults, as section 6.3 asks; :attr:`notes` says
-what was dropped.
+values of the other tags (``adkim``, ``aspf``, ``pct``, and the reporting
+tags ``rua``, ``ruf``, ``fo``, ``rf``, ``ri``) are dropped in favour of their
+defaults, as section 6.3 asks; :attr:`notes` says what was dropped.
 """
 from __future__ import annotations
 
@@ -134,19 +133,23 @@ def parse_dmarc_record(txt: Union[bytes, str]) -> DMARCRecord:
         notes.append("%s; read as p=none, as the record has a rua (RFC 7489 section 6.6.3)" % problem)
         p, sp = "none", None
 
+    # Section 6.3: "Syntax errors in the remainder of the record SHOULD be
+    # discarded in favor of default values (if any) or ignored outright."
     modes = {}
     for tag in ("adkim", "aspf"):
         mode = tags.get(tag, "r").lower()
         if mode not in ("r", "s"):
-            raise TagSyntaxError("DMARC record: %s=%s is neither r (relaxed) nor s (strict)" % (tag, tags[tag]))
+            notes.append("%s=%s is neither r (relaxed) nor s (strict); the default r applies" % (tag, tags[tag]))
+            mode = "r"
         modes[tag] = mode
 
     pct = 100
     if "pct" in tags:
         v = tags["pct"]
-        if not (v.isascii() and v.isdigit() and len(v) <= 3 and int(v) <= 100):
-            raise TagSyntaxError("DMARC record: pct=%s is not a whole number from 0 to 100" % v)
-        pct = int(v)
+        if v.isascii() and v.isdigit() and len(v) <= 3 and int(v) <= 100:
+            pct = int(v)
+        else:
+            notes.append("pct=%s is not a whole number from 0 to 100; the default 100 applies" % v)
 
     fo: Tuple[str, ...] = ("0",)
     if "fo" in tags:
