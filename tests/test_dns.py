@@ -732,3 +732,21 @@ def test_concurrent_misses_share_a_failure_and_no_cache_still_shares(server):
     assert results == [("ok", [])] * 4 and resolver2.calls == 1
     # nothing was cached: the next lookup asks again
     assert src2.lookup(n("nx")) == [] and resolver2.calls == 2
+
+
+def test_dnspython_loads_only_for_dns_keys():
+    """Signing, and verifying with keys of one's own, never load dnspython
+    (it is a good part of a command's start-up); the DNS key source's names
+    still answer from every place they always did."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fastdkim, fastdkim.cli\n"
+            "assert 'dns.resolver' not in sys.modules, 'dnspython loaded at import'\n"
+            "from fastdkim import DNSKeySource\n"
+            "import fastdkim.keysources as ks, fastdkim.dns as old\n"
+            "assert ks.DNSKeySource is DNSKeySource is old.DNSKeySource is fastdkim.DNSKeySource\n"
+            "assert ks.CacheStats is not None and callable(ks._parse_nameserver)\n"
+            "assert 'dns.resolver' in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -18,7 +18,7 @@ In an event loop: ``await fastdkim.aio.verify(signed)``.
 from __future__ import annotations
 
 from . import _core
-from .keysources import DNSKeySource, KeySource
+from .keysources import KeySource
 from .errors import (
     AuthResError,
     DKIMError,
@@ -53,12 +53,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (at run time, loaded when first used: see __getattr__)
     from .arc import ARCSealer as ARCSealer
+    from .dns_source import DNSKeySource as DNSKeySource
     from .arc_chain import ARCResult as ARCResult
     from .arc_chain import verify_chain as verify_chain
 
 
 #: ARC names reachable from the package root, and their modules.
-_ARC = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain"}
+_ARC = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain",
+        # (and DNS keys: dnspython loads with it, for the programs that use it)
+        "DNSKeySource": ".dns_source"}
 
 
 def __getattr__(name: str) -> object:

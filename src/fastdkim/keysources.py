@@ -38,12 +38,31 @@ from __future__ import annotations
 
 import collections.abc
 import threading
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
-from .dns_source import CacheStats, DNSKeySource
-from ._dnsbase import parse_nameserver as _parse_nameserver  # noqa: F401 (fastdkim.dns._parse_nameserver)
 from .local_sources import CallableKeySource, MappingKeySource, zone_file_key_source
 from .local_sources import RecordValue as RecordValue
+
+if TYPE_CHECKING:
+    from ._dnsbase import parse_nameserver as _parse_nameserver  # noqa: F401
+    from .dns_source import CacheStats, DNSKeySource
+
+#: Names of the DNS key source, loaded (with dnspython) when first used: a
+#: program that signs, or verifies with keys of its own, never pays for it.
+_LAZY = {"DNSKeySource": ".dns_source", "CacheStats": ".dns_source", "_parse_nameserver": "._dnsbase"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    import importlib
+
+    value = getattr(importlib.import_module(module, __package__), "parse_nameserver" if name == "_parse_nameserver"
+                    else name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CacheStats",
@@ -74,16 +93,18 @@ class KeySource(Protocol):
 
 # -- choosing a key source ---------------------------------------------------------------
 
-_default: Optional[DNSKeySource] = None
+_default: Optional["DNSKeySource"] = None
 _default_lock = threading.Lock()
 
 
-def _default_source() -> DNSKeySource:
+def _default_source() -> "DNSKeySource":
     global _default
     source = _default
     if source is None:
         with _default_lock:
             if _default is None:
+                from .dns_source import DNSKeySource
+
                 _default = DNSKeySource()
             source = _default
     return source
