@@ -159,3 +159,46 @@ def test_socket_in_use_is_reported(keys, tmp_path):
                            env=child_env(), timeout=120)
     assert r.returncode == 2
     assert "cannot listen on inet:%d@127.0.0.1" % port in r.stderr
+
+
+def test_every_bad_option_is_reported(tmp_path, capsys):
+    """Several bad values (in the file and on the command line) and an
+    unknown option: one error names each of them, not only the first."""
+    path = _file(tmp_path, 'authserv_id = "mx.example.net"\ndns_timeout = -1\non_error = "drop"\n'
+                           'frobnicate = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"internal_hosts": "bogus", "max_header_bytes": "0"})
+    text = str(info.value)
+    assert text.startswith("5 problems: ")
+    for part in ("unknown option(s): frobnicate", "option dns_timeout must be a positive number",
+                 "option on_error must be one of accept, tempfail", "'bogus' is not an IP address",
+                 "command line: max_header_bytes must be a positive whole number"):
+        assert part in text
+    assert main(["milter", "--check", "--config", path, "--socket", "inet:0@x"]) == 2
+    err = capsys.readouterr().err
+    assert "4 problems" in err and "frobnicate" in err and "socket" in err and len(err.splitlines()) == 1
+
+
+def test_files_that_are_not_utf8_are_reported(keys, tmp_path, capsys):
+    """A configuration or policy file that is not UTF-8 text: a one-line
+    error naming it (``--check`` and start), and a reload that meets one
+    keeps the configuration in use."""
+    from fastdkim.milter.runtime import load
+    from fastdkim.milter.server import MilterServer
+
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    assert main(["milter", "--check", "--config", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastdkim milter: error: configuration %s is not valid TOML" % binary)
+    assert main(["milter", "--check", "--policy", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastdkim milter: error: policy %s" % binary) and len(err.splitlines()) == 1
+
+    config_path = _file(tmp_path, 'authserv_id = "mx.example.net"\npolicy = "%s"\n' % keys.policy)
+    server = MilterServer(load(load_config(config_path)), config_path)
+    before = server.loaded
+    for text in ('authserv_id = "mx.example.net"\npolicy = "%s"\n' % binary, "\ufffe"):
+        (tmp_path / "milter.toml").write_bytes(text.encode() if text != "\ufffe" else b"\xff\xfe")
+        assert server.reload() is False
+        assert server.loaded is before

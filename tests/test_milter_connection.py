@@ -363,3 +363,146 @@ def test_replies_of_one_read_go_out_in_one_write(keys):
     kinds = [type(msg).__name__ for msg, _ in _unpack_all(got)]
     assert kinds == ["Negotiate", "Continue", "Continue", "Continue", "Continue", "Continue", "Continue",
                      "Continue", "InsertHeader", "Continue"]
+
+
+def test_forged_fields_removed_whatever_their_spelling(keys):
+    """Forged Authentication-Results fields are removed however they are
+    written (whitespace before the colon, case, a comment before the
+    authserv-id, the authserv-id on a continuation line) and when another
+    field hides one behind a bare CR or LF; each removal names the field
+    and its index among the fields of that name, the last first, and other
+    servers' fields stay."""
+    loaded = _loaded(keys)
+    a = AUTHSERV_ID.encode()
+    headers = [("Authentication-Results", b" other.example.net; dkim=fail"),
+               ("Authentication-Results ", b" %s; dkim=pass" % a),
+               ("X-Note", b" a\rAuthentication-Results: %s; dkim=pass" % a),
+               ("x-note", b" harmless\n folded"),
+               ("authentication-results", b" (checked) %s ; dkim=pass" % a),
+               ("X-Note", b" b\nAuthentication-Results : (c)\n %s; dkim=pass" % a.upper()),
+               ("X-Other", b" c\rAuthentication-Results: other.example.net; dkim=pass"),
+               ("AUTHENTICATION-RESULTS", b"\n %s.; dkim=pass" % a)] + HEADERS
+    for client in ("192.0.2.1", "127.0.0.1"):  # verified and signed alike
+        eom = _run(Connection(lambda: loaded), _message(client, headers, b"x\r\n"))[-1]
+        if client == "192.0.2.1":
+            assert type(eom[-2]) is m.InsertHeader and eom[-2].name == "Authentication-Results"
+        removed = [(r.name.lower(), r.index) for r in eom if type(r) is m.ChangeHeader]
+        assert removed == [("authentication-results", 4), ("x-note", 3), ("authentication-results", 3),
+                           ("x-note", 1), ("authentication-results", 2)]
+        assert all(r.value == b"" for r in eom if type(r) is m.ChangeHeader)
+        assert type(eom[-1]) is m.Continue
+    assert type(eom[-2]) is m.ChangeHeader  # (signed: nothing added, a bare CR is not signed)
+
+
+@pytest.mark.parametrize("on_error, reply", [("accept", m.Accept), ("tempfail", m.TemporaryFailure)])
+def test_unknown_command_mid_message_is_not_a_new_message(keys, caplog, on_error, reply):
+    """An unknown command in the middle of a header block (the protocol
+    library reads it as an abort): the header fields that follow are not
+    taken for a new message (whose Authentication-Results indexes would
+    name other servers' fields, whose signature would leave fields out);
+    they are answered with ``on_error`` and logged, and the next MAIL
+    starts afresh."""
+    loaded = _loaded(keys, on_error=on_error)
+    conn = Connection(lambda: loaded)
+    a = AUTHSERV_ID.encode()
+    head = [OFFER, m.Connect("client.example", ipaddress.ip_address("192.0.2.1"), 25000),
+            m.EnvelopeFrom(b"<a@example.com>"), m.Header("Authentication-Results", b" %s; dkim=pass" % a)]
+    wire = SimpleBuffer(1 << 16)
+    for e in head:
+        e.pack(wire)
+    wire[wire.filled:] = b"\x00\x00\x00\x03Zxy"  # a command no milter protocol version has
+    for e in [m.Header("Authentication-Results", b" other.example.net; dkim=pass"),
+              m.Header("Authentication-Results", b" %s; dkim=pass" % a),
+              m.Header("From", b" a@example.com"), m.EndOfHeaders()]:
+        e.pack(wire)
+    buf = GrowingBuffer(1 << 16)
+    buf[:] = wire[:].tobytes()
+
+    async def go():
+        out = []
+        for event in conn.proto.read_from(buf):
+            replies = conn.handle(event)
+            for r in replies:
+                _pack(conn.proto, r)  # (the protocol's state follows the replies)
+            out.append(replies)
+        return out
+
+    with caplog.at_level(logging.ERROR, logger="fastdkim.milter"):
+        replies = asyncio.run(go())
+    assert [type(r) for r in replies[-1]] == [reply]
+    assert not any(type(r) is m.ChangeHeader for rs in replies for r in rs)
+    assert "without a new MAIL" in caplog.text
+    # the next message is handled as usual
+    eom = _run(conn, _message("192.0.2.1", HEADERS, b"x\r\n")[2:])[-1]
+    assert [type(r) for r in eom] == [m.InsertHeader, m.Continue]
+
+
+def test_what_a_connection_keeps_is_bounded(keys):
+    """A client sending macros never asked for, or a header block of many
+    distinct field names, cannot grow what a connection keeps: only the
+    macros used are kept, and past ``max_header_bytes`` new names are no
+    longer counted (forged fields are still removed)."""
+    loaded = _loaded(keys, max_header_bytes=4096)
+    conn = Connection(lambda: loaded)
+    a = AUTHSERV_ID.encode()
+    events = _message("192.0.2.1", [], b"")[:3]
+    events += [m.Macro(ord("M"), {"{junk%d}" % i: "x" * 100}) for i in range(500)]
+    events += [m.Macro(ord("M"), {"i": "QUEUEID", "{auth_authen}": "alice"})]
+    _run(conn, events)
+    assert set(conn.macros) == {"i", "{auth_authen}"}
+    events = [m.Header("X-Field-%d" % i, b" value") for i in range(2000)]
+    events += [m.Header("Authentication-Results", b" %s; dkim=pass" % a), m.EndOfHeaders()]
+    _run(conn, events)
+    msg = conn.msg
+    assert msg is not None and len(msg.seen) < 4096 // 10
+    assert msg.forged == [("Authentication-Results", 1)]
+
+
+def test_silent_connections_are_closed(keys, caplog):
+    """A real listening milter: a client that stops sending in the middle
+    of a message (never sends its end) and one that only connects are
+    closed after ``idle_timeout`` with a log line; a client that keeps
+    sending stays."""
+    from fastdkim.milter.server import MilterServer
+
+    import socket
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loaded = _loaded(keys, idle_timeout=0.3, socket="inet:%d@127.0.0.1" % port)
+
+    def packets(events):
+        wire = SimpleBuffer(1 << 16)
+        for e in events:
+            e.pack(wire)
+        return wire[:].tobytes()
+
+    async def go():
+        server = MilterServer(loaded)
+        await server.start()
+        serving = asyncio.ensure_future(server.serve())
+        host, port = server.bound
+        stalled = await asyncio.open_connection(host, port)
+        stalled[1].write(packets(_message("192.0.2.1", HEADERS, b"x\r\n")[:5]))
+        silent = await asyncio.open_connection(host, port)
+        busy = await asyncio.open_connection(host, port)
+        busy[1].write(packets([OFFER]))
+        for _ in range(8):  # 0.8 s of a byte-sized macro packet every 0.1 s
+            await asyncio.sleep(0.1)
+            busy[1].write(packets([m.Macro(ord("C"), {})]))
+        ends = [await asyncio.wait_for(r.read(), 2) for r, _ in (stalled, silent)]
+        still_open = not busy[0].at_eof()
+        for _, w in (stalled, silent, busy):
+            w.close()
+        await asyncio.sleep(0)
+        server.stop()
+        await asyncio.wait_for(serving, 10)
+        return ends, still_open
+
+    with caplog.at_level(logging.WARNING, logger="fastdkim.milter"):
+        ends, still_open = asyncio.run(go())
+    assert still_open
+    assert ends[1] == b""
+    assert "nothing received for 0.3 s in the middle of a message" in caplog.text
+    assert caplog.text.count("nothing received for 0.3 s") == 2

@@ -147,6 +147,34 @@ def test_forged_authentication_results_are_removed(mta):
     assert [r.status for r in fastdkim.verify(delivered, keys=keys.records)] == ["pass"]
 
 
+def test_forged_fields_in_odd_spellings_are_removed(mta):
+    """Through Postfix: forged fields written with whitespace before the
+    colon, in another case, with a comment before the authserv-id, folded
+    before it, or hidden behind a bare CR in another field, among other
+    servers' fields and fields that share their names: no forged field is
+    delivered, every other field is."""
+    keys, milter, postfix = mta
+    a = AUTHSERV_ID.encode()
+    forged = (b"Authentication-Results: other.example.net; dkim=fail\r\n"
+              b"Authentication-Results : %s; dkim=pass\r\n"
+              b"X-Note: first\rAuthentication-Results: %s; dkim=pass\r\n"
+              b"X-Note: kept\r\n"
+              b"authentication-results: (checked) %s ; dkim=pass\r\n"
+              b"AUTHENTICATION-RESULTS:\r\n %s.; dkim=pass\r\n"
+              b"Authentication-Results: other.example.net (%s); dkim=neutral\r\n" % (a, a, a, a, a))
+    delivered = _deliver(postfix, forged + _signed(keys, "odd-forged"), xclient="ADDR=192.0.2.1 NAME=outside.example")
+    head = delivered.split(b"\r\n\r\n", 1)[0]
+    claiming = [line for line in re.split(rb"\r\n(?![ \t])|\r(?!\n)", head)
+                if re.match(rb"authentication-results[ \t]*:", line, re.IGNORECASE)
+                and claims_authserv_id(line.split(b":", 1)[1], AUTHSERV_ID)]
+    assert len(claiming) == 1 and b"dkim=pass" in claiming[0]  # ours alone
+    assert b"X-Note: kept\r\n" in head
+    # (Postfix delivers the bare CR as a space: that field, no longer hiding one, may stay)
+    assert b"X-Note: first\r" not in head and b"\r" not in head.replace(b"\r\n", b"")
+    assert head.count(b"other.example.net") == 2
+    assert [r.status for r in fastdkim.verify(delivered, keys=keys.records)] == ["pass"]
+
+
 def test_concurrent_clients(mta):
     """Ten SMTP clients at once, two messages each: every message comes out
     signed, each signature over its own message."""

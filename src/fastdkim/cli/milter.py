@@ -55,6 +55,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-header-bytes", metavar="N", help="largest header block kept per message (default 1 MiB)")
     p.add_argument("--stop-timeout", metavar="SECONDS", help="how long SIGTERM waits for messages under way "
                                                              "(default 30)")
+    p.add_argument("--idle-timeout", metavar="SECONDS", help="close a connection silent this long, in a message "
+                                                             "or not (default 7210, as libmilter)")
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _OVERRIDES = ("socket", "socket_mode", "socket_owner", "policy", "internal_hosts", "sign_authenticated",
               "ignore_hosts", "authserv_id", "remove_forged", "keys", "dns", "dns_timeout", "on_error", "log",
-              "log_level", "syslog_facility", "max_header_bytes", "stop_timeout")
+              "log_level", "syslog_facility", "max_header_bytes", "stop_timeout", "idle_timeout")
 
 
 def run(args: argparse.Namespace) -> int:

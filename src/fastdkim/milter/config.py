@@ -21,6 +21,7 @@ Every option, its TOML name and type, and the OpenDKIM option it replaces::
     syslog_facility   = "mail"                  # SyslogFacility
     max_header_bytes  = 1048576                 # (no equivalent) largest header block kept per message
     stop_timeout      = 30.0                    # (no equivalent) seconds SIGTERM waits for transactions
+    idle_timeout      = 7210.0                  # (libmilter's own read timeout) seconds a silent connection stays
 
 A milter with a ``policy`` signs; with an ``authserv_id`` it verifies; it
 needs one of the two.
@@ -74,6 +75,7 @@ class MilterConfig:
     syslog_facility: str = "mail"
     max_header_bytes: int = 1 << 20
     stop_timeout: float = 30.0
+    idle_timeout: float = 7210.0
     #: the file the options came from (``None``: the command line only)
     path: Optional[str] = None
 
@@ -247,20 +249,30 @@ OPTIONS: Dict[str, Any] = {
     "syslog_facility": lambda v, n, s: _choice(v, n, s, _FACILITIES),
     "max_header_bytes": lambda v, n, s: _number(v, n, s, integer=True),
     "stop_timeout": _number,
+    "idle_timeout": _number,
 }
 
 
-def _apply(config: MilterConfig, values: Mapping[str, Any], source: str, base: str) -> None:
+def _apply(config: MilterConfig, values: Mapping[str, Any], source: str, base: str) -> List[str]:
+    """Set the options ``values`` on ``config``; the problems found (every
+    unknown option and bad value, each described), the bad values left unset."""
+    problems = []
     unknown = sorted(set(values) - set(OPTIONS))
     if unknown:
-        raise ConfigError("%s: unknown option(s): %s (known: %s)" % (source, ", ".join(unknown),
-                                                                    ", ".join(sorted(OPTIONS))))
+        problems.append("%s: unknown option(s): %s (known: %s)" % (source, ", ".join(unknown),
+                                                                  ", ".join(sorted(OPTIONS))))
     for name, value in values.items():
-        check = OPTIONS[name]
-        if check == "path":
-            setattr(config, name, _path(value, name, source, base))
-        else:
-            setattr(config, name, check(value, name, source))
+        check = OPTIONS.get(name)
+        try:
+            if check is None:
+                continue
+            if check == "path":
+                setattr(config, name, _path(value, name, source, base))
+            else:
+                setattr(config, name, check(value, name, source))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> MilterConfig:
@@ -273,20 +285,27 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
 
     :raises ConfigError: an unreadable or malformed file, an unknown option,
         a value of the wrong type or out of range, keys from both ``keys``
-        and ``dns``, or neither ``policy`` nor ``authserv_id``.
+        and ``dns``, or neither ``policy`` nor ``authserv_id``; every
+        unknown option and bad value is named, in one message.
     """
     config = MilterConfig(path=os.path.abspath(path) if path else None)
+    problems: List[str] = []
     if path is not None:
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except OSError as exc:
             raise ConfigError("cannot read configuration %s: %s" % (path, exc.strerror or exc)) from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError("configuration %s is not valid TOML: %s" % (path, exc)) from None
-        _apply(config, data, path, os.path.dirname(os.path.abspath(path)))
+        problems += _apply(config, data, path, os.path.dirname(os.path.abspath(path)))
     if overrides:
-        _apply(config, {k: v for k, v in overrides.items() if v is not None}, "command line", os.getcwd())
+        problems += _apply(config, {k: v for k, v in overrides.items() if v is not None}, "command line",
+                           os.getcwd())
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError("%d problems: %s" % (len(problems), "; ".join(problems)))
     if config.keys and config.dns:
         raise ConfigError("give either keys (a zone file) or dns (a resolver), not both")
     if not config.policy and not config.authserv_id:

@@ -13,7 +13,8 @@ each message:
 * other mail is verified, when there is an ``authserv_id``, and gets an
   ``Authentication-Results`` field;
 * fields ``Authentication-Results`` that claim ``authserv_id`` are removed
-  (``remove_forged``).
+  (``remove_forged``), and so is any field that hides one behind a bare CR
+  or LF.
 
 The body goes chunk by chunk into a streaming session
 (:mod:`fastdkim.streaming`); nothing keeps it.  Key lookups start at the end
@@ -23,13 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Dict, List, Optional, Union
+import re
+from typing import Any, Awaitable, Dict, List, Optional, Tuple, Union
 
 from kilter.protocol import messages as m
 from kilter.protocol.core import FilterProtocol
 
 from ..aio import _key
 from ..authres import authentication_results, claims_authserv_id
+from ..authres_insert import _claims
 from ..errors import FromAddressError, MessageFormatError, NoSigningKey, UnsignableMessageError
 from ..streaming import SigningSession, VerificationSession
 from .runtime import Address, Loaded
@@ -59,7 +62,12 @@ _NONE = ["{fastdkim_none}"]
 _MACROS = {m.Stage.CONNECT: _NONE, m.Stage.HELO: _NONE, m.Stage.ENVELOPE_FROM: ["{auth_authen}"],
            m.Stage.ENVELOPE_RECIPIENT: _NONE, m.Stage.DATA: _NONE, m.Stage.END_HEADERS: ["i"],
            m.Stage.END_MESSAGE: _NONE}
+#: The macros the connection reads (the others are not kept).
+_USED_MACROS = ("{auth_authen}", "i")
 _AR = "authentication-results"
+#: An Authentication-Results field name inside a value (one hidden behind a
+#: bare CR or LF, which some readers take for a line break).
+_AR_INSIDE = re.compile(rb"authentication-results[ \t]*:", re.IGNORECASE)
 #: The reply to most events (the protocol's messages are not changed by packing).
 _CONTINUE = m.Continue()
 #: No reply (shared: never changed).
@@ -69,15 +77,18 @@ _NONE_DUE: List[Any] = []
 class _Message:
     """One message under way."""
 
-    __slots__ = ("loaded", "mode", "session", "failed", "forged", "ar_seen", "keys", "queue_id", "auth")
+    __slots__ = ("loaded", "mode", "session", "failed", "forged", "seen", "size", "keys", "queue_id", "auth")
 
     def __init__(self, loaded: Loaded, auth: Optional[str]) -> None:
         self.loaded = loaded
         self.mode = ""  # sign, verify, pass or ignore (decided at the first header field)
         self.session: Any = None
         self.failed: Optional[str] = None
-        self.forged: List[int] = []  # indices (1-based) of Authentication-Results fields claiming us
-        self.ar_seen = 0
+        # the fields to remove: name and index (1-based, among the fields of
+        # that name, without regard to case, as MTAs count them)
+        self.forged: List[Tuple[str, int]] = []
+        self.seen: Dict[str, int] = {}  # fields seen so far, by name (lower case)
+        self.size = 0  # the bytes of the header fields so far
         self.keys: "Optional[asyncio.Future[Any]]" = None
         self.queue_id = "-"
         self.auth = auth
@@ -104,6 +115,10 @@ class Connection:
         self.macros: Dict[str, str] = {}
         self.msg: Optional[_Message] = None
         self.closed = False
+        # an abort since the last MAIL: the events of a message that follow
+        # without a new MAIL are the rest of one cut short (the protocol
+        # library turns an unknown command into an abort), not a new message
+        self.aborted = False
 
     @property
     def in_transaction(self) -> bool:
@@ -172,8 +187,10 @@ class Connection:
 
     def _on_macro(self, event: Any) -> List[Any]:
         macros = event.macros
-        if macros:
-            self.macros.update(macros)
+        if macros:  # (only the macros used are kept: a client sending others cannot grow this)
+            for name in _USED_MACROS:
+                if name in macros:
+                    self.macros[name] = macros[name]
         return _NONE_DUE
 
     def _on_negotiate(self, event: Any) -> List[Any]:
@@ -185,6 +202,7 @@ class Connection:
 
     def _on_mail(self, event: Any) -> List[Any]:
         self._end_message()
+        self.aborted = False
         auth = self.macros.pop("{auth_authen}", None) or None  # this message's alone
         self.macros.pop("i", None)  # (the previous message's queue id)
         self.msg = _Message(self.current(), auth)
@@ -192,6 +210,7 @@ class Connection:
 
     def _on_abort(self, event: Any) -> List[Any]:
         self._end_message()
+        self.aborted = True
         return []
 
     def _on_close(self, event: Any) -> List[Any]:
@@ -239,6 +258,10 @@ class Connection:
         msg = self.msg
         if msg is None:  # no MAIL event (a client that leaves it out): a message all the same
             msg = self.msg = _Message(self.current(), self.macros.pop("{auth_authen}", None) or None)
+            if self.aborted:  # (its header fields before the abort unseen: indexes and signature would be wrong)
+                msg.failed = "message events after an abort (or an unknown milter command) without a new MAIL"
+                action = "tempfail" if isinstance(self._error_reply(), m.TemporaryFailure) else "accept"
+                log.error("-: %s from %s (answered %s)", msg.failed, self.client, action)
         if msg.mode:
             return msg
         loaded = msg.loaded
@@ -265,15 +288,37 @@ class Connection:
         if not self.leading_space:
             value = b" " + bytes(value)  # the MTA took the space after the colon away: give it back
         config = msg.loaded.config
-        if config.authserv_id and config.remove_forged and event.name.lower() == _AR:
-            msg.ar_seen += 1
-            if claims_authserv_id(bytes(value), config.authserv_id):
-                msg.forged.append(msg.ar_seen)
+        if config.authserv_id and config.remove_forged:
+            self._check_forged(msg, event.name, value, config.authserv_id, config.max_header_bytes)
         if msg.session is not None:
             try:
                 msg.session.header(event.name, value)
             except MessageFormatError as exc:  # the header block is too large to sign
                 self._not_signed(msg, str(exc))
+
+    @staticmethod
+    def _check_forged(msg: _Message, name: str, value: Any, authserv_id: str, limit: int) -> None:
+        """Count the field ``name`` and note it for removal when it claims
+        ``authserv_id``: an Authentication-Results field (its name read
+        without the whitespace before the colon, as MTAs and readers take
+        it), or any field that hides one behind a bare CR or LF.  Past
+        ``limit`` bytes of header fields (more than MTAs pass on as header
+        fields), names not seen before are no longer counted (the counts
+        stay within the size of the fields before), so a field of a new
+        name hiding one there stays."""
+        name = name.strip(" \t")
+        key = name.lower()
+        msg.size += len(name) + len(value)
+        if msg.size > limit and key != _AR and key not in msg.seen:
+            return
+        index = msg.seen[key] = msg.seen.get(key, 0) + 1
+        value = bytes(value)
+        if key == _AR:
+            if claims_authserv_id(value, authserv_id):
+                msg.forged.append(("Authentication-Results", index))
+        elif (b"\r" in value or b"\n" in value) and _AR_INSIDE.search(value) is not None:
+            if _claims(name.encode("utf-8", "surrogateescape") + b":" + value, authserv_id):
+                msg.forged.append((name, index))
 
     def _not_signed(self, msg: _Message, why: str) -> None:
         log.info("%s: not signed (from %s): %s", msg.queue_id, self.client, why)
@@ -331,8 +376,8 @@ class Connection:
             if event.content and msg.session is not None:
                 msg.session.body(event.content)
             edits: List[Any] = []
-            for index in reversed(msg.forged):
-                edits.append(m.ChangeHeader(index, "Authentication-Results", b""))
+            for name, index in reversed(msg.forged):  # (the last first: the indexes before stay right)
+                edits.append(m.ChangeHeader(index, name, b""))
             if msg.forged:
                 log.info("%s: removed %d Authentication-Results field(s) claiming %s", msg.queue_id,
                          len(msg.forged), msg.loaded.config.authserv_id)

@@ -79,7 +79,7 @@ def load(config: MilterConfig) -> Loaded:
     if config.policy:
         try:
             policy = SigningPolicy.from_file(config.policy)
-        except DKIMError as exc:
+        except (DKIMError, UnicodeDecodeError) as exc:
             raise ConfigError("policy %s: %s" % (config.policy, exc)) from None
     source: Any
     bounded: bool

@@ -99,6 +99,9 @@ class MilterServer:
         except ConfigError as exc:
             log.error("reload failed, configuration unchanged: %s", exc)
             return False
+        except Exception as exc:  # (a problem no check foresaw: the milter goes on all the same)
+            log.error("reload failed, configuration unchanged: %s: %s", type(exc).__name__, exc)
+            return False
         if config.socket != self.loaded.config.socket:
             log.warning("reload: the socket changed to %s; it takes a restart to move (still on %s)",
                         config.socket, self.loaded.config.socket)

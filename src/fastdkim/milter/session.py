@@ -103,8 +103,13 @@ class MilterSession(asyncio.Protocol):
         self.buf = GrowingBuffer(MAX_PACKET)
         self.transport: Optional[asyncio.Transport] = None
         self.pending: "Optional[asyncio.Future[Any]]" = None
-        self.closed: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed: "asyncio.Future[None]" = self._loop.create_future()
         self._sock: Any = None
+        # the last read (loop time), and the timer that closes a connection
+        # silent for idle_timeout (set again when it fires, not at each read)
+        self._last = self._loop.time()
+        self._idle: Optional[asyncio.TimerHandle] = None
 
     @property
     def busy(self) -> bool:
@@ -123,8 +128,11 @@ class MilterSession(asyncio.Protocol):
         self.server.sessions.add(self)
         if self.server.stopping:
             transport.close()
+            return
+        self._idle = self._loop.call_later(self.server.current().config.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        self._last = self._loop.time()
         if self._sock is not None:
             # Acknowledge at once: the MTA sends packets that take no reply
             # (macros, header fields, body chunks), and with the acknowledgement
@@ -151,6 +159,9 @@ class MilterSession(asyncio.Protocol):
             conn._end_message()
         if self.pending is not None:
             self.pending.cancel()
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self.server.sessions.discard(self)
         if not self.closed.done():
             self.closed.set_result(None)
@@ -163,6 +174,26 @@ class MilterSession(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def _check_idle(self) -> None:
+        """Close the connection if nothing came for ``idle_timeout`` seconds
+        (a client that stalls, in a message or between messages), else look
+        again when that much time has passed since the last read.  An answer
+        still awaited (key lookups) is not idleness."""
+        self._idle = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        timeout = self.server.current().config.idle_timeout
+        silent = self._loop.time() - self._last
+        if silent < timeout or self.pending is not None:
+            self._idle = self._loop.call_later(max(timeout - silent, 0.0) if self.pending is None else timeout,
+                                               self._check_idle)
+            return
+        conn = self.conn
+        log.warning("connection %s closed: nothing received for %g s%s", self._peer(), timeout,
+                    " in the middle of a message" if conn is not None and conn.in_transaction else "")
+        transport.close()
 
     def close_if_idle(self) -> None:
         """Close the connection unless a message is under way (a stop)."""
