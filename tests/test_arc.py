@@ -1,6 +1,7 @@
 """fastdkim.arc: sealing (ARCSealer) and chain validation (verify_chain), on both cores."""
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -411,3 +412,99 @@ def test_arc_authentication_results(sealers, keys, rsa_key):
     assert alone == "Authentication-Results: mx.example.net;\n\tarc=none"
     parsed = fastdkim.authres.parse_authentication_results(field)
     assert [r.method for r in parsed.results] == ["dkim", "arc"]
+
+
+# -- review of hostile chains (issue 17) -----------------------------------------------------------
+
+
+def _hand_seal(rsa_key, message: bytes, instance: bytes = b"1", cv: bytes = b"none") -> bytes:
+    """``message`` with one ARC set made field by field (no sealer's checks),
+    its ``i=`` written as ``instance``, signed by ``arc._domainkey.lists.example``."""
+    def sign(data: bytes) -> bytes:
+        return base64.b64encode(rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+    pm = read_message(message)
+    hasher = _core.core.BodyHasher(True, None, False, "sha256")
+    for chunk in pm.body:
+        hasher.update(chunk)
+    bh = base64.b64encode(hasher.digest())
+    aar = b"ARC-Authentication-Results: i=%s; lists.example; none\r\n" % instance
+    h = [b"from", b"to", b"subject"]
+    ams = (b"ARC-Message-Signature: a=rsa-sha256; c=relaxed/relaxed; d=lists.example; s=arc; i=%s;"
+           b" h=%s; bh=%s; b=\r\n" % (instance, b":".join(h), bh))
+    data = _core.core.header_hash_input(list(pm.fields), h, _core.core.parse_signature(ams)[1], True)
+    ams = ams.replace(b"b=\r\n", b"b=" + sign(data) + b"\r\n")
+    seal = b"ARC-Seal: a=rsa-sha256; cv=%s; d=lists.example; s=arc; i=%s; b=\r\n" % (cv, instance)
+    data = _core.core.canonical_headers([aar, ams], _core.core.parse_signature(seal)[1], True)
+    seal = seal.replace(b"b=\r\n", b"b=" + sign(data) + b"\r\n")
+    return seal + ams + aar + message
+
+
+def test_hand_sealed_set_verifies(rsa_key, keys):
+    """The helper below makes sets that verify when nothing is wrong with them."""
+    assert verify_chain(_hand_seal(rsa_key, MESSAGE), keys).status == "pass"
+
+
+@pytest.mark.parametrize("instance", [b"01", b"+1", b"1.0", b"0", b"00", b"51", b"100"])
+def test_instance_written_other_than_plainly_fails(rsa_key, keys, instance):
+    """A correctly signed set whose i= is not plain digits without a leading
+    zero: parsers that compare text and parsers that compare numbers would
+    file it under different sets."""
+    r = verify_chain(_hand_seal(rsa_key, MESSAGE, instance), keys)
+    assert r.status == "fail" and "i=%s" % instance.decode() in r.reason
+
+
+def test_from_field_added_above_the_sealed_one_fails(sealers, keys, rsa_key):
+    """The AMS signs From once; a second From put on top after sealing is
+    not covered and must not ride on the chain's pass."""
+    m = sealers[1].seal_message(_one_hop(sealers, rsa_key))
+    assert verify_chain(m, keys).status == "pass"
+    r = verify_chain(b"From: Mallory <ceo@origin.example>\r\n" + m, keys)
+    assert r.status == "fail" and "2 From fields" in r.reason and "ARC-Message-Signature i=2" in r.reason
+    below = m.replace(b"\r\n\r\n", b"\r\nFrom: Mallory <ceo@origin.example>\r\n\r\n", 1)
+    assert verify_chain(below, keys).status == "fail"
+
+
+def test_newest_ams_failing_fails_whatever_the_older_ones_say(rsa_key, keys, sealers):
+    """Only the second AMS signs List-Id; changing it breaks that AMS alone."""
+    m1 = _one_hop(sealers, rsa_key)
+    with_list = m1.replace(b"\r\n\r\n", b"\r\nList-Id: <list.lists.example>\r\n\r\n", 1)
+    m2 = sealers[1].seal_message(with_list)
+    assert verify_chain(m2, keys).status == "pass"
+    r = verify_chain(m2.replace(b"List-Id: <list.", b"List-Id: <other."), keys)
+    assert r.status == "fail" and "ARC-Message-Signature i=2" in r.reason
+    assert [s.ams_status for s in r.sets] == ["", "fail"]
+
+
+def test_sets_in_any_order_in_the_header(sealers, keys, rsa_key):
+    """The AS input is ordered by instance (RFC 8617 section 5.1.1), not by
+    position: sets moved about in the header still verify.  (dkimpy's input
+    depends on where the sets stand: it fails such a chain.)"""
+    m = sealers[1].seal_message(_one_hop(sealers, rsa_key))
+    lines = read_message(m).fields
+    raws = [raw for _, raw in lines]
+    moved = b"".join(raws[3:6] + raws[0:3] + raws[6:]) + b"\r\n" + m.split(b"\r\n\r\n", 1)[1]
+    r = verify_chain(moved, keys)
+    assert (r.status, r.instances) == ("pass", 2)
+
+
+@pytest.mark.parametrize("mutation", [
+    (b"ARC-Seal", b"cv", b"\x1b[2J\x07"), (b"ARC-Seal", b"a", b"rsa\x1b[0m\x07"), (b"ARC-Seal", b"d", b"\x1b[31mx.example"),
+    (b"ARC-Seal", b"i", b"\x1b1"), (b"ARC-Message-Signature", b"c", b"relaxed\x1b[0m"),
+])
+def test_reasons_show_no_control_characters(sealers, keys, rsa_key, mutation):
+    """Reasons quote tag values from the message; they reach logs and terminals."""
+    r = verify_chain(_rewrite_tag(_one_hop(sealers, rsa_key), *mutation), keys)
+    assert r.status == "fail" and "\\x1b" in r.reason
+    assert all(c.isprintable() and c.isascii() for c in r.reason), r.reason
+
+
+def test_chain_argument_passing_another_chain_is_refused(sealers, keys, rsa_key):
+    """A pass given for one chain must not be sealed over another: the seal
+    would vouch for sets nobody validated."""
+    m1 = _one_hop(sealers, rsa_key)
+    one = verify_chain(m1, keys)
+    m2 = sealers[1].seal_message(m1)
+    with pytest.raises(OptionError):
+        sealers[2].seal(m2, chain=one, results="none")
+    assert b"cv=pass" in sealers[2].seal(m2, chain=verify_chain(m2, keys), results="none")[0]

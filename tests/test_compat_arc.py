@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization as ser
 
 import fastdkim.compat as compat
 from fastdkim.keys import public_key_record
+from fastdkim.message import read_message
 
 real = pytest.importorskip("dkim")
 pytest.importorskip("authres")
@@ -190,3 +191,30 @@ def test_unknown_arc_result_sealed_as_fail(world):
     # a chain ended by cv=fail is not sealed again
     three = b"Authentication-Results: lists.example.org; arc=fail\r\n" + two
     assert compat.arc_sign(three, b"arc", LISTS, world["pem"], LISTS) == []
+
+
+@pytest.mark.parametrize("sealer", SEALERS)
+def test_from_added_after_sealing_fails_for_both(world, sealer):
+    """dkimpy counts one From more than h= names when verifying; fastdkim
+    fails an AMS that leaves any From field uncovered: the same verdict."""
+    sealed = _seal(SEALERS[sealer], _message(), LISTS, world["pem"])
+    added = b"From: Mallory <ceo@example.com>\r\n" + sealed
+    mine, theirs = _both(added, world["dnsfunc"])
+    assert mine[0] == theirs[0] == compat.CV_Fail
+
+
+def test_sets_out_of_header_order(world):
+    """RFC 8617 section 5.1.1 orders a seal's input by instance; dkimpy's
+    input depends on where the sets stand, and it fails a chain whose sets were moved
+    about (the RFC decides: fastdkim passes it)."""
+    one = _seal(compat, _message(), LISTS, world["pem"])
+    two = _seal(compat, b"Authentication-Results: relay.example.net; arc=pass\r\n" + one, RELAY, world["pem"])
+    raws = [raw for _, raw in read_message(two).fields]
+    names = [r.split(b":")[0] for r in raws[:8]]
+    assert names == [b"ARC-Seal", b"ARC-Message-Signature", b"ARC-Authentication-Results",
+                     b"Authentication-Results"] * 2
+    body = two.split(b"\r\n\r\n", 1)[1]
+    moved = b"".join(raws[4:8] + raws[0:4] + raws[8:]) + b"\r\n" + body  # set 1 above set 2
+    mine, theirs = _both(moved, world["dnsfunc"])
+    assert mine[0] == compat.CV_Pass
+    assert theirs[0] == compat.CV_Fail

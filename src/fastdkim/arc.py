@@ -161,7 +161,8 @@ class ARCSealer:
         :raises OptionError: ``results`` holds a line break that is not
             folding, or is empty; ``remote_ip`` is not an IP address, or is
             given with ``results``; ``chain`` says ``none`` for a message
-            that carries ARC sets, or the opposite.
+            that carries ARC sets, or the opposite, or ``pass`` for another
+            number of sets than the message carries.
         :raises TypeError: ``message`` is neither bytes-like nor a binary
             file, or ``chain`` is not an :class:`ARCResult`.
         """
@@ -190,6 +191,9 @@ class ARCSealer:
             elif (chain.status == NONE) != (found.result is not None):
                 raise OptionError("chain says %s, but the message carries %s" % (
                     chain.status, "no ARC set" if found.result is not None else "ARC sets"))
+            elif chain.status == PASS and chain.instances != found.top:  # a pass vouches for these sets only
+                raise OptionError("chain says pass for %d ARC sets, but the message carries %d" % (
+                    chain.instances, found.top))
             else:
                 chain_result = chain
         self.last_result = chain_result

@@ -6,6 +6,13 @@ the most recent ``ARC-Message-Signature`` (AMS), then the older ones (to
 find the oldest that still verifies), then every ``ARC-Seal`` (AS), and
 returns an :class:`ARCResult`: ``pass``, ``fail`` or ``none`` with a reason.
 
+Two rules are stricter than the letter of RFC 8617, for fields that other
+parsers would read differently: an ``i=`` is 1 to 50 in plain digits without
+a leading zero (``i=01`` fails), and an AMS whose ``h=`` covers fewer
+``From`` fields than the message has fails (a ``From`` put above the signed
+one after sealing would otherwise ride on the chain's ``pass``; dkimpy
+counts one ``From`` more than ``h=`` names to the same effect).
+
 The tag checks of each AMS and AS are in :mod:`fastdkim.arc_tags`; the key
 records are fetched from a DKIM key source and checked as DKIM keys are
 (:meth:`fastdkim._checks.Checks.key_from`); bodies and header fields are
@@ -29,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _core
 from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
-from .arc_tags import AMSTags, ASTags, check_ams, check_as
+from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import MessageFormatError
 from .keys import MIN_RSA_BITS, KeyRecord
 from .keysources import KeySource, as_key_source
@@ -155,6 +162,8 @@ class Chain:
         self.top = 0
         self.top_cv: Optional[str] = None
         self.instances: Dict[int, _Instance] = {}
+        #: how many From fields the message has (an AMS must cover them all)
+        self.from_fields = 0
         self._read(malformed, max_header_names)
 
     def _fail(self, reason: str) -> None:
@@ -163,6 +172,7 @@ class Chain:
 
     def _read(self, malformed: Optional[str], max_header_names: int) -> None:
         arc = [(name, raw) for name, raw in self.fields if name in ARC_FIELDS]
+        self.from_fields = sum(1 for name, _ in self.fields if name == b"from")
         if not arc:
             self.result = ARCResult(NONE, "no ARC header fields")
             return
@@ -209,11 +219,12 @@ class Chain:
             if not digits:
                 problems.append("%s without an i= tag" % label)
                 return None
-        if not (digits.isdigit() and len(digits) <= 2 and 1 <= int(digits) <= MAX_INSTANCES):
-            problems.append("%s with instance i=%s outside 1..%d" % (
-                label, digits[:20].decode("ascii", "replace"), MAX_INSTANCES))
+        n = instance_number(digits)
+        if n is None or n > MAX_INSTANCES:
+            problems.append("%s with instance i=%s outside 1..%d (plain digits, no leading zero)" % (
+                label, shown(digits, 20), MAX_INSTANCES))
             return None
-        return int(digits)
+        return n
 
     def _check_structure(self, max_header_names: int) -> None:
         """Step 3: one of each field per instance, instances 1..N, the cv= values."""
@@ -303,6 +314,10 @@ class Chain:
     def _ams_status(self, inst: _Instance, ams: AMSTags,
                     hashes_: Dict[Tuple[bool, Optional[int], str], Tuple[bytes, int]],
                     keys: "KeyLookup") -> Tuple[str, str]:
+        signed_from = ams.h.count(b"from")
+        if self.from_fields > signed_from:  # a From added above the signed one would pass unnoticed
+            return FAIL, "the message has %d From fields, h= covers %d (a From field was added)" % (
+                self.from_fields, signed_from)
         key = keys.get(ams.key_name, ams.key_type, ams.hash_name)
         if isinstance(key, tuple):
             return key

@@ -13,10 +13,10 @@ import re
 from typing import Dict, List, Optional, Tuple, Union
 
 from . import _core
-from ._text import to_a_label_domain
+from ._text import printable, to_a_label_domain
 from .tags import FWS, MAX_H_NAMES, is_h_name
 
-__all__ = ["AMSTags", "ASTags", "check_ams", "check_as", "ALGORITHMS", "CV_VALUES"]
+__all__ = ["AMSTags", "ASTags", "check_ams", "check_as", "instance_number", "shown", "ALGORITHMS", "CV_VALUES"]
 
 #: Signing algorithms accepted in ARC fields: (key type, hash).  RFC 8617
 #: names rsa-sha256; ed25519-sha256 (RFC 8463) is accepted as DKIM accepts
@@ -81,6 +81,24 @@ def _number(v: bytes) -> Optional[int]:
     return int(v) if v.isdigit() and v.isascii() and len(v) <= 76 else None
 
 
+def shown(value: bytes, limit: int) -> str:
+    """At most ``limit`` bytes of a tag value as text safe to show in a
+    reason: control characters and anything beyond ASCII escaped (a reason
+    ends up in logs, terminals and Authentication-Results).  Raises nothing."""
+    return printable(value[:limit].decode("utf-8", "replace"), ascii_only=True)
+
+
+def instance_number(value: bytes) -> Optional[int]:
+    """The instance an ``i=`` value names: 1 to 50 written as plain ASCII
+    digits without a sign or leading zero (RFC 8617 section 4.2.1), or
+    ``None``.  ``01`` is refused although it reads as 1: parsers that
+    compare the text and parsers that compare the number would disagree
+    about which set it belongs to.  Raises nothing."""
+    if not (value.isdigit() and value.isascii() and len(value) <= 2) or value[:1] == b"0":
+        return None
+    return int(value)
+
+
 def _common(raw: bytes, out: _Signed, required: Tuple[str, ...], what: str
             ) -> Union[str, Dict[str, bytes]]:
     """Parse ``raw`` into ``out``'s common tags; the tags, or the reason."""
@@ -93,22 +111,22 @@ def _common(raw: bytes, out: _Signed, required: Tuple[str, ...], what: str
     for t in required:
         if t not in tags:
             return "required tag %s= missing" % t
-    inst = _number(tags["i"])
-    if inst is None or not 1 <= inst <= 50:
-        return "invalid instance i=%s" % tags["i"][:20].decode("ascii", "replace")
+    inst = instance_number(tags["i"])
+    if inst is None or inst > 50:
+        return "invalid instance i=%s" % shown(tags["i"], 20)
     out.instance = inst
     alg = tags["a"].decode("ascii", "replace")
     if alg not in ALGORITHMS:
         if alg.lower() == "rsa-sha1":
             return "rsa-sha1 is not accepted (RFC 8301)"
-        return "unsupported algorithm a=%s" % alg[:40]
+        return "unsupported algorithm a=%s" % shown(tags["a"], 40)
     out.algorithm = alg
     out.key_type, out.hash_name = ALGORITHMS[alg]
     domain, selector = _name(tags["d"]), _name(tags["s"])
     if domain is None:
-        return "invalid signing domain d=%s" % tags["d"][:80].decode("utf-8", "replace")
+        return "invalid signing domain d=%s" % shown(tags["d"], 80)
     if selector is None:
-        return "invalid selector s=%s" % tags["s"][:80].decode("utf-8", "replace")
+        return "invalid selector s=%s" % shown(tags["s"], 80)
     out.domain, out.selector = domain, selector
     out.key_name = "%s._domainkey.%s" % (out.selector, out.domain)
     try:
@@ -180,7 +198,7 @@ def check_ams(raw: bytes, max_header_names: int = MAX_H_NAMES) -> Union[AMSTags,
     if len(parts) == 1:
         parts.append(b"simple")
     if len(parts) != 2 or not all(p in (b"simple", b"relaxed") for p in parts):
-        return "unknown canonicalization c=%s" % c[:40].decode("ascii", "replace")
+        return "unknown canonicalization c=%s" % shown(c, 40)
     out.relaxed_h, out.relaxed_b = parts[0] == b"relaxed", parts[1] == b"relaxed"
     out.canonicalization = b"/".join(parts).decode("ascii")
     names = _h_names(tags["h"])
@@ -206,6 +224,6 @@ def check_as(raw: bytes) -> Union[ASTags, str]:
         return "an ARC-Seal has no h= tag (RFC 8617 section 4.1.3)"
     cv = tags["cv"].decode("ascii", "replace")
     if cv not in CV_VALUES:
-        return "invalid cv=%s" % cv[:20]
+        return "invalid cv=%s" % shown(tags["cv"], 20)
     out.cv = cv
     return out

@@ -41,7 +41,10 @@ each asserted by ``tests/test_compat_arc.py``:
 * failure reasons are fastdkim's words (``"ARC-Message-Signature i=2: body
   hash mismatch"`` for dkimpy's ``"Most recent ARC-Message-Signature did
   not validate"``); the verdict and the per-set dictionaries are dkimpy's;
-* a ``minkey`` below 1024 is taken as 1024 (RFC 8301).
+* a ``minkey`` below 1024 is taken as 1024 (RFC 8301);
+* a seal's input is ordered by instance, wherever the sets stand in the
+  header (RFC 8617 section 5.1.1); dkimpy's input depends on where the sets
+  stand and it fails a chain whose sets were moved about.
 """
 from __future__ import annotations
 
