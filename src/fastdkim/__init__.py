@@ -58,10 +58,10 @@ if TYPE_CHECKING:  # (at run time, loaded when first used: see __getattr__)
     from .arc_chain import verify_chain as verify_chain
 
 
-#: ARC names reachable from the package root, and their modules.
-_ARC = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain",
-        # (and DNS keys: dnspython loads with it, for the programs that use it)
-        "DNSKeySource": ".dns_source"}
+#: Names reachable from the package root whose modules load when first used
+#: (ARC; the DNS key source, with dnspython, for the programs that use it).
+_LAZY = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain",
+         "DNSKeySource": ".dns_source"}
 
 
 def __getattr__(name: str) -> object:
@@ -72,8 +72,8 @@ def __getattr__(name: str) -> object:
 
     if name == "aio":  # verification in an event loop; dnspython's async resolver loads with it
         return importlib.import_module(".aio", __name__)
-    if name in _ARC:  # ARC (RFC 8617), loaded when first used
-        return getattr(importlib.import_module(_ARC[name], __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError("module 'fastdkim' has no attribute %r" % name)
 
 __all__ = [

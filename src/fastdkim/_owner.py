@@ -13,7 +13,7 @@ import re
 import socket
 import tempfile
 import time
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 __all__ = ["host", "temp_prefix", "mkstemp", "sweep_temporaries", "process_gone", "lock_owner", "lock_content",
            "TEMP_PATTERN"]
@@ -49,27 +49,26 @@ def _boot_time() -> Optional[float]:
     return None
 
 
-def _start_time(pid: int) -> Optional[float]:
-    """When process ``pid`` started (seconds since the epoch), where the system tells."""
+def _proc_stat(pid: int) -> Optional[List[bytes]]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first),
+    where the system has them."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def _start_time(fields: List[bytes]) -> Optional[float]:
+    """When the process of those ``/proc/PID/stat`` fields started (seconds
+    since the epoch), where the system tells."""
     boot = _boot_time()
     if boot is None:
         return None
     try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            stat = fh.read()
-        fields = stat[stat.rindex(b")") + 2:].split()
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _state(pid: int) -> Optional[bytes]:
-    """The one-letter state of process ``pid`` (``Z`` for a zombie), where the system tells."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            stat = fh.read()
-        return stat[stat.rindex(b")") + 2:][:1] or None
-    except (OSError, ValueError):
+    except (ValueError, IndexError, OSError):
         return None
 
 
@@ -87,10 +86,13 @@ def process_gone(pid: int, since: Optional[float] = None) -> bool:
         pass
     except OSError:
         return False
-    if _state(pid) == b"Z":  # ended, not yet reaped by its parent
+    fields = _proc_stat(pid)
+    if fields is None:
+        return False
+    if fields[:1] == [b"Z"]:  # ended, not yet reaped by its parent
         return True
     if since is not None:
-        started = _start_time(pid)
+        started = _start_time(fields)
         if started is not None and started > since + 1.0:
             return True
     return False
