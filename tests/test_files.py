@@ -171,3 +171,24 @@ def test_write_signed_copies_the_rest_of_the_message():
     empty = io.BytesIO()
     write_signed(empty, b"H\r\n", io.BytesIO(b""))
     assert empty.getvalue() == b"H\r\n"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_process_gone_counts_a_zombie_and_a_reused_pid_as_ended():
+    import time
+
+    from fastdkim._owner import process_gone
+
+    assert not process_gone(os.getpid())
+    # the pid's holder started after the mark was left: another process
+    assert process_gone(os.getpid(), since=time.time() - 3600)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        while open("/proc/%d/stat" % pid, "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z":
+            time.sleep(0.01)  # (ends at once; no bound asserted)
+        assert process_gone(pid)  # ended, not yet reaped
+    finally:
+        os.waitpid(pid, 0)
+    assert process_gone(pid)
