@@ -500,10 +500,13 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
     (md / "new" / "2.M2.host").write_bytes(msg)
     real = cli_sign._sign_stream
 
-    def client_files_it(setup, fh):
-        out = real(setup, fh)
-        if fh.name.endswith("1.M1.host"):
-            os.rename(fh.name, str(md / "cur" / "1.M1.host:2,S"))  # the client reads it meanwhile
+    calls = []
+
+    def client_files_it(setup, message):
+        out = real(setup, message)
+        if not calls:  # (one job: the files are signed in name order, 1.M1.host first)
+            os.rename(str(md / "new" / "1.M1.host"), str(md / "cur" / "1.M1.host:2,S"))  # the client reads it meanwhile
+        calls.append(message)
         return out
     monkeypatch.setattr(cli_sign, "_sign_stream", client_files_it)
     rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",

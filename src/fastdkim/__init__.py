@@ -18,7 +18,7 @@ In an event loop: ``await fastdkim.aio.verify(signed)``.
 from __future__ import annotations
 
 from . import _core
-from .keysources import KeySource
+from ._version import __version__ as __version__
 from .errors import (
     AuthResError,
     DKIMError,
@@ -42,26 +42,47 @@ from .errors import (
     UnsignableMessageError,
     WorkerLost,
 )
-from .keys import KeyRecord, generate_private_key, load_private_key, parse_key_record, public_key_record
-from .bulk import sign_many, verify_many
-from .policy import SigningPolicy
-from .signing import Signer, sign_all, sign_file
-from .verification import Status, Verification, Verifier, verify
-from ._version import __version__ as __version__
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 if TYPE_CHECKING:  # (at run time, loaded when first used: see __getattr__)
     from .arc import ARCSealer as ARCSealer
-    from .dns_source import DNSKeySource as DNSKeySource
     from .arc_chain import ARCResult as ARCResult
     from .arc_chain import verify_chain as verify_chain
+    from .bulk import sign_many as sign_many
+    from .bulk import verify_many as verify_many
+    from .dns_source import DNSKeySource as DNSKeySource
+    from .keys import KeyRecord as KeyRecord
+    from .keys import generate_private_key as generate_private_key
+    from .keys import load_private_key as load_private_key
+    from .keys import parse_key_record as parse_key_record
+    from .keys import public_key_record as public_key_record
+    from .keysources import KeySource as KeySource
+    from .policy import SigningPolicy as SigningPolicy
+    from .signing import Signer as Signer
+    from .signing import sign_all as sign_all
+    from .signing import sign_file as sign_file
+    from .verification import Status as Status
+    from .verification import Verification as Verification
+    from .verification import Verifier as Verifier
+    from .verification import verify as verify
 
-
-#: Names reachable from the package root whose modules load when first used
-#: (ARC; the DNS key source, with dnspython, for the programs that use it).
-_LAZY = {"ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain",
-         "DNSKeySource": ".dns_source"}
+#: Names reachable from the package root, by the module that holds them;
+#: a module loads when one of its names is first used, so that a program
+#: (or a worker process) pays only for what it uses: signing alone never
+#: loads verification, ARC or dnspython.
+_LAZY = {
+    "ARCSealer": ".arc", "ARCResult": ".arc_chain", "verify_chain": ".arc_chain",
+    "sign_many": ".bulk", "verify_many": ".bulk",
+    "DNSKeySource": ".dns_source",
+    "KeyRecord": ".keys", "generate_private_key": ".keys", "load_private_key": ".keys",
+    "parse_key_record": ".keys", "public_key_record": ".keys",
+    "KeySource": ".keysources",
+    "SigningPolicy": ".policy",
+    "Signer": ".signing", "sign_all": ".signing", "sign_file": ".signing",
+    "Status": ".verification", "Verification": ".verification", "Verifier": ".verification",
+    "verify": ".verification",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -73,8 +94,21 @@ def __getattr__(name: str) -> object:
     if name == "aio":  # verification in an event loop; dnspython's async resolver loads with it
         return importlib.import_module(".aio", __name__)
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    if not name.startswith("__"):  # a module of the package, used as ``fastdkim.keys`` after ``import fastdkim``
+        try:
+            return importlib.import_module("." + name, __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != "%s.%s" % (__name__, name):
+                raise
     raise AttributeError("module 'fastdkim' has no attribute %r" % name)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__) | {"aio"})
+
 
 __all__ = [
     "ACCELERATED",

@@ -134,7 +134,7 @@ def _context() -> Any:
     methods = multiprocessing.get_all_start_methods()
     ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:  # workers forked from a server that has fastdkim imported already
-        ctx.set_forkserver_preload(["fastdkim.bulk"])
+        ctx.set_forkserver_preload(["fastdkim._work"])  # what a worker runs, and no more
     return ctx
 
 

@@ -192,6 +192,7 @@ def discard(tmp: str) -> None:
 
 
 _RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
 
 
 def _rename_noreplace(a: str, b: str) -> bool:
@@ -203,11 +204,10 @@ def _rename_noreplace(a: str, b: str) -> bool:
     fn = _renameat2()
     if fn is None:
         return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_NOREPLACE) == 0:
+        return True
     import ctypes
 
-    at_fdcwd = -100
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_NOREPLACE) == 0:
-        return True
     err = ctypes.get_errno()
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False

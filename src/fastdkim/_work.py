@@ -8,13 +8,15 @@ import pickle
 import stat
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._files import current_umask, discard, new_temporary, put_in_place, resolve_target, write_all, write_signed
 from .errors import DKIMError
 from .policy import SigningPolicy
 from .signing import Signer, sign_all
-from .verification import Verification
+
+if TYPE_CHECKING:  # (verification loads in the workers that verify)
+    from .verification import Verification
 
 
 def _describe(exc: BaseException) -> str:
@@ -179,8 +181,11 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
     try:
         with open(src, "rb") as fh:
             st = os.fstat(fh.fileno())
+            # A small message is read once, signed and written from memory;
+            # a large one is streamed (signed, then copied in blocks).
+            data = fh.read() if st.st_size <= WHOLE else None
             try:
-                headers = _sign(target, fh)
+                headers = _sign(target, fh if data is None else data)
                 error: Optional[BaseException] = None
             except Exception as exc:  # copied unchanged
                 headers, error = b"", exc
@@ -199,9 +204,9 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
             except FileNotFoundError:
                 _make_dirs_like(os.path.dirname(os.path.abspath(final)), os.path.dirname(os.path.abspath(src)))
                 fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix)
-            if st.st_size <= WHOLE:  # read again at once and written in one call
+            if data is not None:  # written in one call
                 try:
-                    write_all(fd, headers, fh.read())
+                    write_all(fd, headers, data)
                     if sync:
                         os.fsync(fd)
                 finally:

@@ -13,31 +13,61 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .. import __version__
-from ..mailgen import generate_corpus
-from . import arc_seal, check_dns, demo, keygen, milter, recover, sign, verify
-from ._common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OutOfRange, UsageError, _os_error, _quiet_stdout
+import importlib
+from types import ModuleType
+from typing import Any, List
 
-# (reachable here as they were when the command line was one module)
-from .sign import _pool, _sign_stream, _SignSetup  # noqa: F401
+from .. import __version__
+from ._common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OutOfRange, UsageError, _os_error, _quiet_stdout
 
 __all__ = ["main", "build_parser", "generate_corpus", "UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
+#: Each command by the module (of this package) that holds it, in the order
+#: ``fastdkim --help`` lists them.  A command's module loads only when the
+#: command is run, or when every command is listed: ``fastdkim sign`` loads
+#: neither verification nor ARC nor the milter.
+COMMANDS = {"keygen": "keygen", "sign": "sign", "verify": "verify", "recover": "recover",
+            "check-dns": "check_dns", "demo": "demo", "milter": "milter", "arc-seal": "arc_seal"}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command."""
+
+def _command(name: str) -> ModuleType:
+    return importlib.import_module("." + COMMANDS[name], __name__)
+
+
+def build_parser(commands: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The parser of the ``commands`` named (by default, every command)."""
     p = argparse.ArgumentParser(prog="fastdkim", description="Fast DKIM signing and verification (RFC 6376, RFC 8463).",
                                 epilog="Run 'fastdkim COMMAND --help' for a command's options and examples.")
     p.add_argument("--version", action="version", version="fastdkim %s" % __version__)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (keygen, sign, verify, recover, check_dns, demo, milter, arc_seal):
-        command.add_parser(sub)
+    for name in (COMMANDS if commands is None else commands):
+        _command(name).add_parser(sub)
     return p
+
+
+def __getattr__(name: str) -> Any:
+    # (reachable here as they were when the command line was one module)
+    if name in ("_pool", "_sign_stream", "_SignSetup"):
+        return getattr(_command("sign"), name)
+    if name == "generate_corpus":
+        from ..mailgen import generate_corpus
+
+        return generate_corpus
+    if name in COMMANDS.values():
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__) | set(COMMANDS.values()))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
-    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # The command named first needs only its own parser (and its own modules).
+    parser = build_parser([args_list[0]] if args_list and args_list[0] in COMMANDS else None)
+    argv = args_list
     try:
         args = parser.parse_args(argv)
     except OutOfRange as exc:  # from a type= check: reported as every parser error is

@@ -11,7 +11,6 @@ import time
 from typing import Any, Callable, Iterator, Optional, TextIO, Tuple
 
 from .._text import printable
-from ..authres import is_authserv_id
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +70,8 @@ unix_time = _checked(float, lambda v: math.isfinite(v) and 0 <= v < 2 ** 62,
 
 def authserv_id(text: str) -> str:
     """An authserv-id (``--ar``, RFC 8601 section 2.2)."""
+    from ..authres import is_authserv_id  # (loaded by the commands that write Authentication-Results)
+
     if not is_authserv_id(text):
         raise OutOfRange("--ar needs an authserv-id: a host name such as mx.example.net")
     return text
