@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,72 @@ def test_workers_server_preloads_only_what_workers_run() -> None:
             import fastdkim._work
             assert "fastdkim.verification" not in sys.modules
     """)
+
+
+def test_workers_forked_from_a_caller_that_allows_it_only_while_it_runs_no_other_thread() -> None:
+    """``fork``: workers are forked from the caller itself (no server process
+    to start), but only while it runs no other thread; otherwise, and by
+    default, they come from the server process."""
+    out = _run("""
+        import multiprocessing, threading, time
+        if __name__ == "__main__":
+            from fastdkim._engine import _context
+            server = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            assert _context().get_start_method() == server
+            assert _context(fork=True).get_start_method() == "fork"
+            stop = threading.Event()
+            t = threading.Thread(target=stop.wait)
+            t.start()
+            try:
+                assert _context(fork=True).get_start_method() == server
+            finally:
+                stop.set()
+                t.join()
+            print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_command_line_workers_are_its_own_children_and_sign(tmp_path: Path) -> None:
+    """``fastdkim sign --jobs 2`` over a Maildir: the workers are forked from
+    the command's process (their parent is it, not a server process), do
+    not keep its signal handlers, and every message comes out signed."""
+    import os
+
+    from fastdkim.keys import generate_private_key, private_key_pem
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(private_key_pem(generate_private_key("ed25519")))
+    os.chmod(key, 0o600)
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    for i in range(40):
+        (md / "new" / ("%d.M%d.host" % (i, i))).write_bytes(b"From: a@example.com\\r\\nSubject: %d\\r\\n\\r\\nbody\\r\\n" % i)
+    log = tmp_path / "workers.log"
+    out = _run("""
+        import os, signal, sys
+        if __name__ == "__main__":
+            from fastdkim import _work
+            from fastdkim.cli import main
+            real = _work._sign_into_chunk
+
+            def spy(ref, items, option):
+                with open(%r, "a") as fh:
+                    fh.write("%%d %%d %%d\\n" %% (os.getpid(), os.getppid(),
+                                                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL))
+                return real(ref, items, option)
+
+            # (the workers are forked from this process, so they run this spy)
+            import fastdkim._into as into
+            into._sign_into_chunk = spy
+            rc = main(["sign", "--domain", "example.com", "--selector", "s", "--key", %r, "--jobs", "2",
+                       "--quiet", "--out", %r, %r])
+            assert rc == 0, rc
+            rows = [tuple(map(int, line.split())) for line in open(%r)]
+            assert rows and all(ppid == os.getpid() and pid != os.getpid() and default for pid, ppid, default in rows), rows
+            print("ok")
+    """ % (str(log), str(key), str(tmp_path / "out"), str(md), str(log)))
+    assert out.strip() == "ok"
+    signed = [(tmp_path / "out" / "new" / n).read_bytes() for n in os.listdir(tmp_path / "out" / "new")]
+    assert len(signed) == 40 and all(m.startswith(b"DKIM-Signature:") for m in signed)

@@ -126,12 +126,21 @@ def check_counts(jobs: Optional[int], window: Optional[int], executor: Optional[
         raise OptionError("give jobs or executor, not both")
 
 
-def _context() -> Any:
+def _context(fork: bool = False) -> Any:
+    """How worker processes start.  By default they are not forked from the
+    caller: they must not inherit its open files (an mbox locked with flock
+    would stay locked in them) or its threads; they are forked from a server
+    process started for the purpose (or spawned where there is none).  With
+    ``fork``, the caller says that it holds nothing its workers must not
+    inherit: they are then forked from it directly (no server to start, and
+    the workers start with everything the caller has loaded), provided it
+    runs no other thread at that moment (else as by default)."""
     import multiprocessing
+    import threading
 
-    # Workers are not forked from the caller: they must not inherit its open
-    # files (an mbox locked with flock would stay locked in them) or threads.
     methods = multiprocessing.get_all_start_methods()
+    if fork and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
     ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:  # workers forked from a server that has fastdkim imported already
         ctx.set_forkserver_preload(["fastdkim._work"])  # what a worker runs, and no more
@@ -149,10 +158,12 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
-def _start_pool(jobs: int, token: str, blob: bytes) -> Executor:
+def _start_pool(jobs: int, token: str, blob: bytes, fork: bool = False) -> Executor:
+    """A pool of ``jobs`` worker processes (started as :func:`_context` says),
+    the pickled target ``blob`` installed in each under ``token``."""
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_install,
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_context(fork), initializer=_install,
                                initargs=(token, blob, os.getpid()))
 
 
@@ -162,7 +173,7 @@ FailedRow = Callable[[int, BaseException], Any]
 
 def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any, jobs: Optional[int],
         executor: Optional[Executor], window: Optional[int], option: Any = None,
-        send_key: bool = False, max_bytes: Optional[int] = None) -> Iterator[Tuple["_Item", Any]]:
+        send_key: bool = False, max_bytes: Optional[int] = None, fork: bool = False) -> Iterator[Tuple["_Item", Any]]:
     """``(item, row)`` per input, in input order.
 
     ``work(target, items, option)`` runs where the work is done (a function
@@ -173,7 +184,8 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     a worker (a wrong type, an unreadable file object) or whose worker was
     lost.  ``max_bytes``: besides ``window``, at most this many octets of
     messages in flight (a chunk or a large message goes alone when nothing
-    else is).
+    else is).  ``fork``: the caller holds nothing its workers must not
+    inherit (see :func:`_context`).
     """
     def task(it: _Item) -> Tuple[Any, ...]:
         return (it.index, it.payload, it.key) if send_key else (it.index, it.payload)
@@ -195,7 +207,7 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     blob = b"" if threads else _pickled(target)
     token = "%d-%d" % (os.getpid(), next(_TOKENS))
     ref: Any = target if threads else (token if own else _Shipped(token, blob))
-    pool: Executor = _start_pool(workers, token, blob) if own else executor  # type: ignore[assignment]
+    pool: Executor = _start_pool(workers, token, blob, fork) if own else executor  # type: ignore[assignment]
     pending: Deque[Tuple[List[_Item], "Future[Any]", int]] = deque()
     in_flight = in_bytes = 0
 
@@ -239,7 +251,7 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
             pending.clear()
             in_flight = in_bytes = 0
             pool.shutdown(wait=False, cancel_futures=True)
-            pool = _start_pool(workers, token, blob)
+            pool = _start_pool(workers, token, blob, fork)
             for it in items:
                 if it.error is not None:
                     yield failed(it, it.error)
@@ -255,7 +267,7 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
                             "worker processes end as soon as they start (their error output says why); a "
                             "script that starts them must guard its entry point with "
                             "`if __name__ == \"__main__\":`, or sign with jobs=1") from None
-                    pool = _start_pool(workers, token, blob)
+                    pool = _start_pool(workers, token, blob, fork)
                     yield failed(it, WorkerLost("a worker process died while it handled this message"))
                     continue
                 yield it, row

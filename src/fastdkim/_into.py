@@ -207,10 +207,12 @@ def _failed_row(index: int, error: BaseException) -> Any:
 
 
 def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
-               window: Optional[int], overwrite: bool, in_place: bool) -> Generator[FileResult, None, None]:
+               window: Optional[int], overwrite: bool, in_place: bool,
+               fork: bool = False) -> Generator[FileResult, None, None]:
     """The work of :func:`fastdkim.bulk.sign_files_into`, for a target
     already checked (a tuple of signers, a policy, or anything that signs
-    like one)."""
+    like one).  ``fork``: workers may be forked from this process (it holds
+    no file they must not inherit; see :func:`fastdkim._engine._context`)."""
     order: Deque[Any] = deque()
     dirs: Set[str] = set()
     # The temporary files are named after this process, which puts them in
@@ -219,7 +221,7 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
     prefix = "%s%s_" % (_owner.temp_prefix(), secrets.token_hex(4))
     rows = cast(Generator[Tuple[Any, Any], None, None], run(
         _sign_into_chunk, _failed_row, _inputs(pairs, in_place, order, dirs), target, jobs, executor, window,
-        (in_place, overwrite, prefix), send_key=True))
+        (in_place, overwrite, prefix), send_key=True, fork=fork))
     batch = _Batch(overwrite, in_place)
     done = False
     try:

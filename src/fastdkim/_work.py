@@ -49,6 +49,8 @@ def _install(token: str, blob: bytes, main_pid: int = 0) -> None:
         from ._owner import exit_with
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # (a worker forked from the caller had its handlers)
+            signal.signal(sig, signal.SIG_DFL)
         exit_with(main_pid)  # a killed caller takes its workers along
     _INSTALLED[token] = pickle.loads(blob)
 

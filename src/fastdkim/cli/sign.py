@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = args.inputs or ["-"]
     jobs = max(1, args.jobs or usable_cores())
-    if jobs > 1 and _needs_workers(inputs, bool(args.in_place)):
+    if jobs > 1 and _mbox_needs_workers(inputs):
         from .._engine import warm_up
 
         warm_up()  # the server the workers are forked from starts while the keys are read
@@ -229,25 +229,24 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_PIPE
 
 
-def _needs_workers(inputs: List[str], in_place: bool) -> bool:
-    """Whether signing ``inputs`` will likely start worker processes: a
-    directory, an mbox that is not small, or several files in place (a
-    guess, made before anything else is read)."""
+def _mbox_needs_workers(inputs: List[str]) -> bool:
+    """Whether signing ``inputs`` will likely start worker processes for an
+    mbox (one that is not small; a guess, made before anything else is
+    read).  They are forked from a server process, not from this one, which
+    holds the mbox open and locked while they work; the workers for message
+    files are forked from this process (it holds no message file open
+    then)."""
     from ..mailstore import MBOX, detect
     from ._sign_mbox import IN_PROCESS_BYTES
 
-    files = 0
     for p in inputs:
         try:
             st = os.stat(p)
-            if stat.S_ISDIR(st.st_mode):
-                return True
-            files += 1
-            if st.st_size >= IN_PROCESS_BYTES and detect(p).kind == MBOX:
+            if stat.S_ISREG(st.st_mode) and st.st_size >= IN_PROCESS_BYTES and detect(p).kind == MBOX:
                 return True
         except (OSError, ValueError):
             continue
-    return in_place and files > 1
+    return False
 
 
 def _run(args: argparse.Namespace, setup: _SignSetup, inputs: List[str], jobs: int) -> int:
@@ -395,8 +394,9 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
     if items:
         _sweep({os.path.dirname(it if args.in_place else it[1]) for it in items})
         prog = _Progress("signing", len(items), sys.stderr, show)
+        # (the workers are forked from this process: it holds no message file open while they start)
         results = files_into(items, setup, 1 if _small(items, args.in_place) else jobs, None, None,
-                             bool(args.force), bool(args.in_place))
+                             bool(args.force), bool(args.in_place), fork=True)
         with contextlib.closing(results):
             for i, r in enumerate(results, 1):
                 summary.add(SignOutcome(names[r.index], r.size, r.ok, _why(r)))
