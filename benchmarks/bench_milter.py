@@ -13,6 +13,9 @@ messages from ``--clients`` concurrent SMTP clients (one SMTP session per
 message, as mail submission goes), with ``smtpd_milters`` pointing at:
 
 * ``none``: no milter, the ceiling;
+* ``null``: ``benchmarks/null_milter.py``, a milter on libmilter (pymilter)
+  that takes every event a signer needs and does nothing: the floor of any
+  signing milter, the MTA's own cost of the milter protocol;
 * ``fastdkim``: ``python -m fastdkim.milter`` with a policy of one RSA-2048 key;
 * ``opendkim``: OpenDKIM's ``opendkim`` (Debian ``opendkim``), the same key
   (``Domain``/``Selector``/``KeyFile``);
@@ -160,6 +163,21 @@ class DkimpyMilter(ProcessMilter):
         super().__init__([exe, str(conf)], port, work)
 
 
+class NullMilter(ProcessMilter):
+    """``benchmarks/null_milter.py``: every event a signer needs, no work."""
+
+    name = "null"
+
+    def __init__(self, work: Path) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("Milter") is None:
+            raise RuntimeError("pymilter is not installed (PyPI pymilter; it builds against Debian's "
+                               "libmilter-dev)")
+        port = free_port()
+        super().__init__([sys.executable, str(HERE / "null_milter.py"), "inet:%d@127.0.0.1" % port], port, work)
+
+
 def submit(port: int, messages: List[bytes], clients: int) -> None:
     """Send ``messages`` from ``clients`` threads, one SMTP session per message."""
     errors: List[str] = []
@@ -198,6 +216,8 @@ def run_one(kind: str, work: Path, keys: Any, size_kb: int, count: int, clients:
     milter: Milter
     if kind == "none":
         milter = Milter()
+    elif kind == "null":
+        milter = NullMilter(work)
     elif kind == "fastdkim":
         milter = FastdkimMilter(work, keys)
     elif kind == "opendkim":
@@ -223,7 +243,7 @@ def run_one(kind: str, work: Path, keys: Any, size_kb: int, count: int, clients:
         sample = sorted((postfix.maildir / "new").iterdir())[-1].read_bytes().replace(b"\n", b"\r\n")
         signed = b"DKIM-Signature:" in sample
         ok = None
-        if kind != "none":
+        if kind not in ("none", "null"):
             record = keys.records["rsa1._domainkey.example.com"]
             ok = [r.status for r in fastdkim.verify(sample, keys={"rsa1._domainkey.example.com": record})]
         return {"milter": kind, "size_kb": size_kb, "messages": count, "clients": clients,
@@ -286,7 +306,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3, help="rounds per milter, interleaved; the best is reported")
     p.add_argument("--sizes", default="3,100", help="message sizes in KB, comma-separated")
-    p.add_argument("--milters", default="none,fastdkim,opendkim,dkimpy-milter")
+    p.add_argument("--milters", default="none,null,fastdkim,opendkim,dkimpy-milter")
     p.add_argument("--dkimpy-milter", dest="dkimpy_exe", help="the dkimpy-milter program")
     p.add_argument("--no-memory", action="store_true", help="leave out the memory per connection")
     p.add_argument("--json", default=str(HERE / "milter.json"))
