@@ -4,13 +4,20 @@ Every message and body comes from :mod:`fastdkim.mailgen` (the project's one
 synthetic-mail generator), with fixed seeds: the same bytes on every machine
 and every run.  Bodies are in wire form (CRLF line endings) and end in CRLF;
 the body kinds (``plain``, ``html``, ``base64``, ``mixed``, ``whitespace``)
-are described there.  Keys are generated per run.
+are described there, except ``sloppy``, made here from ``plain``: text as
+careless editors leave it, with a double space or a tab after about one word
+in eight and a trailing space or tab on about one line in ten (relaxed
+canonicalization changes it every few dozen octets).  Keys are generated per
+run.
 """
 from __future__ import annotations
 
 import base64
+import functools
+import random
+import re
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from fastdkim import mailgen
 
@@ -21,7 +28,8 @@ DOMAIN = "example.com"
 SELECTORS = {"rsa-sha256": "rsa2026", "ed25519-sha256": "ed2026"}
 ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 CANONICALIZATIONS = ("relaxed/relaxed", "simple/simple", "relaxed/simple", "simple/relaxed")
-BODY_KINDS = mailgen.BODY_KINDS
+BODY_KINDS = mailgen.BODY_KINDS + ("sloppy",)
+SLOPPY_POOL = 400 * KB
 
 
 def size_label(size: int) -> str:
@@ -34,7 +42,45 @@ def size_label(size: int) -> str:
 
 def body(kind: str, size: int) -> bytes:
     """A body of ``kind`` of about ``size`` bytes (within a line of it)."""
+    if kind == "sloppy":
+        return _sloppy_body(size)
     return mailgen.body(kind, size)
+
+
+def _sloppy_text(text: bytes, seed: int) -> bytes:
+    """``text`` (CRLF lines of words) with a double space or a tab after about one
+    word in eight and a trailing space or tab on about one line in ten."""
+    rnd = random.Random(seed)
+    lines: List[bytes] = []
+    for line in text.split(b"\r\n"):
+        if line:
+            line = re.sub(b" ", lambda m: rnd.choice((b"  ", b"\t")) if rnd.random() < 0.125 else b" ", line)
+            if rnd.random() < 0.05:  # with the plain text's own: about one line in ten
+                line += rnd.choice((b" ", b"\t"))
+        lines.append(line)
+    return b"\r\n".join(lines)
+
+
+@functools.lru_cache(maxsize=None)
+def _sloppy_pool() -> Tuple[bytes, ...]:
+    """Blocks of whole lines (paragraphs, each ending in an empty line) of sloppy text."""
+    text = _sloppy_text(mailgen.body("plain", SLOPPY_POOL), seed=4871)
+    return tuple(p + b"\r\n\r\n" for p in text.split(b"\r\n\r\n")[:-1] if p)
+
+
+def _sloppy_body(size: int) -> bytes:
+    """About ``size`` bytes of sloppy text: pool blocks in a seeded order, cut at a line end."""
+    blocks = _sloppy_pool()
+    rnd = random.Random(size)
+    out: List[bytes] = []
+    total = 0
+    while total < size:
+        b = blocks[rnd.randrange(len(blocks))]
+        out.append(b)
+        total += len(b)
+    data = b"".join(out)
+    cut = data.rfind(b"\r\n", 0, size - 1)
+    return data[: cut + 2] if cut >= 0 else data[:size]
 
 
 def small_message(total: int = 3 * KB, headers: int = 10) -> bytes:

@@ -8,8 +8,8 @@ Run from the project root after building the compiled core in place::
 It measures, in one run and on the same bytes:
 
 * body hashing (canonicalization + SHA-256, fed in the chunks fastdkim reads
-  messages in) of plain, HTML, base64, typical mixed and whitespace-heavy
-  bodies at 3 KB, 100 KB, 10 MB and 50 MB, against raw ``hashlib.sha256`` fed
+  messages in) of plain, HTML, base64, typical mixed, whitespace-heavy and
+  sloppy-text bodies at 3 KB, 100 KB, 10 MB and 50 MB, against raw ``hashlib.sha256`` fed
   the same chunks into one hash object (and, for reference, SHA-256 of a
   cache-resident 64 KiB buffer);
 * signing a 10 MB typical message (simple and relaxed), with the peers;
@@ -25,6 +25,9 @@ It measures, in one run and on the same bytes:
   as skipped, with the reason.  The peers' programs and how to find and build
   them are the interop tests' (``tests/interop/peers.py``); ``bench_peers.py``
   drives them.
+
+The compiled core's kernel path (``fastdkim._canon.SIMD``: avx2, ssse3, sse2
+or scalar; ``FASTDKIM_SIMD`` forces one) is printed with the machine.
 
 It prints one table (figure, ratio to the hardware limit, ratio to each peer)
 and writes every figure with the machine's description to JSON
@@ -368,9 +371,9 @@ def table(bench: Bench, info: Dict[str, Any]) -> str:
     lines: List[str] = []
     m = info["machine"]
     v = info["versions"]
-    lines.append("fastdkim %s (compiled core), mode %s, on %s (%s cores, %s); Python %s"
-                 % (v["fastdkim"], bench.mode.name, m["cpu"], m["cores"], " ".join(m["cpu_flags"]) or "-",
-                    m["python"]))
+    lines.append("fastdkim %s (compiled core, %s kernels), mode %s, on %s (%s cores, %s); Python %s"
+                 % (v["fastdkim"], v["fastdkim_kernels"], bench.mode.name, m["cpu"], m["cores"],
+                    " ".join(m["cpu_flags"]) or "-", m["python"]))
     load = m.get("load_average_at_start")
     lines.append("hashlib: %s; cryptography %s: %s; load average at start %s"
                  % (v["python_ssl"], v["cryptography"], v["openssl"], "%.2f" % load[0] if load else "?"))
@@ -452,6 +455,15 @@ def _git(*args: str) -> str:
         return ""
 
 
+def simd_path() -> str:
+    """The compiled core's live kernel path (see ``fastdkim._canon``), or "-"."""
+    try:
+        from fastdkim import _canon
+    except ImportError:
+        return "-"
+    return str(getattr(_canon, "SIMD", "-"))
+
+
 def machine_info() -> Dict[str, Any]:
     cpu, flags = platform.processor() or platform.machine(), []
     try:
@@ -462,7 +474,7 @@ def machine_info() -> Dict[str, Any]:
         mf = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
         if mf:
             have = set(mf.group(1).split())
-            flags = [f for f in ("sha_ni", "avx2", "avx512f", "avx512bw", "sse4_2") if f in have]
+            flags = [f for f in ("sha_ni", "avx2", "avx512f", "avx512bw", "sse4_2", "ssse3") if f in have]
     except OSError:
         pass
     try:
@@ -486,6 +498,7 @@ def machine_info() -> Dict[str, Any]:
         "versions": {
             "fastdkim": fastdkim.__version__,
             "fastdkim_accelerated": fastdkim.ACCELERATED,
+            "fastdkim_kernels": simd_path(),
             "cryptography": version("cryptography"),
             "openssl": crypto_ssl,
             "python_ssl": ssl.OPENSSL_VERSION,
@@ -570,7 +583,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.perf_counter()
     info = machine_info()
     bench = Bench(mode, names, not args.no_npm_install, args.verbose)
-    bench.log("fastdkim %s, compiled core in use; mode %s" % (fastdkim.__version__, mode.name))
+    bench.log("fastdkim %s, compiled core in use (%s kernels); mode %s"
+              % (fastdkim.__version__, simd_path(), mode.name))
     bench.run()
     duration = time.perf_counter() - t0
     print(table(bench, info))

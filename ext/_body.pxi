@@ -1,7 +1,68 @@
 # The body state machine (RFC 6376 sections 3.4.3 and 3.4.4): ``canon_t``,
 # the engine that canonicalizes into a caller's buffer (resumable anywhere)
-# and its end-of-body step, and the whole-output-in-one-bytes driver.
+# and its end-of-body step, the whole-output-in-one-bytes driver, and the
+# choice of kernel path (FASTDKIM_SIMD).
 # Part of _canon.pyx (included there).
+
+cdef extern from "_kernels.h":
+    enum:
+        FDK_PATHS
+    int fdk_path
+    const char *fdk_path_names[]
+    int fdk_path_init() noexcept nogil
+    int fdk_path_by_name(const char *name) noexcept nogil
+
+
+# The kernel path (see _kernels.h): the best this CPU runs, unless
+# FASTDKIM_SIMD names another (read once, here).
+cdef int _best_path = fdk_path_init()
+
+
+def _path_names(int best):
+    """The names of the paths 0..best."""
+    return tuple(fdk_path_names[k].decode("ascii") for k in range(best + 1))
+
+
+#: The kernel paths this CPU can run, slowest first.
+SIMD_PATHS = _path_names(_best_path)
+
+
+def _use_simd(name):
+    """Make the kernel path ``name`` (one of :data:`SIMD_PATHS`) live; return the previous one.
+
+    For tests and benchmarks: every path gives the same results.
+
+    :raises ValueError: ``name`` is not a path this CPU can run.
+    """
+    global SIMD, fdk_path
+    cdef int k = fdk_path_by_name(name.encode("ascii", "replace")) if isinstance(name, str) else -1
+    if k < 0 or k > _best_path:
+        raise ValueError("SIMD path must be one of %s, not %r" % (", ".join(SIMD_PATHS), name))
+    prev = SIMD
+    fdk_path = k
+    SIMD = SIMD_PATHS[k]
+    return prev
+
+
+def _simd_from_env(value):
+    """The path FASTDKIM_SIMD asks for: a path this CPU cannot run gives the best it
+    can below it; an unknown name (or none) the best there is, with a warning for
+    an unknown one."""
+    if not value:
+        return SIMD_PATHS[_best_path]
+    cdef int k = fdk_path_by_name(value.strip().lower().encode("ascii", "replace"))
+    if k < 0:
+        import warnings
+        warnings.warn("FASTDKIM_SIMD=%r is none of %s; using %s"
+                      % (value, ", ".join(fdk_path_names[j].decode("ascii") for j in range(FDK_PATHS)),
+                         SIMD_PATHS[_best_path]), RuntimeWarning, stacklevel=2)
+        return SIMD_PATHS[_best_path]
+    return SIMD_PATHS[min(k, _best_path)]
+
+
+#: The live kernel path: "avx512", "avx2", "ssse3", "sse2" or "scalar".
+SIMD = SIMD_PATHS[_best_path]
+_use_simd(_simd_from_env(__import__("os").environ.get("FASTDKIM_SIMD", "")))
 
 # engine results
 cdef enum:
@@ -13,6 +74,7 @@ cdef enum:
     _BLOCK = 131072      # BodyHasher output block
     _ZC_MIN = 16384      # verbatim runs this long are hashed in place
     _COPY_WIN = 4096     # octets of a run copied while it is scanned
+    _RUN_CLEAN = 4096    # relaxed, hashing: verbatim octets after which the line kernel stops
 
 cdef Py_ssize_t _NO_ZC = PY_SSIZE_T_MAX
 
@@ -103,6 +165,9 @@ cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *p
     cdef unsigned char c
     cdef int mode = (FDK_RELAXED if st.relaxed else 0) | (FDK_BARE_LF if st.bare_lf else 0)
     cdef int r = _DONE
+    # relaxed, when hashing: look for a verbatim run to hash in place first
+    cdef bint try_run = zc_min != _NO_ZC
+    cdef Py_ssize_t clean = _RUN_CLEAN if try_run else 0
     while i < n:
         c = b[i]
         if st.cr:
@@ -151,7 +216,25 @@ cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *p
                 aux[0] = 32
                 r = _FULL
                 break
-            k = fdk_relaxed(b, i, n, mode, out + o, win, &ln, &seg)
+            if try_run:
+                # Hashing: a long verbatim run (no HTAB, no WSP run, no line
+                # end after a SP) is hashed in place, the rest goes through
+                # the line kernel.
+                k = fdk_run_end_relaxed(b, i, n, mode, out + o)
+                while k - i >= 2 and b[k - 1] == _LF and b[k - 2] == _CR:
+                    k -= 2
+                if k - i >= zc_min:
+                    st.midline = 1
+                    st.emitted = 1
+                    aux[0] = i
+                    i = k
+                    r = _RUN
+                    break
+                try_run = 0
+            k = fdk_relaxed(b, i, n, mode, out + o, win, clean, &ln, &seg)
+            # The line kernel stops after a stretch of clean octets (when
+            # hashing): a long verbatim run may start there.
+            try_run = clean != 0 and ln >= clean
             # End on line content: held-back CRLFs and a CR or WSP whose
             # meaning depends on what follows go back to the state machine.
             while k - 1 > seg and (b[k - 1] == _CR or b[k - 1] == _LF or b[k - 1] == _SP or b[k - 1] == _TAB):

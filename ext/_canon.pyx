@@ -8,11 +8,24 @@ Body canonicalization is a small state machine whose whole state is a few C
 integers (a pending CR, a pending WSP run, a mid-line flag and a 64-bit count of
 held-back empty lines), carried across chunks exactly like the pure version, so
 chunk boundaries may fall anywhere.  The loops run without the GIL and never
-handle ordinary octets one at a time: a vector scan (SSE2 on x86-64, a plain
-loop elsewhere) finds the next octet where the canonical form can differ from
-the input, and the stretch before it is copied with whole 16-octet stores
-(relaxed: reducing each inner WSP run to one SP on the way) or, for simple
-canonicalization, handed to the hash straight from the caller's buffer.
+handle ordinary octets one at a time: a vector scan finds the next octet where
+the canonical form can differ from the input, and the stretch before it is
+copied with whole 16-octet stores or, for simple canonicalization, handed to
+the hash straight from the caller's buffer.  Relaxed canonicalization runs
+whole lines through a block kernel (16, 32 or 64 octets per step: each WSP run
+reduced to one SP, WSP before a line end dropped, by compacting each block
+with a keep-mask), and, when hashing, long verbatim runs are hashed in place
+too.
+
+The kernels are chosen once, at import, for the CPU (see _kernels.h):
+``SIMD`` names the live path, ``SIMD_PATHS`` those the CPU can run, slowest
+first, from ``"scalar"``, ``"sse2"``, ``"ssse3"``, ``"avx2"`` and
+``"avx512"`` (AVX-512 BW and VBMI2).  The environment variable
+``FASTDKIM_SIMD`` (read at import) forces one of these names: a path the CPU
+lacks gives the best one below it, an unknown name the best path and a
+``RuntimeWarning``.  Every path gives the same results, byte for byte
+(``_use_simd(name)`` switches paths, for the tests that hold each against the
+pure twin).
 ``BodyHasher`` canonicalizes into one reused block buffer and hashes each
 filled block with a single ``update`` call of a hashlib object (which releases
 the GIL itself); held-back CRLFs, however many, go through that buffer in
@@ -20,8 +33,9 @@ pieces.  The body itself is never kept: memory is bounded by the block size.
 
 The module is this file plus the parts it includes, one concept each:
 
-    _kernels.h     the vector scans and copies (C)
-    _body.pxi      the body state machine (``canon_t``) and its bytes output
+    _kernels.h     the vector scans, copies and line kernels, per path (C)
+    _body.pxi      the body state machine (``canon_t``), its bytes output and
+                   the choice of kernel path
     _stream.pxi    BodyCanonicalizer, BodyHasher, canonicalize_body
     _headers.pxi   header fields: relaxed form, splitting, line-break checks
     _tags.pxi      tag-lists and DKIM-Signature fields
@@ -73,7 +87,10 @@ cdef extern from "_kernels.h":
     Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     void fdk_fill_crlf(unsigned char *p, Py_ssize_t k) noexcept nogil
     Py_ssize_t fdk_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,
-                           unsigned char *out, Py_ssize_t win, Py_ssize_t *pw, Py_ssize_t *pseg) noexcept nogil
+                           unsigned char *out, Py_ssize_t win, Py_ssize_t clean,
+                           Py_ssize_t *pw, Py_ssize_t *pseg) noexcept nogil
+    Py_ssize_t fdk_run_end_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,
+                                   unsigned char *out) noexcept nogil
 
 
 # ---------------------------------------------------------------------------

@@ -20,6 +20,11 @@ __all__ = [
     "fold_base64",
 ]
 
+SIMD: str
+SIMD_PATHS: Tuple[str, ...]
+
+def _use_simd(name: str) -> str: ...
+
 class BodyCanonicalizer:
     def __init__(self, relaxed: bool, bare_lf: bool = ...) -> None: ...
     @property
