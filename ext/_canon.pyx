@@ -40,7 +40,8 @@ The module is this file plus the parts it includes, one concept each:
     _headers.pxi   header fields: relaxed form, splitting, line-break checks
     _tags.pxi      tag-lists and DKIM-Signature fields
     _base64.pxi    base64 tag values: strict decoding and folded encoding
-    _select.pxi    the header hash input: h= selection and canonical block
+    _select.pxi    the header hash input: h= selection and canonical block;
+                   HeaderIndex, a header block read as offsets
 """
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize, _PyBytes_Resize
@@ -49,7 +50,7 @@ from cpython.object cimport PyObject
 from cpython.number cimport PyNumber_Index
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
 import hashlib
@@ -70,6 +71,7 @@ __all__ = [
     "header_hash_input",
     "canonical_headers",
     "fold_base64",
+    "HeaderIndex",
 ]
 
 

@@ -7,49 +7,68 @@ cdef inline unsigned char _lower(unsigned char c) noexcept nogil:
     return c + 32 if 65 <= c <= 90 else c
 
 
-cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char *t,
-                            unsigned char *out) noexcept nogil:
+cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char *out) noexcept nogil:
     """Relaxed canonical form of the field b[:n] written to out (room for n + 2
-    octets), using t (room for n octets) as scratch; returns the length."""
-    cdef Py_ssize_t i = 0, m = 0, colon = -1, ne, vs, ve, j
-    cdef bint in_ws = False
+    octets); returns the length.  One pass: every CRLF is dropped (unfolding),
+    each WSP run becomes one SP, the name (up to the first colon) is
+    lower-cased without the SP before the colon, the value loses the SP
+    around it, and CRLF ends the result."""
+    cdef Py_ssize_t i = 0, j = 0, k
+    cdef bint wsp = False
     cdef unsigned char c
-    # Unfold (drop every CRLF) and reduce each WSP run to one SP.
+    # The name, up to the first colon.
     while i < n:
         c = b[i]
         if c == _CR and i + 1 < n and b[i + 1] == _LF:
             i += 2
-            continue
-        if c == _SP or c == _TAB:
-            if not in_ws:
-                t[m] = _SP
-                m += 1
-                in_ws = True
+        elif c == _SP or c == _TAB:
+            wsp = True
+            i += 1
+        elif c == 58:  # the SP before the colon goes
+            out[j] = 58
+            j += 1
+            i += 1
+            break
         else:
-            if c == 58 and colon < 0:  # ':'
-                colon = m
-            t[m] = c
-            m += 1
-            in_ws = False
-        i += 1
-    # name (no trailing SP, lower case) ':' value (no SP around) CRLF
-    ne = colon if colon >= 0 else m
-    while ne > 0 and t[ne - 1] == _SP:
-        ne -= 1
-    for j in range(ne):
-        out[j] = _lower(t[j])
-    j = ne
-    if colon >= 0:
-        vs = colon + 1
-        ve = m
-        while vs < ve and t[vs] == _SP:
-            vs += 1
-        while ve > vs and t[ve - 1] == _SP:
-            ve -= 1
-        out[j] = 58
-        j += 1
-        memcpy(out + j, t + vs, <size_t>(ve - vs))
-        j += ve - vs
+            if wsp:
+                out[j] = _SP
+                j += 1
+                wsp = False
+            out[j] = _lower(c)
+            j += 1
+            i += 1
+    # The value (if there was a colon): no SP at its start or end.
+    wsp = False
+    k = j
+    while i < n:
+        c = b[i]
+        if c > _SP:  # ordinary octets, copied in a tight loop
+            if wsp:
+                if j > k:
+                    out[j] = _SP
+                    j += 1
+                wsp = False
+            out[j] = c
+            j += 1
+            i += 1
+            while i < n and b[i] > _SP:
+                out[j] = b[i]
+                j += 1
+                i += 1
+        elif c == _SP or c == _TAB:
+            wsp = True
+            i += 1
+        elif c == _CR and i + 1 < n and b[i + 1] == _LF:
+            i += 2  # unfolding: the WSP around it stays one run
+        else:
+            if wsp:
+                if j > k:
+                    out[j] = _SP
+                    j += 1
+                wsp = False
+            out[j] = c
+            j += 1
+            i += 1
     out[j] = _CR
     out[j + 1] = _LF
     return j + 2
@@ -69,12 +88,12 @@ def relaxed_header(field):
     _get_buffer(field, &view)
     try:
         n = view.len
-        if 2 * n + 2 > 1024:
-            t = <unsigned char *>malloc(<size_t>(2 * n + 2))
+        if n + 2 > 1024:
+            t = <unsigned char *>malloc(<size_t>(n + 2))
             if t == NULL:
                 raise MemoryError()
-        k = _relax_into(<const unsigned char *>view.buf, n, t, t + n)
-        return PyBytes_FromStringAndSize(<const char *>(t + n), k)
+        k = _relax_into(<const unsigned char *>view.buf, n, t)
+        return PyBytes_FromStringAndSize(<const char *>t, k)
     finally:
         if t != stackbuf:
             free(t)

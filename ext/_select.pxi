@@ -130,26 +130,22 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
     cdef bytes raw
     cdef Py_ssize_t i
     cdef bint rel = bool(relaxed)
-    cdef Py_ssize_t total = 0, longest = 0, n, pos = 0
+    cdef Py_ssize_t total = 0, n, pos = 0
     cdef unsigned char *buf
-    cdef unsigned char *t
     picked.append(own_b)
     for i in range(len(picked)):
         if type(picked[i]) is not bytes:
             picked[i] = bytes(picked[i])
         n = len(<bytes>picked[i])
         total += n + 2
-        if n > longest:
-            longest = n
-    buf = <unsigned char *>malloc(<size_t>(total + longest + 1))
+    buf = <unsigned char *>malloc(<size_t>(total + 1))
     if buf == NULL:
         raise MemoryError()
-    t = buf + total
     try:
         for raw in picked:
             n = len(raw)
             if rel:
-                pos += _relax_into(<const unsigned char *>_bytes_str(<PyObject *>raw), n, t, buf + pos)
+                pos += _relax_into(<const unsigned char *>_bytes_str(<PyObject *>raw), n, buf + pos)
             else:
                 memcpy(buf + pos, _bytes_str(<PyObject *>raw), <size_t>n)
                 pos += n
@@ -161,3 +157,448 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
         return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
     finally:
         free(buf)
+
+
+# ---------------------------------------------------------------------------
+# A header block read once as offsets: Python objects are made only for the
+# fields that are asked for (those h= names, the signatures), not for every
+# field of the block.
+
+cdef inline unsigned int _name_hash(const unsigned char *b, Py_ssize_t n, bint lower) noexcept nogil:
+    """FNV-1a of b[:n] (lower-cased first when ``lower``): a cheap first test
+    before two names are compared octet by octet."""
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t k
+    for k in range(n):
+        h = (h ^ (_lower(b[k]) if lower else b[k])) * 16777619u
+    return h
+
+
+cdef class HeaderIndex:
+    """The header fields of a CRLF header block, split as
+    :func:`split_header_fields` splits them, kept as offsets into the block.
+
+    :param block: the header block (bytes-like), as for :func:`split_header_fields`.
+    :param max_fields: the most fields accepted; ``None``: no limit.
+    :param message: ``block`` is a whole message in wire form: the header
+        block is what comes before its first empty line (see
+        :meth:`body_start`); the message is not copied.
+    :raises ValueError: ``max_fields`` is negative, or the block has more fields.
+    """
+
+    cdef bytes _block
+    cdef Py_ssize_t _body
+    cdef Py_ssize_t _n
+    cdef Py_ssize_t *_at       # per field: start, end, name start, name end
+    cdef unsigned int *_hash   # per field: _name_hash of the lower-cased name
+    cdef Py_ssize_t _bare      # bare_line_break(block, False)
+    cdef Py_ssize_t _bad       # bad_field_line(block), when _bare is -1
+
+    def __cinit__(self):
+        self._body = -1
+        self._at = NULL
+        self._hash = NULL
+        self._n = 0
+
+    def __dealloc__(self):
+        free(self._at)
+        free(self._hash)
+
+    def __init__(self, block, max_fields=None, message=False):
+        cdef Py_ssize_t limit = PY_SSIZE_T_MAX, n, ls, le, nxt, j, q, cap = 16, count = 0, body = -1, end
+        cdef bint whole = True if message else False
+        cdef Py_ssize_t fs = 0, fe = 0, ns = 0, ne = 0, bare = -1, bad = -1, line_lf
+        cdef unsigned int h, name_hash = 0
+        cdef bint named = False, have = False
+        cdef const unsigned char *b
+        cdef const unsigned char *p
+        if max_fields is not None:
+            limit = PyNumber_Index(max_fields)
+            if limit < 0:
+                raise ValueError("max_fields must be >= 0")
+        if self._at != NULL:
+            raise TypeError("HeaderIndex is initialized once")
+        self._block = block if type(block) is bytes else _as_bytes(block)
+        b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
+        n = len(self._block)
+        self._at = <Py_ssize_t *>malloc(<size_t>cap * 4 * sizeof(Py_ssize_t))
+        self._hash = <unsigned int *>malloc(<size_t>cap * sizeof(unsigned int))
+        if self._at == NULL or self._hash == NULL:
+            raise MemoryError()
+        ls = 0
+        end = n
+        # The loop of split_header_fields, recording offsets instead of
+        # objects; on the way, the first bare CR or LF and the first line
+        # that is neither a field nor a continuation (and, in a whole
+        # message, the empty line that ends the header block).
+        while ls < n:
+            j = ls
+            le = n
+            nxt = n
+            line_lf = -1
+            while j < n:
+                p = <const unsigned char *>memchr(b + j, _LF, <size_t>(n - j))
+                if p == NULL:
+                    break
+                j = p - b
+                if j > ls and b[j - 1] == _CR:
+                    le = j - 1
+                    nxt = j + 1
+                    break
+                if line_lf < 0:
+                    line_lf = j  # a LF without its CR: bare
+                j += 1
+            if whole and le == ls:  # an empty line (CRLF): the body follows it
+                end = ls
+                body = nxt
+                break
+            if bare < 0:
+                # Every CR inside the line is bare (a CR followed by LF would have ended it).
+                p = <const unsigned char *>memchr(b + ls, _CR, <size_t>(le - ls))
+                bare = line_lf if p == NULL else (p - b if line_lf < 0 or p - b < line_lf else line_lf)
+            if not (have and le > ls and (b[ls] == _SP or b[ls] == _TAB)):
+                if have:
+                    count = self._add(b, fs, fe, ls, named, ns, ne, name_hash, count, &cap)
+                if count >= limit:
+                    raise ValueError("more than %d header fields" % limit)
+                have = True
+                fs = ls
+                fe = le
+                # A field line is a name (printable, no colon, no space) and a
+                # colon; the name and its hash come on the way.
+                q = ls
+                h = 2166136261u
+                while q < n and _ftext(b[q]):
+                    h = (h ^ _lower(b[q])) * 16777619u
+                    q += 1
+                named = q > ls and q < n and b[q] == 58
+                if named:
+                    ns = ls
+                    ne = q
+                    name_hash = h
+                elif bad < 0:
+                    bad = ls
+            ls = nxt
+        if have:
+            count = self._add(b, fs, fe, end, named, ns, ne, name_hash, count, &cap)
+        self._n = count
+        self._body = body
+        self._bare = bare
+        self._bad = bad
+
+    cdef Py_ssize_t _add(self, const unsigned char *b, Py_ssize_t fs, Py_ssize_t fe, Py_ssize_t end, bint named,
+                         Py_ssize_t ns, Py_ssize_t ne, unsigned int name_hash,
+                         Py_ssize_t count, Py_ssize_t *cap) except -1:
+        """Record the field whose first line is b[fs:fe] and whole text
+        b[fs:end]; ``named``: its name b[ns:ne] (hash ``name_hash``) is known."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t *grown
+        cdef unsigned int *grown_hash
+        if count == cap[0]:
+            grown = <Py_ssize_t *>realloc(self._at, <size_t>cap[0] * 8 * sizeof(Py_ssize_t))
+            if grown == NULL:
+                raise MemoryError()
+            self._at = grown
+            grown_hash = <unsigned int *>realloc(self._hash, <size_t>cap[0] * 2 * sizeof(unsigned int))
+            if grown_hash == NULL:
+                raise MemoryError()
+            self._hash = grown_hash
+            cap[0] *= 2
+        if not named:  # the name of split_header_fields: up to the first colon, without SP or HTAB around
+            p = <const unsigned char *>memchr(b + fs, 58, <size_t>(fe - fs))
+            ns = ne = fs
+            if p != NULL:
+                ne = p - b
+                while ns < ne and (b[ns] == _SP or b[ns] == _TAB):
+                    ns += 1
+                while ne > ns and (b[ne - 1] == _SP or b[ne - 1] == _TAB):
+                    ne -= 1
+            name_hash = _name_hash(b + ns, ne - ns, True)
+        self._at[4 * count] = fs
+        self._at[4 * count + 1] = end
+        self._at[4 * count + 2] = ns
+        self._at[4 * count + 3] = ne
+        self._hash[count] = name_hash
+        return count + 1
+
+    def __len__(self):
+        return self._n
+
+    def __iter__(self):
+        """The ``(name, raw)`` pairs of :meth:`fields`."""
+        return iter(self.fields())
+
+    cdef bytes _raw(self, Py_ssize_t i):
+        return PyBytes_FromStringAndSize(_bytes_str(<PyObject *>self._block) + self._at[4 * i],
+                                         self._at[4 * i + 1] - self._at[4 * i])
+
+    cdef bytes _name(self, Py_ssize_t i):
+        cdef Py_ssize_t ns = self._at[4 * i + 2], k, ln = self._at[4 * i + 3] - ns
+        cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
+        cdef bytes name = PyBytes_FromStringAndSize(NULL, ln)
+        cdef unsigned char *q = <unsigned char *>_bytes_str(<PyObject *>name)
+        for k in range(ln):
+            q[k] = _lower(b[ns + k])
+        return name
+
+    cdef inline bint _is(self, Py_ssize_t i, const unsigned char *name, Py_ssize_t ln, unsigned int h) noexcept:
+        """Whether field i's lower-cased name is name[:ln] (whose hash is h)."""
+        cdef Py_ssize_t ns = self._at[4 * i + 2], k
+        cdef const unsigned char *b
+        if self._hash[i] != h or self._at[4 * i + 3] - ns != ln:
+            return False
+        b = <const unsigned char *>_bytes_str(<PyObject *>self._block) + ns
+        for k in range(ln):
+            if _lower(b[k]) != name[k]:
+                return False
+        return True
+
+    def body_start(self):
+        """For an index made of a whole message (``message=True``): the
+        offset of its first body octet, after the empty line that ends the
+        header block, as :func:`find_body_start` gives it for wire form;
+        -1 when there is no such line, or the index was made of a block."""
+        return self._body
+
+    def defect(self):
+        """What makes the block untrustworthy, first found first:
+        ``(1, pos)`` for :func:`bare_line_break` ``(block, False)`` (a bare
+        CR or LF at ``pos``), else ``(2, pos)`` for :func:`bad_field_line`
+        (a line neither a field nor a continuation), else ``(0, -1)``."""
+        if self._bare >= 0:
+            return (1, self._bare)
+        if self._bad >= 0:
+            return (2, self._bad)
+        return (0, -1)
+
+    def fields(self):
+        """Every field as a ``(name, raw)`` pair, top to bottom: what
+        :func:`split_header_fields` returns for the block (a new list)."""
+        cdef list out = []
+        cdef Py_ssize_t i
+        for i in range(self._n):
+            out.append((self._name(i), self._raw(i)))
+        return out
+
+    def raw(self, Py_ssize_t i):
+        """The raw text of field ``i`` (folding and final CRLF included).
+
+        :raises IndexError: ``i`` is not ``0 <= i < len(self)``.
+        """
+        if not 0 <= i < self._n:
+            raise IndexError("field index out of range")
+        return self._raw(i)
+
+    def find(self, name):
+        """The positions (top to bottom) of the fields named ``name``
+        (lower-case bytes; field names compare lower-cased).
+
+        :raises TypeError: ``name`` is not bytes.
+        """
+        cdef bytes nb = _name_bytes(name)
+        cdef const unsigned char *q = <const unsigned char *>_bytes_str(<PyObject *>nb)
+        cdef Py_ssize_t ln = len(nb), i
+        cdef unsigned int h = _name_hash(q, ln, False)
+        cdef list out = []
+        for i in range(self._n):
+            if self._is(i, q, ln, h):
+                out.append(i)
+        return out
+
+    def names_key(self):
+        """The lower-cased field names, each followed by ``:``, top to
+        bottom: equal keys, equal sequences of names (no name holds a colon)."""
+        cdef Py_ssize_t i, k, total = 0, pos = 0, ns, ln
+        cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
+        cdef bytes out
+        cdef unsigned char *q
+        for i in range(self._n):
+            total += self._at[4 * i + 3] - self._at[4 * i + 2] + 1
+        out = PyBytes_FromStringAndSize(NULL, total)
+        q = <unsigned char *>_bytes_str(<PyObject *>out)
+        for i in range(self._n):
+            ns = self._at[4 * i + 2]
+            ln = self._at[4 * i + 3] - ns
+            for k in range(ln):
+                q[pos + k] = _lower(b[ns + k])
+            q[pos + ln] = 58
+            pos += ln + 1
+        return out
+
+    def take(self, positions):
+        """The raw texts of the fields at ``positions``, in that order.
+
+        :raises IndexError: a position is not ``0 <= i < len(self)``.
+        """
+        cdef list out = []
+        cdef Py_ssize_t i
+        for p in positions:
+            i = PyNumber_Index(p)
+            if not 0 <= i < self._n:
+                raise IndexError("field index out of range")
+            out.append(self._raw(i))
+        return out
+
+    def canonical(self, positions, own, relaxed):
+        """:func:`canonical_headers` of the fields at ``positions`` (in that
+        order) and ``own``.
+
+        :raises IndexError: a position is not ``0 <= i < len(self)``.
+        """
+        cdef list pl = list(positions)
+        cdef Py_ssize_t k = len(pl), j, i
+        cdef Py_ssize_t *pick = <Py_ssize_t *>malloc(<size_t>(k + 1) * sizeof(Py_ssize_t))
+        if pick == NULL:
+            raise MemoryError()
+        try:
+            for j in range(k):
+                i = PyNumber_Index(pl[j])
+                if not 0 <= i < self._n:
+                    raise IndexError("field index out of range")
+                pick[j] = i
+            return self._block_of(pick, k, _as_bytes(own), relaxed)
+        finally:
+            free(pick)
+
+    def hash_input(self, names, own, relaxed, Py_ssize_t skip=-1):
+        """:func:`header_hash_input` of these fields, without the field at
+        position ``skip`` (a signature that is not a candidate for its own
+        ``h=``; -1: none left out).
+
+        :raises TypeError: a name is not bytes.
+        """
+        cdef list nl = list(names)
+        cdef Py_ssize_t nn = len(nl), nd = 0, j, g, i, k = 0, ln, slots = 16, slot
+        cdef Py_ssize_t *pick
+        cdef Py_ssize_t *group
+        cdef Py_ssize_t *first
+        cdef Py_ssize_t *head
+        cdef Py_ssize_t *nxt
+        cdef Py_ssize_t *table
+        cdef unsigned int *hashes
+        cdef const char **text
+        cdef unsigned int h
+        cdef const char *q
+        for j in range(nn):
+            _name_bytes(nl[j])
+        while slots < 2 * nn:
+            slots *= 2
+        # One allocation: per h= entry the field it takes and its distinct
+        # name; per distinct name its first entry, the chain of its fields
+        # from the bottom up (head, then nxt per field), its hash and text;
+        # an open-addressing table of the distinct names by hash.
+        pick = <Py_ssize_t *>malloc(<size_t>(4 * nn + self._n + slots + 1) * sizeof(Py_ssize_t)
+                                    + <size_t>(nn + 1) * (sizeof(unsigned int) + sizeof(char *)))
+        if pick == NULL:
+            raise MemoryError()
+        group = pick + nn
+        first = group + nn
+        head = first + nn
+        table = head + nn
+        nxt = table + slots
+        text = <const char **>(nxt + self._n + 1)
+        hashes = <unsigned int *>(text + nn + 1)
+        try:
+            for slot in range(slots):
+                table[slot] = -1
+            for j in range(nn):
+                q = _bytes_str(<PyObject *>nl[j])
+                ln = len(<bytes>nl[j])
+                h = _name_hash(<const unsigned char *>q, ln, False)
+                slot = h & (slots - 1)
+                while True:
+                    g = table[slot]
+                    if g < 0:  # a new distinct name
+                        g = nd
+                        nd += 1
+                        table[slot] = g
+                        first[g] = j
+                        head[g] = -1
+                        hashes[g] = h
+                        text[g] = q
+                        break
+                    if hashes[g] == h and len(<bytes>nl[first[g]]) == ln and memcmp(text[g], q, <size_t>ln) == 0:
+                        break
+                    slot = (slot + 1) & (slots - 1)
+                group[j] = g
+            # Top to bottom, each field goes to the front of its name's chain,
+            # so that every chain runs from the bottom-most instance upwards.
+            if nd:
+                for i in range(self._n):
+                    if i == skip:
+                        continue
+                    h = self._hash[i]
+                    slot = h & (slots - 1)
+                    while True:
+                        g = table[slot]
+                        if g < 0:
+                            break
+                        if hashes[g] == h and self._is(i, <const unsigned char *>text[g],
+                                                       len(<bytes>nl[first[g]]), h):
+                            nxt[i] = head[g]
+                            head[g] = i
+                            break
+                        slot = (slot + 1) & (slots - 1)
+            for j in range(nn):
+                g = group[j]
+                i = head[g]
+                if i >= 0:
+                    pick[k] = i
+                    k += 1
+                    head[g] = nxt[i]
+            return self._block_of(pick, k, _as_bytes(own), relaxed)
+        finally:
+            free(pick)
+
+    cdef bytes _block_of(self, Py_ssize_t *pick, Py_ssize_t k, bytes own_b, relaxed):
+        """The fields at pick[:k], canonicalized, then own_b without its final CRLF."""
+        cdef bint rel = bool(relaxed)
+        cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
+        cdef const unsigned char *src
+        cdef Py_ssize_t total = len(own_b) + 2, n, pos = 0, j
+        cdef unsigned char *buf
+        for j in range(k):
+            n = self._at[4 * pick[j] + 1] - self._at[4 * pick[j]]
+            total += n + 2
+        buf = <unsigned char *>malloc(<size_t>(total + 1))
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            for j in range(k + 1):
+                if j < k:
+                    src = b + self._at[4 * pick[j]]
+                    n = self._at[4 * pick[j] + 1] - self._at[4 * pick[j]]
+                else:
+                    src = <const unsigned char *>_bytes_str(<PyObject *>own_b)
+                    n = len(own_b)
+                if rel:
+                    pos += _relax_into(src, n, buf + pos)
+                else:
+                    memcpy(buf + pos, src, <size_t>n)
+                    pos += n
+                    if n < 2 or buf[pos - 2] != _CR or buf[pos - 1] != _LF:
+                        buf[pos] = _CR
+                        buf[pos + 1] = _LF
+                        pos += 2
+            # the signature's own field goes in without its final CRLF
+            return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
+        finally:
+            free(buf)
+
+
+cdef bytes _as_bytes(object data):
+    """``data`` (any bytes-like object) as bytes, without a copy of bytes."""
+    if type(data) is bytes:
+        return <bytes>data
+    cdef Py_buffer view
+    _get_buffer(data, &view)
+    try:
+        return PyBytes_FromStringAndSize(<const char *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef bytes _name_bytes(object name):
+    if type(name) is not bytes:
+        raise TypeError("field names must be bytes, not %s" % type(name).__name__)
+    return <bytes>name

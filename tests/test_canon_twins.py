@@ -791,3 +791,149 @@ def test_bytes_like_fields_and_non_buffers(core):
     assert core.canonical_headers([bytearray(b"A: b\r\n")], b"X: y\r\n", True) == b"a:b\r\nx:y"
     with pytest.raises(TypeError):
         core.b64decode(5)
+
+
+# -- the header block as an index --------------------------------------------------
+
+INDEX_TOKENS = HEADER_TOKENS + [b"From", b"TO", b"to", b"From:", b"\r\nTo:", b"\r\nfrom :", b"\r\nSubject:"]
+index_blocks = st.one_of(_token_strings(INDEX_TOKENS, 40), st.binary(max_size=60))
+index_names = st.lists(st.sampled_from([b"from", b"to", b"subject", b"x-y", b"", b"From", b"a"]), max_size=12)
+
+
+def _index_outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except (ValueError, IndexError, TypeError) as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@SETTINGS
+@given(block=index_blocks, max_fields=st.one_of(st.none(), st.integers(0, 6)), kind=st.integers(0, 2))
+def test_header_index_splits_as_split_header_fields(compiled_core, pure_core, block, max_fields, kind):
+    want = _index_outcome(pure_core.split_header_fields, block, max_fields)
+    for mod in (compiled_core, pure_core):
+        got = _index_outcome(mod.HeaderIndex, _as_type(block, kind), max_fields)
+        assert got[0] == want[0]
+        if want[0] != "ok":
+            assert got == want
+            continue
+        ix = got[1]
+        assert ix.fields() == want[1] and len(ix) == len(want[1])
+        assert [ix.raw(i) for i in range(len(ix))] == [raw for _, raw in want[1]]
+        assert ix.names_key() == b"".join(name + b":" for name, _ in want[1])
+        for name in (b"from", b"to", b"", b"subject"):
+            assert ix.find(name) == [i for i, (n, _) in enumerate(want[1]) if n == name]
+        bare, bad = pure_core.bare_line_break(block, False), pure_core.bad_field_line(block)
+        assert ix.defect() == ((1, bare) if bare >= 0 else (2, bad) if bad >= 0 else (0, -1))
+
+
+@SETTINGS
+@given(data=st.one_of(index_blocks, st.tuples(index_blocks, bodies).map(b"\r\n\r\n".join)),
+       max_fields=st.one_of(st.none(), st.integers(0, 6)))
+def test_header_index_of_a_whole_message(compiled_core, pure_core, data, max_fields):
+    # made of a whole message: the header block before the first empty line, as read_message cuts it
+    start = pure_core.find_body_start(data, False)
+    block = data if start < 0 else data[:start - 2]
+    want = _index_outcome(pure_core.HeaderIndex, block, max_fields)
+    for mod in (compiled_core, pure_core):
+        got = _index_outcome(mod.HeaderIndex, data, max_fields, True)
+        assert got[0] == want[0]
+        if want[0] != "ok":
+            assert got == want
+            continue
+        ix, ref = got[1], want[1]
+        assert ix.body_start() == start and ref.body_start() == -1
+        assert ix.fields() == ref.fields() and ix.defect() == ref.defect() and ix.names_key() == ref.names_key()
+        names = [b"from", b"to", b"to", b"subject"]
+        assert ix.hash_input(names, b"S: b=", True) == ref.hash_input(names, b"S: b=", True)
+
+
+@SETTINGS
+@given(block=index_blocks, names=index_names, own=header_blobs, relaxed=st.booleans(), skip=st.integers(-2, 8),
+       data=st.data())
+def test_header_index_selection_twins_agree(compiled_core, pure_core, block, names, own, relaxed, skip, data):
+    c, p = compiled_core.HeaderIndex(block), pure_core.HeaderIndex(block)
+    fields = pure_core.split_header_fields(block)
+    got = c.hash_input(names, own, relaxed, skip)
+    assert got == p.hash_input(names, own, relaxed, skip)
+    kept = [f for i, f in enumerate(fields) if i != skip]
+    assert got == pure_core.header_hash_input(kept, names, own, relaxed)
+    if skip == -1:
+        assert c.hash_input(names, own, relaxed) == compiled_core.header_hash_input(fields, names, own, relaxed)
+    positions = data.draw(st.lists(st.integers(-1, len(fields)), max_size=6), label="positions")
+    for fn in ("take", "raw_each"):
+        if fn == "take":
+            a, b = _index_outcome(c.take, positions), _index_outcome(p.take, positions)
+        else:
+            a = [_index_outcome(c.raw, i) for i in positions]
+            b = [_index_outcome(p.raw, i) for i in positions]
+        assert a == b
+    assert _index_outcome(c.canonical, positions, own, relaxed) == _index_outcome(p.canonical, positions, own, relaxed)
+    if all(0 <= i < len(fields) for i in positions):
+        assert c.canonical(positions, own, relaxed) == \
+            pure_core.canonical_headers([fields[i][1] for i in positions], own, relaxed)
+
+
+def test_header_index_examples(core):
+    block = b"From: a\r\nTo: b\r\n c\r\nno colon\r\nSubject : s\r\nTO: d\r\n"
+    ix = core.HeaderIndex(block)
+    assert len(ix) == 5 and ix.names_key() == b"from:to::subject:to:"
+    assert ix.find(b"to") == [1, 4] and ix.find(b"TO") == [] and ix.find(b"") == [2]
+    own = b"DKIM-Signature: b=\r\n"
+    # bottom-up, one instance per entry, surplus entries add nothing; the skipped field is no candidate
+    assert ix.hash_input([b"to", b"to", b"to", b"from"], own, False) == (
+        b"TO: d\r\nTo: b\r\n c\r\nFrom: a\r\nDKIM-Signature: b=")
+    assert ix.hash_input([b"to", b"from"], own, True, 4) == b"to:b c\r\nfrom:a\r\ndkim-signature:b="
+    assert ix.canonical([4, 0], own, True) == b"to:d\r\nfrom:a\r\ndkim-signature:b="
+    assert core.HeaderIndex(b"").fields() == [] and core.HeaderIndex(b"").names_key() == b""
+    assert ix.body_start() == -1
+    whole = core.HeaderIndex(b"A: b\r\n c\r\n\r\nB: body\r\n\r\n", None, True)
+    assert whole.body_start() == 12 and whole.fields() == [(b"a", b"A: b\r\n c\r\n")]
+    assert core.HeaderIndex(b"\r\nA: b\r\n", None, True).body_start() == 2
+    assert core.HeaderIndex(b"\r\nA: b\r\n", None, True).fields() == []
+    assert ix.defect() == (2, 20)  # "no colon"
+    assert core.HeaderIndex(b"A: b\r\nC: d\re\r\nno colon\r\n").defect() == (1, 10)
+    assert core.HeaderIndex(b"A: b\r\n\tc\nd\r\n").defect() == (1, 8)
+    assert core.HeaderIndex(b"A: b\r\n c\r\nB:\r\n").defect() == (0, -1)
+    assert core.HeaderIndex(b" A: b\r\n").defect() == (2, 0)
+    with pytest.raises(ValueError, match="more than 2 header fields"):
+        core.HeaderIndex(block, 2)
+    with pytest.raises(ValueError):
+        core.HeaderIndex(block, -1)
+    with pytest.raises(IndexError):
+        ix.raw(5)
+    with pytest.raises(IndexError):
+        ix.take([0, -1])
+    with pytest.raises(TypeError):
+        ix.find("to")
+    with pytest.raises(TypeError):
+        ix.hash_input(["to"], own, True)
+
+
+def test_header_index_many_fields_and_names(core):
+    # many distinct h= names over many fields: each name's instances taken bottom-up
+    fields = [b"X-%d: v%d\r\n" % (i % 97, i) for i in range(3000)]
+    block = b"".join(fields)
+    names = [b"x-%d" % (i % 300) for i in range(600)]
+    ix = core.HeaderIndex(block)
+    want = core.header_hash_input(core.split_header_fields(block), names, b"S: b=", True)
+    assert ix.hash_input(names, b"S: b=", True) == want
+
+
+RELAXED_TOKENS = [b"word", b"W", b" ", b"  ", b"\t", b" \t ", b"\r\n ", b"\r\n\t", b"\r\n", b"\r", b"\n", b":",
+                  b" : ", b"\x80", b"\xff", b"x-Y", b"\x00", b"\x7f", b"!", b"~"]
+long_fields = st.lists(st.sampled_from(RELAXED_TOKENS), max_size=200).map(b"".join)
+
+
+@SETTINGS
+@given(field=long_fields, more=st.lists(long_fields, max_size=4))
+def test_relaxed_header_long_fields_twins_agree(compiled_core, pure_core, field, more):
+    # long runs of words, whitespace and folding reach the copying loops of the compiled core
+    assert compiled_core.relaxed_header(field) == pure_core.relaxed_header(field)
+    fields = [field] + more
+    assert compiled_core.canonical_headers(fields, field, True) == pure_core.canonical_headers(fields, field, True)
+    block = b"".join(f if f.endswith(b"\r\n") else f + b"\r\n" for f in fields)
+    ix, ref = compiled_core.HeaderIndex(block), pure_core.HeaderIndex(block)
+    names = [b"word", b"w", b"x-y", b"", b"word"]
+    assert ix.hash_input(names, field, True) == ref.hash_input(names, field, True)
+    assert ix.canonical(list(range(len(ix))), field, True) == ref.canonical(list(range(len(ref))), field, True)

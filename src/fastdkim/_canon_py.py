@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -40,6 +40,7 @@ __all__ = [
     "header_hash_input",
     "canonical_headers",
     "fold_base64",
+    "HeaderIndex",
 ]
 
 
@@ -497,3 +498,119 @@ def fold_base64(data: Buffer, col: int, width: int = 78) -> bytes:
         b64 = b64[room:]
     parts.extend(b64[i:i + line] for i in range(0, len(b64), line))
     return b"\r\n ".join(parts)
+
+
+class HeaderIndex:
+    """The header fields of a CRLF header block, split as
+    :func:`split_header_fields` splits them.
+
+    (The compiled twin keeps offsets into the block and makes Python objects
+    only for the fields asked for; this one simply keeps the split fields.)
+
+    :param block: the header block (bytes-like), as for :func:`split_header_fields`.
+    :param max_fields: the most fields accepted; ``None``: no limit.
+    :param message: ``block`` is a whole message in wire form: the header
+        block is what comes before its first empty line (see
+        :meth:`body_start`).
+    :raises ValueError: ``max_fields`` is negative, or the block has more fields.
+    """
+
+    __slots__ = ("_block", "_fields", "_body")
+
+    def __init__(self, block: Buffer, max_fields: Optional[int] = None, message: bool = False) -> None:
+        data = bytes(block)
+        self._body = -1
+        if message:
+            self._body = find_body_start(data, False)
+            if self._body >= 0:
+                data = data[:self._body - 2]  # without the empty line
+        self._block = data
+        self._fields = split_header_fields(data, max_fields)
+
+    def body_start(self) -> int:
+        """For an index made of a whole message (``message=True``): the
+        offset of its first body octet, after the empty line that ends the
+        header block, as :func:`find_body_start` gives it for wire form;
+        -1 when there is no such line, or the index was made of a block."""
+        return self._body
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[Tuple[bytes, bytes]]:
+        """The ``(name, raw)`` pairs of :meth:`fields`."""
+        return iter(self.fields())
+
+    def defect(self) -> Tuple[int, int]:
+        """What makes the block untrustworthy, first found first:
+        ``(1, pos)`` for :func:`bare_line_break` ``(block, False)`` (a bare
+        CR or LF at ``pos``), else ``(2, pos)`` for :func:`bad_field_line`
+        (a line neither a field nor a continuation), else ``(0, -1)``."""
+        pos = bare_line_break(self._block, False)
+        if pos >= 0:
+            return (1, pos)
+        pos = bad_field_line(self._block)
+        if pos >= 0:
+            return (2, pos)
+        return (0, -1)
+
+    def fields(self) -> List[Tuple[bytes, bytes]]:
+        """Every field as a ``(name, raw)`` pair, top to bottom: what
+        :func:`split_header_fields` returns for the block (a new list)."""
+        return list(self._fields)
+
+    def raw(self, i: int) -> bytes:
+        """The raw text of field ``i`` (folding and final CRLF included).
+
+        :raises IndexError: ``i`` is not ``0 <= i < len(self)``.
+        """
+        if not 0 <= i < len(self._fields):
+            raise IndexError("field index out of range")
+        return self._fields[i][1]
+
+    def find(self, name: bytes) -> List[int]:
+        """The positions (top to bottom) of the fields named ``name``
+        (lower-case bytes; field names compare lower-cased).
+
+        :raises TypeError: ``name`` is not bytes.
+        """
+        _check_name(name)
+        return [i for i, (n, _) in enumerate(self._fields) if n == name]
+
+    def names_key(self) -> bytes:
+        """The lower-cased field names, each followed by ``:``, top to
+        bottom: equal keys, equal sequences of names (no name holds a colon)."""
+        return b"".join(n + b":" for n, _ in self._fields)
+
+    def take(self, positions: Sequence[int]) -> List[bytes]:
+        """The raw texts of the fields at ``positions``, in that order.
+
+        :raises IndexError: a position is not ``0 <= i < len(self)``.
+        """
+        return [self.raw(i) for i in positions]
+
+    def canonical(self, positions: Sequence[int], own: Buffer, relaxed: bool) -> bytes:
+        """:func:`canonical_headers` of the fields at ``positions`` (in that
+        order) and ``own``.
+
+        :raises IndexError: a position is not ``0 <= i < len(self)``.
+        """
+        return canonical_headers(self.take(positions), own, relaxed)
+
+    def hash_input(self, names: Sequence[bytes], own: Buffer, relaxed: bool, skip: int = -1) -> bytes:
+        """:func:`header_hash_input` of these fields, without the field at
+        position ``skip`` (a signature that is not a candidate for its own
+        ``h=``; -1: none left out).
+
+        :raises TypeError: a name is not bytes.
+        """
+        names = list(names)
+        for n in names:
+            _check_name(n)
+        fields = [f for i, f in enumerate(self._fields) if i != skip]
+        return header_hash_input(fields, names, own, relaxed)
+
+
+def _check_name(name: object) -> None:
+    if type(name) is not bytes:
+        raise TypeError("field names must be bytes, not %s" % type(name).__name__)

@@ -55,7 +55,7 @@ _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 class _Sig:
     """Working state for one signature while the message is verified."""
 
-    __slots__ = ("result", "raw", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
+    __slots__ = ("result", "raw", "pos", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
                  "h", "b", "bh", "l", "key", "key_name", "signs_dkim")
     # (set once the signature's tags are checked)
     alg: str
@@ -70,9 +70,10 @@ class _Sig:
     key_name: str
     signs_dkim: bool
 
-    def __init__(self, result: Verification, raw: bytes) -> None:
+    def __init__(self, result: Verification, raw: bytes, pos: int) -> None:
         self.result = result
         self.raw = raw
+        self.pos = pos  # the field's position in the header block
         self.tags: Dict[str, bytes] = {}
         self.unsigned = b""  # the field with its b= value deleted (section 3.7)
         self.key: Optional[KeyRecord] = None
@@ -158,10 +159,13 @@ class Checks:
         when = int(clock() if now is None else now)
         sigs: List[_Sig] = []
         names: Dict[str, None] = {}
-        for name, raw in pm.fields:
-            if name != b"dkim-signature":
-                continue
-            s = _Sig(Verification("", "", index=len(sigs)), raw)
+        index = pm.index
+        if index is not None:
+            found = [(i, index.raw(i)) for i in index.find(b"dkim-signature")]
+        else:
+            found = [(i, raw) for i, (name, raw) in enumerate(pm.fields) if name == b"dkim-signature"]
+        for pos, raw in found:
+            s = _Sig(Verification("", "", index=len(sigs)), raw, pos)
             if len(sigs) >= self.max_signatures:
                 s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % self.max_signatures)
             else:
@@ -361,9 +365,14 @@ class Checks:
         if pending:
             pm = job.message
             self._check_bodies(pending, pm.body, pm.bare_lf)
+            index = pm.index
             for s in pending:
                 if not s.result.status:
-                    self._check_header_signature(s, pm.fields)
+                    if index is not None:
+                        data = index.hash_input(s.h, s.unsigned, s.relaxed_h, s.pos if s.signs_dkim else -1)
+                        self._verify_data(s, data)
+                    else:
+                        self._check_header_signature(s, pm.fields)
         return [s.result for s in sigs]
 
     def _use_key(self, s: _Sig, got: KeyOutcome) -> None:
@@ -412,13 +421,19 @@ class Checks:
         if digest != s.bh:
             s.done(FAIL, "body hash mismatch")
 
-    @staticmethod
-    def _check_header_signature(s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
+    @classmethod
+    def _check_header_signature(cls, s: _Sig, fields: Sequence[Tuple[bytes, bytes]]) -> None:
+        """Verify the signature of *s* over the header block *fields* (the
+        message's, in which *s* is the field at ``s.pos``)."""
         if s.signs_dkim:
             # Other signatures may be signed; the one being verified is not a
             # candidate (it did not exist when it was made).
-            fields = [f for f in fields if f[1] is not s.raw]
-        data = _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h)
+            fields = [f for i, f in enumerate(fields) if i != s.pos]
+        cls._verify_data(s, _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h))
+
+    @staticmethod
+    def _verify_data(s: _Sig, data: bytes) -> None:
+        """Verify the signature of *s* over its header hash input *data*."""
         key = s.key
         assert key is not None
         pub: Any = key.public_key

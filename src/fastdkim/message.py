@@ -21,10 +21,9 @@ signature (``permerror``) and signing refuses the message.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Union, cast
 
-from . import _core
+from . import _canon_py, _core
 from .errors import HeaderTooLarge, MessageFormatError, TooManyHeaderFields  # noqa: F401 (importable from here)
 
 __all__ = [
@@ -42,7 +41,16 @@ Header = Tuple[bytes, bytes]  # (lower-cased name, raw field with folding and CR
 _SMALL = 1 << 16  # header blocks up to this size are sliced (copied); larger ones viewed
 
 
-@dataclass
+#: the classes of the cores' header indexes (pure, and compiled when built)
+_INDEX_TYPES: Tuple[type, ...] = tuple(
+    m.HeaderIndex for m in (_core.pure, _core.compiled) if m is not None)
+
+
+def as_index(fields: object) -> "Optional[_canon_py.HeaderIndex]":
+    """``fields`` when it is a core's ``HeaderIndex`` (pure or compiled), else ``None``."""
+    return cast("_canon_py.HeaderIndex", fields) if isinstance(fields, _INDEX_TYPES) else None
+
+
 class ParsedMessage:
     """A message split into header fields and a body stream.
 
@@ -50,17 +58,71 @@ class ParsedMessage:
     yields the body in chunks exactly as stored (line endings untouched: the
     body canonicalizer deals with bare LF when asked to).  ``lf_endings`` tells
     whether the header block used bare LF line endings.
+
+    ``fields`` may be given as a list of ``(name, raw)`` pairs or as the
+    core's ``HeaderIndex`` of the header block; then the list is made on
+    first use of :attr:`fields`, and until then :attr:`index` lets signing
+    and verification make Python objects only for the fields they need.
     """
 
-    fields: List[Header]
-    body: Iterator[bytes]
-    lf_endings: bool
-    #: whether bare LF counts as a line ending for this message (resolved option)
-    bare_lf: bool = False
-    #: why the header block is malformed (a bare CR, or a bare LF in wire
-    #: form), or ``None``.  The fields are still split as the form in use
-    #: reads them, but they must be neither signed nor trusted.
-    malformed: Optional[str] = None
+    __slots__ = ("_fields", "_index", "body", "lf_endings", "bare_lf", "malformed")
+
+    def __init__(self, fields: Union[List[Header], "_canon_py.HeaderIndex"], body: Iterator[bytes],
+                 lf_endings: bool, bare_lf: bool = False, malformed: Optional[str] = None) -> None:
+        self._fields: Optional[List[Header]] = None
+        self._index: Optional[_canon_py.HeaderIndex] = None
+        index = as_index(fields)
+        if index is not None:
+            self._index = index
+        else:
+            self._fields = cast(List[Header], fields)
+        self.body = body
+        self.lf_endings = lf_endings
+        #: whether bare LF counts as a line ending for this message (resolved option)
+        self.bare_lf = bare_lf
+        #: why the header block is malformed (a bare CR, or a bare LF in wire
+        #: form), or ``None``.  The fields are still split as the form in use
+        #: reads them, but they must be neither signed nor trusted.
+        self.malformed = malformed
+
+    @property
+    def fields(self) -> List[Header]:
+        """The header fields as ``(lower-cased name, raw field)`` pairs, top to bottom."""
+        if self._fields is None:
+            assert self._index is not None
+            self._fields = self._index.fields()
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: List[Header]) -> None:
+        self._fields = value
+        self._index = None
+
+    @property
+    def index(self) -> "Optional[_canon_py.HeaderIndex]":
+        """The ``HeaderIndex`` the fields come from, while :attr:`fields` has
+        not been handed out (a list handed out may have been changed since);
+        ``None`` otherwise."""
+        return self._index if self._fields is None else None
+
+    def __repr__(self) -> str:
+        return "ParsedMessage(fields=%r, body=%r, lf_endings=%r, bare_lf=%r, malformed=%r)" % (
+            self.fields, self.body, self.lf_endings, self.bare_lf, self.malformed)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedMessage):
+            return NotImplemented
+        return (self.fields, self.body, self.lf_endings, self.bare_lf, self.malformed) == (
+            other.fields, other.body, other.lf_endings, other.bare_lf, other.malformed)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> Tuple[List[Header], Iterator[bytes], bool, bool, Optional[str]]:
+        # (pickled and copied with the list of fields: the index is the core's own object)
+        return (self.fields, self.body, self.lf_endings, self.bare_lf, self.malformed)
+
+    def __setstate__(self, state: Tuple[List[Header], Iterator[bytes], bool, bool, Optional[str]]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
 
 
 def is_file(obj: object) -> bool:
@@ -144,8 +206,11 @@ def _head_view(data: Union[bytes, memoryview], end: int) -> Union[bytes, memoryv
 def _malformed(head: Union[bytes, memoryview], lf: bool) -> Optional[str]:
     """Why the header block ``head`` is malformed in the form ``lf`` says, or ``None``."""
     pos = _core.core.bare_line_break(head, lf)
-    if pos < 0:
-        return None
+    return None if pos < 0 else _bare_break_reason(head, pos)
+
+
+def _bare_break_reason(head: Union[bytes, memoryview], pos: int) -> str:
+    """The reason for the bare CR or LF at ``pos`` of ``head``."""
     return "bare %s at offset %d in the header block (RFC 5322 section 2.2: CR and LF only together as CRLF)" % (
         "CR" if head[pos] == 13 else "LF", pos)
 
@@ -153,36 +218,55 @@ def _malformed(head: Union[bytes, memoryview], lf: bool) -> Optional[str]:
 def _parse_head(
     data: Union[bytes, memoryview], start: int, lf: bool, lf_endings: bool,
     max_header_bytes: int, max_header_fields: int,
-) -> Tuple[List[Header], bool, Optional[str]]:
-    """The header fields of ``data`` (the message, or at least its header
+) -> Tuple["_canon_py.HeaderIndex", bool, Optional[str]]:
+    """The header fields (as an index) of ``data`` (the message, or at least its header
     block) whose body starts at ``start`` (-1: no body), whether the header
     block uses bare LF line endings, and why it is malformed (or ``None``)."""
     end = len(data) if start < 0 else start
     if end > max_header_bytes:
         raise HeaderTooLarge("header block larger than %d bytes" % max_header_bytes)
+    core = _core.core
+    if not lf:
+        # Wire form: the block without the empty line that ends it (which
+        # holds no bare CR or LF), split and checked in one pass.
+        block = _head_view(data, end if start < 0 else end - 2)
+        try:
+            fields = core.HeaderIndex(block, max_header_fields)
+        except ValueError:
+            raise TooManyHeaderFields("header block has more than %d fields" % max_header_fields) from None
+        return fields, False, _defect_reason(fields, block)
     head = _head_view(data, end)  # the header block with the empty line that ends it
     malformed = _malformed(head, lf)
-    core = _core.core
     try:
-        if not lf:  # wire form: without the empty line that ends the block
-            block = head if start < 0 else _head_view(data, end - 2)
-        else:  # LF mail: without the empty line ("\n" or "\r\n") that ends the block
-            if start >= 0:
-                head = _head_view(data, end - (2 if data[end - 2:end - 1] == b"\r" else 1))
-            block = core.normalize_line_endings(head)
-        fields = core.split_header_fields(block, max_header_fields)
+        # LF mail: without the empty line ("\n" or "\r\n") that ends the block
+        if start >= 0:
+            head = _head_view(data, end - (2 if data[end - 2:end - 1] == b"\r" else 1))
+        block = core.normalize_line_endings(head)
+        fields = core.HeaderIndex(block, max_header_fields)
     except ValueError:
         raise TooManyHeaderFields("header block has more than %d fields" % max_header_fields) from None
     if malformed is None:
         malformed = _bad_line(block)
-    return fields, lf and lf_endings, malformed
+    return fields, lf_endings, malformed
+
+
+def _defect_reason(index: "_canon_py.HeaderIndex", block: Union[bytes, memoryview]) -> Optional[str]:
+    """Why the wire-form header block ``block`` (or a message that starts
+    with it), whose index is ``index``, is malformed, or ``None``."""
+    kind, pos = index.defect()
+    if kind == 0:
+        return None
+    return _bare_break_reason(block, pos) if kind == 1 else _bad_line_reason(block, pos)
 
 
 def _bad_line(block: Union[bytes, memoryview]) -> Optional[str]:
     """Why the CRLF header block ``block`` has a line that is neither a field nor a continuation, or ``None``."""
     pos = _core.core.bad_field_line(block)
-    if pos < 0:
-        return None
+    return None if pos < 0 else _bad_line_reason(block, pos)
+
+
+def _bad_line_reason(block: Union[bytes, memoryview], pos: int) -> str:
+    """The reason for the line at ``pos`` of ``block``, neither a field nor a continuation."""
     line = bytes(block[pos:pos + 200]).split(b"\r\n", 1)[0][:60]
     what = ("its first line is a continuation line" if pos == 0 and line[:1] in (b" ", b"\t") else
             "a line without a colon" if b":" not in line else
@@ -226,8 +310,19 @@ def read_message(
         data: bytes = message
         first = _bare_first_line(data, data.find(b"\n"))
         lf = first if bare_lf is None else bare_lf
-        start = _core.core.find_body_start(data, lf)
-        fields, lf_endings, malformed = _parse_head(data, start, lf, first, max_header_bytes, max_header_fields)
+        if not lf and len(data) <= max_header_bytes:
+            # Wire form, and too short for a header block too large: the end
+            # of the header block found, the block split and checked, in
+            # one pass over it (and no copy of it).
+            try:
+                index = _core.core.HeaderIndex(data, max_header_fields, True)
+            except ValueError:
+                raise TooManyHeaderFields("header block has more than %d fields" % max_header_fields) from None
+            start = index.body_start()
+            fields, lf_endings, malformed = index, False, _defect_reason(index, data)
+        else:
+            start = _core.core.find_body_start(data, lf)
+            fields, lf_endings, malformed = _parse_head(data, start, lf, first, max_header_bytes, max_header_fields)
         if start < 0 or start == len(data):
             chunks: Iterator[bytes] = iter(())
         elif len(data) - start <= CHUNK:

@@ -10,7 +10,7 @@ from binascii import b2a_base64
 import hashlib
 import os
 import time
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -22,7 +22,8 @@ from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
-from .message import MessageInput, ParsedMessage, is_file, read_message
+from ._canon_py import HeaderIndex
+from .message import MessageInput, ParsedMessage, as_index, is_file, read_message
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -207,7 +208,7 @@ class Signer:
 
     def _fresh_caches(self) -> None:
         self._h_cache: BoundedCache[Tuple[str, ...], Tuple[str, int]] = BoundedCache(256)
-        self._plans: BoundedCache[Tuple[bytes, ...], Tuple[Tuple[str, ...], List[int]]] = BoundedCache(256)
+        self._plans: BoundedCache[Union[bytes, Tuple[bytes, ...]], _Plan] = BoundedCache(256)
         self._time_text: Tuple[Any, str, int] = (None, "", 0)
 
     def _sign_data(self, data: bytes) -> bytes:
@@ -259,8 +260,8 @@ class Signer:
         hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
         for chunk in pm.body:
             hasher.update(chunk)
-        return _as_endings([self._finish(pm.fields, hasher.digest(), hasher.length if self.body_length else None)],
-                           pm.lf_endings)
+        field = self._finish(_fields_of(pm), hasher.digest(), hasher.length if self.body_length else None)
+        return field.replace(b"\r\n", b"\n") if pm.lf_endings else field
 
     def sign_message(self, message: MessageInput) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended
@@ -309,37 +310,62 @@ class Signer:
         return (self._relaxed_body, self.body_length)
 
     def _select(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Tuple[str, ...], List[bytes]]:
-        """The ``h=`` list for these fields and the fields it selects, in order."""
+        """The ``h=`` list for these fields and the fields it selects, in order.
+
+        :raises UnsignableMessageError: the header block is malformed, has no
+            From field or more fields to sign than a verifier accepts.
+        """
+        plan = self._plan_of(fields)
+        return plan.h, [fields[i][1] for i in plan.take]
+
+    def _plan_of(self, fields: "Union[Sequence[Tuple[bytes, bytes]], HeaderIndex]") -> "_Plan":
+        """The plan (``h=`` list, which field each entry takes) for a header
+        block given as ``(name, raw)`` pairs or as the core's index of it.
+
+        :raises UnsignableMessageError: see :meth:`_select`.
+        """
         # A sender's messages mostly share one sequence of field names: the
-        # plan (h= list, which field each entry takes) is computed once per
-        # sequence.
-        if fields and fields[0][1][:1] in (b" ", b"\t"):
+        # plan is computed once per sequence (an index gives it as one bytes
+        # object; its names never hold a colon, so the key is unambiguous).
+        key: Union[bytes, Tuple[bytes, ...]]
+        index = as_index(fields)
+        pairs = cast(Sequence[Tuple[bytes, bytes]], fields)
+        # (checked at every message: such a first line gives its field the
+        # name it would have without the leading whitespace)
+        if index is not None:
+            first = index.raw(0) if len(index) else b""
+        else:
+            first = pairs[0][1] if pairs else b""
+        if first[:1] in (b" ", b"\t"):
             raise UnsignableMessageError("malformed header block: its first line is a continuation line")
-        key = tuple([f[0] for f in fields])
+        key = index.names_key() if index is not None else tuple([f[0] for f in pairs])
         plan = self._plans.get(key)
         if plan is None:
-            for i, n in enumerate(key):
-                if not FIELD_NAME.match(n):
-                    raise UnsignableMessageError("malformed header block: %s: %r" % (
-                        "a line without a colon" if not n else "not a field name", fields[i][1][:60]))
-            positions: Dict[bytes, List[int]] = {}
-            for i, name in enumerate(key):
-                positions.setdefault(name, []).append(i)
-            if b"from" not in positions:
-                raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
-            h: List[str] = []
-            take: List[int] = []
-            for hname, nb, over in self._h_plan:
-                lst = positions.get(nb)
-                if lst:
-                    h.extend([hname] * (len(lst) + over))
-                    take.extend(reversed(lst))  # h= picks instances from the bottom up
-            if len(h) > MAX_H_NAMES:
-                raise UnsignableMessageError("%d header fields to sign: more than a verifier accepts (%d)"
-                                         % (len(h), MAX_H_NAMES))
-            plan = (tuple(h), take)
+            plan = self._new_plan(index.fields() if index is not None else pairs)
             self._plans.set(key, plan)
-        return plan[0], [fields[i][1] for i in plan[1]]
+        return plan
+
+    def _new_plan(self, fields: Sequence[Tuple[bytes, bytes]]) -> "_Plan":
+        for name, raw in fields:
+            if not FIELD_NAME.match(name):
+                raise UnsignableMessageError("malformed header block: %s: %r" % (
+                    "a line without a colon" if not name else "not a field name", raw[:60]))
+        positions: Dict[bytes, List[int]] = {}
+        for i, (name, _) in enumerate(fields):
+            positions.setdefault(name, []).append(i)
+        if b"from" not in positions:
+            raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+        h: List[str] = []
+        take: List[int] = []
+        for hname, nb, over in self._h_plan:
+            lst = positions.get(nb)
+            if lst:
+                h.extend([hname] * (len(lst) + over))
+                take.extend(reversed(lst))  # h= picks instances from the bottom up
+        if len(h) > MAX_H_NAMES:
+            raise UnsignableMessageError("%d header fields to sign: more than a verifier accepts (%d)"
+                                         % (len(h), MAX_H_NAMES))
+        return _Plan(tuple(h), take)
 
     def _folded_h(self, h: Tuple[str, ...]) -> Tuple[str, int]:
         # The h= tag always starts a line, so its folded text depends on the
@@ -352,13 +378,17 @@ class Signer:
             self._h_cache.set(h, hit)
         return hit
 
-    def _finish(self, fields: Sequence[Tuple[bytes, bytes]], bh: bytes, body_len: Optional[int]) -> bytes:
-        h, selected = self._select(fields)
+    def _head(self, plan: "_Plan", body_len: Optional[int]) -> Tuple[bytes, int]:
+        """The field's text up to its ``h=`` tag included (ASCII), and the
+        column where it ends: the fixed tags, ``l=``, ``t=`` and ``x=``, ``h=``."""
+        now = int(self._clock())
+        last = plan.text
+        if body_len is None and last[0] == now:  # the same second, the same text
+            return last[1], last[2]
         out = [self._prefix]
         col = self._prefix_col
         if body_len is not None:
             col = _fold_tag(out, col, "l", str(body_len))
-        now = int(self._clock())
         if self.timestamp or self.expiration is not None:
             # t= and x= change once a second: fold them once a second.
             cached = self._time_text
@@ -372,28 +402,67 @@ class Signer:
                 cached = self._time_text = ((now, col), "".join(parts), c)
             out.append(cached[1])
             col = cached[2]
-        h_text, col = self._folded_h(h)
+        h_text, col = self._folded_h(plan.h)
         out.append(h_text)
+        head = "".join(out).encode("ascii")
+        if body_len is None:
+            plan.text = (now, head, col)  # one assignment: threads see all of it or none
+        return head, col
+
+    def _finish(self, fields: "Union[Sequence[Tuple[bytes, bytes]], HeaderIndex]", bh: bytes,
+                body_len: Optional[int]) -> bytes:
+        """The signature field (CRLF line endings) for a header block given as
+        ``(name, raw)`` pairs or as the core's index of it.
+
+        :raises UnsignableMessageError: see :meth:`_select`.
+        """
+        plan = self._plan_of(fields)
+        head, col = self._head(plan, body_len)
+        out = [head]
+        index = as_index(fields)
+        selected: List[bytes] = []
+        if self.copy_headers or index is None:
+            pairs = cast(Sequence[Tuple[bytes, bytes]], fields)
+            selected = index.take(plan.take) if index is not None else [pairs[i][1] for i in plan.take]
         if self.copy_headers:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
-            col = _fold_tag(out, col, "z", z)
-        bh_text = " bh=%s;" % b2a_base64(bh, newline=False).decode("ascii")
+            z_text: List[str] = []
+            col = _fold_tag(z_text, col, "z", z)
+            out.append("".join(z_text).encode("ascii"))
+        bh_text = b" bh=" + b2a_base64(bh, newline=False) + b";"
         if col + len(bh_text) <= _LINE:
             out.append(bh_text)
             col += len(bh_text)
         else:
-            out.append("\r\n" + bh_text)
+            out.append(b"\r\n" + bh_text)
             col = len(bh_text)
         if col + 3 <= _LINE:
-            out.append(" b=")
+            out.append(b" b=")
             col += 3
         else:
-            out.append("\r\n b=")
+            out.append(b"\r\n b=")
             col = 3
-        unsigned = "".join(out).encode("ascii")
+        unsigned = b"".join(out)
         core = _core.core
-        signature = self._sign_data(core.canonical_headers(selected, unsigned, self._relaxed_headers))
-        return unsigned + core.fold_base64(signature, col, _LINE) + b"\r\n"
+        if index is not None:
+            data = index.canonical(plan.take, unsigned, self._relaxed_headers)
+        else:
+            data = core.canonical_headers(selected, unsigned, self._relaxed_headers)
+        return unsigned + core.fold_base64(self._sign_data(data), col, _LINE) + b"\r\n"
+
+
+class _Plan:
+    """What a signer does with one sequence of field names: the ``h=`` list,
+    the position of the field each entry takes, and the field's text up to
+    ``h=`` as last made (for the second ``now``)."""
+
+    __slots__ = ("h", "take", "text")
+
+    def __init__(self, h: Tuple[str, ...], take: List[int]) -> None:
+        self.h = h
+        self.take = take
+        #: (now, the text up to h= included, the column where it ends)
+        self.text: Tuple[Optional[int], bytes, int] = (None, b"", 0)
 
 
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
@@ -445,14 +514,22 @@ def sign_parsed(pm: ParsedMessage, signers: Sequence[Signer]) -> List[bytes]:
 
     :raises UnsignableMessageError: the message has no From field.
     """
-    if not any(name == b"from" for name, _ in pm.fields):
+    fields = _fields_of(pm)
+    index = as_index(fields)
+    if not (index.find(b"from") if index is not None else any(name == b"from" for name, _ in pm.fields)):
         raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
     hashers = _hash_bodies(pm, signers, pm.bare_lf)
     out = []
     for s in signers:
         h = hashers[s._body_key()]
-        out.append(s._finish(pm.fields, h.digest(), h.length if s.body_length else None))
+        out.append(s._finish(fields, h.digest(), h.length if s.body_length else None))
     return out
+
+
+def _fields_of(pm: ParsedMessage) -> "Union[List[Tuple[bytes, bytes]], HeaderIndex]":
+    """The header fields of ``pm``: the core's index while it has one, else the list."""
+    index = pm.index
+    return index if index is not None else pm.fields
 
 
 def _read_signable(message: MessageInput, bare_lf: Optional[bool]) -> ParsedMessage:
