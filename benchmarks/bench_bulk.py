@@ -159,7 +159,7 @@ def bench_cli(quick: bool, out: Dict[str, Any]) -> None:
                        stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", dst], check=False)
 
-    inproc, best = _rates(n, [lambda: _consume(sign_many(paths, signer, jobs=jobs)), cli], rounds=3)
+    inproc, best = _rates(n, [lambda: _consume(sign_many(paths, signer, jobs=jobs)), cli], rounds=3 if quick else 7)
     subprocess.run(["rm", "-rf", base], check=False)
     out["cli"] = {"messages": n, "jobs": jobs, "sign_many_msg_s": inproc, "cli_msg_s": best,
                   "cli_over_sign_many": best / inproc, "tmpfs": TMPFS is not None}

@@ -52,9 +52,11 @@ class _Item:
         self.index, self.key, self.payload, self.size, self.error = index, key, payload, size, error
 
 
-def _prepare(messages: Iterable[Any], in_process: bool) -> Iterator[_Item]:
+def _prepare(messages: Iterable[Any], in_process: bool, sizes: bool = True) -> Iterator[_Item]:
     """Each input as something a worker can take: bytes or a path (a binary
-    file is read here unless the work stays in this process)."""
+    file is read here unless the work stays in this process).  ``sizes``:
+    find the size of each file named (else it counts as small: the worker
+    reads it, streaming it if it is large)."""
     for index, item in enumerate(messages):
         try:
             key, msg = _split_item(item, index)
@@ -70,7 +72,7 @@ def _prepare(messages: Iterable[Any], in_process: bool) -> Iterator[_Item]:
             if isinstance(path, bytes):
                 path = os.fsdecode(path)
             try:
-                size = os.stat(path).st_size
+                size = os.stat(path).st_size if sizes else 0
             except OSError:
                 size = 0  # the worker reports the error
             yield _Item(index, key, path, size, None)
@@ -173,7 +175,8 @@ FailedRow = Callable[[int, BaseException], Any]
 
 def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any, jobs: Optional[int],
         executor: Optional[Executor], window: Optional[int], option: Any = None,
-        send_key: bool = False, max_bytes: Optional[int] = None, fork: bool = False) -> Iterator[Tuple["_Item", Any]]:
+        send_key: bool = False, max_bytes: Optional[int] = None, fork: bool = False,
+        sizes: bool = True) -> Iterator[Tuple["_Item", Any]]:
     """``(item, row)`` per input, in input order.
 
     ``work(target, items, option)`` runs where the work is done (a function
@@ -185,13 +188,16 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     lost.  ``max_bytes``: besides ``window``, at most this many octets of
     messages in flight (a chunk or a large message goes alone when nothing
     else is).  ``fork``: the caller holds nothing its workers must not
-    inherit (see :func:`_context`).
+    inherit (see :func:`_context`).  ``sizes``: look up the size of each
+    file named, so that large ones go to a worker alone (without, the
+    caller's work learns sizes from the workers, and a system call a file
+    is saved here).
     """
     def task(it: _Item) -> Tuple[Any, ...]:
         return (it.index, it.payload, it.key) if send_key else (it.index, it.payload)
 
     if executor is None and (jobs == 1 or (jobs is None and usable_cores() == 1)):
-        for item in _prepare(messages, True):
+        for item in _prepare(messages, True, sizes):
             if item.error is not None:
                 yield item, failed_row(item.index, item.error)
             else:
@@ -278,7 +284,7 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
             yield it, row
 
     try:
-        for chunk in _chunks(_prepare(messages, threads), count):
+        for chunk in _chunks(_prepare(messages, threads, sizes), count):
             while pending and (in_flight + len(chunk) > win or (
                     max_bytes is not None and in_bytes + sum(it.size for it in chunk) > max_bytes)):
                 yield from drain_one()

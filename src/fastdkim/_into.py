@@ -203,7 +203,7 @@ def _path(p: Any) -> str:
 
 
 def _failed_row(index: int, error: BaseException) -> Any:
-    return index, None, "", False, False, error, None
+    return index, None, "", False, False, error, None, 0
 
 
 def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
@@ -221,11 +221,11 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
     prefix = "%s%s_" % (_owner.temp_prefix(), secrets.token_hex(4))
     rows = cast(Generator[Tuple[Any, Any], None, None], run(
         _sign_into_chunk, _failed_row, _inputs(pairs, in_place, order, dirs), target, jobs, executor, window,
-        (in_place, overwrite, prefix), send_key=True, fork=fork))
+        (in_place, overwrite, prefix), send_key=True, fork=fork, sizes=False))
     batch = _Batch(overwrite, in_place)
     done = False
     try:
-        for item, (_, tmp, final, signed, written, error, expect) in rows:
+        for item, (_, tmp, final, signed, written, error, expect, size) in rows:
             while not isinstance(order[0], tuple):  # unusable inputs before this one
                 if batch.add(_Row(order.popleft())):
                     yield from batch.commit()
@@ -233,7 +233,7 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
             folder = os.path.dirname(final) if tmp is not None else ""
             if folder:
                 dirs.add(folder)
-            res = FileResult(index, src, dst, signed, written, error, item.size)
+            res = FileResult(index, src, dst, signed, written, error, size)
             if batch.add(_Row(res, tmp, final, folder, expect)):
                 yield from batch.commit()
         while order:

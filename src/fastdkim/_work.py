@@ -161,13 +161,14 @@ def _make_dirs_like(d: str, like: Optional[str]) -> None:
 WHOLE = 1 << 20
 
 #: What signing one file into its output gave: ``(temporary, destination,
-#: signed, written, error, expect)``.  ``temporary`` holds the output, written
+#: signed, written, error, expect, size)``.  ``temporary`` holds the output, written
 #: but neither flushed nor in place (``None`` when there is nothing to put in
 #: place); ``destination`` is where it goes (a symbolic link followed);
 #: ``written`` says the output was or is to be written (the message signed,
 #: or unchanged); ``error`` why it was not signed or not written; ``expect``
-#: the (device, inode) of the file read, which alone may be replaced in place.
-Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[Tuple[int, int]]]
+#: the (device, inode) of the file read, which alone may be replaced in place;
+#: ``size`` the size of the file read (0 when it could not be read).
+Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[Tuple[int, int]], int]
 
 
 def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrite: bool, sync: bool = False,
@@ -192,13 +193,13 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
             except Exception as exc:  # copied unchanged
                 headers, error = b"", exc
             if in_place and not headers:
-                return None, dst, False, False, error, None
+                return None, dst, False, False, error, None, st.st_size
             final, there = resolve_target(dst, overwrite=overwrite or in_place)
             fh.seek(0)
             if there is not None and not stat.S_ISREG(there.st_mode):  # a device, a FIFO: written into
                 with open(final, "wb") as out:
                     write_signed(out, headers, fh)
-                return None, final, bool(headers), True, error, None
+                return None, final, bool(headers), True, error, None, st.st_size
             mode = None if in_place else stat.S_IMODE(st.st_mode)
             like = st if in_place else None
             try:
@@ -219,12 +220,12 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
                     if sync:
                         out.flush()
                         os.fsync(out.fileno())
-            return tmp, final, bool(headers), True, error, (st.st_dev, st.st_ino)
+            return tmp, final, bool(headers), True, error, (st.st_dev, st.st_ino), st.st_size
     except BaseException as exc:
         if tmp is not None:
             discard(tmp)
         if isinstance(exc, OSError):
-            return None, dst, False, False, exc, None
+            return None, dst, False, False, exc, None, 0
         raise
 
 
@@ -240,7 +241,7 @@ def sign_file_into(signer: Any, src: str, dst: str) -> Tuple[str, str, bool, str
         was not signed, or why nothing was written (an I/O error).
     """
     target = (signer,) if isinstance(signer, Signer) else tuple(signer) if isinstance(signer, list) else signer
-    tmp, final, signed, written, error, _ = _sign_to_temporary(target, src, dst, False, True, sync=True)
+    tmp, final, signed, written, error, _, _ = _sign_to_temporary(target, src, dst, False, True, sync=True)
     if tmp is not None:
         try:
             put_in_place(tmp, final, overwrite=True)
@@ -262,9 +263,9 @@ def _sign_into_chunk(ref: Any, items: Sequence[Tuple[int, Any, Any]],
     in_place, overwrite, prefix = option
     out: List[Tuple[Any, ...]] = []
     for i, src, dst in items:
-        tmp, final, signed, written, error, expect = _sign_to_temporary(target, src, dst, in_place, overwrite,
-                                                                        prefix=prefix)
-        out.append((i, tmp, final, signed, written, None if error is None else _portable(error), expect))
+        tmp, final, signed, written, error, expect, size = _sign_to_temporary(target, src, dst, in_place,
+                                                                              overwrite, prefix=prefix)
+        out.append((i, tmp, final, signed, written, None if error is None else _portable(error), expect, size))
     return out
 
 
