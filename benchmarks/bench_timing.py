@@ -22,7 +22,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 
 @dataclass
@@ -91,3 +91,46 @@ def measure(fn: Callable[[], Any], *, min_time: float, rounds: int, max_time: fl
         if was_enabled:
             gc.enable()
     return Timing(n, times, first), result
+
+
+def _calibrate(fn: Callable[[], Any], min_time: float) -> Tuple[int, float, float, Any]:
+    """``(n, estimated seconds for n calls, first call's seconds, first result)``:
+    ``n`` calls of ``fn`` take about ``min_time``."""
+    t0 = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - t0
+    n, est = 1, first
+    if first < min_time:
+        while True:
+            t = _batch(fn, n)
+            if t >= min_time / 4 or n >= 1 << 30:
+                break
+            n *= 2
+        n = max(1, math.ceil(n * min_time / max(t, 1e-9)))
+        est = min_time
+    return n, est, first, result
+
+
+def measure_interleaved(fns: Sequence[Callable[[], Any]], *, min_time: float, rounds: int,
+                        max_time: float) -> List[Tuple[Timing, Any]]:
+    """Time each of ``fns`` in rounds taken in turn (a round of the first, a
+    round of the second, ..., and again), so that the machine getting slower
+    or faster for a while (frequency scaling, other work, a virtual machine's
+    neighbours) weighs on all of them alike and their ratios hold; the
+    timing and first result of each, in order."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cal = [_calibrate(fn, min_time) for fn in fns]
+        est = max(c[1] for c in cal)
+        if rounds > 1 and est * rounds > max_time:
+            rounds = max(1, int(max_time / max(est, 1e-9)))
+        times: List[List[float]] = [[] for _ in fns]
+        for _ in range(rounds):
+            for i, fn in enumerate(fns):
+                times[i].append(_batch(fn, cal[i][0]))
+    finally:
+        if was_enabled:
+            gc.enable()
+    return [(Timing(c[0], t, c[2]), c[3]) for c, t in zip(cal, times)]
