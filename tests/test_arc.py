@@ -508,3 +508,24 @@ def test_chain_argument_passing_another_chain_is_refused(sealers, keys, rsa_key)
     with pytest.raises(OptionError):
         sealers[2].seal(m2, chain=one, results="none")
     assert b"cv=pass" in sealers[2].seal(m2, chain=verify_chain(m2, keys), results="none")[0]
+
+
+def test_authentication_results_takes_the_arc_result():
+    """``arc=`` goes through the one field builder: after the DKIM (and
+    DMARC) results, folded like them, a long failure reason inside its
+    quoted string; parsed back, the methods come in that order."""
+    from fastdkim.authres import authentication_results, parse_authentication_results
+
+    bad = ARCResult("fail", "ARC-Message-Signature i=2 did not verify: " + "body hash mismatch " * 6, 2)
+    field = authentication_results("mx.example.net", [], arc=bad, remote_ip="192.0.2.1", width=78)
+    lines = field.split("\n")
+    assert lines[1] == "\tdkim=none;" and lines[2].startswith("\tarc=fail (i=2)")
+    assert all(len(line.expandtabs(8)) <= 78 for line in lines), lines
+    assert field.endswith("smtp.remote-ip=192.0.2.1")
+    parsed = parse_authentication_results(field)
+    assert [r.method for r in parsed.results] == ["dkim", "arc"]
+    assert parsed.results[1].result == "fail"
+    assert authentication_results("mx.example.net", [], arc=ARCResult("pass", "ok", 1, 1)) == \
+        "Authentication-Results: mx.example.net;\n\tdkim=none;\n\tarc=pass (i=1)"
+    with pytest.raises(OptionError):
+        authentication_results("mx.example.net", [], arc=bad, remote_ip="nowhere")

@@ -14,9 +14,9 @@ The quoting, reasons and folding are :mod:`fastdkim.authres`'s.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-from .authres import authentication_results, quote
+from .authres import _breakable, _check_field, _fold, _item, authentication_results, quote
 from .errors import OptionError
 from .results import Verification
 from ._text import printable
@@ -24,10 +24,38 @@ from ._text import printable
 if TYPE_CHECKING:  # pragma: no cover
     from .arc_chain import ARCResult
 
-__all__ = ["arc_resinfo", "arc_authentication_results"]
+__all__ = ["arc_resinfo", "arc_words", "arc_authentication_results"]
 
 _STATUSES = ("pass", "fail", "none")
 MAX_REASON = 256
+
+
+def arc_words(result: "ARCResult", *, remote_ip: Optional[str] = None) -> List[Tuple[str, str]]:
+    """The words of the ``arc=`` result of ``result`` (see :func:`arc_resinfo`),
+    each with where the folder may break (:mod:`fastdkim.authres`).
+
+    :raises OptionError: as :func:`arc_resinfo`.
+    """
+    status = str(result.status)
+    if status not in _STATUSES:
+        raise OptionError("an ARC result is pass, fail or none, not %r" % status[:40])
+    words = _item("arc=%s" % status)
+    if result.instances:
+        words += _breakable("(i=%d)" % result.instances)
+    if status == "fail" and result.reason:
+        shown = printable(result.reason, ascii_only=True)
+        if len(shown) > MAX_REASON:
+            shown = shown[:MAX_REASON - 3].rstrip(" ") + "..."
+        words += _breakable("reason=" + quote(shown))
+    if status == "pass" and result.oldest_pass is not None and result.oldest_pass > 1:
+        words += _item("header.oldest-pass=%d" % result.oldest_pass)
+    if remote_ip is not None:
+        try:
+            ip = ipaddress.ip_address(remote_ip)
+        except ValueError:
+            raise OptionError("smtp.remote-ip must be an IP address, got %r" % remote_ip[:80]) from None
+        words += _item("smtp.remote-ip=%s" % ip.compressed)
+    return words
 
 
 def arc_resinfo(result: "ARCResult", *, remote_ip: Optional[str] = None) -> str:
@@ -39,26 +67,7 @@ def arc_resinfo(result: "ARCResult", *, remote_ip: Optional[str] = None) -> str:
     :raises OptionError: ``remote_ip`` is not an IP address, or the status
         is not one of ``pass``, ``fail``, ``none``.
     """
-    status = str(result.status)
-    if status not in _STATUSES:
-        raise OptionError("an ARC result is pass, fail or none, not %r" % status[:40])
-    words = ["arc=%s" % status]
-    if result.instances:
-        words.append("(i=%d)" % result.instances)
-    if status == "fail" and result.reason:
-        shown = printable(result.reason, ascii_only=True)
-        if len(shown) > MAX_REASON:
-            shown = shown[:MAX_REASON - 3].rstrip(" ") + "..."
-        words.append("reason=" + quote(shown))
-    if status == "pass" and result.oldest_pass is not None and result.oldest_pass > 1:
-        words.append("header.oldest-pass=%d" % result.oldest_pass)
-    if remote_ip is not None:
-        try:
-            ip = ipaddress.ip_address(remote_ip)
-        except ValueError:
-            raise OptionError("smtp.remote-ip must be an IP address, got %r" % remote_ip[:80]) from None
-        words.append("smtp.remote-ip=%s" % ip.compressed)
-    return " ".join(words)
+    return " ".join(w for w, _ in arc_words(result, remote_ip=remote_ip))
 
 
 def arc_authentication_results(authserv_id: str, result: "ARCResult", *, dkim: Sequence[Verification] = (),
@@ -73,12 +82,8 @@ def arc_authentication_results(authserv_id: str, result: "ARCResult", *, dkim: S
     :raises OptionError: as :func:`~fastdkim.authres.authentication_results`
         and :func:`arc_resinfo`.
     """
-    arc = arc_resinfo(result, remote_ip=remote_ip)
-    if width is not None and len(arc) + 8 > width:
-        arc = arc.replace(" reason=", linesep + "\treason=")
-    if not dkim:
-        field = authentication_results(authserv_id, [], linesep=linesep, width=width)
-        head = field.split(";", 1)[0]  # "Authentication-Results: id", without dkim=none
-        return "%s;%s\t%s" % (head, linesep, arc)
-    field = authentication_results(authserv_id, dkim, linesep=linesep, width=width)
-    return "%s;%s\t%s" % (field, linesep, arc)
+    if dkim:
+        return authentication_results(authserv_id, dkim, arc=result, remote_ip=remote_ip, linesep=linesep,
+                                      width=width)
+    _check_field(authserv_id, width)
+    return _fold(authserv_id, [arc_words(result, remote_ip=remote_ip)], linesep, width)

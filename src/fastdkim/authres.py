@@ -37,6 +37,7 @@ from .errors import AuthResError, OptionError
 from .results import Verification
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .arc_chain import ARCResult
     from .dmarc import DMARCResult
 
 __all__ = [
@@ -218,6 +219,15 @@ def _dmarc_words(d: "DMARCResult") -> List[_Word]:
     return words
 
 
+def _check_field(authserv_id: str, width: Optional[int]) -> None:
+    """:raises OptionError: ``authserv_id`` is not an authserv-id, or ``width``
+    is out of range (see :func:`authentication_results`)."""
+    if not is_authserv_id(authserv_id):
+        raise OptionError("not an authserv-id: %r (a host name such as mx.example.net)" % authserv_id)
+    if width is not None and not 20 <= width <= MAX_LINE:
+        raise OptionError("width must be from 20 to %d columns, got %r" % (MAX_LINE, width))
+
+
 def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Optional[int]) -> str:
     """The field with one result per line; with ``width``, longer lines
     folded at the spaces between items (and inside quoted strings and
@@ -250,6 +260,7 @@ def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Op
 
 
 def authentication_results(authserv_id: str, results: Sequence[Verification], *, dmarc: "Optional[DMARCResult]" = None,
+                           arc: "Optional[ARCResult]" = None, remote_ip: Optional[str] = None,
                            linesep: str = "\n", width: Optional[int] = None) -> str:
     """An ``Authentication-Results`` field for the DKIM ``results`` of one
     message, and its DMARC result if given.
@@ -269,6 +280,10 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     reason, ``header.from`` and ``policy.dmarc`` (the policy for the From
     domain: ``p=``, or ``sp=`` for a subdomain; RFC 7489 section 11.2).
 
+    ``arc`` (a :class:`fastdkim.arc_chain.ARCResult`) adds ``arc=`` last (see
+    :func:`fastdkim.arc_authres.arc_resinfo`; ``remote_ip`` gives its
+    ``smtp.remote-ip``).
+
     Each result starts a line of its own.  ``width`` (78 is what RFC 5322
     section 2.1.1 recommends) folds longer lines; ``None`` leaves them whole
     up to the 998 characters RFC 5322 allows a line.
@@ -279,13 +294,10 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     :raises OptionError: ``authserv_id`` is not a valid authserv-id (see
         :func:`is_authserv_id`), ``width`` is less than 20 or more than
         :data:`MAX_LINE`, or a result's status (or the DMARC policy) is not
-        a word such as ``pass``.
+        a word such as ``pass``; ``remote_ip`` is not an IP address.
     """
-    if not is_authserv_id(authserv_id):
-        raise OptionError("not an authserv-id: %r (a host name such as mx.example.net)" % authserv_id)
-    if width is not None and not 20 <= width <= MAX_LINE:
-        raise OptionError("width must be from 20 to %d columns, got %r" % (MAX_LINE, width))
-    if not results and dmarc is None:
+    _check_field(authserv_id, width)
+    if not results and dmarc is None and arc is None:
         return "Authentication-Results: %s; dkim=none" % authserv_id
     resinfos: List[List[_Word]] = []
     if not results:
@@ -294,5 +306,9 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
         resinfos.append(_dkim_words(r, b))
     if dmarc is not None:
         resinfos.append(_dmarc_words(dmarc))
+    if arc is not None:
+        from .arc_authres import arc_words
+
+        resinfos.append(arc_words(arc, remote_ip=remote_ip))
     return _fold(authserv_id, resinfos, linesep, width)
 

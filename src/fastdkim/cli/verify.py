@@ -289,11 +289,8 @@ def run(args: argparse.Namespace) -> int:
                 if hasattr(msg, "seek"):
                     msg.seek(start)
                 chain = verify_chain(msg, keys=verifier.keys, min_key_bits=verifier.min_key_bits)
-            field = None if args.ar is None else authentication_results(args.ar, results, dmarc=dmarc, width=78)
-            if field is not None and chain is not None:
-                from ..arc_authres import arc_resinfo
-
-                field = "%s;\n\t%s" % (field, arc_resinfo(chain))
+            field = None if args.ar is None else authentication_results(args.ar, results, dmarc=dmarc, arc=chain,
+                                                                         width=78)
             if args.add and field is not None:
                 add_field(name, msg, dest, field)
                 if to_stdout:
