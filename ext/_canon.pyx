@@ -59,6 +59,7 @@ __all__ = [
     "BodyCanonicalizer",
     "BodyHasher",
     "canonicalize_body",
+    "body_digest",
     "relaxed_header",
     "find_body_start",
     "split_header_fields",

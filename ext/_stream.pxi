@@ -244,6 +244,45 @@ cdef class BodyHasher:
         return self._digest
 
 
+cdef object _sha256 = hashlib.sha256
+cdef object _sha1 = hashlib.sha1
+
+
+def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
+    """Canonicalize a whole body at once and hash it: what a ``BodyHasher``
+    given the same arguments and fed *data* gives, as ``(digest, length)``
+    (``length``: the canonical body length, all of it, not just what
+    ``limit`` lets be hashed).  For small bodies, without a hasher's fixed
+    cost.
+
+    :raises ValueError: ``limit`` is negative or ``hash_name`` another name
+        than ``"sha256"`` or ``"sha1"``.
+    :raises TypeError: ``data`` is not bytes-like.
+    """
+    cdef canon_t s
+    cdef Py_buffer view
+    cdef bytes canon
+    cdef Py_ssize_t n
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    if hash_name == "sha256":
+        h = _sha256
+    elif hash_name == "sha1":
+        h = _sha1
+    else:
+        raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+    _canon_init(&s, relaxed, bare_lf)
+    _get_buffer(data, &view)
+    try:
+        canon = _canon_bytes(&s, <const unsigned char *>view.buf, view.len, True)
+    finally:
+        PyBuffer_Release(&view)
+    n = len(canon)
+    if limit is not None and limit < n:
+        return h(canon[:limit]).digest(), n
+    return h(canon).digest(), n
+
+
 def canonicalize_body(data, relaxed, bare_lf=False):
     """Canonicalize a whole body at once."""
     cdef canon_t s

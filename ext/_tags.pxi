@@ -13,6 +13,13 @@ def _short(b, limit=40):
 
 # Tag names seen before, already checked: signatures repeat the same dozen.
 cdef dict _tag_names = {}
+# One-letter names (most DKIM tags), by their octet: looked up without
+# making a bytes object for the name.
+cdef list _letter_names = [None] * 256
+cdef Py_ssize_t _c
+for _c in range(65, 91):
+    _letter_names[_c] = chr(_c)
+    _letter_names[_c + 32] = chr(_c + 32)
 
 
 cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
@@ -47,9 +54,18 @@ cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
                 ns += 1
             while ne > ns and _is_fws(b[ne - 1]):
                 ne -= 1
-            raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
-            name = _tag_names.get(raw)
+            if ne - ns == 1:
+                name = _letter_names[b[ns]]
+                raw = None
+            elif ne - ns == 2 and b[ns] == 98 and b[ns + 1] == 104:  # "bh", in every signature
+                name = "bh"
+                raw = None
+            else:
+                raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
+                name = _tag_names.get(raw)
             if name is None:
+                if raw is None:
+                    raw = PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)
                 ok = ne > ns and ((65 <= b[ns] <= 90) or (97 <= b[ns] <= 122))
                 k = ns + 1
                 while ok and k < ne:

@@ -937,3 +937,31 @@ def test_relaxed_header_long_fields_twins_agree(compiled_core, pure_core, field,
     names = [b"word", b"w", b"x-y", b"", b"word"]
     assert ix.hash_input(names, field, True) == ref.hash_input(names, field, True)
     assert ix.canonical(list(range(len(ix))), field, True) == ref.canonical(list(range(len(ref))), field, True)
+
+
+# -- body_digest: a whole body canonicalized and hashed in one call -----------------
+
+
+@pytest.mark.parametrize("hash_name", HASH_NAMES)
+@SETTINGS
+@given(body=bodies, relaxed=st.booleans(), bare_lf=st.booleans(), data=st.data())
+def test_body_digest_twins_agree(compiled_core, pure_core, hash_name, body, relaxed, bare_lf, data):
+    canon = pure_core.canonicalize_body(body, relaxed, bare_lf)
+    limit = data.draw(st.one_of(st.none(), st.integers(0, len(canon) + 3)), label="limit")
+    kind = data.draw(st.integers(0, 2), label="buffer type")
+    want = (hashlib.new(hash_name, canon if limit is None else canon[:limit]).digest(), len(canon))
+    assert pure_core.body_digest(body, relaxed, limit, bare_lf, hash_name) == want
+    assert compiled_core.body_digest(_as_type(body, kind), relaxed, limit, bare_lf, hash_name) == want
+    h = compiled_core.BodyHasher(relaxed, limit, bare_lf, hash_name)
+    h.update(body)
+    assert (h.digest(), h.length) == want
+
+
+def test_body_digest_refuses_what_a_hasher_refuses(core):
+    for kwargs in ({"limit": -1}, {"hash_name": "md5"}):
+        with pytest.raises(ValueError):
+            core.BodyHasher(True, **kwargs)
+        with pytest.raises(ValueError):
+            core.body_digest(b"x\r\n", True, **kwargs)
+    with pytest.raises(TypeError):
+        core.body_digest("text", True)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ __all__ = [
     "BodyCanonicalizer",
     "BodyHasher",
     "canonicalize_body",
+    "body_digest",
     "relaxed_header",
     "find_body_start",
     "split_header_fields",
@@ -229,6 +230,23 @@ def canonicalize_body(data: Buffer, relaxed: bool, bare_lf: bool = False) -> byt
     """Canonicalize a whole body at once."""
     c = BodyCanonicalizer(relaxed, bare_lf)
     return c.update(data) + c.finish()
+
+
+def body_digest(
+    data: Buffer, relaxed: bool, limit: Optional[int] = None, bare_lf: bool = False, hash_name: str = "sha256"
+) -> Tuple[bytes, int]:
+    """Canonicalize a whole body at once and hash it: what a
+    :class:`BodyHasher` given the same arguments and fed *data* gives, as
+    ``(digest, length)`` (``length``: the canonical body length, all of it,
+    not just what ``limit`` lets be hashed).
+
+    :raises ValueError: ``limit`` is negative or ``hash_name`` another name
+        than ``"sha256"`` or ``"sha1"``.
+    :raises TypeError: ``data`` is not bytes-like.
+    """
+    h = BodyHasher(relaxed, limit, bare_lf, hash_name)
+    h.update(data)
+    return h.digest(), h.length
 
 
 def relaxed_header(field: Buffer) -> bytes:

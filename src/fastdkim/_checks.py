@@ -48,6 +48,10 @@ def _digits(v: bytes) -> bool:
 
 
 _STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+_STATIC_LIMIT = 1024
+#: bodies up to this long (in one chunk) are canonicalized and hashed in one
+#: call; longer ones stream through a hasher (no canonical copy of them)
+_ONE_CALL_MAX = 16384
 _REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 
@@ -136,7 +140,9 @@ class Checks:
         self.bare_lf = bare_lf
         self.max_header_names = max_header_names
         self._records: BoundedCache[bytes, Any] = BoundedCache(1024)
-        self._static: BoundedCache[Tuple[Any, ...], Tuple[Any, ...]] = BoundedCache(1024)
+        # what a signer's constant tags imply, by their values: a plain dict
+        # (looked up once per signature), emptied when it holds _STATIC_LIMIT
+        self._static: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
 
     # -- phase 1: the header block and the signature fields -------------------------
 
@@ -160,16 +166,22 @@ class Checks:
         sigs: List[_Sig] = []
         names: Dict[str, None] = {}
         index = pm.index
+        found: Sequence[Tuple[int, bytes]]
         if index is not None:
-            found = [(i, index.raw(i)) for i in index.find(b"dkim-signature")]
+            positions = index.find(b"dkim-signature")
+            if not positions:
+                return []
+            found = [(i, index.raw(i)) for i in positions]
         else:
             found = [(i, raw) for i, (name, raw) in enumerate(pm.fields) if name == b"dkim-signature"]
+        max_signatures = self.max_signatures
+        check = self._check_signature
         for pos, raw in found:
             s = _Sig(Verification("", "", index=len(sigs)), raw, pos)
-            if len(sigs) >= self.max_signatures:
-                s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % self.max_signatures)
+            if len(sigs) >= max_signatures:
+                s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % max_signatures)
             else:
-                self._check_signature(s, when)
+                check(s, when)
                 if not s.result.status:
                     names[s.key_name] = None
             sigs.append(s)
@@ -197,10 +209,13 @@ class Checks:
         # What a, c, d, s, h, i and q imply is the same for every message a
         # signer sends: remember it, keyed by those values.
         key = tuple(map(tags.get, _STATIC_TAGS))
-        static = self._static.get(key)
+        cache = self._static
+        static = cache.get(key)
         if static is None:
             static = self._check_static(tags)
-            self._static.set(key, static)
+            if len(cache) >= _STATIC_LIMIT:
+                cache.clear()
+            cache[key] = static
         if len(static) == 2:
             _as_written(r, tags)
             if static[0] == "alg":
@@ -226,7 +241,7 @@ class Checks:
             s.l = r.body_length = int(v)
         v = tags.get("t")
         if v is not None:
-            if not _digits(v):
+            if not (v.isdigit() and len(v) <= 76):  # _digits, inlined: nearly every signature has t=
                 return s.done(PERMERROR, "malformed t= value")
             r.timestamp = int(v)
         v = tags.get("x")
@@ -358,10 +373,12 @@ class Checks:
         :raises OSError: reading the rest of a message file failed.
         """
         sigs = job.sigs
+        pending: List[_Sig] = []
         for s in sigs:
             if not s.result.status:
                 self._use_key(s, keys[s.key_name])
-        pending = [s for s in sigs if not s.result.status]
+                if not s.result.status:
+                    pending.append(s)
         if pending:
             pm = job.message
             self._check_bodies(pending, pm.body, pm.bare_lf)
@@ -395,8 +412,20 @@ class Checks:
     def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
         if len(sigs) == 1:  # the usual case, without the bookkeeping
             s = sigs[0]
-            h = _core.core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
-            for chunk in body:
+            core = _core.core
+            chunks = iter(body)
+            first: Any = next(chunks, b"")
+            second = next(chunks, None)
+            if second is None and len(first) <= _ONE_CALL_MAX:
+                # a small body in one piece (or none): hashed in one call,
+                # without a hasher's fixed cost
+                digest, length = core.body_digest(first, s.relaxed_b, s.l, lf_mode, s.hash_name)
+                return self._compare_digest(s, digest, length)
+            h = core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
+            h.update(first)
+            if second is not None:
+                h.update(second)
+            for chunk in chunks:
                 h.update(chunk)
             return self._compare_body(s, h)
         hashers: Dict[Tuple[bool, Optional[int], str], Any] = {}
@@ -411,13 +440,20 @@ class Checks:
         for s in sigs:
             self._compare_body(s, hashers[(s.relaxed_b, s.l, s.hash_name)])
 
-    @staticmethod
-    def _compare_body(s: _Sig, h: Any) -> None:
+    @classmethod
+    def _compare_body(cls, s: _Sig, h: Any) -> None:
+        """Check the body hash of *s* against the finished hasher *h*.  Raises nothing."""
         digest = h.digest()
+        cls._compare_digest(s, digest, h.length)
+
+    @staticmethod
+    def _compare_digest(s: _Sig, digest: bytes, length: int) -> None:
+        """Check the body hash of *s* against *digest* of a canonical body
+        of *length* octets.  Raises nothing."""
         if s.l is not None:
-            if s.l > h.length:
-                return s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, h.length))
-            s.result.body_truncated = h.length > s.l
+            if s.l > length:
+                return s.done(PERMERROR, "l=%d exceeds the canonicalized body length %d" % (s.l, length))
+            s.result.body_truncated = length > s.l
         if digest != s.bh:
             s.done(FAIL, "body hash mismatch")
 
