@@ -68,29 +68,7 @@ def _batch(fn: Callable[[], Any], n: int) -> float:
 
 def measure(fn: Callable[[], Any], *, min_time: float, rounds: int, max_time: float) -> Tuple[Timing, Any]:
     """Time ``fn``; returns the timing and the result of the first call."""
-    gc.collect()
-    t0 = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - t0
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        n, est = 1, first
-        if first < min_time:
-            while True:
-                t = _batch(fn, n)
-                if t >= min_time / 4 or n >= 1 << 30:
-                    break
-                n *= 2
-            n = max(1, math.ceil(n * min_time / max(t, 1e-9)))
-            est = min_time
-        if rounds > 1 and est * rounds > max_time:
-            rounds = max(1, int(max_time / max(est, 1e-9)))
-        times = [_batch(fn, n) for _ in range(rounds)]
-    finally:
-        if was_enabled:
-            gc.enable()
-    return Timing(n, times, first), result
+    return measure_interleaved([fn], min_time=min_time, rounds=rounds, max_time=max_time)[0]
 
 
 def _calibrate(fn: Callable[[], Any], min_time: float) -> Tuple[int, float, float, Any]:

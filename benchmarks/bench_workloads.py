@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from fastdkim import mailgen
+from fastdkim._mailbodies import _fill, _split_blocks
 
 KB = 1000
 MB = 1000 * 1000
@@ -64,23 +65,12 @@ def _sloppy_text(text: bytes, seed: int) -> bytes:
 @functools.lru_cache(maxsize=None)
 def _sloppy_pool() -> Tuple[bytes, ...]:
     """Blocks of whole lines (paragraphs, each ending in an empty line) of sloppy text."""
-    text = _sloppy_text(mailgen.body("plain", SLOPPY_POOL), seed=4871)
-    return tuple(p + b"\r\n\r\n" for p in text.split(b"\r\n\r\n")[:-1] if p)
+    return tuple(_split_blocks(_sloppy_text(mailgen.body("plain", SLOPPY_POOL), seed=4871)))
 
 
 def _sloppy_body(size: int) -> bytes:
     """About ``size`` bytes of sloppy text: pool blocks in a seeded order, cut at a line end."""
-    blocks = _sloppy_pool()
-    rnd = random.Random(size)
-    out: List[bytes] = []
-    total = 0
-    while total < size:
-        b = blocks[rnd.randrange(len(blocks))]
-        out.append(b)
-        total += len(b)
-    data = b"".join(out)
-    cut = data.rfind(b"\r\n", 0, size - 1)
-    return data[: cut + 2] if cut >= 0 else data[:size]
+    return _fill(_sloppy_pool(), size, size)
 
 
 def small_message(total: int = 3 * KB, headers: int = 10) -> bytes:
