@@ -195,10 +195,14 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
             if in_place and not headers:
                 return None, dst, False, False, error, None, st.st_size
             final, there = resolve_target(dst, overwrite=overwrite or in_place)
-            fh.seek(0)
+            if data is None:  # streamed: copied from the start once more
+                fh.seek(0)
             if there is not None and not stat.S_ISREG(there.st_mode):  # a device, a FIFO: written into
                 with open(final, "wb") as out:
-                    write_signed(out, headers, fh)
+                    if data is None:
+                        write_signed(out, headers, fh)
+                    else:
+                        out.write(headers + data)
                 return None, final, bool(headers), True, error, None, st.st_size
             mode = None if in_place else stat.S_IMODE(st.st_mode)
             like = st if in_place else None
