@@ -296,6 +296,38 @@ def test_sign_files_into_results_in_order_and_outputs_in_place(signer, key, tmp_
     assert _temporaries(tmp_path) == []
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_sign_files_into_reads_a_fifo_whole_and_reports_a_directory(signer, key, tmp_path):
+    """A message file is read whole through its descriptor: a FIFO is read
+    to its end (its size says nothing), a directory is an I/O error of its
+    own, and modes other than the umask's come through."""
+    import threading
+
+    srcs = _files(tmp_path / "in", 2)
+    srcs[1].chmod(0o666)
+    fifo = tmp_path / "in" / "fifo.eml"
+    os.mkfifo(fifo)
+    body = MSG.replace(b"hi", b"hi " + b"x" * 200_000)  # more than a pipe holds at once
+
+    def feed():
+        with open(fifo, "wb") as fh:
+            fh.write(body)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    (tmp_path / "in" / "adir").mkdir()
+    out = tmp_path / "out"
+    names = [srcs[0].name, srcs[1].name, "fifo.eml", "adir"]
+    results = list(bulk.sign_files_into([(tmp_path / "in" / n, out / n) for n in names], signer, jobs=1))
+    t.join()
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert _verifies((out / "fifo.eml").read_bytes(), key) and results[2].size == 0
+    assert (out / "fifo.eml").read_bytes().endswith(body)
+    assert isinstance(results[3].error, IsADirectoryError) and not (out / "adir").exists()
+    assert stat.S_IMODE((out / srcs[1].name).stat().st_mode) == 0o666
+    assert _temporaries(tmp_path) == []
+
+
 def test_sign_files_into_flushes_once_a_batch_not_once_a_file(signer, tmp_path, monkeypatch):
     srcs = _files(tmp_path / "in", 40)
     monkeypatch.setattr(_into, "BATCH_SECONDS", 3600.0)  # batches by count only, however slow the machine

@@ -192,3 +192,51 @@ def test_process_gone_counts_a_zombie_and_a_reused_pid_as_ended():
     finally:
         os.waitpid(pid, 0)
     assert process_gone(pid)
+
+
+@pytest.mark.parametrize("mode, umask", [(0o644, 0o022), (0o600, 0o077), (0o666, 0o022), (0o640, 0o027),
+                                         (0o755, 0o077), (0o2750, 0o022)])
+def test_a_temporary_file_gets_its_mode_whatever_the_umask(tmp_path, mode, umask):
+    """A temporary file is made with ``mode`` at once where the umask leaves
+    it whole, and set to it otherwise: the result is ``mode`` either way."""
+    old = os.umask(umask)
+    try:
+        fd, tmp = _files.new_temporary(str(tmp_path / "out.eml"), mode=mode, prefix=".x-", umask=umask)
+    finally:
+        os.umask(old)
+    os.close(fd)
+    assert stat.S_IMODE(os.stat(tmp).st_mode) == mode
+    assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".x-")
+
+
+def test_a_stale_umask_never_loosens_a_temporary_file(tmp_path):
+    """Told a umask that is no longer the process's, a temporary file may end
+    up stricter than asked, never looser."""
+    old = os.umask(0o077)
+    try:
+        fd, tmp = _files.new_temporary(str(tmp_path / "out.eml"), mode=0o644, prefix=".x-", umask=0o022)
+    finally:
+        os.umask(old)
+    os.close(fd)
+    assert stat.S_IMODE(os.stat(tmp).st_mode) & ~0o644 == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_temporary_names_carry_the_pid_of_the_process_making_them(tmp_path):
+    fd, first = _files._open_new(str(tmp_path), ".p-")
+    os.close(fd)
+    assert "-%d_" % os.getpid() in first
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own pid in the names it makes
+        try:
+            cfd, name = _files._open_new(str(tmp_path), ".p-")
+            os.close(cfd)
+            os.write(w, ("%d %s" % (os.getpid(), name)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as fh:
+        child, name = fh.read().decode().split(" ", 1)
+    assert child == str(pid) and "-%s_" % child in name

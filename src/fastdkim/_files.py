@@ -117,7 +117,7 @@ def resolve_target(path: str, *, overwrite: bool) -> Tuple[str, Optional[os.stat
 
 
 def new_temporary(path: str, *, mode: Optional[int] = None, like: Optional[os.stat_result] = None,
-                  prefix: Optional[str] = None) -> Tuple[int, str]:
+                  prefix: Optional[str] = None, umask: Optional[int] = None) -> Tuple[int, str]:
     """A new temporary file in the directory of ``path``, to be moved over
     ``path`` once written: ``(descriptor, name)``.  It is named so that a
     later run removes it should this process be killed; with ``prefix``, it
@@ -126,19 +126,25 @@ def new_temporary(path: str, *, mode: Optional[int] = None, like: Optional[os.st
     after it).  Its permissions are
     ``mode``, else those of ``like`` (the file it replaces, whose owner and
     group it also takes where the process may set them), else ``0666`` less
-    the umask, as ``open()`` would give a new file.
+    the umask, as ``open()`` would give a new file.  ``umask``: the
+    process's umask, where the caller knows it (with ``prefix`` and
+    ``mode``, a file whose ``mode`` the umask leaves whole is made with it
+    at once).
 
     :raises OSError: the file cannot be made (naming ``path``, not the
         temporary file).
     """
-    d = os.path.dirname(os.path.abspath(path))
+    d = os.path.dirname(path if path.startswith("/") else os.path.abspath(path))
+    made = 0o600
+    if prefix is not None and mode is not None and umask is not None and not mode & umask and not mode & ~0o777:
+        made = mode  # (given to open(), which takes the umask away: nothing)
     try:
-        fd, tmp = _owner.mkstemp(d) if prefix is None else _open_new(d, prefix)
+        fd, tmp = _owner.mkstemp(d) if prefix is None else _open_new(d, prefix, made)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         if mode is not None:
-            if mode != 0o600:  # (what it was made with)
+            if mode != made:
                 os.fchmod(fd, mode)
         elif like is not None:
             os.fchmod(fd, stat.S_IMODE(like.st_mode))
@@ -160,15 +166,30 @@ _NEW_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) |
 _NUMBERS = itertools.count()
 
 
-def _open_new(d: str, prefix: str) -> Tuple[int, str]:
-    """A new file (mode 0600) in directory ``d``, named ``PREFIX PID_N.tmp``
-    with a number ``N`` new in this process."""
+def _open_new(d: str, prefix: str, mode: int = 0o600) -> Tuple[int, str]:
+    """A new file (``mode`` less the umask) in directory ``d``, named
+    ``PREFIX PID_N.tmp`` with a number ``N`` new in this process."""
     while True:
-        name = os.path.join(d, "%s%d_%d.tmp" % (prefix, os.getpid(), next(_NUMBERS)))
+        name = os.path.join(d, "%s%d_%d.tmp" % (prefix, _pid(), next(_NUMBERS)))
         try:
-            return os.open(name, _NEW_FLAGS, 0o600), name
+            return os.open(name, _NEW_FLAGS, mode), name
         except FileExistsError:  # (left by an earlier process of the same number)
             continue
+
+
+_PID = [0]
+
+
+def _pid() -> int:
+    """This process's id, asked of the system once per process."""
+    pid = _PID[0]
+    if not pid:
+        pid = _PID[0] = os.getpid()
+    return pid
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, 0))
 
 
 def write_all(fd: int, *parts: bytes) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tempfile
 import time
 from typing import List, Optional, Tuple
@@ -24,7 +23,13 @@ TEMP_PATTERN = re.compile(r"\A\.fastdkim-([A-Za-z0-9-]{0,64})\.([0-9]{1,10})\.[A
 
 def host() -> str:
     """This machine's name, reduced to letters, digits and ``-`` (as file names carry it)."""
-    name = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:64]
+    try:  # (what gethostname() answers, without loading the socket module)
+        node = os.uname().nodename
+    except AttributeError:  # no uname (Windows)
+        import socket
+
+        node = socket.gethostname()
+    name = re.sub(r"[^A-Za-z0-9-]", "-", node.split(".")[0])[:64]
     return name or "localhost"
 
 

@@ -1,20 +1,27 @@
 """Small text helpers: domain names (RFC 8616 A-labels) and dkim-quoted-printable."""
 from __future__ import annotations
 
-import encodings.idna
 import functools
 import re
+from typing import Any
 
 from .errors import OptionError
 
-from types import ModuleType
-from typing import Optional
+#: The ``idna`` package, loaded when a first non-ASCII label is met (most
+#: runs meet none); ``None`` where it is missing.
+_idna: Any = NotImplemented
 
-_idna: Optional[ModuleType]
-try:
-    import idna as _idna
-except ImportError:  # pragma: no cover - a declared dependency, but degrade gracefully
-    _idna = None
+
+def _idna_package() -> Any:
+    global _idna
+    if _idna is NotImplemented:
+        try:
+            import idna as package
+        except ImportError:  # pragma: no cover - a declared dependency, but degrade gracefully
+            _idna = None
+        else:
+            _idna = package
+    return _idna
 
 __all__ = ["alabel", "to_a_label_domain", "is_valid_domain", "qp_encode", "qp_decode", "is_subdomain"]
 
@@ -36,12 +43,15 @@ def alabel(label: str) -> bytes:
 
     :raises UnicodeError: the label cannot be encoded.
     """
-    if _idna is not None:
+    idna = _idna_package()
+    if idna is not None:
         try:
-            return bytes(_idna.alabel(_idna.uts46_remap(label, False, False)))
-        except _idna.IDNAError as exc:
+            return bytes(idna.alabel(idna.uts46_remap(label, False, False)))
+        except idna.IDNAError as exc:
             raise UnicodeError(str(exc)) from None
-    return encodings.idna.ToASCII(label)  # pragma: no cover
+    import encodings.idna
+
+    return encodings.idna.ToASCII(label)
 
 
 @functools.lru_cache(maxsize=4096)

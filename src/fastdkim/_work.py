@@ -8,7 +8,7 @@ import pickle
 import stat
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._files import current_umask, discard, new_temporary, put_in_place, resolve_target, write_all, write_signed
 from .errors import DKIMError
@@ -171,24 +171,67 @@ WHOLE = 1 << 20
 Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[Tuple[int, int]], int]
 
 
+class _open_source:
+    """``with _open_source(path) as (file, stat, data)``: a message file
+    opened for reading.  A small one (at most WHOLE octets, or a FIFO) is
+    read whole at once, through the bare descriptor, ``file`` then being
+    ``None``; a larger one is left to be streamed from ``file`` (``data``
+    ``None``)."""
+
+    __slots__ = ("fd", "fh")
+
+    def __init__(self, path: str) -> None:
+        self.fh: Optional[BinaryIO] = None
+        self.fd = os.open(path, _READ_FLAGS)
+
+    def __enter__(self) -> Tuple[Optional[BinaryIO], os.stat_result, Optional[bytes]]:
+        fd = self.fd
+        try:
+            st = os.fstat(fd)
+            if st.st_size > WHOLE:
+                self.fh = open(fd, "rb")  # (closes the descriptor when it is closed)
+                return self.fh, st, None
+            data = os.read(fd, st.st_size + 1)  # (short only at the end of the file)
+            if len(data) > st.st_size:  # it grew meanwhile: read to its end
+                parts = [data]
+                while True:
+                    more = os.read(fd, 1 << 20)
+                    if not more:
+                        break
+                    parts.append(more)
+                data = b"".join(parts)
+            return None, st, data
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        elif self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
 def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrite: bool, sync: bool = False,
-                       prefix: Optional[str] = None) -> Into:
+                       prefix: Optional[str] = None, umask: Optional[int] = None) -> Into:
     """Sign the message file ``src`` into a temporary file beside ``dst``
     (``src`` itself in place), with ``src``'s permissions (in place, also its
     owner); missing directories are created with those of ``src``'s.  A
     message that cannot be signed is copied unchanged, or left alone in
     place.  ``sync``: flush the temporary file to disk.  ``prefix``: how the
-    temporary file is named (see :func:`fastdkim._files.new_temporary`).
-    Never raises for an I/O error: it is returned."""
+    temporary file is named; ``umask``: the process's, where known (see
+    :func:`fastdkim._files.new_temporary`).  Never raises for an I/O error:
+    it is returned."""
     tmp: Optional[str] = None
     try:
-        with open(src, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            # A small message is read once, signed and written from memory;
-            # a large one is streamed (signed, then copied in blocks).
-            data = fh.read() if st.st_size <= WHOLE else None
+        with _open_source(src) as (fh, st, data):
+            message: Any = fh if data is None else data
             try:
-                headers = _sign(target, fh if data is None else data)
+                headers = _sign(target, message)
                 error: Optional[BaseException] = None
             except Exception as exc:  # copied unchanged
                 headers, error = b"", exc
@@ -196,21 +239,21 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
                 return None, dst, False, False, error, None, st.st_size
             final, there = resolve_target(dst, overwrite=overwrite or in_place)
             if data is None:  # streamed: copied from the start once more
-                fh.seek(0)
+                message.seek(0)
             if there is not None and not stat.S_ISREG(there.st_mode):  # a device, a FIFO: written into
                 with open(final, "wb") as out:
                     if data is None:
-                        write_signed(out, headers, fh)
+                        write_signed(out, headers, message)
                     else:
                         out.write(headers + data)
                 return None, final, bool(headers), True, error, None, st.st_size
             mode = None if in_place else stat.S_IMODE(st.st_mode)
             like = st if in_place else None
             try:
-                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix)
+                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix, umask=umask)
             except FileNotFoundError:
                 _make_dirs_like(os.path.dirname(os.path.abspath(final)), os.path.dirname(os.path.abspath(src)))
-                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix)
+                fd, tmp = new_temporary(final, mode=mode, like=like, prefix=prefix, umask=umask)
             if data is not None:  # written in one call
                 try:
                     write_all(fd, headers, data)
@@ -220,7 +263,7 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
                     os.close(fd)
             else:
                 with os.fdopen(fd, "wb") as out:
-                    write_signed(out, headers, fh)
+                    write_signed(out, headers, message)
                     if sync:
                         out.flush()
                         os.fsync(out.fileno())
@@ -265,10 +308,11 @@ def _sign_into_chunk(ref: Any, items: Sequence[Tuple[int, Any, Any]],
     ``(index,) + Into``."""
     target = _resolve(ref)
     in_place, overwrite, prefix = option
+    umask = current_umask()  # (once a chunk: files the umask leaves whole are made with their mode at once)
     out: List[Tuple[Any, ...]] = []
     for i, src, dst in items:
         tmp, final, signed, written, error, expect, size = _sign_to_temporary(target, src, dst, in_place,
-                                                                              overwrite, prefix=prefix)
+                                                                              overwrite, prefix=prefix, umask=umask)
         out.append((i, tmp, final, signed, written, None if error is None else _portable(error), expect, size))
     return out
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._engine import CHUNK_BYTES, CHUNK_COUNT, DEFAULT_WINDOW, LARGE, check_counts, run, usable_cores
 from ._into import FileResult, files_into
@@ -37,7 +37,9 @@ from ._work import _describe, _sign_chunk, _verify_chunk, sign_file_into
 from .errors import SigningError, WorkerLost
 from .policy import SigningPolicy
 from .signing import Signer
-from .verification import Verification
+
+if TYPE_CHECKING:  # (verification loads where messages are verified)
+    from .verification import Verification
 
 __all__ = ["SignResult", "VerifyResult", "FileResult", "sign_many", "verify_many", "sign_files_into", "sign_file_into",
            "usable_cores", "WorkerLost", "LARGE", "CHUNK_BYTES", "CHUNK_COUNT", "DEFAULT_WINDOW"]

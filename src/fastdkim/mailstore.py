@@ -30,6 +30,7 @@ __all__ = [
     "iter_mbox",
     "list_files",
     "scan_files",
+    "scan_groups",
     "atomic_write",
     "SignOutcome",
     "Summary",
@@ -84,12 +85,20 @@ def scan_files(src: Source) -> List[Tuple[str, bool]]:
     file system tells).  Subdirectories of a directory are walked in name
     order, after its files; symbolic links to directories are not followed,
     and directories that cannot be listed are skipped."""
-    out: List[Tuple[str, bool]] = []
+    return [(os.path.join(rel, name), link) for rel, entries in scan_groups(src) for name, link in entries]
+
+
+def scan_groups(src: Source) -> List[Tuple[str, List[Tuple[str, bool]]]]:
+    """:func:`scan_files` by directory: ``(directory, entries)`` in the same
+    order, ``directory`` relative to ``src`` (``""`` for itself), each entry
+    a file's name in it and whether it is a symbolic link.  (A caller
+    building paths joins each directory once, not each file.)"""
+    out: List[Tuple[str, List[Tuple[str, bool]]]] = []
     if src.kind == MAILDIR:
         for sub in ("cur", "new"):
             with os.scandir(os.path.join(src.path, sub)) as it:
                 entries = sorted((e.name, e) for e in it if not e.name.startswith(".") and _is_file(e))
-            out += [(os.path.join(sub, name), e.is_symlink()) for name, e in entries]
+            out.append((sub, [(name, e.is_symlink()) for name, e in entries]))
         return out
 
     def walk(rel: str) -> None:
@@ -107,7 +116,7 @@ def scan_files(src: Source) -> List[Tuple[str, bool]]:
                     (dirs if is_dir else files).append((e.name, e))
         except OSError:
             return
-        out.extend((os.path.join(rel, name), e.is_symlink()) for name, e in sorted(files))
+        out.append((rel, [(name, e.is_symlink()) for name, e in sorted(files)]))
         for name, e in sorted(dirs):
             if not e.is_symlink():
                 walk(os.path.join(rel, name))

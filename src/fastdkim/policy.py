@@ -36,7 +36,6 @@ Every key file is loaded once, when the policy is loaded.
 """
 from __future__ import annotations
 
-import email.utils
 import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -50,11 +49,6 @@ from .errors import (  # (the policy's exceptions are defined there, and importa
 from .message import MessageInput, read_message
 from .signing import Signer, sign_parsed
 from ._text import to_a_label_domain
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["SigningPolicy", "PolicyError", "NoSigningKey", "FromAddressError", "from_domain"]
 
@@ -95,6 +89,8 @@ def from_domain(fields: Sequence[Tuple[bytes, bytes]]) -> str:
     if len(froms) > 1:
         raise FromAddressError("message has %d From fields" % len(froms))
     value = froms[0].split(b":", 1)[1].replace(b"\r\n", b"").decode("utf-8", "surrogateescape").strip()
+    import email.utils  # (loaded only by policies that read From)
+
     addrs = [a for _, a in email.utils.getaddresses([value]) if a]
     if not addrs:
         raise FromAddressError("From field holds no address: %r" % value[:80])
@@ -209,6 +205,10 @@ class SigningPolicy:
             options of the wrong type.
         :raises KeyFormatError: a key file cannot be loaded.
         """
+        if sys.version_info >= (3, 11):  # (loaded here: signing with keys given otherwise needs no TOML)
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)

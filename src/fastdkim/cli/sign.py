@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 from .._files import atomic_write, write_signed
 from .._work import _as_is
@@ -338,7 +338,7 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
     import contextlib
 
     from .._into import files_into
-    from ..mailstore import SignOutcome, scan_files
+    from ..mailstore import SignOutcome, scan_groups
     from ._common import _Progress
 
     if not args.in_place and not args.out:
@@ -354,7 +354,12 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
     seen = set()  # each file once, however often it is named
     mboxes = []
     names: List[str] = []
-    items: List[Any] = []  # paths (in place) or (source, destination) pairs
+    # Each directory's files: (source directory, its real path, output
+    # directory, name prefix, entries), the paths ending with a separator,
+    # so that a file's paths are made by adding its name.
+    groups: List[Tuple[str, str, str, str, List[Tuple[str, bool]]]] = []
+    out_dirs = set()
+    count = 0
     for src in sources:
         real = os.path.realpath(src.path)
         if src.kind == MBOX:
@@ -363,45 +368,69 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                 mboxes.append(src)
             continue
         if src.kind == FILE:
-            found = [(os.path.basename(src.path), os.path.islink(src.path))]
             base = os.path.dirname(src.path)
+            listing = [("", [(os.path.basename(src.path), os.path.islink(src.path))])]
         else:
-            found = scan_files(src)
+            listing = scan_groups(src)
             base = src.path
         if args.out and os.path.realpath(args.out) == real:
             raise UsageError("--out is the input location: use --in-place to sign in place")
         if args.out and src.kind != FILE:
             _make_out_root(src.path, args.out, src.kind == MAILDIR)
-        real_dirs: Dict[str, str] = {}
-        for n, link in found:
-            s_path = os.path.join(base, n)
-            if link:
-                r = os.path.realpath(s_path)
-            else:  # the real path of its directory, computed once, and its name
-                d, leaf = os.path.split(n)
-                rd = real_dirs.get(d)
-                if rd is None:
-                    rd = real_dirs[d] = os.path.realpath(os.path.join(base, d))
-                r = os.path.join(rd, leaf)
-            if r in seen:
+        for rel, entries in listing:
+            if not entries:
                 continue
-            seen.add(r)
-            names.append(n)
+            s_dir = os.path.join(base, rel, "")
+            r_dir = os.path.join(os.path.realpath(os.path.join(base, rel)), "")
             if args.in_place:
-                items.append(s_path)
+                o_dir = s_dir
+            elif src.kind == FILE:
+                o_dir = ""  # (the output is --out itself)
             else:
-                items.append((s_path, args.out if src.kind == FILE else os.path.join(args.out, n)))
-    if items:
-        _sweep({os.path.dirname(it if args.in_place else it[1]) for it in items})
-        prog = _Progress("signing", len(items), sys.stderr, show)
+                o_dir = os.path.join(args.out, rel, "")
+            out_dirs.add(os.path.dirname(o_dir + "x" if o_dir else args.out))  # (where temporaries go)
+            groups.append((s_dir, r_dir, o_dir, os.path.join(rel, "") if rel else "", entries))
+            count += len(entries)
+
+    def inputs() -> Iterator[Any]:
+        """Paths (in place) or (source, destination) pairs, made as the
+        engine takes them: the workers start on the first ones while the
+        rest are made."""
+        for s_dir, r_dir, o_dir, prefix, entries in groups:
+            for name, link in entries:
+                s_path = s_dir + name
+                r = os.path.realpath(s_path) if link else r_dir + name
+                if r in seen:
+                    continue
+                seen.add(r)
+                names.append(prefix + name)
+                if args.in_place:
+                    yield s_path
+                else:
+                    yield s_path, (o_dir + name if o_dir else args.out)
+
+    if count:
+        _sweep(out_dirs)
+        prog = _Progress("signing", count, sys.stderr, show)
+        items: Iterable[Any] = inputs()
+        if count <= 16:  # (few: perhaps signed in this process)
+            items = list(items)
+            n_jobs = 1 if _small(items, args.in_place) else jobs
+        else:
+            n_jobs = jobs
         # (the workers are forked from this process: it holds no message file open while they start)
-        results = files_into(items, setup, 1 if _small(items, args.in_place) else jobs, None, None,
-                             bool(args.force), bool(args.in_place), fork=True)
+        results = files_into(items, setup, n_jobs, None, None, bool(args.force), bool(args.in_place), fork=True)
+        done = 0
         with contextlib.closing(results):
-            for i, r in enumerate(results, 1):
-                summary.add(SignOutcome(names[r.index], r.size, r.ok, _why(r)))
-                prog.update(i, summary.bytes)
-        prog.update(len(items), summary.bytes, True)
+            for done, r in enumerate(results, 1):
+                if r.signed and r.error is None:  # (most: counted, nothing kept)
+                    summary.signed += 1
+                    summary.bytes += r.size
+                else:
+                    summary.add(SignOutcome(names[r.index], r.size, r.ok, _why(r)))
+                if show:
+                    prog.update(done, summary.bytes)
+        prog.update(done, summary.bytes, True)
         prog.close()
     for src in mboxes:
         sign_mbox(src.path, args, setup, jobs, summary, show)
