@@ -88,7 +88,8 @@ def _rounds(n: float, fns: Sequence[Callable[[], Any]], rounds: int = 3) -> List
         for fn in fns:
             t0 = time.perf_counter()
             took = fn()
-            took = time.perf_counter() - t0 if took is None else took
+            if not isinstance(took, float):  # (what it made, not how long it took)
+                took = time.perf_counter() - t0
             row.append(n / took)
         out.append(row)
     return out
@@ -98,6 +99,18 @@ def _rates(n: float, fns: Sequence[Callable[[], Any]], rounds: int = 3) -> List[
     """Best of ``rounds`` interleaved rounds (see :func:`_rounds`) for each of
     ``fns``: units per second, in the order of ``fns``."""
     return [max(col) for col in zip(*_rounds(n, fns, rounds))]
+
+
+def _paired(table: List[List[float]], a: int, b: int) -> float:
+    """The median over rounds of column ``a``'s rate over column ``b``'s in
+    the same round: the ratio least moved by the machine's speed drifting
+    during the benchmark (the ratio of two best rates may take them from
+    different moments)."""
+    return statistics.median(row[a] / row[b] for row in table)
+
+
+def _best(table: List[List[float]]) -> List[float]:
+    return [max(col) for col in zip(*table)]
 
 
 def _signer() -> fastdkim.Signer:
@@ -114,13 +127,35 @@ def bench_cores(quick: bool, out: Dict[str, Any]) -> None:
     n = 4000 if quick else 20_000
     signer = _signer()
     msgs = [mailgen.message(3000, total=True, seed=i % 64) for i in range(n)]
-    loop, one, two = _rates(n, [lambda: [signer.sign(m) for m in msgs],
-                                lambda: _consume(sign_many(msgs, signer, jobs=1)),
-                                lambda: _consume(sign_many(msgs, signer, jobs=2))])
+    table = _rounds(n, [lambda: [signer.sign(m) for m in msgs],
+                        lambda: _consume(sign_many(msgs, signer, jobs=1)),
+                        lambda: _consume(sign_many(msgs, signer, jobs=2)),
+                        lambda: _two_loops(signer, msgs)], rounds=3 if quick else 5)
+    loop, one, two, bare = _best(table)
+    one_loop, two_one, bare_loop = _paired(table, 1, 0), _paired(table, 2, 1), _paired(table, 3, 0)
     out["cores"] = {"messages": n, "loop_msg_s": loop, "jobs1_msg_s": one, "jobs2_msg_s": two,
-                    "jobs1_over_loop": one / loop, "jobs2_over_jobs1": two / one}
+                    "jobs1_over_loop": one_loop, "jobs2_over_jobs1": two_one, "two_loops_over_loop": bare_loop}
     print("cores    %d x 3 KB RSA-2048: loop %.0f msg/s; sign_many jobs=1 %.0f (%.2fx loop); "
-          "jobs=2 %.0f (%.2fx jobs=1)" % (n, loop, one, one / loop, two, two / one))
+          "jobs=2 %.0f (%.2fx jobs=1); limit: two forked loops %.2fx one"
+          % (n, loop, one, one_loop, two, two_one, bare_loop))
+
+
+def _two_loops(signer: fastdkim.Signer, msgs: List[bytes]) -> None:
+    """Two processes forked from this one, each a plain loop over half of
+    ``msgs``: what two cores of this machine give, with nothing shared."""
+    half = len(msgs) // 2
+    pids = []
+    for part in (msgs[:half], msgs[half:]):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for m in part:
+                    signer.sign(m)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
 
 
 def bench_threads(quick: bool, out: Dict[str, Any]) -> None:
@@ -131,11 +166,14 @@ def bench_threads(quick: bool, out: Dict[str, Any]) -> None:
     mb = n * len(big) / 1e6
 
     with ThreadPoolExecutor(1) as ex1, ThreadPoolExecutor(2) as ex2:
-        one, two = _rates(mb, [lambda: _consume(sign_many(msgs, signer, executor=ex1, window=n)),
-                               lambda: _consume(sign_many(msgs, signer, executor=ex2, window=n))])
+        table = _rounds(mb, [lambda: _consume(sign_many(msgs, signer, executor=ex1, window=n)),
+                             lambda: _consume(sign_many(msgs, signer, executor=ex2, window=n))],
+                        rounds=3 if quick else 5)
+    one, two = _best(table)
+    ratio = _paired(table, 1, 0)
     out["threads"] = {"messages": n, "size": len(big), "thread1_mb_s": one, "thread2_mb_s": two,
-                      "thread2_over_thread1": two / one}
-    print("threads  %d x 10 MB: 1 thread %.0f MB/s; 2 threads %.0f MB/s (%.2fx)" % (n, one, two, two / one))
+                      "thread2_over_thread1": ratio}
+    print("threads  %d x 10 MB: 1 thread %.0f MB/s; 2 threads %.0f MB/s (%.2fx)" % (n, one, two, ratio))
 
 
 def _fastdkim_cmd() -> List[str]:
@@ -178,12 +216,8 @@ def bench_cli(quick: bool, out: Dict[str, Any]) -> None:
 
     table = _rounds(n, [lambda: _consume(sign_many(paths, signer, jobs=jobs)), cli], rounds=3 if quick else 7)
     subprocess.run(["rm", "-rf", base], check=False)
-    inproc, best = (max(col) for col in zip(*table))
-    # Each round's command against the sign_many run just before it: the
-    # median of those ratios is the figure least moved by the machine's
-    # speed drifting during the benchmark (the ratio of the two best rates
-    # may take them from different moments).
-    paired = statistics.median(c / i for i, c in table)
+    inproc, best = _best(table)
+    paired = _paired(table, 1, 0)  # (each round's command against the sign_many run just before it)
     out["cli"] = {"messages": n, "jobs": jobs, "sign_many_msg_s": inproc, "cli_msg_s": best,
                   "cli_over_sign_many": paired, "best_over_best": best / inproc, "tmpfs": TMPFS is not None}
     print("cli      Maildir of %d on %s, %d jobs: fastdkim sign %.0f msg/s; sign_many %.0f msg/s (best of %d); "

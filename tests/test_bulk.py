@@ -369,3 +369,28 @@ def test_verify_many_over_dns_one_cache_per_worker(ed_signer, keys):
         assert 1 <= srv.count(name) <= 2
     finally:
         srv.stop()
+
+
+def test_chunks_shrink_as_the_known_end_nears():
+    """Chunks of at most CHUNK_COUNT small messages; where the number of
+    messages is known, the last ones are small (the workers finish
+    together), never below CHUNK_MIN but for the very last; large and
+    unusable ones alone; every message once, in order."""
+    from fastdkim import _engine
+
+    def items(n, large=(), bad=()):
+        return [_engine._Item(i, i, b"x", _engine.LARGE if i in large else 3000,
+                              ValueError("bad") if i in bad else None) for i in range(n)]
+
+    n = 5000
+    sizes = [len(c) for c in _engine._chunks(iter(items(n)), 256, n, 2)]
+    assert sum(sizes) == n and max(sizes) == 256
+    assert sizes == sorted(sizes, reverse=True)  # never growing
+    assert all(s >= _engine.CHUNK_MIN for s in sizes[:-1]) and sizes[-1] <= _engine.CHUNK_MIN
+    assert len(sizes) < n // _engine.CHUNK_MIN
+    unknown = [len(c) for c in _engine._chunks(iter(items(n)), 256)]
+    assert unknown == [256] * (n // 256) + [n % 256]
+    assert [len(c) for c in _engine._chunks(iter(items(20)), 4, 20, 2)] == [4] * 5  # a small window rules
+    mixed = list(_engine._chunks(iter(items(600, large={100}, bad={300})), 256, 600, 2))
+    assert [it.index for c in mixed for it in c] == list(range(600))
+    assert [len(c) for c in mixed if c[0].index in (100, 300)] == [1, 1]

@@ -9,7 +9,7 @@ import pickle
 from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Sized, Tuple
 
 from ._work import _install, _is_file, _is_message, _Shipped
 from .errors import OptionError, WorkerLost
@@ -18,8 +18,12 @@ from .errors import OptionError, WorkerLost
 LARGE = 1 << 20
 #: A chunk of small messages holds at most this many bytes ...
 CHUNK_BYTES = 1 << 20
-#: ... and at most this many messages.
-CHUNK_COUNT = 64
+#: ... and at most this many messages (fewer where the messages left are
+#: known to be few, see :func:`_chunks`) ...
+CHUNK_COUNT = 256
+#: ... and, of small messages, never fewer than this many (but the last, or
+#: where ``count`` is smaller).
+CHUNK_MIN = 8
 #: Default bound on messages in flight for a pool.
 DEFAULT_WINDOW = 2048
 
@@ -95,12 +99,22 @@ def _prepare(messages: Iterable[Any], in_process: bool, sizes: bool = True) -> I
                 "message %r must be bytes, a path or a binary file, not %s" % (key, type(msg).__name__)))
 
 
-def _chunks(items: Iterator[_Item], count: int) -> Iterator[List[_Item]]:
+def _chunks(items: Iterator[_Item], count: int, total: Optional[int] = None,
+            workers: int = 1) -> Iterator[List[_Item]]:
     """Small items grouped (up to ``count`` messages, CHUNK_BYTES bytes); large
-    ones and unreadable ones alone."""
+    ones and unreadable ones alone.  Where the number of items is known
+    (``total``), chunks shrink as the end nears (a quarter of what is left
+    per worker, never below CHUNK_MIN), so that the workers finish together
+    instead of one of them signing a last large chunk while the others wait;
+    large chunks elsewhere keep the cost of sending work and results small."""
     chunk: List[_Item] = []
     size = 0
+    left = total
+    least = min(CHUNK_MIN, count)
+    limit = count if left is None else max(least, min(count, left // (4 * workers)))
     for it in items:
+        if left is not None:
+            left -= 1
         if it.error is not None or it.size >= LARGE:
             if chunk:
                 yield chunk
@@ -109,9 +123,11 @@ def _chunks(items: Iterator[_Item], count: int) -> Iterator[List[_Item]]:
             continue
         chunk.append(it)
         size += it.size
-        if len(chunk) >= count or size >= CHUNK_BYTES:
+        if len(chunk) >= limit or size >= CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0
+            if left is not None:
+                limit = max(least, min(count, left // (4 * workers)))
     if chunk:
         yield chunk
 
@@ -176,7 +192,7 @@ FailedRow = Callable[[int, BaseException], Any]
 def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any, jobs: Optional[int],
         executor: Optional[Executor], window: Optional[int], option: Any = None,
         send_key: bool = False, max_bytes: Optional[int] = None, fork: bool = False,
-        sizes: bool = True) -> Iterator[Tuple["_Item", Any]]:
+        sizes: bool = True, total: Optional[int] = None) -> Iterator[Tuple["_Item", Any]]:
     """``(item, row)`` per input, in input order.
 
     ``work(target, items, option)`` runs where the work is done (a function
@@ -191,7 +207,9 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
     inherit (see :func:`_context`).  ``sizes``: look up the size of each
     file named, so that large ones go to a worker alone (without, the
     caller's work learns sizes from the workers, and a system call a file
-    is saved here).
+    is saved here).  ``total``: how many inputs there are, where the caller
+    knows (else the length of ``messages`` where it has one), so that the
+    last chunks are small.
     """
     def task(it: _Item) -> Tuple[Any, ...]:
         return (it.index, it.payload, it.key) if send_key else (it.index, it.payload)
@@ -284,7 +302,9 @@ def run(work: Work, failed_row: FailedRow, messages: Iterable[Any], target: Any,
             yield it, row
 
     try:
-        for chunk in _chunks(_prepare(messages, threads, sizes), count):
+        if total is None and isinstance(messages, Sized):
+            total = len(messages)
+        for chunk in _chunks(_prepare(messages, threads, sizes), count, total, workers):
             while pending and (in_flight + len(chunk) > win or (
                     max_bytes is not None and in_bytes + sum(it.size for it in chunk) > max_bytes)):
                 yield from drain_one()

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Deque, Generator, Iterable, Iterator, List, Optional, Set, Tuple, cast
+from typing import Any, Deque, Generator, Iterable, Iterator, List, Optional, Set, Sized, Tuple, cast
 
 from . import _owner
 from ._engine import run
@@ -208,11 +208,14 @@ def _failed_row(index: int, error: BaseException) -> Any:
 
 def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor: Optional[Executor],
                window: Optional[int], overwrite: bool, in_place: bool,
-               fork: bool = False) -> Generator[FileResult, None, None]:
+               fork: bool = False, total: Optional[int] = None) -> Generator[FileResult, None, None]:
     """The work of :func:`fastdkim.bulk.sign_files_into`, for a target
     already checked (a tuple of signers, a policy, or anything that signs
     like one).  ``fork``: workers may be forked from this process (it holds
-    no file they must not inherit; see :func:`fastdkim._engine._context`)."""
+    no file they must not inherit; see :func:`fastdkim._engine._context`).
+    ``total``: how many ``pairs`` there are (at most), where known."""
+    if total is None and isinstance(pairs, Sized):
+        total = len(pairs)
     order: Deque[Any] = deque()
     dirs: Set[str] = set()
     # The temporary files are named after this process, which puts them in
@@ -221,7 +224,7 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
     prefix = "%s%s_" % (_owner.temp_prefix(), secrets.token_hex(4))
     rows = cast(Generator[Tuple[Any, Any], None, None], run(
         _sign_into_chunk, _failed_row, _inputs(pairs, in_place, order, dirs), target, jobs, executor, window,
-        (in_place, overwrite, prefix), send_key=True, fork=fork, sizes=False))
+        (in_place, overwrite, prefix), send_key=True, fork=fork, sizes=False, total=total))
     batch = _Batch(overwrite, in_place)
     done = False
     try:

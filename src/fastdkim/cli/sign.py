@@ -419,7 +419,8 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
         else:
             n_jobs = jobs
         # (the workers are forked from this process: it holds no message file open while they start)
-        results = files_into(items, setup, n_jobs, None, None, bool(args.force), bool(args.in_place), fork=True)
+        results = files_into(items, setup, n_jobs, None, None, bool(args.force), bool(args.in_place), fork=True,
+                             total=count)
         done = 0
         with contextlib.closing(results):
             for done, r in enumerate(results, 1):
