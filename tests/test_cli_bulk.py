@@ -523,3 +523,24 @@ def test_a_closed_stdout_ends_every_process(key, big_mbox):
     err = p.stderr.read()
     assert p.returncode == 141 and b"Traceback" not in err and b"closed" in err, (p.returncode, err)
     assert _gone_within(tag, 5) == {}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_files_named_without_a_directory_are_signed_in_place_and_into(key, tmp_path, monkeypatch, jobs):
+    """Message files named relative to the current directory, with no
+    directory part (`fastdkim sign --in-place a.eml b.eml`), are signed like
+    any others: their outputs are put in place in the current directory."""
+    monkeypatch.chdir(tmp_path)
+    names = ["a.eml", "b.eml", "c.eml"]
+    for i, n in enumerate(names):
+        (tmp_path / n).write_bytes(MSG.replace(b"hi", b"hi %d" % i))
+    r = run("sign", *sign_args(key), "--jobs", jobs, "--in-place", *names)
+    assert r.returncode == 0, r.stderr
+    assert all(_verifies((tmp_path / n).read_bytes(), key) for n in names)
+    for i, n in enumerate(names):  # (unsigned again, for the library's turn)
+        (tmp_path / n).write_bytes(MSG.replace(b"hi", b"hi %d" % i))
+    pairs = [(n, "out-" + n) for n in names]
+    results = list(bulk.sign_files_into(pairs, Signer("example.com", "ed", key["key"]), jobs=int(jobs)))
+    assert all(res.ok for res in results), [res.reason for res in results]
+    assert all(_verifies((tmp_path / ("out-" + n)).read_bytes(), key) for n in names)
+    assert _temporaries(tmp_path) == []

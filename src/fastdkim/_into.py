@@ -233,7 +233,8 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
                 if batch.add(_Row(order.popleft())):
                     yield from batch.commit()
             _, index, src, dst = order.popleft()
-            folder = os.path.dirname(final) if tmp is not None else ""
+            # (a file named without a directory is in the current one)
+            folder = (os.path.dirname(final) or os.curdir) if tmp is not None else ""
             if folder:
                 dirs.add(folder)
             res = FileResult(index, src, dst, signed, written, error, size)

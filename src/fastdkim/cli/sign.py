@@ -388,7 +388,8 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                 o_dir = ""  # (the output is --out itself)
             else:
                 o_dir = os.path.join(args.out, rel, "")
-            out_dirs.add(os.path.dirname(o_dir + "x" if o_dir else args.out))  # (where temporaries go)
+            first = entries[0][0]  # (its output's directory: where the group's temporary files go)
+            out_dirs.add(os.path.dirname(s_dir + first if args.in_place else o_dir + first if o_dir else args.out))
             groups.append((s_dir, r_dir, o_dir, os.path.join(rel, "") if rel else "", entries))
             count += len(entries)
 
