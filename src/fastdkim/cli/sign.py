@@ -360,6 +360,11 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
     groups: List[Tuple[str, str, str, str, List[Tuple[str, bool]]]] = []
     out_dirs = set()
     count = 0
+
+    def output(o_dir: str, name: str) -> str:
+        """Where the file ``name`` of a group with output directory ``o_dir``
+        is written (a file given alone with --out: --out itself)."""
+        return o_dir + name if o_dir or args.in_place else args.out
     for src in sources:
         real = os.path.realpath(src.path)
         if src.kind == MBOX:
@@ -388,8 +393,7 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                 o_dir = ""  # (the output is --out itself)
             else:
                 o_dir = os.path.join(args.out, rel, "")
-            first = entries[0][0]  # (its output's directory: where the group's temporary files go)
-            out_dirs.add(os.path.dirname(s_dir + first if args.in_place else o_dir + first if o_dir else args.out))
+            out_dirs.add(os.path.dirname(output(o_dir, entries[0][0])))  # (where the temporary files go)
             groups.append((s_dir, r_dir, o_dir, os.path.join(rel, "") if rel else "", entries))
             count += len(entries)
 
@@ -405,10 +409,7 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                     continue
                 seen.add(r)
                 names.append(prefix + name)
-                if args.in_place:
-                    yield s_path
-                else:
-                    yield s_path, (o_dir + name if o_dir else args.out)
+                yield s_path if args.in_place else (s_path, output(o_dir, name))
 
     if count:
         _sweep(out_dirs)
