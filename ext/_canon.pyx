@@ -68,6 +68,7 @@ __all__ = [
     "normalize_line_endings",
     "parse_tag_list",
     "parse_signature",
+    "usable_signature",
     "b64decode",
     "header_hash_input",
     "canonical_headers",
@@ -124,6 +125,6 @@ cdef int _get_buffer(object data, Py_buffer *view) except -1:
 include "_body.pxi"
 include "_stream.pxi"
 include "_headers.pxi"
-include "_tags.pxi"
 include "_base64.pxi"
+include "_tags.pxi"
 include "_select.pxi"

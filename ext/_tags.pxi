@@ -27,17 +27,16 @@ cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
     """The tag-list b[0:n] as {name: value}; where the b= value lies
     (from after its "=" up to its ";" or the end: what section 3.7 empties)."""
     cdef Py_ssize_t i = 0, j, eq, ns, ne, vs, ve, k
+    cdef const unsigned char *p
     cdef unsigned char c
     cdef bint ok
     cdef dict tags = {}
     cdef bytes raw
     while i <= n:
-        j = i
-        eq = -1
-        while j < n and b[j] != 59:  # ';'
-            if eq < 0 and b[j] == 61:  # '='
-                eq = j
-            j += 1
+        p = <const unsigned char *>memchr(b + i, 59, <size_t>(n - i)) if i < n else NULL  # ';'
+        j = n if p == NULL else p - b
+        p = <const unsigned char *>memchr(b + i, 61, <size_t>(j - i)) if j > i else NULL  # '='
+        eq = -1 if p == NULL else p - b
         if eq < 0:
             ns = i
             ne = j
@@ -125,7 +124,10 @@ def parse_signature(field, Py_ssize_t max_tags=1024):
     :raises ValueError: the field has no colon, or the tag-list is invalid
         (see :func:`parse_tag_list`).
     """
-    cdef bytes raw = bytes(field)
+    return _split_signature(bytes(field), max_tags)
+
+
+cdef tuple _split_signature(bytes raw, Py_ssize_t max_tags):
     cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>raw)
     cdef Py_ssize_t n = len(raw), bs = -1, be = -1, off
     cdef const unsigned char *p = <const unsigned char *>memchr(b, 58, <size_t>n)
@@ -144,3 +146,42 @@ def parse_signature(field, Py_ssize_t max_tags=1024):
     memcpy(q, b, <size_t>bs)
     memcpy(q + bs, b + be, <size_t>(n - be))
     return tags, unsigned_field
+
+
+REQUIRED_TAGS = ("v", "a", "b", "bh", "d", "h", "s")
+STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+
+
+def usable_signature(field, Py_ssize_t max_tags=1024):
+    """The parts of a ``DKIM-Signature`` field that passes the checks of
+    RFC 6376 section 6.1.1 that need nothing but the field, in one call;
+    ``None`` for any other field (see the pure twin).
+
+    :returns: ``(tags, unsigned, key, b, bh)``.  Raises nothing.
+    """
+    cdef tuple split
+    cdef dict tags
+    cdef object v, b, bh
+    cdef bytes value
+    cdef tuple key
+    try:
+        split = _split_signature(field if type(field) is bytes else bytes(field), max_tags)
+    except ValueError:
+        return None
+    tags = <dict>split[0]
+    v = tags.get("v")
+    if v is None or <bytes>v != b"1":
+        return None
+    for t in REQUIRED_TAGS:
+        if t not in tags:
+            return None
+    value = <bytes>tags["b"]
+    b = _b64_bytes(<const unsigned char *>_bytes_str(<PyObject *>value), len(value))
+    if b is None or not b:
+        return None
+    value = <bytes>tags["bh"]
+    bh = _b64_bytes(<const unsigned char *>_bytes_str(<PyObject *>value), len(value))
+    if bh is None:
+        return None
+    key = (tags.get("a"), tags.get("c"), tags.get("d"), tags.get("s"), tags.get("h"), tags.get("i"), tags.get("q"))
+    return tags, split[1], key, b, bh

@@ -718,9 +718,9 @@ def test_b64decode_twins_agree(compiled_core, pure_core, value):
         assert (got[0] == "ok") == strict_ok
 
 
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 32, 64, 255, 256, 512])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 32, 64, 255, 256, 512, 1200, 1600, 5000])
 def test_b64decode_round_trip(core, length):
-    data = bytes(range(256)) * 2
+    data = bytes(range(256)) * 20
     data = data[:length]
     enc = base64.b64encode(data)
     folded = b"\r\n\t".join(enc[i:i + 20] for i in range(0, len(enc), 20))
@@ -729,6 +729,65 @@ def test_b64decode_round_trip(core, length):
         if bad != enc:
             with pytest.raises(ValueError, match="malformed base64"):
                 core.b64decode(bad)
+
+
+SIGNATURE_TAGS = {
+    "v": [b"1"] * 6 + [b"2", b"", b" 1 "], "a": [b"rsa-sha256", b"ed25519-sha256", b""], "c": [b"relaxed/simple"],
+    "d": [b"example.com"], "s": [b"sel"], "h": [b"from:to", b"From : To"], "i": [b"@example.com"],
+    "q": [b"dns/txt"], "t": [b"1700000000"], "l": [b"12"], "z": [b"x"],
+}
+
+
+GOOD_B64 = [b"QUJD", b"YWJj\r\n ZGVm", b"YQ==", b"YWI=", b" QU JD ", b"YWJj" * 30]
+BAD_B64 = [b"", b"QUJ", b"QU=D", b"Q===", b"YQ==YQ==", b"QUJD!", b"QUJD=", b"\xc3QUJ"]
+
+
+def _signature_field(r):
+    """A signature field drawn with *r*: each tag present (mostly) or
+    absent, base64 values mostly valid, the tags in a random order."""
+    specs = [b"%s=%s" % (name.encode(), r.choice(values)) for name, values in SIGNATURE_TAGS.items()
+             if r.random() < 0.93]
+    for name in (b"b", b"bh"):
+        if r.random() < 0.93:
+            specs.append(name + b"=" + r.choice(GOOD_B64 if r.random() < 0.8 else BAD_B64))
+    r.shuffle(specs)
+    return b"DKIM-Signature: " + b";".join(specs)
+
+
+usable_fields = st.randoms(use_true_random=False).map(_signature_field)
+
+
+@SETTINGS
+@given(field=usable_fields | signature_fields)
+def test_usable_signature_twins_agree(compiled_core, pure_core, field):
+    got = compiled_core.usable_signature(field)
+    assert got == pure_core.usable_signature(field)
+    assert compiled_core.usable_signature(bytearray(field)) == got
+    # the definition: what parse_signature and b64decode make of the field
+    try:
+        tags, unsigned = pure_core.parse_signature(field)
+        usable = (tags.get("v") == b"1" and all(t in tags for t in ("a", "b", "bh", "d", "h", "s"))
+                  and _outcome(pure_core.b64decode, tags["bh"])[0] == "ok"
+                  and _outcome(pure_core.b64decode, tags["b"]) not in (("ok", b""),)
+                  and _outcome(pure_core.b64decode, tags["b"])[0] == "ok")
+    except ValueError:
+        usable = False
+    assert (got is not None) == usable
+    if got is not None:
+        assert got == (tags, unsigned, tuple(tags.get(t) for t in "a c d s h i q".split()),
+                       base64.b64decode(tags["b"].translate(None, b" \t\r\n")),
+                       base64.b64decode(tags["bh"].translate(None, b" \t\r\n")))
+
+
+def test_usable_signature_examples(core):
+    good = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh=YWJj; b=\r\n ZGVm\r\n"
+    tags, unsigned, key, b, bh = core.usable_signature(good)
+    assert (b, bh) == (b"def", b"abc") and unsigned == b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh=YWJj; b="
+    assert key == (b"rsa-sha256", None, b"example.com", b"sel", b"from", None, None)
+    for bad in (good.replace(b"v=1", b"v=2"), good.replace(b"v=1; ", b""), good.replace(b"h=from; ", b""),
+                good.replace(b"ZGVm", b""), good.replace(b"ZGVm", b"ZGV"), good.replace(b"YWJj", b"YW!j"),
+                good.replace(b"d=", b"d"), b"no colon", good + b"; a=again"):
+        assert core.usable_signature(bad) is None, bad
 
 
 @SETTINGS

@@ -37,6 +37,7 @@ __all__ = [
     "normalize_line_endings",
     "parse_tag_list",
     "parse_signature",
+    "usable_signature",
     "b64decode",
     "header_hash_input",
     "canonical_headers",
@@ -437,6 +438,45 @@ def parse_signature(field: Buffer, max_tags: int = 1024) -> Tuple[Dict[str, byte
             return tags, raw[:pos + eq + 1] + raw[pos + len(spec):]
         pos += len(spec) + 1
     raise AssertionError("b= tag not found again")  # pragma: no cover
+
+
+#: the tags every signature must have (RFC 6376 section 6.1.1)
+REQUIRED_TAGS = ("v", "a", "b", "bh", "d", "h", "s")
+#: the tags a signer writes alike on every message (what they imply can be
+#: remembered between messages), in the order of ``usable_signature``'s key
+STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+
+
+def usable_signature(
+    field: Buffer, max_tags: int = 1024
+) -> Optional[Tuple[Dict[str, bytes], bytes, Tuple[Optional[bytes], ...], bytes, bytes]]:
+    """The parts of a ``DKIM-Signature`` field that passes the checks of
+    RFC 6376 section 6.1.1 that need nothing but the field, in one call;
+    ``None`` for any other field (whose verifier then finds out what is
+    wrong with it, one check at a time).
+
+    A field passes when :func:`parse_signature` accepts it, it has ``v=1``
+    and every other required tag (``a b bh d h s``), and its ``b=`` (not
+    empty) and ``bh=`` are base64 that :func:`b64decode` accepts.
+
+    :returns: ``(tags, unsigned, key, b, bh)``: :func:`parse_signature`'s
+        two values, the values of ``STATIC_TAGS`` (``None`` where absent)
+        and the decoded ``b=`` and ``bh=``.  Raises nothing.
+    """
+    try:
+        tags, unsigned = parse_signature(field, max_tags)
+    except ValueError:
+        return None
+    if tags.get("v") != b"1" or not all(t in tags for t in REQUIRED_TAGS):
+        return None
+    try:
+        b = b64decode(tags["b"])
+        bh = b64decode(tags["bh"])
+    except ValueError:
+        return None
+    if not b:
+        return None
+    return tags, unsigned, tuple(tags.get(t) for t in STATIC_TAGS), b, bh
 
 
 _B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")

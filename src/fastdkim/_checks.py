@@ -21,14 +21,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from . import _core
+from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
 from .canonicalization import parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MessageInput, ParsedMessage, read_message
+from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
@@ -47,19 +47,18 @@ def _digits(v: bytes) -> bool:
     return v.isdigit() and len(v) <= 76
 
 
-_STATIC_TAGS = ("a", "c", "d", "s", "h", "i", "q")
+_STATIC_TAGS = _canon_py.STATIC_TAGS
 _STATIC_LIMIT = 1024
 #: bodies up to this long (in one chunk) are canonicalized and hashed in one
 #: call; longer ones stream through a hasher (no canonical copy of them)
 _ONE_CALL_MAX = 16384
-_REQUIRED = frozenset(("v", "a", "b", "bh", "d", "h", "s"))
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 
 
 class _Sig:
     """Working state for one signature while the message is verified."""
 
-    __slots__ = ("result", "raw", "pos", "tags", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
+    __slots__ = ("result", "raw", "pos", "unsigned", "alg", "hash_name", "key_type", "relaxed_h", "relaxed_b",
                  "h", "b", "bh", "l", "key", "key_name", "signs_dkim")
     # (set once the signature's tags are checked)
     alg: str
@@ -78,7 +77,6 @@ class _Sig:
         self.result = result
         self.raw = raw
         self.pos = pos  # the field's position in the header block
-        self.tags: Dict[str, bytes] = {}
         self.unsigned = b""  # the field with its b= value deleted (section 3.7)
         self.key: Optional[KeyRecord] = None
 
@@ -171,6 +169,11 @@ class Checks:
             positions = index.find(b"dkim-signature")
             if not positions:
                 return []
+            if len(positions) == 1 and self.max_signatures:  # the usual case, without the bookkeeping
+                pos = positions[0]
+                s = _Sig(Verification("", ""), index.raw(pos), pos)
+                self._check_signature(s, when)
+                return [s.result] if s.result.status else Job(pm, [s], [s.key_name])
             found = [(i, index.raw(i)) for i in positions]
         else:
             found = [(i, raw) for i, (name, raw) in enumerate(pm.fields) if name == b"dkim-signature"]
@@ -189,50 +192,91 @@ class Checks:
             return [s.result for s in sigs]
         return Job(pm, sigs, list(names))
 
-    def _check_signature(self, s: _Sig, now: int) -> None:
+    def quick(self, data: bytes, now: int, source: Any) -> Optional[List[Verification]]:
+        """The results for *data*, a message as bytes, as of *now*, with its
+        key from *source*, when it is the usual case: one signature whose
+        every check before the key lookup passes, a small body, a wire-form
+        header block without defect.  ``None`` for any other message, before
+        anything is looked up: :meth:`begin` and :meth:`finish` take it.
+
+        The same checks as the three phases, and the same results (what the
+        lane does not handle itself, once the key is in, it hands to
+        :meth:`finish` with that key); without their per-signature objects,
+        which are most of the time of a small message's checks beside the
+        signature's arithmetic.
+        """
+        if self.bare_lf or not self.max_signatures:
+            return None
+        if self.bare_lf is None:
+            nl = data.find(b"\n")
+            if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
+                return None
+        if len(data) > MAX_HEADER_BYTES:
+            return None
+        core = _core.core
         try:
-            tags, s.unsigned = _core.core.parse_signature(s.raw)
-        except ValueError as exc:
-            return s.done(PERMERROR, "malformed signature: %s" % exc)
-        s.tags = tags
+            index = core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
+        except ValueError:
+            return None
+        start = index.body_start()
+        if index.defect()[0] or (start >= 0 and len(data) - start > _ONE_CALL_MAX):
+            return None
+        positions = index.find(b"dkim-signature")
+        if len(positions) != 1:
+            return None
+        pos = positions[0]
+        got = core.usable_signature(index.raw(pos))
+        if got is None:
+            return None
+        tags, unsigned, key, b, bh = got
+        static = self._static.get(key) or self._static_of(key, tags)
+        if len(static) == 2 or "l" in tags or "x" in tags:
+            return None
+        t = tags.get("t")
+        timestamp: Optional[int] = None
+        if t is not None:
+            if not (t.isdigit() and len(t) <= 76) or int(t) > now + self.clock_skew:
+                return None
+            timestamp = int(t)
+        (alg, key_type, hash_name, canonicalization, relaxed_h, relaxed_b,
+         domain, selector, h, signed_headers, identity, name, signs_dkim) = static
+        # phase 2: the key
+        try:
+            txts = source.lookup(name)
+        except Exception as exc:  # a broken key source must not crash verification
+            outcome: KeyOutcome = lookup_failure(exc)
+        else:
+            outcome = self.key_from(name, txts)
+        if (not isinstance(outcome, KeyRecord) or outcome.key_type != key_type or outcome.flags
+                or (outcome.hashes is not None and hash_name not in outcome.hashes)):
+            # what the lane leaves to the phases, with the key it has
+            job = self.begin(data, now, _no_clock)
+            assert isinstance(job, Job), "the lane took a message the phases settle without keys"
+            return self.finish(job, {name: outcome})
+        # phase 3: the body, the signature
+        digest, _ = core.body_digest(data[start:] if start >= 0 else b"", relaxed_b, None, False, hash_name)
+        status: str
+        if digest != bh:
+            status, reason = FAIL, "body hash mismatch"
+        else:
+            status, reason = _signature_outcome(
+                outcome, b, index.hash_input(h, unsigned, relaxed_h, pos if signs_dkim else -1), hash_name)
+        return [Verification(status, reason, domain, selector, alg, identity, canonicalization, signed_headers,
+                             timestamp, None, None, False, False, outcome.key_bits, 0, tags)]
+
+    def _check_signature(self, s: _Sig, now: int) -> None:
+        got = _core.core.usable_signature(s.raw)
+        if got is None:
+            return self._refuse(s)
+        tags, s.unsigned, key, s.b, s.bh = got
         r = s.result
         r.raw_tags = tags
-        if tags.get("v") != b"1" or not _REQUIRED.issubset(tags):
-            _as_written(r, tags)
-            if "v" not in tags:
-                return s.done(PERMERROR, "required tag v= missing")
-            if tags["v"] != b"1":
-                return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
-            for t in ("a", "b", "bh", "d", "h", "s"):
-                if t not in tags:
-                    return s.done(PERMERROR, "required tag %s= missing" % t)
-        # What a, c, d, s, h, i and q imply is the same for every message a
-        # signer sends: remember it, keyed by those values.
-        key = tuple(map(tags.get, _STATIC_TAGS))
-        cache = self._static
-        static = cache.get(key)
-        if static is None:
-            static = self._check_static(tags)
-            if len(cache) >= _STATIC_LIMIT:
-                cache.clear()
-            cache[key] = static
+        static = self._static_of(key, tags)
         if len(static) == 2:
-            _as_written(r, tags)
-            if static[0] == "alg":
-                r.algorithm = static[1]
-                return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
-            return s.done(*static)
+            return self._refuse_static(s, tags, static)
         (s.alg, s.key_type, s.hash_name, r.canonicalization, s.relaxed_h, s.relaxed_b,
          r.domain, r.selector, s.h, r.signed_headers, r.identity, s.key_name, s.signs_dkim) = static
         r.algorithm = s.alg
-        b64decode = _core.core.b64decode
-        try:
-            s.b = b64decode(tags["b"])
-            s.bh = b64decode(tags["bh"])
-        except ValueError:
-            return s.done(PERMERROR, "malformed base64 value")
-        if not s.b:
-            return s.done(PERMERROR, "empty signature b=")
         s.l = None
         v = tags.get("l")
         if v is not None:
@@ -255,6 +299,65 @@ class Checks:
                 return s.done(FAIL, "signature expired (x=%d)" % x)
         if r.timestamp is not None and r.timestamp > now + self.clock_skew:
             return s.done(PERMERROR, "signature timestamp t=%d is in the future" % r.timestamp)
+
+    def _static_of(self, key: Tuple[Optional[bytes], ...], tags: Dict[str, bytes]) -> Tuple[Any, ...]:
+        """What the static tags *key* (their values, in ``STATIC_TAGS``
+        order) of the signature with *tags* imply: :meth:`_check_static`,
+        remembered."""
+        cache = self._static
+        static = cache.get(key)
+        if static is None:
+            static = self._check_static(tags)
+            if len(cache) >= _STATIC_LIMIT:
+                cache.clear()
+            cache[key] = static
+        return static
+
+    def _refuse(self, s: _Sig) -> None:
+        """The result of a signature that ``usable_signature`` turned down:
+        the first of the section 6.1.1 checks it fails, in their order."""
+        try:
+            tags, s.unsigned = _core.core.parse_signature(s.raw)
+        except ValueError as exc:
+            return s.done(PERMERROR, "malformed signature: %s" % exc)
+        r = s.result
+        r.raw_tags = tags
+        if "v" not in tags:
+            _as_written(r, tags)
+            return s.done(PERMERROR, "required tag v= missing")
+        if tags["v"] != b"1":
+            _as_written(r, tags)
+            return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
+        for t in ("a", "b", "bh", "d", "h", "s"):
+            if t not in tags:
+                _as_written(r, tags)
+                return s.done(PERMERROR, "required tag %s= missing" % t)
+        static = self._static_of(tuple(map(tags.get, _STATIC_TAGS)), tags)
+        if len(static) == 2:
+            return self._refuse_static(s, tags, static)
+        # (what the results of usable signatures say too)
+        (r.algorithm, _, _, r.canonicalization, _, _, r.domain, r.selector, _, r.signed_headers, r.identity,
+         _, _) = static
+        try:
+            b = _core.core.b64decode(tags["b"])
+            _core.core.b64decode(tags["bh"])
+        except ValueError:
+            return s.done(PERMERROR, "malformed base64 value")
+        if not b:
+            return s.done(PERMERROR, "empty signature b=")
+        # (usable_signature and these checks agree: nothing is left)
+        return s.done(PERMERROR, "malformed signature")  # pragma: no cover
+
+    @staticmethod
+    def _refuse_static(s: _Sig, tags: Dict[str, bytes], static: Tuple[Any, ...]) -> None:
+        """The result of a signature whose static tags are unusable (*static*
+        is ``(status, reason)``, or ``("alg", a)`` for an unknown algorithm)."""
+        r = s.result
+        _as_written(r, tags)
+        if static[0] == "alg":
+            r.algorithm = static[1]
+            return s.done(PERMERROR, "unsupported algorithm a=%s" % tags["a"].decode("utf-8", "replace"))
+        return s.done(*static)
 
     def _check_static(self, tags: Dict[str, bytes]) -> Tuple[Any, ...]:
         """Checks of the tags a signer keeps the same from message to message.
@@ -373,12 +476,18 @@ class Checks:
         :raises OSError: reading the rest of a message file failed.
         """
         sigs = job.sigs
-        pending: List[_Sig] = []
-        for s in sigs:
+        if len(sigs) == 1:  # the usual case, without the bookkeeping
+            s = sigs[0]
             if not s.result.status:
                 self._use_key(s, keys[s.key_name])
+            pending = [] if s.result.status else sigs
+        else:
+            pending = []
+            for s in sigs:
                 if not s.result.status:
-                    pending.append(s)
+                    self._use_key(s, keys[s.key_name])
+                    if not s.result.status:
+                        pending.append(s)
         if pending:
             pm = job.message
             self._check_bodies(pending, pm.body, pm.bare_lf)
@@ -470,19 +579,28 @@ class Checks:
     @staticmethod
     def _verify_data(s: _Sig, data: bytes) -> None:
         """Verify the signature of *s* over its header hash input *data*."""
-        key = s.key
-        assert key is not None
-        pub: Any = key.public_key
-        try:
-            if key.key_type == "rsa":
-                pub.verify(s.b, data, _PKCS1, _SHA256 if s.hash_name == "sha256" else _SHA1)
-            else:  # ed25519: RFC 8463 signs the SHA-256 of the data
-                pub.verify(s.b, hashlib.sha256(data).digest())
-        except InvalidSignature:
-            return s.done(FAIL, "signature did not verify (headers changed or wrong key)")
-        except ValueError as exc:
-            return s.done(FAIL, "signature did not verify: %s" % exc)
-        s.done(PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
+        assert s.key is not None
+        s.done(*_signature_outcome(s.key, s.b, data, s.hash_name))
+
+
+def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str) -> Tuple[str, str]:
+    """The status and reason of the signature *b* over the header hash
+    input *data* with *key*.  Raises nothing."""
+    pub: Any = key.public_key
+    try:
+        if key.key_type == "rsa":
+            pub.verify(b, data, _PKCS1, _SHA256 if hash_name == "sha256" else _SHA1)
+        else:  # ed25519: RFC 8463 signs the SHA-256 of the data
+            pub.verify(b, hashlib.sha256(data).digest())
+    except InvalidSignature:
+        return (FAIL, "signature did not verify (headers changed or wrong key)")
+    except ValueError as exc:
+        return (FAIL, "signature did not verify: %s" % exc)
+    return (PASS, "signature verified" + (" (key in testing mode, t=y)" if key.testing else ""))
+
+
+def _no_clock() -> float:
+    raise AssertionError("the time was given")  # pragma: no cover
 
 
 #: Checks shared by calls with the same options (the module-level verify functions).

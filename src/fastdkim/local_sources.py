@@ -65,7 +65,10 @@ class MappingKeySource:
 
         :raises KeyLookupError: *name* is not a valid DNS name.
         """
-        return list(self._records.get(normalize_key(name), ()))
+        # a name already in normal form (as verifiers ask) is found as it is:
+        # normalizing is idempotent
+        found = self._records.get(name) if type(name) is str else None
+        return list(found if found is not None else self._records.get(normalize_key(name), ()))
 
     def __repr__(self) -> str:
         return "MappingKeySource(<%d names>)" % len(self._records)

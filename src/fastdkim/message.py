@@ -71,9 +71,8 @@ class ParsedMessage:
                  lf_endings: bool, bare_lf: bool = False, malformed: Optional[str] = None) -> None:
         self._fields: Optional[List[Header]] = None
         self._index: Optional[_canon_py.HeaderIndex] = None
-        index = as_index(fields)
-        if index is not None:
-            self._index = index
+        if isinstance(fields, _INDEX_TYPES):
+            self._index = cast("_canon_py.HeaderIndex", fields)
         else:
             self._fields = cast(List[Header], fields)
         self.body = body
@@ -297,18 +296,10 @@ def read_message(
         (:class:`TooManyHeaderFields`), or the file is not binary.
     :raises TypeError: ``message`` is neither bytes-like nor a binary file.
     """
-    if is_file(message):
-        fh: BinaryIO = message  # type: ignore[assignment]
-        buf, start, nl = _read_head(fh, bare_lf, max_header_bytes)
-        first = _bare_first_line(buf, nl)
-        lf = first if bare_lf is None else bare_lf
-        view = memoryview(buf)  # no copy of the header block
-        fields, lf_endings, malformed = _parse_head(view, start, lf, first, max_header_bytes, max_header_fields)
-        rest = bytes(view[start:]) if start >= 0 else b""
-        return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf, malformed)
     if type(message) is bytes:  # the common case, without memoryview overhead
         data: bytes = message
-        first = _bare_first_line(data, data.find(b"\n"))
+        nl = data.find(b"\n")
+        first = nl == 0 or (nl > 0 and data[nl - 1] != 13)  # _bare_first_line, inlined
         lf = first if bare_lf is None else bare_lf
         if not lf and len(data) <= max_header_bytes:
             # Wire form, and too short for a header block too large: the end
@@ -330,6 +321,15 @@ def read_message(
         else:
             chunks = _bytes_body(memoryview(data)[start:])
         return ParsedMessage(fields, chunks, lf_endings, lf, malformed)
+    if is_file(message):
+        fh: BinaryIO = message  # type: ignore[assignment]
+        buf, start, nl = _read_head(fh, bare_lf, max_header_bytes)
+        first = _bare_first_line(buf, nl)
+        lf = first if bare_lf is None else bare_lf
+        view = memoryview(buf)  # no copy of the header block
+        fields, lf_endings, malformed = _parse_head(view, start, lf, first, max_header_bytes, max_header_fields)
+        rest = bytes(view[start:]) if start >= 0 else b""
+        return ParsedMessage(fields, _file_body(rest, fh), lf_endings, lf, malformed)
     if isinstance(message, (bytes, bytearray, memoryview)):
         mv = memoryview(message).cast("B") if isinstance(message, memoryview) else memoryview(message)
         first = _bare_first_line(mv, _first_lf(mv))

@@ -1,0 +1,185 @@
+"""The lane for the usual message (``Checks.quick``): one signature, a small
+body, bytes in wire form.  It must give exactly what the three phases give
+(every attribute of every result, the same key lookups), take the messages
+it is for, and leave every other one to the phases before anything is
+looked up.  A ``bytearray`` of a message never takes the lane, so comparing
+the results for the two is comparing the lane with the phases."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastdkim
+from fastdkim.errors import KeyLookupError, TemporaryLookupError
+from fastdkim.keys import public_key_record
+from fastdkim.keysources import CallableKeySource
+
+from helpers import body_hash, handmade, random_message
+
+pytestmark = pytest.mark.usefixtures("core")
+
+NOW = 2_000_000_000
+HEAD = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n"
+BODY = b"Hello.\r\n"
+NAME = "sel._domainkey.example.com"
+
+
+class Counting:
+    """A key source that answers from a mapping (or raises) and counts its calls."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def lookup(self, name):
+        self.calls.append(name)
+        got = self.answers.get(name)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+
+def _both(message, answers, **opts):
+    """The results for *message* as bytes and as a bytearray (the phases),
+    and the lookups each made."""
+    opts.setdefault("now", NOW)
+    out = []
+    for form in (bytes, bytearray):
+        source = Counting(answers)
+        out.append((fastdkim.Verifier(keys=CallableKeySource(source.lookup), **opts).verify(form(message)),
+                    source.calls))
+    return out
+
+
+def _lane_taken(message, answers, **opts):
+    opts.setdefault("now", NOW)
+    v = fastdkim.Verifier(**opts)
+    return v.quick(message, NOW, CallableKeySource(Counting(answers).lookup)) is not None
+
+
+def _tags(**over):
+    tags = {"v": "1", "a": "rsa-sha256", "c": "relaxed/relaxed", "d": "example.com", "s": "sel",
+            "t": str(NOW - 10), "h": "from:to:subject", "bh": body_hash(BODY, True)}
+    tags.update(over)
+    return ["%s=%s" % (k, v) for k, v in tags.items() if v is not None]
+
+
+# (tag changes, key record options or a key source answer, message change, whether the lane takes it)
+CASES = {
+    "pass": ({}, {}, None, True),
+    "pass, no t=": ({"t": None}, {}, None, True),
+    "pass, simple/simple": ({"c": "simple/simple", "bh": body_hash(BODY, False)}, {}, None, True),
+    "pass, i= of a subdomain": ({"i": "u@mail.example.com"}, {}, None, True),
+    "pass, h= signs its own kind": ({"h": "from:to:subject:dkim-signature"}, {}, None, True),
+    "pass, key h=sha256": ({}, {"hashes": ["sha256"]}, None, True),
+    "body changed": ({}, {}, lambda m: m + b"more\r\n", True),
+    "header changed": ({}, {}, lambda m: m.replace(b"Subject: hi", b"Subject: ho"), True),
+    "no key": ({}, None, None, True),
+    "key lookup temperror": ({}, TemporaryLookupError("timed out"), None, True),
+    "key lookup permerror": ({}, KeyLookupError("bad name"), None, True),
+    "key source breaks": ({}, RuntimeError("boom"), None, True),
+    "key record garbage": ({}, [b"v=DKIM1; p=!!!"], None, True),
+    "two key records": ({}, "two", None, True),
+    "key t=y": ({}, {"testing": True}, None, True),
+    "key s=email": ({}, {"service_types": ["email"]}, None, True),
+    "key t=s, i= subdomain": ({"i": "u@mail.example.com"}, {"strict": True}, None, True),
+    "key t=s": ({}, {"strict": True}, None, True),
+    "key h=sha1 only": ({}, {"hashes": ["sha1"]}, None, True),
+    "key of another type": ({}, "ed25519", None, True),
+    "l= tag": ({"l": "3"}, {}, None, False),
+    "l= beyond the body": ({"l": "300"}, {}, None, False),
+    "x= tag": ({"x": str(NOW + 100)}, {}, None, False),
+    "expired": ({"x": str(NOW - 5), "t": str(NOW - 100)}, {}, None, False),
+    "t= in the future": ({"t": str(NOW + 3600)}, {}, None, False),
+    "t= malformed": ({"t": "12a"}, {}, None, False),
+    "unknown algorithm": ({"a": "rsa-sha512"}, {}, None, False),
+    "rsa-sha1": ({"a": "rsa-sha1"}, {}, None, False),
+    "v=2": ({"v": "2"}, {}, None, False),
+    "no bh=": ({"bh": None}, {}, None, False),
+    "bad base64": ({"bh": "AB=C"}, {}, None, False),
+    "two signatures": ({}, {}, lambda m: m.split(b"\r\n", 1)[0] + b"\r\n" + m, False),
+    "LF mail": ({}, {}, lambda m: m.replace(b"\r\n", b"\n"), False),
+    "bare CR in the header block": ({}, {}, lambda m: m.replace(b"Subject: hi", b"Subject: h\ri"), False),
+    "large body": ({}, {}, lambda m: m + b"x" * 20000 + b"\r\n", False),
+    "no body": ({}, {}, lambda m: m[:m.index(b"\r\n\r\n") + 2], True),
+}
+
+
+def _answers(key, ed_key, record):
+    if record is None:
+        return {}
+    if isinstance(record, BaseException):
+        return {NAME: record}
+    if record == "two":
+        return {NAME: [public_key_record(key.public_key()).encode()] * 2}
+    if record == "ed25519":
+        return {NAME: [public_key_record(ed_key.public_key()).encode()]}
+    if isinstance(record, list):
+        return {NAME: record}
+    return {NAME: [public_key_record(key.public_key(), **record).encode()]}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_lane_gives_what_the_phases_give(rsa_key, ed_key, case):
+    over, record, change, lane = CASES[case]
+    message = handmade(HEAD, BODY, _tags(**over), rsa_key)
+    if change is not None:
+        message = change(message)
+    answers = _answers(rsa_key, ed_key, record)
+    (quick, quick_calls), (phases, phase_calls) = _both(message, answers)
+    assert quick == phases
+    assert quick_calls == phase_calls
+    assert _lane_taken(message, answers) is lane
+
+
+def test_the_lane_passes_what_it_should(rsa_key, ed_key):
+    for key in (rsa_key, ed_key):
+        a = "rsa-sha256" if key is rsa_key else "ed25519-sha256"
+        message = handmade(HEAD, BODY, _tags(a=a), key)
+        [r] = fastdkim.verify(message, keys={NAME: public_key_record(key.public_key())}, now=NOW)
+        assert (r.status, r.reason) == ("pass", "signature verified")
+        assert (r.domain, r.selector, r.algorithm, r.identity) == ("example.com", "sel", a, "@example.com")
+        assert r.signed_headers == ("from", "to", "subject") and r.timestamp == NOW - 10
+        assert r.key_bits == (2048 if key is rsa_key else 256) and r.raw_tags["d"] == b"example.com"
+
+
+def test_options_that_the_lane_leaves_to_the_phases(rsa_key):
+    message = handmade(HEAD, BODY, _tags(), rsa_key)
+    answers = _answers(rsa_key, None, {})
+    assert not _lane_taken(message, answers, bare_lf=True)
+    assert not _lane_taken(message, answers, max_signatures=0)
+    assert _lane_taken(message, answers, bare_lf=False)
+    for opts in ({"bare_lf": True}, {"max_signatures": 0}, {"bare_lf": False}, {"clock_skew": 0},
+                 {"max_header_names": 2}):
+        (quick, _), (phases, _) = _both(message, answers, **opts)
+        assert quick == phases, opts
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32), relaxed_h=st.booleans(), relaxed_b=st.booleans(),
+       tamper=st.sampled_from(["none", "body", "header", "add-field", "fold", "case"]),
+       ed=st.booleans(), body_lines=st.sampled_from([0, 3, 40, 400]))
+def test_signed_random_mail_alike_in_both(rsa_key, ed_key, seed, relaxed_h, relaxed_b, tamper, ed, body_lines):
+    rng = random.Random(seed)
+    key = ed_key if ed else rsa_key
+    message = random_message(rng, body_lines)
+    canon = "%s/%s" % ("relaxed" if relaxed_h else "simple", "relaxed" if relaxed_b else "simple")
+    signer = fastdkim.Signer("example.com", "sel", key, canonicalization=canon)
+    message = signer.sign(message) + message
+    if tamper == "body":
+        message += b"x\r\n"
+    elif tamper == "header":
+        message = message.replace(b"To: b@", b"To: c@", 1)
+    elif tamper == "add-field":
+        message = message.replace(b"\r\n\r\n", b"\r\nSubject: another\r\n\r\n", 1)
+    elif tamper == "fold":
+        message = message.replace(b"To: b@", b"To:\r\n  b@", 1)
+    elif tamper == "case":
+        message = message.replace(b"Subject:", b"SUBJECT :", 1)
+    answers = {NAME: [public_key_record(key.public_key()).encode()]}
+    (quick, quick_calls), (phases, phase_calls) = _both(message, answers, now=None)
+    assert quick == phases and quick_calls == phase_calls
+    if tamper == "none":
+        assert quick[0].status == "pass", quick[0].reason
