@@ -12,8 +12,10 @@ cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char 
     octets); returns the length.  One pass: every CRLF is dropped (unfolding),
     each WSP run becomes one SP, the name (up to the first colon) is
     lower-cased without the SP before the colon, the value loses the SP
-    around it, and CRLF ends the result."""
-    cdef Py_ssize_t i = 0, j = 0, k
+    around it, and CRLF ends the result.  Runs of octets above SP are copied
+    by the vector kernel, which may store up to 16 octets past the run: out
+    never runs ahead of b, so those stay within the n + 2."""
+    cdef Py_ssize_t i = 0, j = 0, k, k2
     cdef bint wsp = False
     cdef unsigned char c
     # The name, up to the first colon.
@@ -48,13 +50,9 @@ cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char 
                     out[j] = _SP
                     j += 1
                 wsp = False
-            out[j] = c
-            j += 1
-            i += 1
-            while i < n and b[i] > _SP:
-                out[j] = b[i]
-                j += 1
-                i += 1
+            k2 = fdk_copy_dense(b, i, n, out + j)
+            j += k2 - i
+            i = k2
         elif c == _SP or c == _TAB:
             wsp = True
             i += 1

@@ -3,7 +3,9 @@
  * The body engine (_body.pxi) calls these to find, in one vector scan, the next
  * octet where the canonical form of a body can differ from the input, copying
  * the verbatim stretch before it on the way, and (relaxed) to canonicalize
- * whole lines block by block.  Paths, one chosen at run time (fdk_path):
+ * whole lines block by block; the relaxed form of header fields (_headers.pxi)
+ * copies each run of octets above SP with one scan (fdk_copy_dense).  Paths,
+ * one chosen at run time (fdk_path):
  *
  *   scalar  plain loops, any CPU;
  *   sse2    16-octet scans that stop at each WSP run (x86-64 baseline);
@@ -736,6 +738,40 @@ static Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t 
     if (fdk_path == FDK_PATH_SCALAR)
         return fdk_skip_wsp_impl(b, i, n, 0);
     return fdk_skip_wsp_impl(b, i, n, 1);
+}
+
+/* Copy the run of octets above SP (no SP, control octet or line break)
+   that starts at b[i] to out; return where it ends (the first index >= i
+   holding an octet <= SP, or n).  vec: use SSE2. */
+FDK_INLINE Py_ssize_t fdk_copy_dense_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
+                                          unsigned char *out, int vec)
+{
+    Py_ssize_t p = i;
+#if defined(FDK_SSE2)
+    const __m128i sp = _mm_set1_epi8(' ');
+    while (vec && p + 16 <= n) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(b + p));
+        int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(c, sp), c));  /* c <= SP */
+        _mm_storeu_si128((__m128i *)(out + (p - i)), c);
+        if (mask)
+            return p + fdk_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < n && b[p] > ' ') {
+        out[p - i] = b[p];
+        p++;
+    }
+    return p;
+}
+
+/* fdk_copy_dense_impl() on the live path; out needs room for the run and
+   16 octets more (whole 16-octet blocks are stored). */
+static Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, unsigned char *out)
+{
+    if (fdk_path == FDK_PATH_SCALAR)
+        return fdk_copy_dense_impl(b, i, n, out, 0);
+    return fdk_copy_dense_impl(b, i, n, out, 1);
 }
 
 /* Write k CRLFs at p. */

@@ -93,6 +93,21 @@ def test_simple_paths_agree_with_the_twin(compiled_core, pure_core, path, body, 
     assert compiled_core.canonicalize_body(body, False, bare_lf) == pure_core.canonicalize_body(body, False, bare_lf)
 
 
+@SETTINGS
+@given(value=bodies, name=st.sampled_from([b"Subject", b"X-Long-Name ", b"a", b""]),
+       dense=st.sampled_from(RUN_LENGTHS))
+def test_relaxed_header_paths_agree_with_the_twin(compiled_core, pure_core, path, value, name, dense):
+    # runs of octets above SP of every length around the vector width, between folds and blanks
+    field = name + b": " + b"d" * dense + value + b"\r\n \t" + b"e" * dense + b"\r\n"
+    assert compiled_core.relaxed_header(field) == pure_core.relaxed_header(field)
+    assert compiled_core.relaxed_header(value) == pure_core.relaxed_header(value)
+    fields = [(b"subject", field), (b"to", b"To: " + value + b"\r\n")]
+    own = b"DKIM-Signature: v=1;\r\n  b=" + value
+    for relaxed in (True, False):
+        assert compiled_core.header_hash_input(fields, [b"to", b"subject"], own, relaxed) == \
+            pure_core.header_hash_input(fields, [b"to", b"subject"], own, relaxed)
+
+
 def _large_body(seed: int, size: int) -> bytes:
     """Long verbatim runs (hashed in place when relaxed), sloppy text, long WSP runs
     and empty-line runs, bare line breaks: what fills and flushes whole blocks."""

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import fastdkim
-from fastdkim import _checks
+from fastdkim.canonicalization import ONE_CALL_MAX
 
 pytestmark = pytest.mark.usefixtures("core")
 
@@ -21,7 +21,7 @@ BODIES = [
     b"\r\n\r\n",
     b"Hello  world \t\r\nsecond line\r\n\r\n\r\n",
     b"no final line break",
-    b"x \t y\r\n" * (_checks._ONE_CALL_MAX // 7 + 10),  # past the one-call limit
+    b"x \t y\r\n" * (ONE_CALL_MAX // 7 + 10),  # past the one-call limit
 ]
 
 

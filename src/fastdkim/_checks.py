@@ -25,7 +25,7 @@ from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
-from .canonicalization import parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
@@ -49,9 +49,6 @@ def _digits(v: bytes) -> bool:
 
 _STATIC_TAGS = _canon_py.STATIC_TAGS
 _STATIC_LIMIT = 1024
-#: bodies up to this long (in one chunk) are canonicalized and hashed in one
-#: call; longer ones stream through a hasher (no canonical copy of them)
-_ONE_CALL_MAX = 16384
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 
 
@@ -219,7 +216,7 @@ class Checks:
         except ValueError:
             return None
         start = index.body_start()
-        if index.defect()[0] or (start >= 0 and len(data) - start > _ONE_CALL_MAX):
+        if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
             return None
         positions = index.find(b"dkim-signature")
         if len(positions) != 1:
@@ -521,22 +518,7 @@ class Checks:
     def _check_bodies(self, sigs: Sequence[_Sig], body: Any, lf_mode: bool) -> None:
         if len(sigs) == 1:  # the usual case, without the bookkeeping
             s = sigs[0]
-            core = _core.core
-            chunks = iter(body)
-            first: Any = next(chunks, b"")
-            second = next(chunks, None)
-            if second is None and len(first) <= _ONE_CALL_MAX:
-                # a small body in one piece (or none): hashed in one call,
-                # without a hasher's fixed cost
-                digest, length = core.body_digest(first, s.relaxed_b, s.l, lf_mode, s.hash_name)
-                return self._compare_digest(s, digest, length)
-            h = core.BodyHasher(s.relaxed_b, s.l, lf_mode, s.hash_name)
-            h.update(first)
-            if second is not None:
-                h.update(second)
-            for chunk in chunks:
-                h.update(chunk)
-            return self._compare_body(s, h)
+            return self._compare_digest(s, *digest_body(body, s.relaxed_b, s.l, lf_mode, s.hash_name))
         hashers: Dict[Tuple[bool, Optional[int], str], Any] = {}
         for s in sigs:
             k = (s.relaxed_b, s.l, s.hash_name)

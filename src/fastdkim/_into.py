@@ -222,7 +222,7 @@ def files_into(pairs: Iterable[Any], target: Any, jobs: Optional[int], executor:
     # place (a later run removes them only once it is gone, whatever became
     # of the workers), and after this run, whose leftovers are known by name.
     prefix = "%s%s_" % (_owner.temp_prefix(), secrets.token_hex(4))
-    rows = cast(Generator[Tuple[Any, Any], None, None], run(
+    rows = cast("Generator[Tuple[Any, Any], None, None]", run(
         _sign_into_chunk, _failed_row, _inputs(pairs, in_place, order, dirs), target, jobs, executor, window,
         (in_place, overwrite, prefix), send_key=True, fork=fork, sizes=False, total=total))
     batch = _Batch(overwrite, in_place)

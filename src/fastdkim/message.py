@@ -48,7 +48,7 @@ _INDEX_TYPES: Tuple[type, ...] = tuple(
 
 def as_index(fields: object) -> "Optional[_canon_py.HeaderIndex]":
     """``fields`` when it is a core's ``HeaderIndex`` (pure or compiled), else ``None``."""
-    return cast("_canon_py.HeaderIndex", fields) if isinstance(fields, _INDEX_TYPES) else None
+    return fields if isinstance(fields, _INDEX_TYPES) else None  # type: ignore[return-value]
 
 
 class ParsedMessage:
@@ -74,7 +74,7 @@ class ParsedMessage:
         if isinstance(fields, _INDEX_TYPES):
             self._index = cast("_canon_py.HeaderIndex", fields)
         else:
-            self._fields = cast(List[Header], fields)
+            self._fields = cast("List[Header]", fields)
         self.body = body
         self.lf_endings = lf_endings
         #: whether bare LF counts as a line ending for this message (resolved option)

@@ -17,13 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from ._cache import BoundedCache
-from .canonicalization import parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import MessageInput, ParsedMessage, as_index, is_file, read_message
+from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
+                      read_message)
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -256,12 +257,36 @@ class Signer:
             block is malformed (a bare CR, or a bare LF in wire form) or too
             large.
         """
+        if type(message) is bytes and not self.bare_lf:
+            field = self._quick(message)
+            if field is not None:
+                return field
         pm = _read_signable(message, self.bare_lf)
-        hasher = _core.core.BodyHasher(self._relaxed_body, None, pm.bare_lf)
-        for chunk in pm.body:
-            hasher.update(chunk)
-        field = self._finish(_fields_of(pm), hasher.digest(), hasher.length if self.body_length else None)
+        digest, length = digest_body(pm.body, self._relaxed_body, None, pm.bare_lf)
+        field = self._finish(_fields_of(pm), digest, length if self.body_length else None)
         return field.replace(b"\r\n", b"\n") if pm.lf_endings else field
+
+    def _quick(self, data: bytes) -> Optional[bytes]:
+        """:meth:`sign` of the usual message, bytes in wire form with a small
+        body and a header block without defect, without the general
+        reading's objects; ``None`` for any other message (which
+        :meth:`sign` then reads as it reads any)."""
+        if self.bare_lf is None:
+            nl = data.find(b"\n")
+            if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
+                return None
+        if len(data) > MAX_HEADER_BYTES:
+            return None
+        core = _core.core
+        try:
+            index = core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
+        except ValueError:
+            return None
+        start = index.body_start()
+        if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
+            return None
+        digest, length = core.body_digest(data[start:] if start >= 0 else b"", self._relaxed_body, None, False)
+        return self._finish(index, digest, length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended
@@ -315,12 +340,14 @@ class Signer:
         :raises UnsignableMessageError: the header block is malformed, has no
             From field or more fields to sign than a verifier accepts.
         """
-        plan = self._plan_of(fields)
+        plan = self._plan_of(fields, as_index(fields))
         return plan.h, [fields[i][1] for i in plan.take]
 
-    def _plan_of(self, fields: "Union[Sequence[Tuple[bytes, bytes]], HeaderIndex]") -> "_Plan":
+    def _plan_of(self, fields: "Union[Sequence[Tuple[bytes, bytes]], HeaderIndex]",
+                 index: "Optional[HeaderIndex]") -> "_Plan":
         """The plan (``h=`` list, which field each entry takes) for a header
-        block given as ``(name, raw)`` pairs or as the core's index of it.
+        block given as ``(name, raw)`` pairs or as the core's index of it
+        (then *index* is ``as_index(fields)``, else ``None``).
 
         :raises UnsignableMessageError: see :meth:`_select`.
         """
@@ -328,8 +355,7 @@ class Signer:
         # plan is computed once per sequence (an index gives it as one bytes
         # object; its names never hold a colon, so the key is unambiguous).
         key: Union[bytes, Tuple[bytes, ...]]
-        index = as_index(fields)
-        pairs = cast(Sequence[Tuple[bytes, bytes]], fields)
+        pairs = cast("Sequence[Tuple[bytes, bytes]]", fields)
         # (checked at every message: such a first line gives its field the
         # name it would have without the leading whitespace)
         if index is not None:
@@ -416,13 +442,13 @@ class Signer:
 
         :raises UnsignableMessageError: see :meth:`_select`.
         """
-        plan = self._plan_of(fields)
+        index = as_index(fields)
+        plan = self._plan_of(fields, index)
         head, col = self._head(plan, body_len)
         out = [head]
-        index = as_index(fields)
         selected: List[bytes] = []
         if self.copy_headers or index is None:
-            pairs = cast(Sequence[Tuple[bytes, bytes]], fields)
+            pairs = cast("Sequence[Tuple[bytes, bytes]]", fields)
             selected = index.take(plan.take) if index is not None else [pairs[i][1] for i in plan.take]
         if self.copy_headers:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)

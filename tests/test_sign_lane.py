@@ -1,0 +1,83 @@
+"""The lane of ``Signer.sign`` for the usual message (bytes in wire form, a
+small body, a header block without defect) must give exactly the field the
+general reading gives, and refuse exactly what it refuses.  A ``bytearray``
+never takes the lane, so comparing the two is comparing the lane with the
+general reading."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastdkim
+from fastdkim.errors import MessageFormatError
+
+from helpers import random_message
+
+pytestmark = pytest.mark.usefixtures("core")
+
+NOW = 2_000_000_000
+MESSAGE = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+
+
+def _outcome(signer, message):
+    try:
+        return ("ok", signer.sign(message))
+    except MessageFormatError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def _alike(signer, message):
+    got = _outcome(signer, message)
+    assert got == _outcome(signer, bytearray(message))
+    return got
+
+
+CHANGES = {
+    "usual": lambda m: m,
+    "no body": lambda m: m[:m.index(b"\r\n\r\n") + 2],
+    "empty body": lambda m: m[:m.index(b"\r\n\r\n") + 4],
+    "LF mail": lambda m: m.replace(b"\r\n", b"\n"),
+    "bare LF in the header block": lambda m: m.replace(b"To:", b"X: y\nTo:"),
+    "bare CR in the header block": lambda m: m.replace(b"To:", b"X: y\rTo:"),
+    "continuation first": lambda m: b" " + m,
+    "line without a colon": lambda m: m.replace(b"To:", b"Nonsense\r\nTo:"),
+    "no From": lambda m: m.replace(b"From:", b"Sender:"),
+    "large body": lambda m: m + b"x y  z\t\r\n" * 3000,
+    "body with bare LF": lambda m: m + b"a\nb\r\n",
+    "folded fields": lambda m: m.replace(b"Subject: hi", b"Subject:\r\n hi\r\n\tthere"),
+    "many fields": lambda m: b"".join(b"X-F%d: v\r\n" % i for i in range(150)) + m,
+}
+OPTIONS = [{}, {"canonicalization": "simple/simple"}, {"body_length": True}, {"copy_headers": True},
+           {"timestamp": False, "expiration": 3600}, {"bare_lf": False}, {"bare_lf": True},
+           {"headers": ["from", "to", "subject", "x-f1"]}]
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: ",".join(o) or "default")
+def test_the_lane_signs_as_the_general_reading(rsa_key, ed_key, change, opts):
+    message = CHANGES[change](MESSAGE)
+    for key in (rsa_key, ed_key):
+        _alike(fastdkim.Signer("example.com", "sel", key, clock=lambda: NOW, **opts), message)
+
+
+def test_the_lane_is_taken_for_the_usual_message(ed_key):
+    signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
+    assert signer._quick(MESSAGE) == signer.sign(bytearray(MESSAGE))
+    for change in ("LF mail", "bare CR in the header block", "large body"):
+        assert signer._quick(CHANGES[change](MESSAGE)) is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32), body_lines=st.sampled_from([0, 5, 60, 600]), relaxed=st.booleans())
+def test_random_mail_signed_alike(ed_key, seed, body_lines, relaxed):
+    message = random_message(random.Random(seed), body_lines)
+    canon = "relaxed/relaxed" if relaxed else "simple/simple"
+    kind, field = _alike(fastdkim.Signer("example.com", "sel", ed_key, canonicalization=canon, clock=lambda: NOW),
+                         message)
+    assert kind == "ok"
+    [r] = fastdkim.verify(field + message, keys={"sel._domainkey.example.com": fastdkim.public_key_record(ed_key)},
+                          now=NOW)
+    assert r.status == "pass", r.reason
