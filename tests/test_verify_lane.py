@@ -1,4 +1,4 @@
-"""The lane for the usual message (``Checks.quick``): one signature, a small
+"""The lane for the usual message (``Checks._quick``): one signature, a small
 body, bytes in wire form.  It must give exactly what the three phases give
 (every attribute of every result, the same key lookups), take the messages
 it is for, and leave every other one to the phases before anything is
@@ -56,7 +56,7 @@ def _both(message, answers, **opts):
 def _lane_taken(message, answers, **opts):
     opts.setdefault("now", NOW)
     v = fastdkim.Verifier(**opts)
-    return v.quick(message, NOW, CallableKeySource(Counting(answers).lookup)) is not None
+    return v._quick(message, NOW, CallableKeySource(Counting(answers).lookup)) is not None
 
 
 def _tags(**over):

@@ -81,10 +81,10 @@ def _run(checks: Checks, message: MessageInput, source: KeySource, now: Optional
     """The three phases of *checks*, with the keys looked up in *source* in
     the calling thread (keys first, section 6.1.2, so that signatures
     without a usable key cost no body hashing); the usual message as bytes
-    takes their lane (:meth:`Checks.quick`)."""
+    takes their lane (:meth:`Checks._quick`)."""
     when = int(clock() if now is None else now)
     if type(message) is bytes:
-        results = checks.quick(message, when, source)
+        results = checks._quick(message, when, source)
         if results is not None:
             return results
     job = checks.begin(message, when, clock)
