@@ -157,7 +157,8 @@ def usable_signature(field, Py_ssize_t max_tags=1024):
     RFC 6376 section 6.1.1 that need nothing but the field, in one call;
     ``None`` for any other field (see the pure twin).
 
-    :returns: ``(tags, unsigned, key, b, bh)``.  Raises nothing.
+    :returns: ``(tags, unsigned, key, b, bh)``.
+    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
     """
     cdef tuple split
     cdef dict tags

@@ -461,7 +461,8 @@ def usable_signature(
 
     :returns: ``(tags, unsigned, key, b, bh)``: :func:`parse_signature`'s
         two values, the values of ``STATIC_TAGS`` (``None`` where absent)
-        and the decoded ``b=`` and ``bh=``.  Raises nothing.
+        and the decoded ``b=`` and ``bh=``.
+    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
     """
     try:
         tags, unsigned = parse_signature(field, max_tags)
