@@ -89,6 +89,7 @@ cdef extern from "_kernels.h":
     Py_ssize_t fdk_run_copy_bare(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
                                  unsigned char *out, Py_ssize_t win) noexcept nogil
     Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
+    Py_ssize_t fdk_find_cr_lf(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, unsigned char *out) noexcept nogil
     void fdk_fill_crlf(unsigned char *p, Py_ssize_t k) noexcept nogil
     Py_ssize_t fdk_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,

@@ -4,7 +4,9 @@
  * octet where the canonical form of a body can differ from the input, copying
  * the verbatim stretch before it on the way, and (relaxed) to canonicalize
  * whole lines block by block; the relaxed form of header fields (_headers.pxi)
- * copies each run of octets above SP with one scan (fdk_copy_dense).  Paths,
+ * copies each run of octets above SP with one scan (fdk_copy_dense), and the
+ * header index finds each line's end and its bare CR or LF with one scan
+ * (fdk_find_cr_lf).  Paths,
  * one chosen at run time (fdk_path):
  *
  *   scalar  plain loops, any CPU;
@@ -738,6 +740,31 @@ static Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t 
     if (fdk_path == FDK_PATH_SCALAR)
         return fdk_skip_wsp_impl(b, i, n, 0);
     return fdk_skip_wsp_impl(b, i, n, 1);
+}
+
+/* The first index >= i holding a CR or a LF, or n.  vec: use SSE2. */
+FDK_INLINE Py_ssize_t fdk_find_cr_lf_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int vec)
+{
+#if defined(FDK_SSE2)
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    while (vec && i + 16 <= n) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(b + i));
+        int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(c, cr), _mm_cmpeq_epi8(c, lf)));
+        if (mask)
+            return i + fdk_ctz(mask);
+        i += 16;
+    }
+#endif
+    while (i < n && b[i] != '\r' && b[i] != '\n')
+        i++;
+    return i;
+}
+
+static Py_ssize_t fdk_find_cr_lf(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+{
+    if (fdk_path == FDK_PATH_SCALAR)
+        return fdk_find_cr_lf_impl(b, i, n, 0);
+    return fdk_find_cr_lf_impl(b, i, n, 1);
 }
 
 /* Copy the run of octets above SP (no SP, control octet or line break)

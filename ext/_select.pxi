@@ -220,7 +220,7 @@ cdef class HeaderIndex:
     def __init__(self, block, max_fields=None, message=False):
         cdef Py_ssize_t limit = PY_SSIZE_T_MAX, n, ls, le, nxt, j, q, cap = 16, count = 0, body = -1, end
         cdef bint whole = True if message else False
-        cdef Py_ssize_t fs = 0, fe = 0, ns = 0, ne = 0, bare = -1, bad = -1, line_lf
+        cdef Py_ssize_t fs = 0, fe = 0, ns = 0, ne = 0, bare = -1, bad = -1
         cdef unsigned int h, name_hash = 0
         cdef bint named = False, have = False
         cdef const unsigned char *b
@@ -245,30 +245,26 @@ cdef class HeaderIndex:
         # that is neither a field nor a continuation (and, in a whole
         # message, the empty line that ends the header block).
         while ls < n:
+            # The line ends at its first CRLF; every CR or LF met before
+            # that is bare (one scan for either).
             j = ls
             le = n
             nxt = n
-            line_lf = -1
-            while j < n:
-                p = <const unsigned char *>memchr(b + j, _LF, <size_t>(n - j))
-                if p == NULL:
+            while True:
+                j = fdk_find_cr_lf(b, j, n)
+                if j >= n:
                     break
-                j = p - b
-                if j > ls and b[j - 1] == _CR:
-                    le = j - 1
-                    nxt = j + 1
+                if b[j] == _CR and j + 1 < n and b[j + 1] == _LF:
+                    le = j
+                    nxt = j + 2
                     break
-                if line_lf < 0:
-                    line_lf = j  # a LF without its CR: bare
+                if bare < 0:
+                    bare = j
                 j += 1
             if whole and le == ls:  # an empty line (CRLF): the body follows it
                 end = ls
                 body = nxt
                 break
-            if bare < 0:
-                # Every CR inside the line is bare (a CR followed by LF would have ended it).
-                p = <const unsigned char *>memchr(b + ls, _CR, <size_t>(le - ls))
-                bare = line_lf if p == NULL else (p - b if line_lf < 0 or p - b < line_lf else line_lf)
             if not (have and le > ls and (b[ls] == _SP or b[ls] == _TAB)):
                 if have:
                     count = self._add(b, fs, fe, ls, named, ns, ne, name_hash, count, &cap)

@@ -108,6 +108,16 @@ def test_relaxed_header_paths_agree_with_the_twin(compiled_core, pure_core, path
             pure_core.header_hash_input(fields, [b"to", b"subject"], own, relaxed)
 
 
+@SETTINGS
+@given(block=bodies, lines=st.lists(st.sampled_from(RUN_LENGTHS), max_size=6))
+def test_header_index_paths_agree_with_the_twin(compiled_core, pure_core, path, block, lines):
+    # field lines of every length around the vector width, then anything (bare CR and LF included)
+    data = b"".join(b"X-%d: " % k + b"v" * k + b"\r\n" for k in lines) + block
+    for whole in (False, True):
+        c, p = compiled_core.HeaderIndex(data, None, whole), pure_core.HeaderIndex(data, None, whole)
+        assert (c.fields(), c.defect(), c.body_start()) == (p.fields(), p.defect(), p.body_start())
+
+
 def _large_body(seed: int, size: int) -> bytes:
     """Long verbatim runs (hashed in place when relaxed), sloppy text, long WSP runs
     and empty-line runs, bare line breaks: what fills and flushes whole blocks."""
