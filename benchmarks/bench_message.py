@@ -1,0 +1,150 @@
+"""Per-message cost around the crypto: medians of interleaved rounds.
+
+Signs and verifies one ordinary message (about 3 KB, the seven fields of
+ordinary mail, signed by the default ``Signer``, which signs and oversigns
+each of them) and the same message with 93 more fields (100 in all), and
+times each against the raw ``cryptography`` call with the same key in the
+same process: RSA-2048 PKCS#1 v1.5 SHA-256 over 64 bytes, Ed25519 over a
+32-byte digest (what RFC 8463 signs).  Verification reuses one
+``fastdkim.Verifier`` with the key in an in-memory mapping.
+
+A round times ``n`` calls of fastdkim, then ``n`` raw calls; the figure is
+the median over the rounds of the per-round ratio (raw time / fastdkim time,
+1.0 = no cost beyond the crypto).  On a machine whose speed drifts from one
+second to the next, that moves far less than the best round of ``run.py``'s
+table.  Run from the project root after building the compiled core::
+
+    python benchmarks/bench_message.py [--rounds 40] [--only verify-rsa,...]
+
+Nothing passes or fails on speed: it prints a report.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+if (ROOT / "src" / "fastdkim").is_dir():
+    sys.path.insert(0, str(ROOT / "src"))
+
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+
+import fastdkim  # noqa: E402
+from fastdkim import mailgen  # noqa: E402
+from fastdkim.keys import generate_private_key, public_key_record  # noqa: E402
+
+NAME = "sel._domainkey.example.com"
+
+
+def message(fields: int) -> bytes:
+    """The ordinary 3 KB message, with ``fields - 7`` more fields on top when ``fields`` > 7."""
+    msg = mailgen.message(3000, total=True, seed=3)
+    extra = b"".join(b"X-Extra-%d: value number %d of the header block\r\n" % (i, i) for i in range(fields - 7))
+    return extra + msg
+
+
+def jobs(fields: int, alg: str) -> Tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any], Callable[[], Any]]:
+    """``(sign, raw_sign, verify, raw_verify)`` for one algorithm, each checked once."""
+    key: Any = generate_private_key("rsa", 2048) if alg == "rsa" else generate_private_key("ed25519")
+    msg = message(fields)
+    signer = fastdkim.Signer("example.com", "sel", key)
+    signed = signer.sign(msg) + msg
+    verifier = fastdkim.Verifier(keys={NAME: public_key_record(key.public_key())})
+    [result] = verifier.verify(signed)
+    if result.status != "pass":
+        raise SystemExit("the benchmark's message does not verify: %s" % result.reason)
+    pub = key.public_key()
+    if alg == "rsa":
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        data = b"x" * 64
+        sig = key.sign(data, pkcs1, sha256)
+        return (lambda: signer.sign(msg), lambda: key.sign(data, pkcs1, sha256),
+                lambda: verifier.verify(signed), lambda: pub.verify(sig, data, pkcs1, sha256))
+    digest = b"y" * 32
+    sig = key.sign(digest)
+    return (lambda: signer.sign(msg), lambda: key.sign(digest),
+            lambda: verifier.verify(signed), lambda: pub.verify(sig, digest))
+
+
+def calibrate(fn: Callable[[], Any], seconds: float) -> int:
+    """Calls of ``fn`` that last about ``seconds``."""
+    n = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - t >= seconds / 4:
+            return max(1, int(n * seconds / (time.perf_counter() - t)))
+        n *= 2
+
+
+def interleaved(ours: Callable[[], Any], raw: Callable[[], Any], rounds: int,
+                seconds: float) -> Dict[str, float]:
+    """Median of the per-round ratios raw time / our time, and the medians of each, in us."""
+    n = calibrate(ours, seconds)
+    ratios: List[float] = []
+    mine: List[float] = []
+    theirs: List[float] = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _ in range(n):
+                ours()
+            a = time.perf_counter() - t
+            t = time.perf_counter()
+            for _ in range(n):
+                raw()
+            b = time.perf_counter() - t
+            ratios.append(b / a)
+            mine.append(a / n * 1e6)
+            theirs.append(b / n * 1e6)
+    finally:
+        if gc_was:
+            gc.enable()
+    return {"ratio": statistics.median(ratios), "us": statistics.median(mine), "raw_us": statistics.median(theirs),
+            "ratio_low": min(ratios), "ratio_high": max(ratios)}
+
+
+ROWS = [(op, alg, fields) for fields in (7, 100) for op in ("verify", "sign") for alg in ("rsa", "ed25519")]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=40, help="interleaved rounds per row (default 40)")
+    ap.add_argument("--seconds", type=float, default=0.05, help="length of one side of a round (default 0.05)")
+    ap.add_argument("--only", default="", help="rows to run, e.g. verify-rsa,sign-ed25519-100")
+    args = ap.parse_args(argv)
+    if not fastdkim.ACCELERATED:
+        print("the compiled core is not in use: build it first (python setup.py build_ext --inplace)",
+              file=sys.stderr)
+        return 2
+    wanted = {w for w in args.only.split(",") if w}
+    print("fastdkim %s, compiled core (%s kernels); Python %s; %d rounds a row"
+          % (fastdkim.__version__, fastdkim._canon.SIMD, sys.version.split()[0], args.rounds))
+    print("%-22s %10s %10s %8s  %s" % ("row", "fastdkim", "raw", "x raw", "(lowest-highest round)"))
+    made: Dict[Tuple[int, str], Tuple[Callable[[], Any], ...]] = {}
+    for op, alg, fields in ROWS:
+        label = "%s-%s%s" % (op, alg, "" if fields == 7 else "-%d" % fields)
+        if wanted and label not in wanted:
+            continue
+        if (fields, alg) not in made:
+            made[(fields, alg)] = jobs(fields, alg)
+        sign, raw_sign, verify, raw_verify = made[(fields, alg)]
+        got = interleaved(sign, raw_sign, args.rounds, args.seconds) if op == "sign" else \
+            interleaved(verify, raw_verify, args.rounds, args.seconds)
+        print("%-22s %8.1f us %7.1f us %8.2f  (%.2f-%.2f)" % (label, got["us"], got["raw_us"], got["ratio"],
+                                                             got["ratio_low"], got["ratio_high"]))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
