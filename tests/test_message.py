@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fastdkim
 from fastdkim.errors import HeaderTooLarge, MessageFormatError, TooManyHeaderFields
-from fastdkim.message import CHUNK, ParsedMessage, is_file, read_message
+from fastdkim.message import CHUNK, ParsedMessage, is_file, read_message, read_usual
 
 from helpers import NEWSLETTER, SMUGGLED
 
@@ -213,3 +213,30 @@ def test_every_input_form_reads_the_same(data, bare_lf):
         fields, body = want[0], want[1]
         assert all(name == name.lower() for name, _ in fields)
         assert body == b"" or data.endswith(body)
+
+
+@pytest.mark.parametrize("bare_lf", [None, False, True])
+@pytest.mark.parametrize("message", [
+    b"From: a\r\nTo: b\r\n\r\nbody\r\n",
+    b"From: a\r\nTo: b\r\n",                                   # no body
+    b"From: a\r\nTo: b\r\n\r\n",                               # an empty one
+    b"From: a\nTo: b\n\nbody\n",                               # LF mail
+    b"\nFrom: a\r\n\r\nbody",
+    b"From: a\r\nTo: b\rc\r\n\r\nbody\r\n",                    # bare CR
+    b"From: a\r\nTo: b\nc\r\n\r\nbody\r\n",                    # bare LF in wire form
+    b" From: a\r\n\r\nbody\r\n",                               # a continuation line first
+    b"From: a\r\nno colon\r\n\r\nbody\r\n",
+    b"From: a\r\n\r\n" + b"x" * 20000,                         # a large body
+    b"From: a\r\n\r\n" + b"x" * 16384,
+])
+def test_read_usual_reads_as_read_message(message, bare_lf):
+    got = read_usual(message, bare_lf)
+    pm = read_message(message, bare_lf=bare_lf)
+    if got is None:
+        # what the lanes leave to the general reading: other forms, defects, large bodies
+        assert pm.malformed is not None or pm.bare_lf or len(b"".join(pm.body)) > 16384
+        return
+    index, start = got
+    assert pm.malformed is None and not pm.bare_lf and not pm.lf_endings
+    assert index.fields() == pm.fields
+    assert (message[start:] if start >= 0 else b"") == b"".join(pm.body)

@@ -25,10 +25,10 @@ from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
-from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
+from .canonicalization import digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
+from .message import MessageInput, ParsedMessage, read_message, read_usual
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
@@ -202,22 +202,13 @@ class Checks:
         which are most of the time of a small message's checks beside the
         signature's arithmetic.
         """
-        if self.bare_lf or not self.max_signatures:
+        if not self.max_signatures:
             return None
-        if self.bare_lf is None:
-            nl = data.find(b"\n")
-            if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
-                return None
-        if len(data) > MAX_HEADER_BYTES:
+        usual = read_usual(data, self.bare_lf)
+        if usual is None:
             return None
+        index, start = usual
         core = _core.core
-        try:
-            index = core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
-        except ValueError:
-            return None
-        start = index.body_start()
-        if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
-            return None
         positions = index.find(b"dkim-signature")
         if len(positions) != 1:
             return None

@@ -24,10 +24,11 @@ from __future__ import annotations
 from typing import BinaryIO, Iterator, List, Optional, Tuple, Union, cast
 
 from . import _canon_py, _core
+from .canonicalization import ONE_CALL_MAX
 from .errors import HeaderTooLarge, MessageFormatError, TooManyHeaderFields  # noqa: F401 (importable from here)
 
 __all__ = [
-    "Header", "MessageInput", "ParsedMessage", "read_message", "is_file", "CHUNK", "MAX_HEADER_BYTES",
+    "Header", "MessageInput", "ParsedMessage", "read_message", "read_usual", "is_file", "CHUNK", "MAX_HEADER_BYTES",
     "MAX_HEADER_FIELDS", "HeaderTooLarge", "TooManyHeaderFields",
 ]
 
@@ -272,6 +273,34 @@ def _bad_line_reason(block: Union[bytes, memoryview], pos: int) -> str:
             "not a field name (printable US-ASCII other than ':', no spaces)")
     return "malformed header block: %s: %r (RFC 5322 section 2.2; other parsers end the header block there)" % (
         what, line.decode("ascii", "backslashreplace"))
+
+
+def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_py.HeaderIndex, int]]":
+    """The header index of *data* (a whole message as bytes) and the offset
+    of its body (-1: none), when it is the usual message: in wire form (by
+    ``bare_lf`` as :func:`read_message` takes it), a header block without
+    defect within the default limits, a body of at most ``ONE_CALL_MAX``
+    octets (hashed in one call).  ``None`` for
+    any other message, which :func:`read_message` then reads.  This is the
+    first step of the signing and verification lanes: what it accepts,
+    :func:`read_message` reads alike, without its objects.  Raises nothing.
+    """
+    if bare_lf:
+        return None
+    if bare_lf is None:
+        nl = data.find(b"\n")
+        if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
+            return None
+    if len(data) > MAX_HEADER_BYTES:
+        return None
+    try:
+        index = _core.core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
+    except ValueError:
+        return None
+    start = index.body_start()
+    if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
+        return None
+    return index, start
 
 
 def read_message(

@@ -17,14 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from ._cache import BoundedCache
-from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
+from .canonicalization import digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
-                      read_message)
+from .message import MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -271,20 +270,11 @@ class Signer:
         body and a header block without defect, without the general
         reading's objects; ``None`` for any other message (which
         :meth:`sign` then reads as it reads any)."""
-        if self.bare_lf is None:
-            nl = data.find(b"\n")
-            if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
-                return None
-        if len(data) > MAX_HEADER_BYTES:
+        usual = read_usual(data, self.bare_lf)
+        if usual is None:
             return None
+        index, start = usual
         core = _core.core
-        try:
-            index = core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
-        except ValueError:
-            return None
-        start = index.body_start()
-        if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
-            return None
         digest, length = core.body_digest(data[start:] if start >= 0 else b"", self._relaxed_body, None, False)
         return self._finish(index, digest, length if self.body_length else None)
 
