@@ -544,3 +544,33 @@ def test_files_named_without_a_directory_are_signed_in_place_and_into(key, tmp_p
     assert all(res.ok for res in results), [res.reason for res in results]
     assert all(_verifies((tmp_path / ("out-" + n)).read_bytes(), key) for n in names)
     assert _temporaries(tmp_path) == []
+
+
+def test_progress_total_counts_each_file_once(key, tmp_path, monkeypatch):
+    """A directory named twice, a file of it named too, a link to another:
+    each message is signed once, and the progress bar's total says so."""
+    from fastdkim.cli import _common
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(20):
+        (d / ("m%02d.eml" % i)).write_bytes(MSG)
+    (d / "link.eml").symlink_to(d / "m00.eml")
+    totals = []
+
+    class Recording(_common._Progress):
+        def __init__(self, label, total, *rest, **kw):
+            totals.append(total)
+            super().__init__(label, total, *rest, **kw)
+
+    monkeypatch.setattr(_common, "_Progress", Recording)  # (imported by the command when it runs)
+    r = run("sign", *sign_args(key), "--jobs", "1", "--in-place", d, d, d / "m03.eml")
+    assert r.returncode == 0, r.stderr
+    assert totals == [20]
+    assert all(p.read_bytes().count(b"DKIM-Signature:") == 1 for p in d.iterdir())
+    totals.clear()
+    out = tmp_path / "out"
+    (d / "link.eml").unlink()
+    r = run("sign", *sign_args(key), "--jobs", "1", "--out", out, d)  # nothing named twice: listed as it is
+    assert r.returncode == 0, r.stderr
+    assert totals == [20] and len(list(out.iterdir())) == 20

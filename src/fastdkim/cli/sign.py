@@ -411,6 +411,12 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                 names.append(prefix + name)
                 yield s_path if args.in_place else (s_path, output(o_dir, name))
 
+    r_dirs = [g[1] for g in groups]
+    if count and (len(set(r_dirs)) < len(r_dirs) or any(link for g in groups for _, link in g[4])):
+        # The same file may be listed twice (a directory named twice, a
+        # file and its directory, links): count what inputs() will give.
+        count = len({os.path.realpath(s_dir + name) if link else r_dir + name
+                     for s_dir, r_dir, _, _, entries in groups for name, link in entries} - seen)
     if count:
         _sweep(out_dirs)
         prog = _Progress("signing", count, sys.stderr, show)
