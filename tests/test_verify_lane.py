@@ -6,6 +6,7 @@ looked up.  A ``bytearray`` of a message never takes the lane, so comparing
 the results for the two is comparing the lane with the phases."""
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastdkim
+import fastdkim.aio
 from fastdkim.errors import KeyLookupError, TemporaryLookupError
 from fastdkim.keys import public_key_record
 from fastdkim.keysources import CallableKeySource
@@ -50,6 +52,22 @@ def _both(message, answers, **opts):
         source = Counting(answers)
         out.append((fastdkim.Verifier(keys=CallableKeySource(source.lookup), **opts).verify(form(message)),
                     source.calls))
+    return out
+
+
+def _both_async(message, answers, **opts):
+    """:func:`_both` through ``fastdkim.aio`` (a key source whose lookup is a coroutine)."""
+    opts.setdefault("now", NOW)
+    out = []
+    for form in (bytes, bytearray):
+        source = Counting(answers)
+
+        class Async:
+            async def lookup(self, name):
+                return source.lookup(name)
+
+        verifier = fastdkim.aio.AsyncVerifier(keys=Async(), **opts)
+        out.append((asyncio.run(verifier.verify(form(message))), source.calls))
     return out
 
 
@@ -132,6 +150,9 @@ def test_the_lane_gives_what_the_phases_give(rsa_key, ed_key, case):
     assert quick == phases
     assert quick_calls == phase_calls
     assert _lane_taken(message, answers) is lane
+    # the event loop's verifier: its lane and its phases alike too
+    (quick_a, quick_a_calls), (phases_a, phases_a_calls) = _both_async(message, answers)
+    assert quick_a == phases_a and quick_a_calls == phases_a_calls == quick_calls
 
 
 def test_the_lane_passes_what_it_should(rsa_key, ed_key):

@@ -200,20 +200,42 @@ class Checks:
         lane does not handle itself, once the key is in, it hands to
         :meth:`finish` with that key); without their per-signature objects,
         which are most of the time of a small message's checks beside the
-        signature's arithmetic.
+        signature's arithmetic.  The lane's two halves are
+        :meth:`_quick_start` and :meth:`_quick_end`; between them, the key
+        is looked up here in the calling thread.
         """
+        lane = self._quick_start(data, now)
+        if lane is None:
+            return None
+        name = lane[-1][11]
+        try:
+            txts = source.lookup(name)
+        except Exception as exc:  # a broken key source must not crash verification
+            outcome: Any = lookup_failure(exc)
+        else:
+            # one record, parsed before (key_from's first step, without its calls)
+            outcome = self._records._data.get(txts[0]) if (
+                type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes) else None
+            if type(outcome) is not KeyRecord:
+                outcome = self.key_from(name, txts)
+        return self._quick_end(data, now, lane, outcome)
+
+    def _quick_start(self, data: bytes, now: int) -> Optional[Tuple[Any, ...]]:
+        """The lane up to the key lookup: ``None`` for a message it leaves to
+        the phases, else what :meth:`_quick_end` takes, whose last item is
+        what the signature's static tags imply (the key's name at 11).
+        Raises nothing."""
         if not self.max_signatures:
             return None
         usual = read_usual(data, self.bare_lf)
         if usual is None:
             return None
         index, start = usual
-        core = _core.core
         positions = index.find(b"dkim-signature")
         if len(positions) != 1:
             return None
         pos = positions[0]
-        got = core.usable_signature(index.raw(pos))
+        got = _core.core.usable_signature(index.raw(pos))
         if got is None:
             return None
         tags, unsigned, key, b, bh = got
@@ -228,26 +250,24 @@ class Checks:
             timestamp = int(t)
             if timestamp > now + self.clock_skew:
                 return None
+        return (index, start, pos, tags, unsigned, b, bh, timestamp, static)
+
+    def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...], outcome: Any) -> List[Verification]:
+        """The lane from the key lookup on: the results for *data*, whose
+        :meth:`_quick_start` gave *lane*, with *outcome* (what
+        :meth:`key_from` or :func:`lookup_failure` made of the lookup).
+
+        :raises TypeError: see :meth:`finish` (not for bytes).
+        """
+        index, start, pos, tags, unsigned, b, bh, timestamp, static = lane
         (alg, key_type, hash_name, canonicalization, relaxed_h, relaxed_b,
          domain, selector, h, signed_headers, identity, name, signs_dkim) = static
-        # phase 2: the key
-        try:
-            txts = source.lookup(name)
-        except Exception as exc:  # a broken key source must not crash verification
-            outcome: Any = lookup_failure(exc)
-        else:
-            # one record, parsed before (key_from's first step, without its calls)
-            outcome = self._records._data.get(txts[0]) if (
-                type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes) else None
-            if type(outcome) is not KeyRecord:
-                outcome = self.key_from(name, txts)
         if (not isinstance(outcome, KeyRecord) or outcome.key_type != key_type or outcome.flags
                 or (outcome.hashes is not None and hash_name not in outcome.hashes)):
             # what the lane leaves to the phases, with the key it has
             job = self.begin(data, now, _no_clock)
             return self.finish(job, {name: outcome}) if isinstance(job, Job) else job
-        # phase 3: the body, the signature
-        digest, _ = core.body_digest(data[start:] if start >= 0 else b"", relaxed_b, None, False, hash_name)
+        digest, _ = _core.core.body_digest(data[start:] if start >= 0 else b"", relaxed_b, None, False, hash_name)
         status: str
         if digest != bh:
             status, reason = FAIL, "body hash mismatch"
