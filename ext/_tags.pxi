@@ -158,7 +158,7 @@ def usable_signature(field, Py_ssize_t max_tags=1024):
     ``None`` for any other field (see the pure twin).
 
     :returns: ``(tags, unsigned, key, b, bh)``.
-    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
+    :raises TypeError: what ``bytes(field)`` raises (nothing else raises).
     """
     cdef tuple split
     cdef dict tags

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -74,7 +75,7 @@ def _both_async(message, answers, **opts):
 def _lane_taken(message, answers, **opts):
     opts.setdefault("now", NOW)
     v = fastdkim.Verifier(**opts)
-    return v._quick(message, NOW, CallableKeySource(Counting(answers).lookup)) is not None
+    return v._quick(message, NOW, time.time, CallableKeySource(Counting(answers).lookup))[0] is not None
 
 
 def _tags(**over):
@@ -204,3 +205,60 @@ def test_signed_random_mail_alike_in_both(rsa_key, ed_key, seed, relaxed_h, rela
     assert quick == phases and quick_calls == phase_calls
     if tamper == "none":
         assert quick[0].status == "pass", quick[0].reason
+
+
+def test_a_subclass_that_changes_the_phases_is_not_bypassed(ed_key):
+    """The lane stands in for begin, key_from and finish: where a subclass
+    changes one of them, every message goes through them."""
+    message = handmade(HEAD, BODY, _tags(a="ed25519-sha256"), ed_key)
+    keys = {NAME: public_key_record(ed_key.public_key())}
+
+    class Pinned(fastdkim.Verifier):
+        def key_from(self, name, txts):
+            got = super().key_from(name, txts)
+            return got if isinstance(got, tuple) else ("permerror", "key not pinned")
+
+    class Noted(fastdkim.Verifier):
+        def finish(self, job, keys):
+            results = super().finish(job, keys)
+            for r in results:
+                r.reason += " (noted)"
+            return results
+
+    v = Pinned(keys=keys, now=NOW)
+    assert [v.verify(f(message))[0].reason for f in (bytes, bytes, bytearray)] == ["key not pinned"] * 3
+    v = Noted(keys=keys, now=NOW)
+    assert [v.verify(f(message))[0].reason for f in (bytes, bytes, bytearray)] == ["signature verified (noted)"] * 3
+
+    class AsyncPinned(fastdkim.aio.AsyncVerifier):
+        def key_from(self, name, txts):
+            got = super().key_from(name, txts)
+            return got if isinstance(got, tuple) else ("permerror", "key not pinned")
+
+    av = AsyncPinned(keys=keys, now=NOW)
+    assert [asyncio.run(av.verify(f(message)))[0].reason for f in (bytes, bytes)] == ["key not pinned"] * 2
+
+
+@pytest.mark.parametrize("case", ["pass", "t= in the future", "two signatures", "bare CR in the header block"])
+def test_the_time_is_read_once_and_only_where_the_phases_read_it(rsa_key, case):
+    over, _, change, _ = CASES[case]
+    message = handmade(HEAD, BODY, _tags(**over), rsa_key)
+    if change is not None:
+        message = change(message)
+    keys = {NAME: public_key_record(rsa_key.public_key())}
+    reads = {}
+    for form in (bytes, bytearray):
+        calls = []
+
+        def clock():
+            calls.append(1)
+            return NOW
+        fastdkim.Verifier(keys=keys, clock=clock).verify(form(message))
+        asyncio.run(fastdkim.aio.AsyncVerifier(keys=keys, clock=clock).verify(form(message)))
+        reads[form] = len(calls)
+    assert reads[bytes] == reads[bytearray] == (0 if case == "bare CR in the header block" else 2)
+
+    def broken():
+        raise RuntimeError("clock down")
+    if case == "bare CR in the header block":  # settled without the time, as before
+        assert fastdkim.Verifier(keys=keys, clock=broken).verify(message)[0].status == "permerror"

@@ -462,7 +462,7 @@ def usable_signature(
     :returns: ``(tags, unsigned, key, b, bh)``: :func:`parse_signature`'s
         two values, the values of ``STATIC_TAGS`` (``None`` where absent)
         and the decoded ``b=`` and ``bh=``.
-    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
+    :raises TypeError: what ``bytes(field)`` raises (nothing else raises).
     """
     try:
         tags, unsigned = parse_signature(field, max_tags)

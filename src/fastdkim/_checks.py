@@ -135,6 +135,10 @@ class Checks:
         self.bare_lf = bare_lf
         self.max_header_names = max_header_names
         self._records: BoundedCache[bytes, Any] = BoundedCache(1024)
+        # The lane for the usual message (_quick) stands in for the phases:
+        # only where a subclass has not changed them.
+        cls = type(self)
+        self._lane = cls.begin is Checks.begin and cls.finish is Checks.finish and cls.key_from is Checks.key_from
         # what a signer's constant tags imply, by their values: a plain dict
         # (looked up once per signature), emptied when it holds _STATIC_LIMIT
         self._static: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
@@ -189,12 +193,15 @@ class Checks:
             return [s.result for s in sigs]
         return Job(pm, sigs, list(names))
 
-    def _quick(self, data: bytes, now: int, source: Any) -> Optional[List[Verification]]:
-        """The results for *data*, a message as bytes, as of *now*, with its
-        key from *source*, when it is the usual case: one signature whose
-        every check before the key lookup passes, a small body, a wire-form
-        header block without defect.  ``None`` for any other message, before
-        anything is looked up: :meth:`begin` and :meth:`finish` take it.
+    def _quick(self, data: bytes, now: Optional[float], clock: Callable[[], float],
+               source: Any) -> Tuple[Optional[List[Verification]], Optional[int]]:
+        """The results for *data*, a message as bytes, as of *now* (``None``:
+        ``clock()``), with its key from *source*, when it is the usual case:
+        one signature whose every check before the key lookup passes, a
+        small body, a wire-form header block without defect; and the time
+        read (``None`` if it was not).  For any other message the results
+        are ``None``, before anything is looked up: :meth:`begin` (given the
+        time read, if any) and :meth:`finish` take it.
 
         The same checks as the three phases, and the same results (what the
         lane does not handle itself, once the key is in, it hands to
@@ -204,9 +211,9 @@ class Checks:
         :meth:`_quick_start` and :meth:`_quick_end`; between them, the key
         is looked up here in the calling thread.
         """
-        lane = self._quick_start(data, now)
+        lane, when = self._quick_start(data, now, clock)
         if lane is None:
-            return None
+            return None, when
         name = lane[-1][11]
         try:
             txts = source.lookup(name)
@@ -218,39 +225,44 @@ class Checks:
                 type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes) else None
             if type(outcome) is not KeyRecord:
                 outcome = self.key_from(name, txts)
-        return self._quick_end(data, now, lane, outcome)
+        assert when is not None
+        return self._quick_end(data, when, lane, outcome), when
 
-    def _quick_start(self, data: bytes, now: int) -> Optional[Tuple[Any, ...]]:
+    def _quick_start(self, data: bytes, now: Optional[float],
+                     clock: Callable[[], float]) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]:
         """The lane up to the key lookup: ``None`` for a message it leaves to
-        the phases, else what :meth:`_quick_end` takes, whose last item is
-        what the signature's static tags imply (the key's name at 11).
-        Raises nothing."""
-        if not self.max_signatures:
-            return None
+        the phases, else what :meth:`_quick_end` takes (its last item is what
+        the signature's static tags imply, the key's name at 11); and the
+        time it read, as :meth:`begin` reads it (once the header block is
+        known to be sound), or ``None`` if it did not.  Raises nothing but
+        what ``clock`` raises."""
+        if not self._lane or not self.max_signatures:
+            return None, None
         usual = read_usual(data, self.bare_lf)
         if usual is None:
-            return None
+            return None, None
+        when = int(clock() if now is None else now)
         index, start = usual
         positions = index.find(b"dkim-signature")
         if len(positions) != 1:
-            return None
+            return None, when
         pos = positions[0]
         got = _core.core.usable_signature(index.raw(pos))
         if got is None:
-            return None
+            return None, when
         tags, unsigned, key, b, bh = got
         static = self._static.get(key) or self._static_of(key, tags)
         if len(static) == 2 or "l" in tags or "x" in tags:
-            return None
+            return None, when
         t = tags.get("t")
         timestamp: Optional[int] = None
         if t is not None:
             if not (t.isdigit() and len(t) <= 76):
-                return None
+                return None, when
             timestamp = int(t)
-            if timestamp > now + self.clock_skew:
-                return None
-        return (index, start, pos, tags, unsigned, b, bh, timestamp, static)
+            if timestamp > when + self.clock_skew:
+                return None, when
+        return (index, start, pos, tags, unsigned, b, bh, timestamp, static), when
 
     def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...], outcome: Any) -> List[Verification]:
         """The lane from the key lookup on: the results for *data*, whose

@@ -188,17 +188,19 @@ async def _run(checks: Checks, message: MessageInput, source: Any, bounded: bool
     message as bytes takes their lane (``Checks._quick_start`` and
     ``_quick_end``, its key looked up here in between)."""
     off = is_file(message) or _size(message) > LARGE
-    when = int(clock() if now is None else now)
     if type(message) is bytes and not off:
-        lane = checks._quick_start(message, when)
+        lane, when = checks._quick_start(message, now, clock)
         if lane is not None:
+            assert when is not None
             outcome = await _key(checks, source, bounded, timeout, lane[-1][11])
             return checks._quick_end(message, when, lane, outcome)
+        if when is not None:  # (the time is read once)
+            now = when
     if off:
         loop = asyncio.get_running_loop()
-        job = await loop.run_in_executor(None, checks.begin, message, when, clock)
+        job = await loop.run_in_executor(None, checks.begin, message, now, clock)
     else:
-        job = checks.begin(message, when, clock)
+        job = checks.begin(message, now, clock)
     if isinstance(job, list):
         return job
     names = job.names

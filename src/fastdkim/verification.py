@@ -82,12 +82,13 @@ def _run(checks: Checks, message: MessageInput, source: KeySource, now: Optional
     the calling thread (keys first, section 6.1.2, so that signatures
     without a usable key cost no body hashing); the usual message as bytes
     takes their lane (:meth:`Checks._quick`)."""
-    when = int(clock() if now is None else now)
     if type(message) is bytes:
-        results = checks._quick(message, when, source)
+        results, when = checks._quick(message, now, clock, source)
         if results is not None:
             return results
-    job = checks.begin(message, when, clock)
+        if when is not None:  # (the time is read once)
+            now = when
+    job = checks.begin(message, now, clock)
     if isinstance(job, list):
         return job
     keys: Dict[str, KeyOutcome] = {}
