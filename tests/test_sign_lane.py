@@ -81,3 +81,25 @@ def test_random_mail_signed_alike(ed_key, seed, body_lines, relaxed):
     [r] = fastdkim.verify(field + message, keys={"sel._domainkey.example.com": fastdkim.public_key_record(ed_key)},
                           now=NOW)
     assert r.status == "pass", r.reason
+
+
+def test_a_message_whose_signed_copy_no_verifier_reads_is_refused(ed_key):
+    from fastdkim.message import MAX_HEADER_FIELDS
+
+    signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
+    keys = {"sel._domainkey.example.com": fastdkim.public_key_record(ed_key)}
+    head = MESSAGE[:MESSAGE.index(b"\r\n\r\n") + 2]
+    for extra, signable in ((MAX_HEADER_FIELDS - 4, True), (MAX_HEADER_FIELDS - 3, False)):
+        message = b"X-F: v\r\n" * extra + MESSAGE  # (MESSAGE has 3 fields)
+        assert head.count(b"\r\n") + extra == (MAX_HEADER_FIELDS - 1 if signable else MAX_HEADER_FIELDS)
+        got = _alike(signer, message)
+        if signable:
+            [r] = fastdkim.verify(got[1] + message, keys=keys, now=NOW)
+            assert r.status == "pass", r.reason
+        else:
+            assert got[0] == "UnsignableMessageError" and "header fields" in got[1]
+    # several signers: room for each of their fields
+    message = b"X-F: v\r\n" * (MAX_HEADER_FIELDS - 4) + MESSAGE  # one field short of the limit
+    with pytest.raises(MessageFormatError, match="2 signatures"):
+        fastdkim.sign_all(message, [signer, signer])
+    assert len(fastdkim.sign_all(message, [signer])) == 1

@@ -280,10 +280,10 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     of its body (-1: none), when it is the usual message: in wire form (by
     ``bare_lf`` as :func:`read_message` takes it), a header block without
     defect within the default limits, a body of at most ``ONE_CALL_MAX``
-    octets (hashed in one call).  ``None`` for
-    any other message, which :func:`read_message` then reads.  This is the
-    first step of the signing and verification lanes: what it accepts,
-    :func:`read_message` reads alike, without its objects.  Raises nothing.
+    octets (hashed in one call).  ``None`` for any other message, which
+    :func:`read_message` then reads.  This is the first step of the signing
+    and verification lanes: what it accepts, :func:`read_message` reads
+    alike, without its objects.  Raises nothing.
     """
     if bare_lf:
         return None

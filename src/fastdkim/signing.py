@@ -23,7 +23,7 @@ from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
+from .message import MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -362,6 +362,10 @@ class Signer:
         return plan
 
     def _new_plan(self, fields: Sequence[Tuple[bytes, bytes]]) -> "_Plan":
+        if len(fields) >= MAX_HEADER_FIELDS:
+            # (a reader's limit, this library's included: the signed copy would be refused)
+            raise UnsignableMessageError("message has %d header fields: with its signature it would have more "
+                                         "than a verifier reads (%d)" % (len(fields), MAX_HEADER_FIELDS))
         for name, raw in fields:
             if not FIELD_NAME.match(name):
                 raise UnsignableMessageError("malformed header block: %s: %r" % (
@@ -534,6 +538,9 @@ def sign_parsed(pm: ParsedMessage, signers: Sequence[Signer]) -> List[bytes]:
     index = as_index(fields)
     if not (index.find(b"from") if index is not None else any(name == b"from" for name, _ in pm.fields)):
         raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+    if len(fields) + len(signers) > MAX_HEADER_FIELDS:
+        raise UnsignableMessageError("message has %d header fields: with %d signatures it would have more than "
+                                     "a verifier reads (%d)" % (len(fields), len(signers), MAX_HEADER_FIELDS))
     hashers = _hash_bodies(pm, signers, pm.bare_lf)
     out = []
     for s in signers:
