@@ -176,10 +176,9 @@ cdef inline unsigned int _name_final(unsigned int h) noexcept nogil:
     return h ^ (h >> 15)
 
 
-cdef inline unsigned int _name_hash(const unsigned char *b, Py_ssize_t n, bint lower) noexcept nogil:
-    """A hash of b[:n] that is the same for names equal when lower-cased
-    (``lower`` changes nothing: kept for the callers' sake): a cheap first
-    test before two names are compared octet by octet."""
+cdef inline unsigned int _name_hash(const unsigned char *b, Py_ssize_t n) noexcept nogil:
+    """A hash of b[:n] that is the same for names equal when lower-cased: a
+    cheap first test before two names are compared octet by octet."""
     cdef unsigned int h = 2166136261u
     cdef Py_ssize_t k
     for k in range(n):
@@ -322,7 +321,7 @@ cdef class HeaderIndex:
                     ns += 1
                 while ne > ns and (b[ne - 1] == _SP or b[ne - 1] == _TAB):
                     ne -= 1
-            name_hash = _name_hash(b + ns, ne - ns, True)
+            name_hash = _name_hash(b + ns, ne - ns)
         self._at[4 * count] = fs
         self._at[4 * count + 1] = end
         self._at[4 * count + 2] = ns
@@ -407,7 +406,7 @@ cdef class HeaderIndex:
         cdef bytes nb = _name_bytes(name)
         cdef const unsigned char *q = <const unsigned char *>_bytes_str(<PyObject *>nb)
         cdef Py_ssize_t ln = len(nb), i
-        cdef unsigned int h = _name_hash(q, ln, False)
+        cdef unsigned int h = _name_hash(q, ln)
         cdef list out = []
         for i in range(self._n):
             if self._is(i, q, ln, h):
@@ -513,7 +512,7 @@ cdef class HeaderIndex:
             for j in range(nn):
                 q = _bytes_str(<PyObject *>nl[j])
                 ln = len(<bytes>nl[j])
-                h = _name_hash(<const unsigned char *>q, ln, False)
+                h = _name_hash(<const unsigned char *>q, ln)
                 slot = h & (slots - 1)
                 while True:
                     g = table[slot]

@@ -242,7 +242,7 @@ class Checks:
         if usual is None:
             return None, None
         when = int(clock() if now is None else now)
-        index, start = usual
+        index, body = usual
         positions = index.find(b"dkim-signature")
         if len(positions) != 1:
             return None, when
@@ -262,7 +262,7 @@ class Checks:
             timestamp = int(t)
             if timestamp > when + self.clock_skew:
                 return None, when
-        return (index, start, pos, tags, unsigned, b, bh, timestamp, static), when
+        return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
 
     def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...], outcome: Any) -> List[Verification]:
         """The lane from the key lookup on: the results for *data*, whose
@@ -271,7 +271,7 @@ class Checks:
 
         :raises TypeError: see :meth:`finish` (not for bytes).
         """
-        index, start, pos, tags, unsigned, b, bh, timestamp, static = lane
+        index, body, pos, tags, unsigned, b, bh, timestamp, static = lane
         (alg, key_type, hash_name, canonicalization, relaxed_h, relaxed_b,
          domain, selector, h, signed_headers, identity, name, signs_dkim) = static
         if (not isinstance(outcome, KeyRecord) or outcome.key_type != key_type or outcome.flags
@@ -279,7 +279,7 @@ class Checks:
             # what the lane leaves to the phases, with the key it has
             job = self.begin(data, now, _no_clock)
             return self.finish(job, {name: outcome}) if isinstance(job, Job) else job
-        digest, _ = _core.core.body_digest(data[start:] if start >= 0 else b"", relaxed_b, None, False, hash_name)
+        digest, _ = _core.core.body_digest(body, relaxed_b, None, False, hash_name)
         status: str
         if digest != bh:
             status, reason = FAIL, "body hash mismatch"
@@ -347,13 +347,10 @@ class Checks:
             return s.done(PERMERROR, "malformed signature: %s" % exc)
         r = s.result
         r.raw_tags = tags
-        if "v" not in tags:
-            _as_written(r, tags)
-            return s.done(PERMERROR, "required tag v= missing")
-        if tags["v"] != b"1":
+        if "v" in tags and tags["v"] != b"1":
             _as_written(r, tags)
             return s.done(PERMERROR, "unsupported signature version v=%s" % tags["v"].decode("utf-8", "replace"))
-        for t in ("a", "b", "bh", "d", "h", "s"):
+        for t in _canon_py.REQUIRED_TAGS:  # (v first)
             if t not in tags:
                 _as_written(r, tags)
                 return s.done(PERMERROR, "required tag %s= missing" % t)

@@ -275,9 +275,9 @@ def _bad_line_reason(block: Union[bytes, memoryview], pos: int) -> str:
         what, line.decode("ascii", "backslashreplace"))
 
 
-def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_py.HeaderIndex, int]]":
-    """The header index of *data* (a whole message as bytes) and the offset
-    of its body (-1: none), when it is the usual message: in wire form (by
+def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_py.HeaderIndex, bytes]]":
+    """The header index of *data* (a whole message as bytes) and its body
+    (empty if it has none), when it is the usual message: in wire form (by
     ``bare_lf`` as :func:`read_message` takes it), a header block without
     defect within the default limits, a body of at most ``ONE_CALL_MAX``
     octets (hashed in one call).  ``None`` for any other message, which
@@ -287,10 +287,8 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     """
     if bare_lf:
         return None
-    if bare_lf is None:
-        nl = data.find(b"\n")
-        if nl == 0 or (nl > 0 and data[nl - 1] != 13):  # LF mail
-            return None
+    if bare_lf is None and _bare_first_line(data, data.find(b"\n")):  # LF mail
+        return None
     if len(data) > MAX_HEADER_BYTES:
         return None
     try:
@@ -300,7 +298,7 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     start = index.body_start()
     if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
         return None
-    return index, start
+    return index, data[start:] if start >= 0 else b""
 
 
 def read_message(
@@ -327,8 +325,7 @@ def read_message(
     """
     if type(message) is bytes:  # the common case, without memoryview overhead
         data: bytes = message
-        nl = data.find(b"\n")
-        first = nl == 0 or (nl > 0 and data[nl - 1] != 13)  # _bare_first_line, inlined
+        first = _bare_first_line(data, data.find(b"\n"))
         lf = first if bare_lf is None else bare_lf
         if not lf and len(data) <= max_header_bytes:
             # Wire form, and too short for a header block too large: the end

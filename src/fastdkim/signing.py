@@ -273,9 +273,8 @@ class Signer:
         usual = read_usual(data, self.bare_lf)
         if usual is None:
             return None
-        index, start = usual
-        core = _core.core
-        digest, length = core.body_digest(data[start:] if start >= 0 else b"", self._relaxed_body, None, False)
+        index, body = usual
+        digest, length = _core.core.body_digest(body, self._relaxed_body, None, False)
         return self._finish(index, digest, length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
