@@ -177,11 +177,17 @@ class Summary:
     bytes: int = 0
 
     def add(self, o: SignOutcome) -> None:
-        self.bytes += o.size
         if o.signed:
-            self.signed += 1
+            self.add_signed(o.size)
         else:
+            self.bytes += o.size
             self.skipped.append(o)
+
+    def add_signed(self, size: int) -> None:
+        """Count a message of ``size`` octets signed (:meth:`add` of a signed
+        outcome, without making one)."""
+        self.signed += 1
+        self.bytes += size
 
     @property
     def total(self) -> int:

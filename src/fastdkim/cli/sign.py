@@ -411,16 +411,16 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
                 names.append(prefix + name)
                 yield s_path if args.in_place else (s_path, output(o_dir, name))
 
+    items: Iterable[Any] = inputs()
     r_dirs = [g[1] for g in groups]
     if count and (len(set(r_dirs)) < len(r_dirs) or any(link for g in groups for _, link in g[4])):
         # The same file may be listed twice (a directory named twice, a
-        # file and its directory, links): count what inputs() will give.
-        count = len({os.path.realpath(s_dir + name) if link else r_dir + name
-                     for s_dir, r_dir, _, _, entries in groups for name, link in entries} - seen)
+        # file and its directory, links): listed now, each once, and counted.
+        items = list(items)
+        count = len(items)
     if count:
         _sweep(out_dirs)
         prog = _Progress("signing", count, sys.stderr, show)
-        items: Iterable[Any] = inputs()
         if count <= 16:  # (few: perhaps signed in this process)
             items = list(items)
             n_jobs = 1 if _small(items, args.in_place) else jobs
@@ -432,9 +432,8 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
         done = 0
         with contextlib.closing(results):
             for done, r in enumerate(results, 1):
-                if r.signed and r.error is None:  # (most: counted, nothing kept)
-                    summary.signed += 1
-                    summary.bytes += r.size
+                if r.ok:  # (most: counted, nothing kept)
+                    summary.add_signed(r.size)
                 else:
                     summary.add(SignOutcome(names[r.index], r.size, r.ok, _why(r)))
                 if show:
