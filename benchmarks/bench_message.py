@@ -1,18 +1,19 @@
 """Per-message cost around the crypto: medians of interleaved rounds.
 
-Signs and verifies one ordinary message (about 3 KB, the seven fields of
-ordinary mail, signed by the default ``Signer``, which signs and oversigns
-each of them) and the same message with 93 more fields (100 in all), and
-times each against the raw ``cryptography`` call with the same key in the
-same process: RSA-2048 PKCS#1 v1.5 SHA-256 over 64 bytes, Ed25519 over a
-32-byte digest (what RFC 8463 signs).  Verification reuses one
-``fastdkim.Verifier`` with the key in an in-memory mapping.
+Signs and verifies the messages of ``run.py``'s ``3 KB 7f`` rows (about
+3 KB, the seven fields of ordinary mail, signed by the default ``Signer``,
+which signs and oversigns each of them) and ``100 hdr`` rows (100 fields and
+a 1 KB body), and times each against the raw ``cryptography`` call with the
+same key in the same process: RSA-2048 PKCS#1 v1.5 SHA-256 over 64 bytes,
+Ed25519 over a 32-byte digest (what RFC 8463 signs).  Verification reuses
+one ``fastdkim.Verifier`` with the key in an in-memory mapping.
 
-A round times ``n`` calls of fastdkim, then ``n`` raw calls; the figure is
-the median over the rounds of the per-round ratio (raw time / fastdkim time,
-1.0 = no cost beyond the crypto).  On a machine whose speed drifts from one
-second to the next, that moves far less than the best round of ``run.py``'s
-table.  Run from the project root after building the compiled core::
+The two are timed in interleaved rounds (``bench_timing.measure_interleaved``);
+the figure is the median over the rounds of the per-round ratio (raw time
+per call / fastdkim time per call, 1.0 = no cost beyond the crypto).  On a
+machine whose speed drifts from one second to the next, that moves far less
+than the best round of ``run.py``'s table.  Run from the project root after
+building the compiled core::
 
     python benchmarks/bench_message.py [--rounds 40] [--only verify-rsa,...]
 
@@ -21,32 +22,32 @@ Nothing passes or fails on speed: it prints a report.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 if (ROOT / "src" / "fastdkim").is_dir():
     sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(HERE))
 
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 import fastdkim  # noqa: E402
-from fastdkim import mailgen  # noqa: E402
 from fastdkim.keys import generate_private_key, public_key_record  # noqa: E402
+
+import bench_workloads as W  # noqa: E402
+from bench_timing import measure_interleaved  # noqa: E402
 
 NAME = "sel._domainkey.example.com"
 
 
 def message(fields: int) -> bytes:
-    """The ordinary 3 KB message, with ``fields - 7`` more fields on top when ``fields`` > 7."""
-    msg = mailgen.message(3000, total=True, seed=3)
-    extra = b"".join(b"X-Extra-%d: value number %d of the header block\r\n" % (i, i) for i in range(fields - 7))
-    return extra + msg
+    """The message of ``run.py``'s rows with this many header fields (7 or 100)."""
+    return W.small_message(3 * W.KB, headers=7) if fields == 7 else W.header_message(fields)
 
 
 def jobs(fields: int, alg: str) -> Tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any], Callable[[], Any]]:
@@ -72,45 +73,17 @@ def jobs(fields: int, alg: str) -> Tuple[Callable[[], Any], Callable[[], Any], C
             lambda: verifier.verify(signed), lambda: pub.verify(sig, digest))
 
 
-def calibrate(fn: Callable[[], Any], seconds: float) -> int:
-    """Calls of ``fn`` that last about ``seconds``."""
-    n = 1
-    while True:
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t >= seconds / 4:
-            return max(1, int(n * seconds / (time.perf_counter() - t)))
-        n *= 2
-
-
 def interleaved(ours: Callable[[], Any], raw: Callable[[], Any], rounds: int,
                 seconds: float) -> Dict[str, float]:
-    """Median of the per-round ratios raw time / our time, and the medians of each, in us."""
-    n = calibrate(ours, seconds)
-    ratios: List[float] = []
-    mine: List[float] = []
-    theirs: List[float] = []
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            t = time.perf_counter()
-            for _ in range(n):
-                ours()
-            a = time.perf_counter() - t
-            t = time.perf_counter()
-            for _ in range(n):
-                raw()
-            b = time.perf_counter() - t
-            ratios.append(b / a)
-            mine.append(a / n * 1e6)
-            theirs.append(b / n * 1e6)
-    finally:
-        if gc_was:
-            gc.enable()
-    return {"ratio": statistics.median(ratios), "us": statistics.median(mine), "raw_us": statistics.median(theirs),
-            "ratio_low": min(ratios), "ratio_high": max(ratios)}
+    """The median of the per-round ratios raw time / our time per call, its
+    lowest and highest, and the median times per call, in us."""
+    (mine, _), (theirs, _) = measure_interleaved([ours, raw], min_time=seconds, rounds=rounds,
+                                                 max_time=float("inf"))
+    per_mine = [t / mine.n for t in mine.times]
+    per_theirs = [t / theirs.n for t in theirs.times]
+    ratios = [b / a for a, b in zip(per_mine, per_theirs)]
+    return {"ratio": statistics.median(ratios), "us": statistics.median(per_mine) * 1e6,
+            "raw_us": statistics.median(per_theirs) * 1e6, "ratio_low": min(ratios), "ratio_high": max(ratios)}
 
 
 ROWS = [(op, alg, fields) for fields in (7, 100) for op in ("verify", "sign") for alg in ("rsa", "ed25519")]
