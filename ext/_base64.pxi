@@ -127,22 +127,35 @@ def b64decode(value):
     return out
 
 
-def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
+def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78, prefix=b"", suffix=b""):
     """The base64 of ``data`` as a folded tag value: the first line goes on
     after column ``col`` (left empty when fewer than 8 columns remain), the
     following lines start with one SP; no line passes ``width`` columns.
-    Lines are separated by CRLF SP."""
+    Lines are separated by CRLF SP.  The value comes between ``prefix`` and
+    ``suffix`` (bytes; a signature field's text before its ``b=`` value
+    and the CRLF after it), in one new bytes object.
+
+    :raises ValueError: ``width`` is not from 9 to 65536, or ``col`` not
+        from 0 to 65536.
+    :raises TypeError: ``prefix`` or ``suffix`` is not bytes.
+    """
     cdef Py_buffer view
     cdef const unsigned char *b
-    cdef Py_ssize_t n, m, room, line, i, o = 0, k = 0, nl
+    cdef Py_ssize_t n, m, room, line, i, o = 0, k = 0, nl, np, ns
     cdef unsigned int v
     cdef unsigned char *enc
     cdef unsigned char *q
     cdef bytes out
+    cdef bytes pre = prefix
+    cdef bytes post = suffix
     if not 9 <= width <= 65536:
         raise ValueError("width must be from 9 to 65536")
     if not 0 <= col <= 65536:
         raise ValueError("col must be from 0 to 65536")
+    if pre is None or post is None:
+        raise TypeError("prefix and suffix must be bytes")
+    np = len(pre)
+    ns = len(post)
     _get_buffer(data, &view)
     try:
         b = <const unsigned char *>view.buf
@@ -182,8 +195,11 @@ def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
                 enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
                 enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
                 enc[o + 3] = 61
-            out = PyBytes_FromStringAndSize(NULL, m + 3 * nl)
+            out = PyBytes_FromStringAndSize(NULL, np + m + 3 * nl + ns)
             q = <unsigned char *>_bytes_str(<PyObject *>out)
+            memcpy(q, _bytes_str(<PyObject *>pre), <size_t>np)
+            memcpy(q + np + m + 3 * nl, _bytes_str(<PyObject *>post), <size_t>ns)
+            q += np
             o = 0
             i = 0
             k = room if room else 0
@@ -211,3 +227,79 @@ def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78):
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+def body_hash_tags(head, Py_ssize_t col, bh, Py_ssize_t width=78):
+    """A signature field's text ``head`` (ending at column ``col``) followed
+    by the ``bh=`` tag of the body hash ``bh`` (base64, unfolded) and the
+    start of an empty ``b=`` tag, each after one SP on the line where it is,
+    or on a new line (CRLF SP) where it would pass ``width`` columns: the
+    text that is signed, and the column where it ends.
+
+    :raises TypeError: ``head`` is not bytes, or ``bh`` not bytes-like.
+    """
+    cdef bytes h = head
+    cdef Py_buffer view
+    cdef const unsigned char *d
+    cdef unsigned char *q
+    cdef Py_ssize_t n, m, i, o, nh, tag, total
+    cdef unsigned int v
+    cdef bint bh_break, b_break
+    cdef bytes out
+    if h is None:
+        raise TypeError("head must be bytes")
+    _get_buffer(bh, &view)
+    try:
+        d = <const unsigned char *>view.buf
+        n = view.len
+        m = ((n + 2) // 3) * 4
+        tag = 5 + m  # " bh=" value ";"
+        bh_break = col + tag > width
+        col = tag if bh_break else col + tag
+        b_break = col + 3 > width
+        col = 3 if b_break else col + 3
+        nh = len(h)
+        total = nh + 2 * bh_break + tag + 2 * b_break + 3
+        out = PyBytes_FromStringAndSize(NULL, total)
+        q = <unsigned char *>_bytes_str(<PyObject *>out)
+        memcpy(q, _bytes_str(<PyObject *>h), <size_t>nh)
+        o = nh
+        if bh_break:
+            q[o] = _CR
+            q[o + 1] = _LF
+            o += 2
+        memcpy(q + o, b" bh=", 4)
+        o += 4
+        i = 0
+        while i + 3 <= n:
+            v = (<unsigned int>d[i] << 16) | (<unsigned int>d[i + 1] << 8) | d[i + 2]
+            q[o] = _B64_ALPHABET[(v >> 18) & 63]
+            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+            q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+            q[o + 3] = _B64_ALPHABET[v & 63]
+            o += 4
+            i += 3
+        if n - i == 1:
+            v = <unsigned int>d[i] << 16
+            q[o] = _B64_ALPHABET[(v >> 18) & 63]
+            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+            q[o + 2] = 61
+            q[o + 3] = 61
+            o += 4
+        elif n - i == 2:
+            v = (<unsigned int>d[i] << 16) | (<unsigned int>d[i + 1] << 8)
+            q[o] = _B64_ALPHABET[(v >> 18) & 63]
+            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+            q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+            q[o + 3] = 61
+            o += 4
+        q[o] = 59  # ;
+        o += 1
+        if b_break:
+            q[o] = _CR
+            q[o + 1] = _LF
+            o += 2
+        memcpy(q + o, b" b=", 3)
+    finally:
+        PyBuffer_Release(&view)
+    return out, col

@@ -73,7 +73,9 @@ __all__ = [
     "header_hash_input",
     "canonical_headers",
     "fold_base64",
+    "body_hash_tags",
     "HeaderIndex",
+    "read_usual",
 ]
 
 

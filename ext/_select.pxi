@@ -594,6 +594,47 @@ cdef class HeaderIndex:
             free(buf)
 
 
+def read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
+    """The :class:`HeaderIndex` of ``data`` (a whole message, bytes) and its
+    body (empty if it has none), when it is the usual message: in wire form
+    (``bare_lf`` false, or ``None`` and the first line ending in CRLF), at
+    most ``max_bytes`` octets in all, at most ``max_fields`` header fields,
+    a header block without defect, a body of at most ``max_body`` octets.
+    ``None`` for any other message.
+
+    :raises TypeError: ``data`` is not bytes.
+    """
+    cdef bytes d = data
+    cdef const unsigned char *b
+    cdef const unsigned char *nl
+    cdef Py_ssize_t n, start
+    cdef HeaderIndex index
+    if d is None:
+        raise TypeError("data must be bytes")
+    if bare_lf:
+        return None
+    n = len(d)
+    if n > max_bytes:
+        return None
+    b = <const unsigned char *>_bytes_str(<PyObject *>d)
+    if bare_lf is None:  # LF mail: the first line ends in a bare LF
+        nl = <const unsigned char *>memchr(b, _LF, <size_t>n)
+        if nl != NULL and (nl == b or (nl - 1)[0] != _CR):
+            return None
+    try:
+        index = HeaderIndex(d, max_fields, True)
+    except ValueError:
+        return None
+    if index._bare >= 0 or index._bad >= 0:
+        return None
+    start = index._body
+    if start < 0:
+        return index, b""
+    if n - start > max_body:
+        return None
+    return index, d[start:]
+
+
 cdef bytes _as_bytes(object data):
     """``data`` (any bytes-like object) as bytes, without a copy of bytes."""
     if type(data) is bytes:

@@ -813,6 +813,100 @@ def test_fold_base64_examples(core):
 
 
 @SETTINGS
+@given(data=st.binary(max_size=300), col=st.integers(0, 120), width=st.integers(9, 100),
+       prefix=st.binary(max_size=40), suffix=st.binary(max_size=4))
+def test_fold_base64_between_prefix_and_suffix(compiled_core, pure_core, data, col, width, prefix, suffix):
+    got = compiled_core.fold_base64(data, col, width, prefix, suffix)
+    assert got == pure_core.fold_base64(data, col, width, prefix, suffix)
+    assert got == prefix + pure_core.fold_base64(data, col, width) + suffix
+
+
+def test_fold_base64_prefix_and_suffix_are_bytes(core):
+    assert core.fold_base64(b"abc", 10, 78, b"b=", b"\r\n") == b"b=YWJj\r\n"
+    for bad in ("b=", bytearray(b"b="), None):
+        with pytest.raises(TypeError):
+            core.fold_base64(b"abc", 10, 78, bad, b"")
+        with pytest.raises(TypeError):
+            core.fold_base64(b"abc", 10, 78, b"", bad)
+
+
+def _body_hash_tags_oracle(head, col, bh, width):
+    """The tags as a signer writes them, one fold decision per tag."""
+    text = head
+    for tag in (b" bh=" + base64.b64encode(bh) + b";", b" b="):
+        if col + len(tag) <= width:
+            col += len(tag)
+        else:
+            text += b"\r\n"
+            col = len(tag)
+        text += tag
+    return text, col
+
+
+@SETTINGS
+@given(head=st.binary(max_size=80), col=st.integers(0, 100), bh=st.binary(max_size=40), width=st.integers(9, 100))
+def test_body_hash_tags_twins_agree(compiled_core, pure_core, head, col, bh, width):
+    got = compiled_core.body_hash_tags(head, col, bh, width)
+    assert got == pure_core.body_hash_tags(head, col, bh, width)
+    assert got == _body_hash_tags_oracle(head, col, bh, width)
+
+
+def test_body_hash_tags_examples(core):
+    bh = hashlib.sha256(b"").digest()
+    b64 = base64.b64encode(bh)
+    assert core.body_hash_tags(b"h=from;", 7, bh) == (b"h=from; bh=" + b64 + b"; b=", 7 + 49 + 3)
+    # 49 columns of bh= do not fit after column 30 of a 78-column line; b= does after it
+    assert core.body_hash_tags(b"x", 30, bh) == (b"x\r\n bh=" + b64 + b"; b=", 49 + 3)
+    assert core.body_hash_tags(b"x", 0, bh, 50) == (b"x bh=" + b64 + b";\r\n b=", 3)
+    assert core.body_hash_tags(b"x", 1, memoryview(bh)) == core.body_hash_tags(b"x", 1, bh)
+    with pytest.raises(TypeError):
+        core.body_hash_tags("x", 1, bh)
+    with pytest.raises(TypeError):
+        core.body_hash_tags(b"x", 1, "bh")
+
+
+usual_messages = st.one_of(
+    st.tuples(st.lists(header_blobs, max_size=5).map(b"".join), st.sampled_from([b"\r\n", b"\n", b""]), bodies)
+    .map(lambda t: t[0] + t[1] + t[2]),
+    st.binary(max_size=120),
+)
+
+
+@SETTINGS
+@given(data=usual_messages, bare_lf=st.sampled_from([None, False, True]), max_bytes=st.integers(0, 400),
+       max_fields=st.integers(0, 8), max_body=st.integers(0, 300))
+def test_read_usual_twins_agree(compiled_core, pure_core, data, bare_lf, max_bytes, max_fields, max_body):
+    got = compiled_core.read_usual(data, bare_lf, max_bytes, max_fields, max_body)
+    want = pure_core.read_usual(data, bare_lf, max_bytes, max_fields, max_body)
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert (got[0].fields(), got[0].body_start(), got[1]) == (want[0].fields(), want[0].body_start(), want[1])
+        assert got[0].defect() == (0, -1)
+
+
+def test_read_usual_examples(core):
+    msg = b"From: a\r\nTo: b\r\n\r\nbody\r\n"
+    index, body = core.read_usual(msg, None, 1000, 10, 100)
+    assert (index.fields(), body) == ([(b"from", b"From: a\r\n"), (b"to", b"To: b\r\n")], b"body\r\n")
+    assert core.read_usual(msg, False, 1000, 10, 100) is not None
+    assert core.read_usual(msg[:16], None, 1000, 10, 100)[1] == b""  # no body
+    for refused in [(msg, True, 1000, 10, 100),                   # LF mail asked for
+                    (msg.replace(b"\r\n", b"\n"), None, 1000, 10, 100),
+                    (b"\n" + msg, None, 1000, 10, 100),            # the first line is a bare LF
+                    (msg, None, len(msg) - 1, 10, 100),           # too large
+                    (msg, None, 1000, 1, 100),                    # too many fields
+                    (msg, None, 1000, 10, 5),                     # too large a body
+                    (b" " + msg, None, 1000, 10, 100),            # a continuation line first
+                    (msg.replace(b"To: b", b"To b"), None, 1000, 10, 100),
+                    (msg.replace(b"To: b", b"To: \rb"), None, 1000, 10, 100)]:
+        assert core.read_usual(*refused) is None, refused
+    assert core.read_usual(msg, None, 1000, 10, 6) is not None  # (a body of exactly max_body)
+    for bad in (bytearray(msg), memoryview(msg), "text"):
+        with pytest.raises(TypeError):
+            core.read_usual(bad, None, 1000, 10, 100)
+
+
+@SETTINGS
 @given(fields=st.lists(header_blobs, max_size=6), own=header_blobs, relaxed=st.booleans())
 def test_canonical_headers_twins_agree(compiled_core, pure_core, fields, own, relaxed):
     got = compiled_core.canonical_headers(fields, own, relaxed)

@@ -42,7 +42,9 @@ __all__ = [
     "header_hash_input",
     "canonical_headers",
     "fold_base64",
+    "body_hash_tags",
     "HeaderIndex",
+    "read_usual",
 ]
 
 
@@ -538,15 +540,24 @@ def canonical_headers(fields: Sequence[bytes], own: Buffer, relaxed: bool) -> by
     return b"".join(out)
 
 
-def fold_base64(data: Buffer, col: int, width: int = 78) -> bytes:
+def fold_base64(data: Buffer, col: int, width: int = 78, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
     """The base64 of ``data`` as a folded tag value: the first line goes on
     after column ``col`` (left empty when fewer than 8 columns remain), the
     following lines start with one SP; no line passes ``width`` columns.
-    Lines are separated by CRLF SP."""
+    Lines are separated by CRLF SP.  The value comes between ``prefix`` and
+    ``suffix`` (bytes; a signature field's text before its ``b=`` value
+    and the CRLF after it), in one new bytes object.
+
+    :raises ValueError: ``width`` is not from 9 to 65536, or ``col`` not
+        from 0 to 65536.
+    :raises TypeError: ``prefix`` or ``suffix`` is not bytes.
+    """
     if not 9 <= width <= 65536:
         raise ValueError("width must be from 9 to 65536")
     if not 0 <= col <= 65536:
         raise ValueError("col must be from 0 to 65536")
+    if type(prefix) is not bytes or type(suffix) is not bytes:
+        raise TypeError("prefix and suffix must be bytes")
     b64 = base64.b64encode(memoryview(data).tobytes())
     room = width - col
     line = width - 1
@@ -556,7 +567,35 @@ def fold_base64(data: Buffer, col: int, width: int = 78) -> bytes:
         parts = [b64[:room]]
         b64 = b64[room:]
     parts.extend(b64[i:i + line] for i in range(0, len(b64), line))
-    return b"\r\n ".join(parts)
+    return prefix + b"\r\n ".join(parts) + suffix
+
+
+def body_hash_tags(head: bytes, col: int, bh: Buffer, width: int = 78) -> Tuple[bytes, int]:
+    """A signature field's text ``head`` (ending at column ``col``) followed
+    by the ``bh=`` tag of the body hash ``bh`` (base64, unfolded) and the
+    start of an empty ``b=`` tag, each after one SP on the line where it is,
+    or on a new line (CRLF SP) where it would pass ``width`` columns: the
+    text that is signed, and the column where it ends.
+
+    :raises TypeError: ``head`` is not bytes, or ``bh`` not bytes-like.
+    """
+    if type(head) is not bytes:
+        raise TypeError("head must be bytes")
+    out = [head]
+    bh_tag = b" bh=" + base64.b64encode(memoryview(bh).tobytes()) + b";"
+    if col + len(bh_tag) <= width:
+        col += len(bh_tag)
+    else:
+        out.append(b"\r\n")
+        col = len(bh_tag)
+    out.append(bh_tag)
+    if col + 3 <= width:
+        col += 3
+    else:
+        out.append(b"\r\n")
+        col = 3
+    out.append(b" b=")
+    return b"".join(out), col
 
 
 class HeaderIndex:
@@ -668,6 +707,38 @@ class HeaderIndex:
             _check_name(n)
         fields = [f for i, f in enumerate(self._fields) if i != skip]
         return header_hash_input(fields, names, own, relaxed)
+
+
+def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int,
+               max_body: int) -> Optional[Tuple[HeaderIndex, bytes]]:
+    """The :class:`HeaderIndex` of ``data`` (a whole message, bytes) and its
+    body (empty if it has none), when it is the usual message: in wire form
+    (``bare_lf`` false, or ``None`` and the first line ending in CRLF), at
+    most ``max_bytes`` octets in all, at most ``max_fields`` header fields,
+    a header block without defect, a body of at most ``max_body`` octets.
+    ``None`` for any other message.
+
+    :raises TypeError: ``data`` is not bytes.
+    """
+    if type(data) is not bytes:
+        raise TypeError("data must be bytes, not %s" % type(data).__name__)
+    if bare_lf or len(data) > max_bytes:
+        return None
+    nl = data.find(b"\n")
+    if bare_lf is None and (nl == 0 or (nl > 0 and data[nl - 1] != 13)):  # LF mail
+        return None
+    try:
+        index = HeaderIndex(data, max_fields, True)
+    except ValueError:
+        return None
+    start = index.body_start()
+    if index.defect()[0]:
+        return None
+    if start < 0:
+        return index, b""
+    if len(data) - start > max_body:
+        return None
+    return index, data[start:]
 
 
 def _check_name(name: object) -> None:

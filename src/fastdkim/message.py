@@ -282,23 +282,13 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     defect within the default limits, a body of at most ``ONE_CALL_MAX``
     octets (hashed in one call).  ``None`` for any other message, which
     :func:`read_message` then reads.  This is the first step of the signing
-    and verification lanes: what it accepts, :func:`read_message` reads
-    alike, without its objects.  Raises nothing.
+    and verification lanes (which call the core's ``read_usual`` with these
+    limits themselves): what it accepts, :func:`read_message` reads alike,
+    without its objects.
+
+    :raises TypeError: *data* is not bytes.
     """
-    if bare_lf:
-        return None
-    if bare_lf is None and _bare_first_line(data, data.find(b"\n")):  # LF mail
-        return None
-    if len(data) > MAX_HEADER_BYTES:
-        return None
-    try:
-        index = _core.core.HeaderIndex(data, MAX_HEADER_FIELDS, True)
-    except ValueError:
-        return None
-    start = index.body_start()
-    if index.defect()[0] or (start >= 0 and len(data) - start > ONE_CALL_MAX):
-        return None
-    return index, data[start:] if start >= 0 else b""
+    return _core.core.read_usual(data, bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX)
 
 
 def read_message(

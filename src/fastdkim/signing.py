@@ -6,7 +6,6 @@ number of messages.  :func:`sign_all` applies several signers to one message
 """
 from __future__ import annotations
 
-from binascii import b2a_base64
 import hashlib
 import os
 import time
@@ -17,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from ._cache import BoundedCache
-from .canonicalization import digest_body, parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
+from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
+                      read_message)
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -270,12 +270,15 @@ class Signer:
         body and a header block without defect, without the general
         reading's objects; ``None`` for any other message (which
         :meth:`sign` then reads as it reads any)."""
-        usual = read_usual(data, self.bare_lf)
+        core = _core.core
+        usual = core.read_usual(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX)
         if usual is None:
             return None
         index, body = usual
-        digest, length = _core.core.body_digest(body, self._relaxed_body, None, False)
-        return self._finish(index, digest, length if self.body_length else None)
+        digest, length = core.body_digest(body, self._relaxed_body, None, False)
+        # (a defect-free block's first line is a field: _plan_of's check holds)
+        plan = self._plans._data.get(index.names_key()) or self._plan_of(index, index)
+        return self._field(plan, index, index, digest, length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended
@@ -436,9 +439,14 @@ class Signer:
         :raises UnsignableMessageError: see :meth:`_select`.
         """
         index = as_index(fields)
-        plan = self._plan_of(fields, index)
+        return self._field(self._plan_of(fields, index), fields, index, bh, body_len)
+
+    def _field(self, plan: "_Plan", fields: "Union[Sequence[Tuple[bytes, bytes]], HeaderIndex]",
+               index: "Optional[HeaderIndex]", bh: bytes, body_len: Optional[int]) -> bytes:
+        """:meth:`_finish` with the block's *plan* (and *index*, its
+        ``as_index``) known."""
         head, col = self._head(plan, body_len)
-        out = [head]
+        core = _core.core
         selected: List[bytes] = []
         if self.copy_headers or index is None:
             pairs = cast("Sequence[Tuple[bytes, bytes]]", fields)
@@ -447,27 +455,13 @@ class Signer:
             z = "|".join(qp_encode(raw.rstrip(b"\r\n").replace(b"\r\n", b""), b"|") for raw in selected)
             z_text: List[str] = []
             col = _fold_tag(z_text, col, "z", z)
-            out.append("".join(z_text).encode("ascii"))
-        bh_text = b" bh=" + b2a_base64(bh, newline=False) + b";"
-        if col + len(bh_text) <= _LINE:
-            out.append(bh_text)
-            col += len(bh_text)
-        else:
-            out.append(b"\r\n" + bh_text)
-            col = len(bh_text)
-        if col + 3 <= _LINE:
-            out.append(b" b=")
-            col += 3
-        else:
-            out.append(b"\r\n b=")
-            col = 3
-        unsigned = b"".join(out)
-        core = _core.core
+            head += "".join(z_text).encode("ascii")
+        unsigned, col = core.body_hash_tags(head, col, bh, _LINE)
         if index is not None:
             data = index.canonical(plan.take, unsigned, self._relaxed_headers)
         else:
             data = core.canonical_headers(selected, unsigned, self._relaxed_headers)
-        return unsigned + core.fold_base64(self._sign_data(data), col, _LINE) + b"\r\n"
+        return core.fold_base64(self._sign_data(data), col, _LINE, unsigned, b"\r\n")
 
 
 class _Plan:
