@@ -103,3 +103,32 @@ def test_a_message_whose_signed_copy_no_verifier_reads_is_refused(ed_key):
     with pytest.raises(MessageFormatError, match="2 signatures"):
         fastdkim.sign_all(message, [signer, signer])
     assert len(fastdkim.sign_all(message, [signer])) == 1
+
+
+def test_one_signer_alternating_header_sets(ed_key):
+    """The lane remembers the last sequence of field names and its plan: a
+    block with other names (by one field, by their order, by a name the
+    signer does not sign, by case alone) must get its own plan each time,
+    as a new signer gives it."""
+    keys = {"sel._domainkey.example.com": fastdkim.public_key_record(ed_key)}
+    blocks = [MESSAGE,
+              MESSAGE.replace(b"Subject: hi\r\n", b""),
+              MESSAGE.replace(b"To: b@example.org\r\nSubject: hi\r\n", b"Subject: hi\r\nTo: b@example.org\r\n"),
+              MESSAGE.replace(b"Subject:", b"X-Other:"),
+              MESSAGE.replace(b"Subject:", b"SUBJECT:"),
+              b"To: c@example.org\r\n" + MESSAGE]
+    signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
+    for message in blocks * 2 + blocks[::-1]:
+        field = signer.sign(message)
+        assert field == fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW).sign(message)
+        [r] = fastdkim.verify(field + message, keys=keys, now=NOW)
+        assert r.status == "pass", r.reason
+    # and the remembered plan does not travel with a pickled signer
+    import pickle
+
+    signer = fastdkim.Signer("example.com", "sel", ed_key, timestamp=False)  # (a clock that pickles)
+    field = signer.sign(blocks[1])
+    assert signer._last_plan[1] is not None
+    clone = pickle.loads(pickle.dumps(signer))
+    assert clone._last_plan == (b"", None)
+    assert clone.sign(blocks[1]) == field

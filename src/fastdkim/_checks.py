@@ -25,10 +25,10 @@ from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
-from .canonicalization import digest_body, parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MessageInput, ParsedMessage, read_message, read_usual
+from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
@@ -238,7 +238,8 @@ class Checks:
         what ``clock`` raises."""
         if not self._lane or not self.max_signatures:
             return None, None
-        usual = read_usual(data, self.bare_lf)
+        core = _core.core
+        usual = core.read_usual(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX)
         if usual is None:
             return None, None
         when = int(clock() if now is None else now)
@@ -247,7 +248,7 @@ class Checks:
         if len(positions) != 1:
             return None, when
         pos = positions[0]
-        got = _core.core.usable_signature(index.raw(pos))
+        got = core.usable_signature(index.raw(pos))
         if got is None:
             return None, when
         tags, unsigned, key, b, bh = got

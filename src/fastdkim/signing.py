@@ -210,6 +210,9 @@ class Signer:
         self._h_cache: BoundedCache[Tuple[str, ...], Tuple[str, int]] = BoundedCache(256)
         self._plans: BoundedCache[Union[bytes, Tuple[bytes, ...]], _Plan] = BoundedCache(256)
         self._time_text: Tuple[Any, str, int] = (None, "", 0)
+        #: the names key and plan of the last block planned from an index
+        #: (one object: threads see a pair or the next one, never half of each)
+        self._last_plan: Tuple[bytes, Optional[_Plan]] = (b"", None)
 
     def _sign_data(self, data: bytes) -> bytes:
         key: Any = self.key
@@ -222,7 +225,7 @@ class Signer:
     def __getstate__(self) -> Dict[str, Any]:
         from cryptography.hazmat.primitives import serialization
 
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_h_cache", "_plans", "_time_text")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_h_cache", "_plans", "_time_text", "_last_plan")}
         state["key"] = self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption())
         return state
@@ -276,8 +279,15 @@ class Signer:
             return None
         index, body = usual
         digest, length = core.body_digest(body, self._relaxed_body, None, False)
-        # (a defect-free block's first line is a field: _plan_of's check holds)
-        plan = self._plans._data.get(index.names_key()) or self._plan_of(index, index)
+        # A sender's messages mostly repeat the last sequence of names: a
+        # comparison, not a hash of it (a defect-free block's first line is a
+        # field: _plan_of's check holds).
+        key = index.names_key()
+        last = self._last_plan
+        plan = last[1]
+        if plan is None or last[0] != key:
+            plan = self._plans._data.get(key) or self._plan_of(index, index)
+            self._last_plan = (key, plan)
         return self._field(plan, index, index, digest, length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
