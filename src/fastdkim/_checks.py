@@ -25,10 +25,10 @@ from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
-from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
+from .canonicalization import digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
+from .message import MessageInput, ParsedMessage, read_message, read_usual
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
@@ -170,11 +170,6 @@ class Checks:
             positions = index.find(b"dkim-signature")
             if not positions:
                 return []
-            if len(positions) == 1 and self.max_signatures:  # the usual case, without the bookkeeping
-                pos = positions[0]
-                s = _Sig(Verification("", ""), index.raw(pos), pos)
-                self._check_signature(s, when)
-                return [s.result] if s.result.status else Job(pm, [s], [s.key_name])
             found = [(i, index.raw(i)) for i in positions]
         else:
             found = [(i, raw) for i, (name, raw) in enumerate(pm.fields) if name == b"dkim-signature"]
@@ -238,8 +233,7 @@ class Checks:
         what ``clock`` raises."""
         if not self._lane or not self.max_signatures:
             return None, None
-        core = _core.core
-        usual = core.read_usual(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX)
+        usual = read_usual(data, self.bare_lf)
         if usual is None:
             return None, None
         when = int(clock() if now is None else now)
@@ -248,7 +242,7 @@ class Checks:
         if len(positions) != 1:
             return None, when
         pos = positions[0]
-        got = core.usable_signature(index.raw(pos))
+        got = _core.core.usable_signature(index.raw(pos))
         if got is None:
             return None, when
         tags, unsigned, key, b, bh = got
@@ -499,18 +493,12 @@ class Checks:
         :raises OSError: reading the rest of a message file failed.
         """
         sigs = job.sigs
-        if len(sigs) == 1:  # the usual case, without the bookkeeping
-            s = sigs[0]
+        pending: List[_Sig] = []
+        for s in sigs:
             if not s.result.status:
                 self._use_key(s, keys[s.key_name])
-            pending = [] if s.result.status else sigs
-        else:
-            pending = []
-            for s in sigs:
                 if not s.result.status:
-                    self._use_key(s, keys[s.key_name])
-                    if not s.result.status:
-                        pending.append(s)
+                    pending.append(s)
         if pending:
             pm = job.message
             self._check_bodies(pending, pm.body, pm.bare_lf)

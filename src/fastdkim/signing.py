@@ -16,14 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from ._cache import BoundedCache
-from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
+from .canonicalization import digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
-                      read_message)
+from .message import MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -210,9 +209,9 @@ class Signer:
         self._h_cache: BoundedCache[Tuple[str, ...], Tuple[str, int]] = BoundedCache(256)
         self._plans: BoundedCache[Union[bytes, Tuple[bytes, ...]], _Plan] = BoundedCache(256)
         self._time_text: Tuple[Any, str, int] = (None, "", 0)
-        #: the names key and plan of the last block planned from an index
-        #: (one object: threads see a pair or the next one, never half of each)
-        self._last_plan: Tuple[bytes, Optional[_Plan]] = (b"", None)
+        #: the names key and plan of the last block planned (one object:
+        #: threads see a pair or the next one, never half of each)
+        self._last_plan: Tuple[Union[bytes, Tuple[bytes, ...]], Optional[_Plan]] = (b"", None)
 
     def _sign_data(self, data: bytes) -> bytes:
         key: Any = self.key
@@ -273,22 +272,13 @@ class Signer:
         body and a header block without defect, without the general
         reading's objects; ``None`` for any other message (which
         :meth:`sign` then reads as it reads any)."""
-        core = _core.core
-        usual = core.read_usual(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX)
+        usual = read_usual(data, self.bare_lf)
         if usual is None:
             return None
         index, body = usual
-        digest, length = core.body_digest(body, self._relaxed_body, None, False)
-        # A sender's messages mostly repeat the last sequence of names: a
-        # comparison, not a hash of it (a defect-free block's first line is a
-        # field: _plan_of's check holds).
-        key = index.names_key()
-        last = self._last_plan
-        plan = last[1]
-        if plan is None or last[0] != key:
-            plan = self._plans._data.get(key) or self._plan_of(index, index)
-            self._last_plan = (key, plan)
-        return self._field(plan, index, index, digest, length if self.body_length else None)
+        digest, length = _core.core.body_digest(body, self._relaxed_body, None, False)
+        return self._field(self._plan_of(index, index), index, index, digest,
+                           length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended
@@ -367,10 +357,15 @@ class Signer:
         if first[:1] in (b" ", b"\t"):
             raise UnsignableMessageError("malformed header block: its first line is a continuation line")
         key = index.names_key() if index is not None else tuple([f[0] for f in pairs])
+        # Most often the sequence is the last block's: a comparison, not a hash of it.
+        last = self._last_plan
+        if last[1] is not None and last[0] == key:
+            return last[1]
         plan = self._plans.get(key)
         if plan is None:
             plan = self._new_plan(index.fields() if index is not None else pairs)
             self._plans.set(key, plan)
+        self._last_plan = (key, plan)
         return plan
 
     def _new_plan(self, fields: Sequence[Tuple[bytes, bytes]]) -> "_Plan":
