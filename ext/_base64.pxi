@@ -127,6 +127,36 @@ def b64decode(value):
     return out
 
 
+cdef Py_ssize_t _b64_encode_into(const unsigned char *b, Py_ssize_t n, unsigned char *q) noexcept nogil:
+    """The base64 of b[:n] (padded, unfolded) written to q: the length
+    written, ((n + 2) // 3) * 4."""
+    cdef Py_ssize_t i = 0, o = 0
+    cdef unsigned int v
+    while i + 3 <= n:
+        v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8) | b[i + 2]
+        q[o] = _B64_ALPHABET[(v >> 18) & 63]
+        q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+        q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+        q[o + 3] = _B64_ALPHABET[v & 63]
+        o += 4
+        i += 3
+    if n - i == 1:
+        v = <unsigned int>b[i] << 16
+        q[o] = _B64_ALPHABET[(v >> 18) & 63]
+        q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+        q[o + 2] = 61
+        q[o + 3] = 61
+        o += 4
+    elif n - i == 2:
+        v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8)
+        q[o] = _B64_ALPHABET[(v >> 18) & 63]
+        q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
+        q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
+        q[o + 3] = 61
+        o += 4
+    return o
+
+
 def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78, prefix=b"", suffix=b""):
     """The base64 of ``data`` as a folded tag value: the first line goes on
     after column ``col`` (left empty when fewer than 8 columns remain), the
@@ -141,8 +171,7 @@ def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78, prefix=b"", suffix=b"
     """
     cdef Py_buffer view
     cdef const unsigned char *b
-    cdef Py_ssize_t n, m, room, line, i, o = 0, k = 0, nl, np, ns
-    cdef unsigned int v
+    cdef Py_ssize_t n, m, room, line, i, o, k, nl, np, ns
     cdef unsigned char *enc
     cdef unsigned char *q
     cdef bytes out
@@ -174,27 +203,7 @@ def fold_base64(data, Py_ssize_t col, Py_ssize_t width=78, prefix=b"", suffix=b"
         if enc == NULL:
             raise MemoryError()
         try:
-            i = 0
-            while i + 3 <= n:
-                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8) | b[i + 2]
-                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
-                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
-                enc[o + 3] = _B64_ALPHABET[v & 63]
-                o += 4
-                i += 3
-            if n - i == 1:
-                v = <unsigned int>b[i] << 16
-                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
-                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-                enc[o + 2] = 61
-                enc[o + 3] = 61
-            elif n - i == 2:
-                v = (<unsigned int>b[i] << 16) | (<unsigned int>b[i + 1] << 8)
-                enc[o] = _B64_ALPHABET[(v >> 18) & 63]
-                enc[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-                enc[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
-                enc[o + 3] = 61
+            _b64_encode_into(b, n, enc)
             out = PyBytes_FromStringAndSize(NULL, np + m + 3 * nl + ns)
             q = <unsigned char *>_bytes_str(<PyObject *>out)
             memcpy(q, _bytes_str(<PyObject *>pre), <size_t>np)
@@ -242,8 +251,7 @@ def body_hash_tags(head, Py_ssize_t col, bh, Py_ssize_t width=78):
     cdef Py_buffer view
     cdef const unsigned char *d
     cdef unsigned char *q
-    cdef Py_ssize_t n, m, i, o, nh, tag, total
-    cdef unsigned int v
+    cdef Py_ssize_t n, m, o, nh, tag, total
     cdef bint bh_break, b_break
     cdef bytes out
     if h is None:
@@ -270,29 +278,7 @@ def body_hash_tags(head, Py_ssize_t col, bh, Py_ssize_t width=78):
             o += 2
         memcpy(q + o, b" bh=", 4)
         o += 4
-        i = 0
-        while i + 3 <= n:
-            v = (<unsigned int>d[i] << 16) | (<unsigned int>d[i + 1] << 8) | d[i + 2]
-            q[o] = _B64_ALPHABET[(v >> 18) & 63]
-            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-            q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
-            q[o + 3] = _B64_ALPHABET[v & 63]
-            o += 4
-            i += 3
-        if n - i == 1:
-            v = <unsigned int>d[i] << 16
-            q[o] = _B64_ALPHABET[(v >> 18) & 63]
-            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-            q[o + 2] = 61
-            q[o + 3] = 61
-            o += 4
-        elif n - i == 2:
-            v = (<unsigned int>d[i] << 16) | (<unsigned int>d[i + 1] << 8)
-            q[o] = _B64_ALPHABET[(v >> 18) & 63]
-            q[o + 1] = _B64_ALPHABET[(v >> 12) & 63]
-            q[o + 2] = _B64_ALPHABET[(v >> 6) & 63]
-            q[o + 3] = 61
-            o += 4
+        o += _b64_encode_into(d, n, q + o)
         q[o] = 59  # ;
         o += 1
         if b_break:
