@@ -98,7 +98,7 @@ def _rounds(n: float, fns: Sequence[Callable[[], Any]], rounds: int = 3) -> List
 def _rates(n: float, fns: Sequence[Callable[[], Any]], rounds: int = 3) -> List[float]:
     """Best of ``rounds`` interleaved rounds (see :func:`_rounds`) for each of
     ``fns``: units per second, in the order of ``fns``."""
-    return [max(col) for col in zip(*_rounds(n, fns, rounds))]
+    return _best(_rounds(n, fns, rounds))
 
 
 def _paired(table: List[List[float]], a: int, b: int) -> float:
@@ -110,6 +110,7 @@ def _paired(table: List[List[float]], a: int, b: int) -> float:
 
 
 def _best(table: List[List[float]]) -> List[float]:
+    """Each column's best rate over the rounds of *table*."""
     return [max(col) for col in zip(*table)]
 
 
