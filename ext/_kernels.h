@@ -671,6 +671,67 @@ FDK_TARGET("avx2,avx512f,avx512bw") static Py_ssize_t fdk_run_end_avx512(const u
             return p;
     return n;
 }
+
+/* The first index >= i holding a CR or a LF, or n: fdk_find_cr_lf_impl()
+   on 32-octet blocks (a header line is mostly one or two of them). */
+FDK_TARGET("avx2") static Py_ssize_t fdk_find_cr_lf_avx2(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+{
+    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+    while (i + 32 <= n) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(b + i));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(c, cr),
+                                                                       _mm256_cmpeq_epi8(c, lf)));
+        if (mask)
+            return i + fdk_ctz(mask);
+        i += 32;
+    }
+    while (i < n && b[i] != '\r' && b[i] != '\n')
+        i++;
+    return i;
+}
+
+/* The relaxed form (section 3.4.2) of the header field value b[i:e] written
+   to out, on 64-octet blocks; returns its length, or -1 where the value
+   holds a CR or LF other than a fold (CRLF before SP or HTAB), which the
+   caller's octet loop then reads instead (out may hold anything then).
+   b[i] and b[e - 1] are octets above SP (the caller strips the blanks
+   around the value).  Inside, each run of blanks (SP, HTAB and the CRLF of
+   folds) becomes one SP: a blank is kept, as SP, when the octet after it
+   is not blank.  Reads and writes nothing outside b[i:e] and out[:e - i]
+   (masked loads and stores at the end). */
+FDK_TARGET("avx2,avx512f,avx512bw,avx512vbmi2,popcnt")
+static Py_ssize_t fdk_relax_value_avx512(const unsigned char *b, Py_ssize_t i, Py_ssize_t e, unsigned char *out)
+{
+    const __m512i sp = _mm512_set1_epi8(' '), tab = _mm512_set1_epi8('\t');
+    const __m512i cr = _mm512_set1_epi8('\r'), lf = _mm512_set1_epi8('\n');
+    Py_ssize_t p = i, o = 0;
+    unsigned long long carry = 0;  /* a CR ended the previous block */
+    while (p < e) {
+        Py_ssize_t left = e - p;
+        __mmask64 in = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __mmask64 in_x = left > 64 ? ~(__mmask64)0 : (((__mmask64)1 << (left - 1)) - 1);
+        __m512i c = _mm512_maskz_loadu_epi8(in, (const void *)(b + p));
+        __m512i x = _mm512_maskz_loadu_epi8(in_x, (const void *)(b + p + 1));
+        __mmask64 wsp = _mm512_cmpeq_epi8_mask(c, sp) | _mm512_cmpeq_epi8_mask(c, tab);
+        __mmask64 crs = _mm512_cmpeq_epi8_mask(c, cr), lfs = _mm512_cmpeq_epi8_mask(c, lf);
+        __mmask64 xwsp = _mm512_cmpeq_epi8_mask(x, sp) | _mm512_cmpeq_epi8_mask(x, tab);
+        __mmask64 xblank = xwsp | _mm512_cmpeq_epi8_mask(x, cr) | _mm512_cmpeq_epi8_mask(x, lf);
+        __mmask64 blank = wsp | crs | lfs, keep;
+        int kept;
+        /* every CR before a LF, every LF after a CR and before SP or HTAB */
+        if ((crs & ~_mm512_cmpeq_epi8_mask(x, lf)) || (lfs & ~xwsp) || (lfs != (((crs << 1) | carry) & in)))
+            return -1;
+        carry = crs >> 63;
+        keep = (~blank | ~xblank) & in;
+        c = _mm512_mask_blend_epi8(blank, c, sp);
+        kept = (int)_mm_popcnt_u64(keep);
+        _mm512_mask_storeu_epi8((void *)(out + o), kept == 64 ? ~(__mmask64)0 : (((__mmask64)1 << kept) - 1),
+                                _mm512_maskz_compress_epi8(keep, c));
+        o += kept;
+        p += 64;
+    }
+    return o;
+}
 #endif /* FDK_DISPATCH */
 
 /* Relaxed line content from the content octet b[i] on the live path: see
@@ -764,7 +825,68 @@ static Py_ssize_t fdk_find_cr_lf(const unsigned char *b, Py_ssize_t i, Py_ssize_
 {
     if (fdk_path == FDK_PATH_SCALAR)
         return fdk_find_cr_lf_impl(b, i, n, 0);
+#if defined(FDK_DISPATCH)
+    if (fdk_path >= FDK_PATH_AVX2)
+        return fdk_find_cr_lf_avx2(b, i, n);
+#endif
     return fdk_find_cr_lf_impl(b, i, n, 1);
+}
+
+/* The end of the run of ftext octets (33 to 126 but the colon: what a
+   field name is made of) that starts at b[i]: the first index >= i holding
+   another octet, or n.  vec: use SSE2 (signed compares: octets above 127
+   read as negative, below 33). */
+FDK_INLINE Py_ssize_t fdk_name_end_impl(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int vec)
+{
+#if defined(FDK_SSE2)
+    const __m128i lo = _mm_set1_epi8(33), hi = _mm_set1_epi8(126), colon = _mm_set1_epi8(':');
+    while (vec && i + 16 <= n) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(b + i));
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(c, lo), _mm_cmpgt_epi8(c, hi)),
+                                   _mm_cmpeq_epi8(c, colon));
+        int mask = _mm_movemask_epi8(bad);
+        if (mask)
+            return i + fdk_ctz(mask);
+        i += 16;
+    }
+#endif
+    while (i < n && b[i] >= 33 && b[i] <= 126 && b[i] != ':')
+        i++;
+    return i;
+}
+
+static Py_ssize_t fdk_name_end(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+{
+    if (fdk_path == FDK_PATH_SCALAR)
+        return fdk_name_end_impl(b, i, n, 0);
+    return fdk_name_end_impl(b, i, n, 1);
+}
+
+/* A hash of the name b[:n] that is the same for names equal when
+   lower-cased: a cheap first test before two names are compared octet by
+   octet.  Eight octets at a time, each with 0x20 set (which maps A-Z to
+   a-z, and a few other pairs onto each other: the hash is only a filter);
+   the same on every path. */
+static unsigned int fdk_name_hash(const unsigned char *b, Py_ssize_t n)
+{
+    const unsigned long long fold = 0x2020202020202020ull, mul = 0x9E3779B97F4A7C15ull;
+    unsigned long long h = (unsigned long long)n * mul, w;
+    while (n >= 8) {
+        memcpy(&w, b, 8);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 29;
+        b += 8;
+        n -= 8;
+    }
+    if (n > 0) {  /* (octet by octet: a call to memcpy costs more than a short tail) */
+        int k;
+        w = 0;
+        for (k = 0; k < (int)n; k++)
+            w |= (unsigned long long)b[k] << (8 * k);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 29;
+    }
+    return (unsigned int)(h ^ (h >> 32));
 }
 
 /* Copy the run of octets above SP (no SP, control octet or line break)
@@ -799,6 +921,18 @@ static Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_
     if (fdk_path == FDK_PATH_SCALAR)
         return fdk_copy_dense_impl(b, i, n, out, 0);
     return fdk_copy_dense_impl(b, i, n, out, 1);
+}
+
+/* fdk_relax_value_avx512() on the avx512 path; -1 on any other (the
+   caller's octet loop serves). */
+static Py_ssize_t fdk_relax_value(const unsigned char *b, Py_ssize_t i, Py_ssize_t e, unsigned char *out)
+{
+#if defined(FDK_DISPATCH)
+    if (fdk_path == FDK_PATH_AVX512)
+        return fdk_relax_value_avx512(b, i, e, out);
+#endif
+    (void)b; (void)i; (void)e; (void)out;
+    return -1;
 }
 
 /* Write k CRLFs at p. */

@@ -164,26 +164,11 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
 # fields that are asked for (those h= names, the signatures), not for every
 # field of the block.
 
-cdef inline unsigned int _name_step(unsigned int h, unsigned char c) noexcept nogil:
-    """One octet into a name's hash: rotate, then xor the octet with 0x20 set
-    (which maps A-Z to a-z, and a few other pairs onto each other: the hash
-    is a filter, equal names always hash alike).  Two cycles an octet."""
-    return ((h << 5) | (h >> 27)) ^ (c | 0x20)
-
-
-cdef inline unsigned int _name_final(unsigned int h) noexcept nogil:
-    h *= 0x9E3779B1u
-    return h ^ (h >> 15)
-
-
 cdef inline unsigned int _name_hash(const unsigned char *b, Py_ssize_t n) noexcept nogil:
     """A hash of b[:n] that is the same for names equal when lower-cased: a
-    cheap first test before two names are compared octet by octet."""
-    cdef unsigned int h = 2166136261u
-    cdef Py_ssize_t k
-    for k in range(n):
-        h = _name_step(h, b[k])
-    return _name_final(h)
+    cheap first test before two names are compared octet by octet
+    (``fdk_name_hash``, eight octets at a time)."""
+    return fdk_name_hash(b, n)
 
 
 cdef class HeaderIndex:
@@ -220,7 +205,7 @@ cdef class HeaderIndex:
         cdef Py_ssize_t limit = PY_SSIZE_T_MAX, n, ls, le, nxt, j, q, cap = 16, count = 0, body = -1, end
         cdef bint whole = True if message else False
         cdef Py_ssize_t fs = 0, fe = 0, ns = 0, ne = 0, bare = -1, bad = -1
-        cdef unsigned int h, name_hash = 0
+        cdef unsigned int name_hash = 0
         cdef bint named = False, have = False
         cdef const unsigned char *b
         cdef const unsigned char *p
@@ -273,17 +258,13 @@ cdef class HeaderIndex:
                 fs = ls
                 fe = le
                 # A field line is a name (printable, no colon, no space) and a
-                # colon; the name and its hash come on the way.
-                q = ls
-                h = 2166136261u
-                while q < n and _ftext(b[q]):
-                    h = _name_step(h, b[q])
-                    q += 1
+                # colon (one scan), then the name's hash.
+                q = fdk_name_end(b, ls, n)
                 named = q > ls and q < n and b[q] == 58
                 if named:
                     ns = ls
                     ne = q
-                    name_hash = _name_final(h)
+                    name_hash = _name_hash(b + ls, q - ls)
                 elif bad < 0:
                     bad = ls
             ls = nxt
