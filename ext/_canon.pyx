@@ -42,10 +42,12 @@ The module is this file plus the parts it includes, one concept each:
     _base64.pxi    base64 tag values: strict decoding and folded encoding
     _select.pxi    the header hash input: h= selection and canonical block;
                    HeaderIndex, a header block read as offsets
+    _lane.pxi      the verification lane up to the key lookup, in one call
 """
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize, _PyBytes_Resize
 from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.long cimport PyLong_FromString
 from cpython.object cimport PyObject
 from cpython.number cimport PyNumber_Index
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
@@ -76,6 +78,7 @@ __all__ = [
     "body_hash_tags",
     "HeaderIndex",
     "read_usual",
+    "lane_start",
 ]
 
 
@@ -135,3 +138,4 @@ include "_headers.pxi"
 include "_base64.pxi"
 include "_tags.pxi"
 include "_select.pxi"
+include "_lane.pxi"

@@ -906,6 +906,101 @@ def test_read_usual_examples(core):
             core.read_usual(bad, None, 1000, 10, 100)
 
 
+
+# -- the verification lane's first half ---------------------------------------------
+
+_LANE_SIG = (b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=sel;\r\n"
+             b"\th=from:to; bh=YWJj; b=ZGVm%s\r\n")
+_LANE_TAGS = [b"", b"; t=1000", b"; t=0001000", b"; t=1300", b"; t=1301", b"; t=", b"; t=1x",
+              b"; t=" + b"0" * 73 + b"100", b"; t=" + b"0" * 74 + b"100", b"; l=3", b"; x=2000", b"; t=\xd9\xa1", b"; z=x", b"; v=2", b"; b="]
+
+
+def _lane_messages() -> st.SearchStrategy[bytes]:
+    sig = st.sampled_from(_LANE_TAGS).map(lambda t: _LANE_SIG % t)
+    head = st.lists(st.one_of(sig, st.sampled_from([b"From: a\r\n", b"To: b\r\n", b"DKIM-Signature: v=1\r\n",
+                                                    b"dkim-SIGNATURE :x\r\n", b"To b\r\n", b"X: \rb\r\n"])),
+                    max_size=5).map(b"".join)
+    return st.tuples(head, st.sampled_from([b"\r\nbody\r\n", b"\r\n", b"", b"\n\nbody"])).map(b"".join)
+
+
+class _Statics:
+    """What the lane is given for the static tags: a cache and the call
+    that fills it (the same key gives the same answer; "bad" for d=bad)."""
+
+    def __init__(self) -> None:
+        self.cache: dict = {}
+        self.calls: list = []
+
+    def of(self, key: tuple, tags: dict) -> tuple:
+        self.calls.append(key)
+        static = ("bad", "refused") if tags.get("d") == b"bad" else ("ok", key, tags.get("s"))
+        self.cache[key] = static
+        return static
+
+
+def _lane_run(core, data, now, skew, cached):
+    statics = _Statics()
+    clock_calls: list = []
+
+    def clock() -> float:
+        clock_calls.append(1)
+        return 1000.5
+
+    if cached:
+        statics.cache[(b"rsa-sha256", b"relaxed/relaxed", b"example.com", b"sel", b"from:to", None, None)] = ("pre",)
+    lane, when = core.lane_start(data, None, 4000, 8, 300, now, clock, skew, statics.cache, statics.of)
+    if lane is not None:
+        index, body, pos, tags, unsigned, b, bh, timestamp, static = lane
+        lane = (index.fields(), body, pos, tags, unsigned, b, bh, timestamp, static)
+    return lane, when, statics.calls, len(clock_calls)
+
+
+@SETTINGS
+@given(data=_lane_messages(), now=st.sampled_from([None, 1000, 999.9, 0]), skew=st.sampled_from([0, 300, 301]),
+       cached=st.booleans())
+def test_lane_start_twins_agree(compiled_core, pure_core, data, now, skew, cached):
+    assert _lane_run(compiled_core, data, now, skew, cached) == _lane_run(pure_core, data, now, skew, cached)
+
+
+def test_lane_start_examples(core):
+    msg = b"From: a\r\n" + _LANE_SIG % b"; t=1100" + b"\r\nbody\r\n"
+    lane, when, calls, clocked = _lane_run(core, msg, None, 300, False)
+    assert (when, clocked) == (1000, 1)
+    fields, body, pos, tags, unsigned, b, bh, timestamp, static = lane
+    assert (body, pos, b, bh, timestamp) == (b"body\r\n", 1, b"def", b"abc", 1100)
+    assert tags["d"] == b"example.com" and b"b=;" in unsigned
+    key = (b"rsa-sha256", b"relaxed/relaxed", b"example.com", b"sel", b"from:to", None, None)
+    assert calls == [key] and static == ("ok", key, b"sel")
+    # a static cached before: not asked again
+    assert _lane_run(core, msg, None, 300, True)[0][-1] == ("pre",) and _lane_run(core, msg, None, 300, True)[2] == []
+    # at the edges: t= as late as the skew allows, t= of 76 digits
+    for t, want in ((b"t=1300", 1300), (b"t=" + b"0" * 72 + b"1000", 1000), (b"t=0", 0)):
+        assert _lane_run(core, msg.replace(b"t=1100", t), None, 300, False)[0][7] == want, t
+    assert _lane_run(core, msg.replace(b"t=1100", b"t=" + b"0" * 73 + b"1000"), None, 300, False)[0] is None
+    assert _lane_run(core, msg.replace(b"t=1100", b"t=1300"), None, 299, False)[0] is None
+    # the time as given, whole seconds
+    assert _lane_run(core, msg, 1234.9, 300, False)[1:] == (1234, [key], 0)
+    left = [
+        msg.replace(b"t=1100", b"t=1301"),          # beyond the skew
+        msg.replace(b"t=1100", b"l=1"),             # l= and x= go to the phases
+        msg.replace(b"t=1100", b"x=2000"),
+        msg.replace(b"t=1100", b"t=11a"),           # t= not all digits
+        msg.replace(b"d=example.com", b"d=bad"),    # a static that refuses
+        msg.replace(b"From: a", b"DKIM-Signature: v=1"),  # two signatures
+        msg.replace(b"DKIM-Signature", b"X-Signature"),  # none
+        msg.replace(b"v=1;", b"v=2;"),             # not usable
+    ]
+    for data in left:
+        lane, when, _, clocked = _lane_run(core, data, None, 300, False)
+        assert (lane, when, clocked) == (None, 1000, 1), data
+    for data in (msg.replace(b"\r\n", b"\n"), b"X: \rb\r\n" + msg, msg + b"x" * 300):
+        assert _lane_run(core, data, None, 300, False)[1:] == (None, [], 0), data  # not the usual message: no clock
+    with pytest.raises(TypeError):
+        core.lane_start(bytearray(msg), None, 4000, 8, 300, 0, None, 0, {}, None)
+    with pytest.raises(ZeroDivisionError):  # what the clock raises
+        core.lane_start(msg, None, 4000, 8, 300, None, lambda: 1 / 0, 0, {}, None)
+
+
 @SETTINGS
 @given(fields=st.lists(header_blobs, max_size=6), own=header_blobs, relaxed=st.booleans())
 def test_canonical_headers_twins_agree(compiled_core, pure_core, fields, own, relaxed):

@@ -1,4 +1,4 @@
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -23,6 +23,7 @@ __all__ = [
     "body_hash_tags",
     "HeaderIndex",
     "read_usual",
+    "lane_start",
 ]
 
 SIMD: str
@@ -96,3 +97,8 @@ class HeaderIndex:
 
 def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int,
                max_body: int) -> Optional[Tuple[HeaderIndex, bytes]]: ...
+def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int, max_body: int,
+               now: Optional[float], clock: Callable[[], float], clock_skew: int,
+               statics: Dict[Any, Tuple[Any, ...]],
+               static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
+               ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -45,6 +45,7 @@ __all__ = [
     "body_hash_tags",
     "HeaderIndex",
     "read_usual",
+    "lane_start",
 ]
 
 
@@ -740,6 +741,61 @@ def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
         return None
     return index, data[start:]
 
+
+
+def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int, max_body: int,
+               now: Optional[float], clock: Callable[[], float], clock_skew: int,
+               statics: Dict[Any, Tuple[Any, ...]],
+               static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
+               ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]:
+    """The verification lane up to the key lookup, for ``data`` (a whole
+    message, bytes): the usual message, read by :func:`read_usual` with these
+    limits, with exactly one ``DKIM-Signature`` field that
+    :func:`usable_signature` accepts, whose static tags (``STATIC_TAGS``
+    values, the key of :func:`usable_signature`) imply something usable,
+    without ``l=`` or ``x=``, and with a ``t=`` (if any) of at most 76 digits
+    no later than ``when + clock_skew``.
+
+    What the static tags imply comes from ``statics`` (by that key), else
+    from ``static_of(key, tags)`` (which may remember it there): a tuple, of
+    two items when the signature cannot be used.  The time is read once the
+    header block is known to be usual, as ``int(now)``, or ``int(clock())``
+    when ``now`` is ``None``.
+
+    :returns: ``(lane, when)``: ``lane`` is ``None`` for a message the lane
+        leaves to the phases, else ``(index, body, pos, tags, unsigned, b,
+        bh, timestamp, static)`` (``pos``: the signature's field; ``tags``,
+        ``unsigned``, ``b``, ``bh``: what :func:`usable_signature` gave;
+        ``timestamp``: ``t=`` as a number, or ``None``); ``when`` is the time
+        read, ``None`` if it was not.
+    :raises TypeError: ``data`` is not bytes.  Otherwise only what
+        ``clock`` or ``static_of`` raise.
+    """
+    usual = read_usual(data, bare_lf, max_bytes, max_fields, max_body)
+    if usual is None:
+        return None, None
+    when = int(clock() if now is None else now)
+    index, body = usual
+    positions = index.find(b"dkim-signature")
+    if len(positions) != 1:
+        return None, when
+    pos = positions[0]
+    got = usable_signature(index.raw(pos))
+    if got is None:
+        return None, when
+    tags, unsigned, key, b, bh = got
+    static = statics.get(key) or static_of(key, tags)
+    if len(static) == 2 or "l" in tags or "x" in tags:
+        return None, when
+    t = tags.get("t")
+    timestamp: Optional[int] = None
+    if t is not None:
+        if not (t.isdigit() and len(t) <= 76):
+            return None, when
+        timestamp = int(t)
+        if timestamp > when + clock_skew:
+            return None, when
+    return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
 
 def _check_name(name: object) -> None:
     if type(name) is not bytes:

@@ -25,10 +25,10 @@ from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
-from .canonicalization import digest_body, parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
-from .message import MessageInput, ParsedMessage, read_message, read_usual
+from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
@@ -229,35 +229,14 @@ class Checks:
         the phases, else what :meth:`_quick_end` takes (its last item is what
         the signature's static tags imply, the key's name at 11); and the
         time it read, as :meth:`begin` reads it (once the header block is
-        known to be sound), or ``None`` if it did not.  Raises nothing but
-        what ``clock`` raises."""
+        known to be sound), or ``None`` if it did not.  One call of the
+        core's ``lane_start``, which reads the message as
+        :func:`~fastdkim.message.read_usual` does.  Raises nothing but what
+        ``clock`` raises."""
         if not self._lane or not self.max_signatures:
             return None, None
-        usual = read_usual(data, self.bare_lf)
-        if usual is None:
-            return None, None
-        when = int(clock() if now is None else now)
-        index, body = usual
-        positions = index.find(b"dkim-signature")
-        if len(positions) != 1:
-            return None, when
-        pos = positions[0]
-        got = _core.core.usable_signature(index.raw(pos))
-        if got is None:
-            return None, when
-        tags, unsigned, key, b, bh = got
-        static = self._static.get(key) or self._static_of(key, tags)
-        if len(static) == 2 or "l" in tags or "x" in tags:
-            return None, when
-        t = tags.get("t")
-        timestamp: Optional[int] = None
-        if t is not None:
-            if not (t.isdigit() and len(t) <= 76):
-                return None, when
-            timestamp = int(t)
-            if timestamp > when + self.clock_skew:
-                return None, when
-        return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
+        return _core.core.lane_start(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX,
+                                     now, clock, self.clock_skew, self._static, self._static_of)
 
     def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...], outcome: Any) -> List[Verification]:
         """The lane from the key lookup on: the results for *data*, whose

@@ -1,0 +1,65 @@
+# The first half of the verification lane for the usual message (one
+# signature, wire form, within the limits), in one call: what
+# Checks._quick_start hands on to the key lookup.
+# Part of _canon.pyx (included there).
+
+cdef bytes _DKIM_SIGNATURE = b"dkim-signature"
+
+
+def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body,
+               now, clock, clock_skew, dict statics, static_of):
+    """The verification lane up to the key lookup, for ``data`` (a whole
+    message, bytes), in one call (see the pure twin for the whole contract).
+
+    :returns: ``(lane, when)``: ``lane`` is ``None`` for a message the lane
+        leaves to the phases, else ``(index, body, pos, tags, unsigned, b,
+        bh, timestamp, static)``; ``when`` is the time read, ``None`` if it
+        was not.
+    :raises TypeError: ``data`` is not bytes.  Otherwise only what
+        ``clock`` or ``static_of`` raise.
+    """
+    cdef object usual = read_usual(data, bare_lf, max_bytes, max_fields, max_body)
+    cdef HeaderIndex index
+    cdef Py_ssize_t i, pos = -1, ln
+    cdef const unsigned char *q = <const unsigned char *>_bytes_str(<PyObject *>_DKIM_SIGNATURE)
+    cdef unsigned int h
+    cdef tuple got
+    cdef dict tags
+    cdef object t, static, when, timestamp = None
+    cdef const unsigned char *d
+    if usual is None:
+        return None, None
+    when = int(clock() if now is None else now)
+    index = <HeaderIndex>(<tuple>usual)[0]
+    ln = len(_DKIM_SIGNATURE)
+    h = _name_hash(q, ln)
+    for i in range(index._n):
+        if index._is(i, q, ln, h):
+            if pos >= 0:
+                return None, when
+            pos = i
+    if pos < 0:
+        return None, when
+    got = usable_signature(index._raw(pos))
+    if got is None:
+        return None, when
+    tags = <dict>got[0]
+    key = got[2]
+    static = statics.get(key)
+    if not static:
+        static = static_of(key, tags)
+    if len(static) == 2 or "l" in tags or "x" in tags:
+        return None, when
+    t = tags.get("t")
+    if t is not None:
+        ln = len(<bytes>t)
+        if ln == 0 or ln > 76:
+            return None, when
+        d = <const unsigned char *>_bytes_str(<PyObject *>t)
+        for i in range(ln):
+            if not 48 <= d[i] <= 57:
+                return None, when
+        timestamp = PyLong_FromString(<char *>d, NULL, 10)
+        if timestamp > when + clock_skew:
+            return None, when
+    return (index, (<tuple>usual)[1], pos, tags, got[1], got[3], got[4], timestamp, static), when
