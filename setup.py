@@ -53,8 +53,8 @@ def extensions():
         sys.stderr.write("WARNING: Cython not available; installing the pure-Python core.\n")
         return []
     args = [] if sys.platform == "win32" else ["-O3"]
-    # _canon.pyx includes the .pxi parts beside it and the C kernels of _kernels.h.
-    parts = sorted(glob.glob(os.path.join("ext", "_*.pxi"))) + [os.path.join("ext", "_kernels.h")]
+    # _canon.pyx includes the .pxi parts beside it and the C kernels of the .h files.
+    parts = sorted(glob.glob(os.path.join("ext", "_*.pxi"))) + sorted(glob.glob(os.path.join("ext", "_*.h")))
     exts = [
         Extension(
             "fastdkim._canon",

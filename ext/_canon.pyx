@@ -94,8 +94,16 @@ cdef extern from "_kernels.h":
     Py_ssize_t fdk_run_copy_bare(const unsigned char *b, Py_ssize_t i, Py_ssize_t n,
                                  unsigned char *out, Py_ssize_t win) noexcept nogil
     Py_ssize_t fdk_skip_wsp(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
-    Py_ssize_t fdk_find_cr_lf(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
-    Py_ssize_t fdk_name_end(const unsigned char *b, Py_ssize_t i, Py_ssize_t n) noexcept nogil
+    ctypedef struct fdk_index_t:
+        Py_ssize_t *at
+        unsigned int *hash
+        Py_ssize_t count
+        Py_ssize_t cap
+        Py_ssize_t body
+        Py_ssize_t bare
+        Py_ssize_t bad
+    int fdk_index_block(const unsigned char *b, Py_ssize_t n, int whole, Py_ssize_t limit,
+                        fdk_index_t *ix) noexcept nogil
     unsigned int fdk_name_hash(const unsigned char *b, Py_ssize_t n) noexcept nogil
     Py_ssize_t fdk_relax_value(const unsigned char *b, Py_ssize_t i, Py_ssize_t e, unsigned char *out) noexcept nogil
     Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, unsigned char *out) noexcept nogil

@@ -4,16 +4,18 @@
  * octet where the canonical form of a body can differ from the input, copying
  * the verbatim stretch before it on the way, and (relaxed) to canonicalize
  * whole lines block by block; the relaxed form of header fields (_headers.pxi)
- * copies each run of octets above SP with one scan (fdk_copy_dense), and the
- * header index finds each line's end and its bare CR or LF with one scan
- * (fdk_find_cr_lf).  Paths,
- * one chosen at run time (fdk_path):
+ * copies each run of octets above SP with one scan (fdk_copy_dense; on the
+ * avx512 path a whole field value is compacted at once, fdk_relax_value), and
+ * the header index reads each line with one scan for its end and one for its
+ * name (fdk_index_block, its loop in _index.h).  Paths, one chosen at run
+ * time (fdk_path):
  *
  *   scalar  plain loops, any CPU;
  *   sse2    16-octet scans that stop at each WSP run (x86-64 baseline);
  *   ssse3   relaxed: 16-octet blocks compacted with a shuffle per 8 octets
  *           (a keep-mask indexes a table of shuffle controls);
- *   avx2    relaxed: the same on 32-octet blocks;
+ *   avx2    relaxed: the same on 32-octet blocks; header lines 32 octets at
+ *           a time (the avx512 path too);
  *   avx512  relaxed: 64-octet blocks, compacted by one compress instruction
  *           (AVX-512 BW and VBMI2).
  *
@@ -28,6 +30,7 @@
 #define FASTDKIM_KERNELS_H
 
 #include <Python.h>
+#include <stdlib.h>
 #include <string.h>
 #if (defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)) && !defined(FASTDKIM_NO_SIMD)
 #  include <emmintrin.h>
@@ -672,24 +675,6 @@ FDK_TARGET("avx2,avx512f,avx512bw") static Py_ssize_t fdk_run_end_avx512(const u
     return n;
 }
 
-/* The first index >= i holding a CR or a LF, or n: fdk_find_cr_lf_impl()
-   on 32-octet blocks (a header line is mostly one or two of them). */
-FDK_TARGET("avx2") static Py_ssize_t fdk_find_cr_lf_avx2(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
-{
-    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
-    while (i + 32 <= n) {
-        __m256i c = _mm256_loadu_si256((const __m256i *)(b + i));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(c, cr),
-                                                                       _mm256_cmpeq_epi8(c, lf)));
-        if (mask)
-            return i + fdk_ctz(mask);
-        i += 32;
-    }
-    while (i < n && b[i] != '\r' && b[i] != '\n')
-        i++;
-    return i;
-}
-
 /* The relaxed form (section 3.4.2) of the header field value b[i:e] written
    to out, on 64-octet blocks; returns its length, or -1 where the value
    holds a CR or LF other than a fold (CRLF before SP or HTAB), which the
@@ -821,17 +806,6 @@ FDK_INLINE Py_ssize_t fdk_find_cr_lf_impl(const unsigned char *b, Py_ssize_t i, 
     return i;
 }
 
-static Py_ssize_t fdk_find_cr_lf(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
-{
-    if (fdk_path == FDK_PATH_SCALAR)
-        return fdk_find_cr_lf_impl(b, i, n, 0);
-#if defined(FDK_DISPATCH)
-    if (fdk_path >= FDK_PATH_AVX2)
-        return fdk_find_cr_lf_avx2(b, i, n);
-#endif
-    return fdk_find_cr_lf_impl(b, i, n, 1);
-}
-
 /* The end of the run of ftext octets (33 to 126 but the colon: what a
    field name is made of) that starts at b[i]: the first index >= i holding
    another octet, or n.  vec: use SSE2 (signed compares: octets above 127
@@ -853,13 +827,6 @@ FDK_INLINE Py_ssize_t fdk_name_end_impl(const unsigned char *b, Py_ssize_t i, Py
     while (i < n && b[i] >= 33 && b[i] <= 126 && b[i] != ':')
         i++;
     return i;
-}
-
-static Py_ssize_t fdk_name_end(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
-{
-    if (fdk_path == FDK_PATH_SCALAR)
-        return fdk_name_end_impl(b, i, n, 0);
-    return fdk_name_end_impl(b, i, n, 1);
 }
 
 /* A hash of the name b[:n] that is the same for names equal when
@@ -948,6 +915,151 @@ static void fdk_fill_crlf(unsigned char *p, Py_ssize_t k)
         memcpy(p + done, p, (size_t)c);
         done += c;
     }
+}
+
+/* ---------------------------------------------------------------------------
+   The header index (HeaderIndex.__init__): every field of a header block as
+   offsets, one pass over the block (the loop is _index.h's). */
+
+typedef struct {
+    Py_ssize_t *at;          /* per field: start, end, name start, name end */
+    unsigned int *hash;      /* per field: fdk_name_hash() of the name */
+    Py_ssize_t count, cap;   /* fields, room */
+    Py_ssize_t body;         /* a whole message: where the body starts, or -1 */
+    Py_ssize_t bare;         /* the first bare CR or LF of the header lines, or -1 */
+    Py_ssize_t bad;          /* the first line neither a field nor a continuation, or -1 */
+} fdk_index_t;
+
+/* Record the field whose first line is b[fs:fe] and whole text b[fs:end];
+   named: its name b[ns:ne] (hash name_hash) is known, else it is what
+   split_header_fields takes (up to the first colon, without SP or HTAB
+   around).  -1: out of memory. */
+FDK_INLINE int fdk_index_add(fdk_index_t *ix, const unsigned char *b, Py_ssize_t fs, Py_ssize_t fe,
+                             Py_ssize_t end, int named, Py_ssize_t ns, Py_ssize_t ne, unsigned int name_hash)
+{
+    Py_ssize_t *a;
+    if (ix->count == ix->cap) {
+        Py_ssize_t *grown = (Py_ssize_t *)realloc(ix->at, (size_t)ix->cap * 8 * sizeof(Py_ssize_t));
+        unsigned int *grown_hash;
+        if (grown == NULL)
+            return -1;
+        ix->at = grown;
+        grown_hash = (unsigned int *)realloc(ix->hash, (size_t)ix->cap * 2 * sizeof(unsigned int));
+        if (grown_hash == NULL)
+            return -1;
+        ix->hash = grown_hash;
+        ix->cap *= 2;
+    }
+    if (!named) {
+        const unsigned char *p = (const unsigned char *)memchr(b + fs, ':', (size_t)(fe - fs));
+        ns = ne = fs;
+        if (p != NULL) {
+            ne = p - b;
+            while (ns < ne && (b[ns] == ' ' || b[ns] == '\t'))
+                ns++;
+            while (ne > ns && (b[ne - 1] == ' ' || b[ne - 1] == '\t'))
+                ne--;
+        }
+        name_hash = fdk_name_hash(b + ns, ne - ns);
+    }
+    a = ix->at + 4 * ix->count;
+    a[0] = fs;
+    a[1] = end;
+    a[2] = ns;
+    a[3] = ne;
+    ix->hash[ix->count++] = name_hash;
+    return 0;
+}
+
+/* The line scanner of the scalar and sse2 paths (see _index.h): a scan for
+   the name, then one for each CR or LF up to the first CRLF. */
+FDK_INLINE Py_ssize_t fdk_line_impl(const unsigned char *b, Py_ssize_t ls, Py_ssize_t n, Py_ssize_t *q,
+                                    Py_ssize_t *bare, int vec)
+{
+    Py_ssize_t j = ls;
+    *q = fdk_name_end_impl(b, ls, n, vec);
+    for (;;) {
+        j = fdk_find_cr_lf_impl(b, j, n, vec);
+        if (j >= n)
+            return n;
+        if (b[j] == '\r' && j + 1 < n && b[j + 1] == '\n')
+            return j;
+        if (*bare < 0)
+            *bare = j;
+        j++;
+    }
+}
+
+#define fdk_line_scalar(b, ls, n, q, bare) fdk_line_impl(b, ls, n, q, bare, 0)
+#define fdk_line_sse2(b, ls, n, q, bare) fdk_line_impl(b, ls, n, q, bare, 1)
+
+#define FDK_INDEX_FN fdk_index_scalar
+#define FDK_INDEX_ATTR static
+#define FDK_INDEX_LINE fdk_line_scalar
+#include "_index.h"
+
+#define FDK_INDEX_FN fdk_index_sse2
+#define FDK_INDEX_ATTR static
+#define FDK_INDEX_LINE fdk_line_sse2
+#include "_index.h"
+
+#if defined(FDK_DISPATCH)
+/* The line scanner of the avx2 path: the line's end 32 octets at a time. */
+FDK_TARGET_INLINE("avx2") Py_ssize_t fdk_line_avx2(const unsigned char *b, Py_ssize_t ls, Py_ssize_t n,
+                                                  Py_ssize_t *q, Py_ssize_t *bare)
+{
+    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+    Py_ssize_t j = ls;
+    *q = fdk_name_end_impl(b, ls, n, 1);
+    for (;;) {
+        for (;;) {
+            if (j + 32 <= n) {
+                __m256i c = _mm256_loadu_si256((const __m256i *)(b + j));
+                unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(c, cr),
+                                                                               _mm256_cmpeq_epi8(c, lf)));
+                if (mask) {
+                    j += fdk_ctz(mask);
+                    break;
+                }
+                j += 32;
+                continue;
+            }
+            while (j < n && b[j] != '\r' && b[j] != '\n')
+                j++;
+            break;
+        }
+        if (j >= n)
+            return n;
+        if (b[j] == '\r' && j + 1 < n && b[j + 1] == '\n')
+            return j;
+        if (*bare < 0)
+            *bare = j;
+        j++;
+    }
+}
+
+#define FDK_INDEX_FN fdk_index_avx2
+#define FDK_INDEX_ATTR FDK_TARGET("avx2") static
+#define FDK_INDEX_LINE fdk_line_avx2
+#include "_index.h"
+
+#endif /* FDK_DISPATCH */
+
+/* Index the header block b[:n] (whole: b is a whole message, whose header
+   block ends at its first empty line) into ix on the live path; ix->at and
+   ix->hash hold room for ix->cap fields, and count, body, bare and bad are
+   0, -1, -1, -1.  Returns 0, or -1 when out of memory, -2 when the block
+   has more than limit fields (ix->at and ix->hash stay the caller's to
+   free, whatever the outcome). */
+static int fdk_index_block(const unsigned char *b, Py_ssize_t n, int whole, Py_ssize_t limit, fdk_index_t *ix)
+{
+    if (fdk_path == FDK_PATH_SCALAR)
+        return fdk_index_scalar(b, n, whole, limit, ix);
+#if defined(FDK_DISPATCH)
+    if (fdk_path >= FDK_PATH_AVX2)  /* (a 64-octet scan, tried, was slower on lines this short) */
+        return fdk_index_avx2(b, n, whole, limit, ix);
+#endif
+    return fdk_index_sse2(b, n, whole, limit, ix);
 }
 
 #endif /* FASTDKIM_KERNELS_H */

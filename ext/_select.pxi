@@ -202,13 +202,9 @@ cdef class HeaderIndex:
         free(self._hash)
 
     def __init__(self, block, max_fields=None, message=False):
-        cdef Py_ssize_t limit = PY_SSIZE_T_MAX, n, ls, le, nxt, j, q, cap = 16, count = 0, body = -1, end
-        cdef bint whole = True if message else False
-        cdef Py_ssize_t fs = 0, fe = 0, ns = 0, ne = 0, bare = -1, bad = -1
-        cdef unsigned int name_hash = 0
-        cdef bint named = False, have = False
-        cdef const unsigned char *b
-        cdef const unsigned char *p
+        cdef Py_ssize_t limit = PY_SSIZE_T_MAX, cap = 16
+        cdef fdk_index_t ix
+        cdef int rc
         if max_fields is not None:
             limit = PyNumber_Index(max_fields)
             if limit < 0:
@@ -216,99 +212,33 @@ cdef class HeaderIndex:
         if self._at != NULL:
             raise TypeError("HeaderIndex is initialized once")
         self._block = block if type(block) is bytes else _as_bytes(block)
-        b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
-        n = len(self._block)
         self._at = <Py_ssize_t *>malloc(<size_t>cap * 4 * sizeof(Py_ssize_t))
         self._hash = <unsigned int *>malloc(<size_t>cap * sizeof(unsigned int))
         if self._at == NULL or self._hash == NULL:
             raise MemoryError()
-        ls = 0
-        end = n
-        # The loop of split_header_fields, recording offsets instead of
-        # objects; on the way, the first bare CR or LF and the first line
-        # that is neither a field nor a continuation (and, in a whole
-        # message, the empty line that ends the header block).
-        while ls < n:
-            # The line ends at its first CRLF; every CR or LF met before
-            # that is bare (one scan for either).
-            j = ls
-            le = n
-            nxt = n
-            while True:
-                j = fdk_find_cr_lf(b, j, n)
-                if j >= n:
-                    break
-                if b[j] == _CR and j + 1 < n and b[j + 1] == _LF:
-                    le = j
-                    nxt = j + 2
-                    break
-                if bare < 0:
-                    bare = j
-                j += 1
-            if whole and le == ls:  # an empty line (CRLF): the body follows it
-                end = ls
-                body = nxt
-                break
-            if not (have and le > ls and (b[ls] == _SP or b[ls] == _TAB)):
-                if have:
-                    count = self._add(b, fs, fe, ls, named, ns, ne, name_hash, count, &cap)
-                if count >= limit:
-                    raise ValueError("more than %d header fields" % limit)
-                have = True
-                fs = ls
-                fe = le
-                # A field line is a name (printable, no colon, no space) and a
-                # colon (one scan), then the name's hash.
-                q = fdk_name_end(b, ls, n)
-                named = q > ls and q < n and b[q] == 58
-                if named:
-                    ns = ls
-                    ne = q
-                    name_hash = _name_hash(b + ls, q - ls)
-                elif bad < 0:
-                    bad = ls
-            ls = nxt
-        if have:
-            count = self._add(b, fs, fe, end, named, ns, ne, name_hash, count, &cap)
-        self._n = count
-        self._body = body
-        self._bare = bare
-        self._bad = bad
-
-    cdef Py_ssize_t _add(self, const unsigned char *b, Py_ssize_t fs, Py_ssize_t fe, Py_ssize_t end, bint named,
-                         Py_ssize_t ns, Py_ssize_t ne, unsigned int name_hash,
-                         Py_ssize_t count, Py_ssize_t *cap) except -1:
-        """Record the field whose first line is b[fs:fe] and whole text
-        b[fs:end]; ``named``: its name b[ns:ne] (hash ``name_hash``) is known."""
-        cdef const unsigned char *p
-        cdef Py_ssize_t *grown
-        cdef unsigned int *grown_hash
-        if count == cap[0]:
-            grown = <Py_ssize_t *>realloc(self._at, <size_t>cap[0] * 8 * sizeof(Py_ssize_t))
-            if grown == NULL:
-                raise MemoryError()
-            self._at = grown
-            grown_hash = <unsigned int *>realloc(self._hash, <size_t>cap[0] * 2 * sizeof(unsigned int))
-            if grown_hash == NULL:
-                raise MemoryError()
-            self._hash = grown_hash
-            cap[0] *= 2
-        if not named:  # the name of split_header_fields: up to the first colon, without SP or HTAB around
-            p = <const unsigned char *>memchr(b + fs, 58, <size_t>(fe - fs))
-            ns = ne = fs
-            if p != NULL:
-                ne = p - b
-                while ns < ne and (b[ns] == _SP or b[ns] == _TAB):
-                    ns += 1
-                while ne > ns and (b[ne - 1] == _SP or b[ne - 1] == _TAB):
-                    ne -= 1
-            name_hash = _name_hash(b + ns, ne - ns)
-        self._at[4 * count] = fs
-        self._at[4 * count + 1] = end
-        self._at[4 * count + 2] = ns
-        self._at[4 * count + 3] = ne
-        self._hash[count] = name_hash
-        return count + 1
+        # split_header_fields' loop, recording offsets instead of objects,
+        # in the C kernel (_index.h): the fields, and on the way the first
+        # bare CR or LF, the first line that is neither a field nor a
+        # continuation, and in a whole message the body's start.
+        ix.at = self._at
+        ix.hash = self._hash
+        ix.count = 0
+        ix.cap = cap
+        ix.body = -1
+        ix.bare = -1
+        ix.bad = -1
+        rc = fdk_index_block(<const unsigned char *>_bytes_str(<PyObject *>self._block), len(self._block),
+                             1 if message else 0, limit, &ix)
+        self._at = ix.at
+        self._hash = ix.hash
+        if rc == -1:
+            raise MemoryError()
+        if rc == -2:
+            raise ValueError("more than %d header fields" % limit)
+        self._n = ix.count
+        self._body = ix.body
+        self._bare = ix.bare
+        self._bad = ix.bad
 
     def __len__(self):
         return self._n
