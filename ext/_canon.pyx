@@ -106,6 +106,7 @@ cdef extern from "_kernels.h":
                         fdk_index_t *ix) noexcept nogil
     unsigned int fdk_name_hash(const unsigned char *b, Py_ssize_t n) noexcept nogil
     Py_ssize_t fdk_relax_value(const unsigned char *b, Py_ssize_t i, Py_ssize_t e, unsigned char *out) noexcept nogil
+    int fdk_has_relax_value() noexcept nogil
     Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, unsigned char *out) noexcept nogil
     void fdk_fill_crlf(unsigned char *p, Py_ssize_t k) noexcept nogil
     Py_ssize_t fdk_relaxed(const unsigned char *b, Py_ssize_t i, Py_ssize_t n, int mode,

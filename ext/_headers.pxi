@@ -42,7 +42,7 @@ cdef Py_ssize_t _relax_into(const unsigned char *b, Py_ssize_t n, unsigned char 
     # The value (if there was a colon): no SP at its start or end.  On the
     # avx512 path, one vector pass from its first to its last octet that is
     # not blank (SP, HTAB, the CRLF of a fold).
-    if n - i >= 16:
+    if n - i >= 16 and fdk_has_relax_value():
         s = i
         e = n
         while s < e:

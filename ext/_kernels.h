@@ -890,6 +890,12 @@ static Py_ssize_t fdk_copy_dense(const unsigned char *b, Py_ssize_t i, Py_ssize_
     return fdk_copy_dense_impl(b, i, n, out, 1);
 }
 
+/* Whether the live path has fdk_relax_value_avx512(). */
+static int fdk_has_relax_value(void)
+{
+    return fdk_path == FDK_PATH_AVX512;
+}
+
 /* fdk_relax_value_avx512() on the avx512 path; -1 on any other (the
    caller's octet loop serves). */
 static Py_ssize_t fdk_relax_value(const unsigned char *b, Py_ssize_t i, Py_ssize_t e, unsigned char *out)

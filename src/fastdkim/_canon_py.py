@@ -742,7 +742,6 @@ def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
     return index, data[start:]
 
 
-
 def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int, max_body: int,
                now: Optional[float], clock: Callable[[], float], clock_skew: int,
                statics: Dict[Any, Tuple[Any, ...]],
@@ -796,6 +795,7 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
         if timestamp > when + clock_skew:
             return None, when
     return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
+
 
 def _check_name(name: object) -> None:
     if type(name) is not bytes:

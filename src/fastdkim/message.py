@@ -282,9 +282,9 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     defect within the default limits, a body of at most ``ONE_CALL_MAX``
     octets (hashed in one call).  ``None`` for any other message, which
     :func:`read_message` then reads.  This is the first step of the signing
-    and verification lanes (which call the core's ``read_usual`` with these
-    limits themselves): what it accepts, :func:`read_message` reads alike,
-    without its objects.
+    lane, and of the verification lane (whose first half, the core's
+    ``lane_start``, reads the message with these limits): what it accepts,
+    :func:`read_message` reads alike, without its objects.
 
     :raises TypeError: *data* is not bytes.
     """
