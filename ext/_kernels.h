@@ -977,6 +977,18 @@ FDK_INLINE int fdk_index_add(fdk_index_t *ix, const unsigned char *b, Py_ssize_t
     return 0;
 }
 
+/* Where a scan for the line that starts before j stopped, at j (a CR or LF,
+   or n): 1 if the line ends there (at n, or at a CRLF), else 0, j noted as
+   the first bare CR or LF if none was before. */
+FDK_INLINE int fdk_line_stop(const unsigned char *b, Py_ssize_t j, Py_ssize_t n, Py_ssize_t *bare)
+{
+    if (j >= n || (b[j] == '\r' && j + 1 < n && b[j + 1] == '\n'))
+        return 1;
+    if (*bare < 0)
+        *bare = j;
+    return 0;
+}
+
 /* The line scanner of the scalar and sse2 paths (see _index.h): a scan for
    the name, then one for each CR or LF up to the first CRLF. */
 FDK_INLINE Py_ssize_t fdk_line_impl(const unsigned char *b, Py_ssize_t ls, Py_ssize_t n, Py_ssize_t *q,
@@ -984,16 +996,9 @@ FDK_INLINE Py_ssize_t fdk_line_impl(const unsigned char *b, Py_ssize_t ls, Py_ss
 {
     Py_ssize_t j = ls;
     *q = fdk_name_end_impl(b, ls, n, vec);
-    for (;;) {
-        j = fdk_find_cr_lf_impl(b, j, n, vec);
-        if (j >= n)
-            return n;
-        if (b[j] == '\r' && j + 1 < n && b[j + 1] == '\n')
-            return j;
-        if (*bare < 0)
-            *bare = j;
+    while (!fdk_line_stop(b, j = fdk_find_cr_lf_impl(b, j, n, vec), n, bare))
         j++;
-    }
+    return j < n ? j : n;
 }
 
 #define fdk_line_scalar(b, ls, n, q, bare) fdk_line_impl(b, ls, n, q, bare, 0)
@@ -1010,38 +1015,31 @@ FDK_INLINE Py_ssize_t fdk_line_impl(const unsigned char *b, Py_ssize_t ls, Py_ss
 #include "_index.h"
 
 #if defined(FDK_DISPATCH)
-/* The line scanner of the avx2 path: the line's end 32 octets at a time. */
+/* fdk_find_cr_lf_impl() 32 octets at a time. */
+FDK_TARGET_INLINE("avx2") Py_ssize_t fdk_find_cr_lf_avx2(const unsigned char *b, Py_ssize_t i, Py_ssize_t n)
+{
+    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+    while (i + 32 <= n) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(b + i));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(c, cr),
+                                                                       _mm256_cmpeq_epi8(c, lf)));
+        if (mask)
+            return i + fdk_ctz(mask);
+        i += 32;
+    }
+    return fdk_find_cr_lf_impl(b, i, n, 0);
+}
+
+/* The line scanner of the avx2 path: fdk_line_impl() with the line's end
+   found 32 octets at a time. */
 FDK_TARGET_INLINE("avx2") Py_ssize_t fdk_line_avx2(const unsigned char *b, Py_ssize_t ls, Py_ssize_t n,
                                                   Py_ssize_t *q, Py_ssize_t *bare)
 {
-    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
     Py_ssize_t j = ls;
     *q = fdk_name_end_impl(b, ls, n, 1);
-    for (;;) {
-        for (;;) {
-            if (j + 32 <= n) {
-                __m256i c = _mm256_loadu_si256((const __m256i *)(b + j));
-                unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(c, cr),
-                                                                               _mm256_cmpeq_epi8(c, lf)));
-                if (mask) {
-                    j += fdk_ctz(mask);
-                    break;
-                }
-                j += 32;
-                continue;
-            }
-            while (j < n && b[j] != '\r' && b[j] != '\n')
-                j++;
-            break;
-        }
-        if (j >= n)
-            return n;
-        if (b[j] == '\r' && j + 1 < n && b[j + 1] == '\n')
-            return j;
-        if (*bare < 0)
-            *bare = j;
+    while (!fdk_line_stop(b, j = fdk_find_cr_lf_avx2(b, j, n), n, bare))
         j++;
-    }
+    return j < n ? j : n;
 }
 
 #define FDK_INDEX_FN fdk_index_avx2
