@@ -7,7 +7,7 @@ cdef bytes _DKIM_SIGNATURE = b"dkim-signature"
 
 
 def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body,
-               now, clock, clock_skew, dict statics, static_of):
+               now, clock, clock_skew, dict statics not None, static_of):
     """The verification lane up to the key lookup, for ``data`` (a whole
     message, bytes), in one call (see the pure twin for the whole contract).
 
@@ -15,8 +15,8 @@ def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ss
         leaves to the phases, else ``(index, body, pos, tags, unsigned, b,
         bh, timestamp, static)``; ``when`` is the time read, ``None`` if it
         was not.
-    :raises TypeError: ``data`` is not bytes.  Otherwise only what
-        ``clock`` or ``static_of`` raise.
+    :raises TypeError: ``data`` is not bytes, or ``statics`` not a
+        ``dict``.  Otherwise only what ``clock`` or ``static_of`` raise.
     """
     cdef object usual = read_usual(data, bare_lf, max_bytes, max_fields, max_body)
     cdef HeaderIndex index
@@ -52,6 +52,8 @@ def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ss
         return None, when
     t = tags.get("t")
     if t is not None:
+        if type(t) is not bytes:  # (only a static_of that changed the tags)
+            return None, when
         ln = len(<bytes>t)
         if ln == 0 or ln > 76:
             return None, when

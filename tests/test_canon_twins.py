@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hashlib
 import random
 import sys
@@ -999,6 +1000,15 @@ def test_lane_start_examples(core):
         core.lane_start(bytearray(msg), None, 4000, 8, 300, 0, None, 0, {}, None)
     with pytest.raises(ZeroDivisionError):  # what the clock raises
         core.lane_start(msg, None, 4000, 8, 300, None, lambda: 1 / 0, 0, {}, None)
+    for statics in (None, collections.OrderedDict()):
+        with pytest.raises(TypeError):
+            core.lane_start(msg, None, 4000, 8, 300, 0, None, 0, statics, None)
+
+    def meddling(key: tuple, tags: dict) -> tuple:  # a static_of that changes the tags
+        tags["t"] = "1100"
+        return ("ok",)
+
+    assert core.lane_start(msg, None, 4000, 8, 300, 1000, None, 300, {}, meddling) == (None, 1000)
 
 
 @SETTINGS

@@ -767,9 +767,11 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
         ``unsigned``, ``b``, ``bh``: what :func:`usable_signature` gave;
         ``timestamp``: ``t=`` as a number, or ``None``); ``when`` is the time
         read, ``None`` if it was not.
-    :raises TypeError: ``data`` is not bytes.  Otherwise only what
-        ``clock`` or ``static_of`` raise.
+    :raises TypeError: ``data`` is not bytes, or ``statics`` not a
+        ``dict``.  Otherwise only what ``clock`` or ``static_of`` raise.
     """
+    if type(statics) is not dict:  # (as the compiled core takes it)
+        raise TypeError("statics must be a dict, not %s" % type(statics).__name__)
     usual = read_usual(data, bare_lf, max_bytes, max_fields, max_body)
     if usual is None:
         return None, None
@@ -789,7 +791,8 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
     t = tags.get("t")
     timestamp: Optional[int] = None
     if t is not None:
-        if not (t.isdigit() and len(t) <= 76):
+        # (t= is bytes unless static_of changed the tags)
+        if type(t) is not bytes or not (t.isdigit() and len(t) <= 76):
             return None, when
         timestamp = int(t)
         if timestamp > when + clock_skew:
