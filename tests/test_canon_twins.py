@@ -907,6 +907,22 @@ def test_read_usual_examples(core):
             core.read_usual(bad, None, 1000, 10, 100)
 
 
+def test_limits_must_be_integers_in_both_twins(compiled_core, pure_core):
+    # a limit that is not an integer is refused alike (no float or text limit slips through one twin)
+    msg = b"From: a\r\nTo: b\r\n\r\nbody\r\n"
+    for bad in (2.5, "3"):
+        for core in (compiled_core, pure_core):
+            for call in (lambda: core.HeaderIndex(msg, bad), lambda: core.split_header_fields(msg, bad),
+                         lambda: core.read_usual(msg, None, bad, 10, 100),
+                         lambda: core.read_usual(msg, None, 1000, bad, 100),
+                         lambda: core.read_usual(msg, None, 1000, 10, bad),
+                         lambda: core.read_usual("text", None, bad, 10, 100)):
+                with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+                    call()
+    for core in (compiled_core, pure_core):  # (bool is an int)
+        assert core.HeaderIndex(b"From: a\r\n", True).fields() == [(b"from", b"From: a\r\n")]
+
+
 
 # -- the verification lane's first half ---------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import operator
 import re
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -309,8 +310,10 @@ def split_header_fields(block: Buffer, max_fields: Optional[int] = None) -> List
     :raises ValueError: the block has more than ``max_fields`` fields (found
         when the first field past the limit starts, before it is built).
     """
-    if max_fields is not None and max_fields < 0:
-        raise ValueError("max_fields must be >= 0")
+    if max_fields is not None:
+        max_fields = operator.index(max_fields)  # (TypeError for 2.5 or "3", as the compiled core)
+        if max_fields < 0:
+            raise ValueError("max_fields must be >= 0")
     b = bytes(block)
     n = len(b)
     out: List[Tuple[bytes, bytes]] = []
@@ -721,6 +724,8 @@ def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
 
     :raises TypeError: ``data`` is not bytes.
     """
+    # (the limits first, as the compiled core takes its arguments)
+    max_bytes, max_fields, max_body = operator.index(max_bytes), operator.index(max_fields), operator.index(max_body)
     if type(data) is not bytes:
         raise TypeError("data must be bytes, not %s" % type(data).__name__)
     if bare_lf or len(data) > max_bytes:
