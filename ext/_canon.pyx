@@ -34,6 +34,8 @@ pieces.  The body itself is never kept: memory is bounded by the block size.
 The module is this file plus the parts it includes, one concept each:
 
     _kernels.h     the vector scans, copies and line kernels, per path (C)
+    _index.h       the header index's loop, once per line scanner (C, included
+                   by _kernels.h)
     _body.pxi      the body state machine (``canon_t``), its bytes output and
                    the choice of kernel path
     _stream.pxi    BodyCanonicalizer, BodyHasher, canonicalize_body
