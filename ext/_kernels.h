@@ -679,8 +679,8 @@ FDK_TARGET("avx2,avx512f,avx512bw") static Py_ssize_t fdk_run_end_avx512(const u
    to out, on 64-octet blocks; returns its length, or -1 where the value
    holds a CR or LF other than a fold (CRLF before SP or HTAB), which the
    caller's octet loop then reads instead (out may hold anything then).
-   b[i] and b[e - 1] are octets above SP (the caller strips the blanks
-   around the value).  Inside, each run of blanks (SP, HTAB and the CRLF of
+   b[i] and b[e - 1] are neither SP nor HTAB nor part of a CRLF (the
+   caller strips the blanks around the value).  Inside, each run of blanks (SP, HTAB and the CRLF of
    folds) becomes one SP: a blank is kept, as SP, when the octet after it
    is not blank.  Reads and writes nothing outside b[i:e] and out[:e - i]
    (masked loads and stores at the end). */
@@ -998,7 +998,7 @@ FDK_INLINE Py_ssize_t fdk_line_impl(const unsigned char *b, Py_ssize_t ls, Py_ss
     *q = fdk_name_end_impl(b, ls, n, vec);
     while (!fdk_line_stop(b, j = fdk_find_cr_lf_impl(b, j, n, vec), n, bare))
         j++;
-    return j < n ? j : n;
+    return j;  /* (at most n) */
 }
 
 #define fdk_line_scalar(b, ls, n, q, bare) fdk_line_impl(b, ls, n, q, bare, 0)
@@ -1039,7 +1039,7 @@ FDK_TARGET_INLINE("avx2") Py_ssize_t fdk_line_avx2(const unsigned char *b, Py_ss
     *q = fdk_name_end_impl(b, ls, n, 1);
     while (!fdk_line_stop(b, j = fdk_find_cr_lf_avx2(b, j, n), n, bare))
         j++;
-    return j < n ? j : n;
+    return j;  /* (at most n) */
 }
 
 #define FDK_INDEX_FN fdk_index_avx2
