@@ -506,7 +506,7 @@ cdef class HeaderIndex:
             free(buf)
 
 
-def read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
+cpdef read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
     """The :class:`HeaderIndex` of ``data`` (a whole message, bytes) and its
     body (empty if it has none), when it is the usual message: in wire form
     (``bare_lf`` false, or ``None`` and the first line ending in CRLF), at
