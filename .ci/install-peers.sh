@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages and other peers that the interop tests need (tests skip without them).
 #
+#   opendkim                         OpenDKIM's milter daemon, which the OpenDKIM-tables tests
+#                                    run on the same tables as fastdkim
 #   opendkim-tools, libopendkim-dev  OpenDKIM: the library and headers the C harness
 #                                    of tests/interop is built over
 #   gcc, libc6-dev                   to build that harness
@@ -16,7 +18,7 @@
 # Idempotent: when everything is installed already it only checks, and is quick.
 set -euo pipefail
 
-packages=(opendkim-tools libopendkim-dev libmail-dkim-perl knot gcc libc6-dev miltertest postfix)
+packages=(opendkim opendkim-tools libopendkim-dev libmail-dkim-perl knot gcc libc6-dev miltertest postfix)
 
 missing=()
 for p in "${packages[@]}"; do
