@@ -53,6 +53,9 @@ def extensions():
         sys.stderr.write("WARNING: Cython not available; installing the pure-Python core.\n")
         return []
     args = [] if sys.platform == "win32" else ["-O3"]
+    # _pipe.h: a POSIX thread and dlopen/dlsym (in libc since glibc 2.34, in libdl before)
+    link = [] if sys.platform == "win32" else ["-pthread"]
+    libs = ["dl"] if sys.platform.startswith("linux") else []
     # _canon.pyx includes the .pxi parts beside it and the C kernels of the .h files.
     parts = sorted(glob.glob(os.path.join("ext", "_*.pxi"))) + sorted(glob.glob(os.path.join("ext", "_*.h")))
     exts = [
@@ -61,7 +64,9 @@ def extensions():
             ["ext/_canon.pyx"],
             include_dirs=["ext"],
             depends=parts,
-            extra_compile_args=args,
+            extra_compile_args=args + link,
+            extra_link_args=link,
+            libraries=libs,
         ),
     ]
     return cythonize(

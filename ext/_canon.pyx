@@ -30,6 +30,11 @@ pure twin).
 filled block with a single ``update`` call of a hashlib object (which releases
 the GIL itself); held-back CRLFs, however many, go through that buffer in
 pieces.  The body itself is never kept: memory is bounded by the block size.
+A large relaxed body (a first ``update()`` of ``HASH_THREAD_MIN`` octets or
+more) is hashed on a second, native thread instead, with OpenSSL's SHA-256
+from the library hashlib loaded, while this thread canonicalizes the next of
+a ring of four 256 KiB blocks (_pipe.h); ``FASTDKIM_HASH_THREAD=0`` (read at
+import) turns that off.
 
 The module is this file plus the parts it includes, one concept each:
 
@@ -39,6 +44,7 @@ The module is this file plus the parts it includes, one concept each:
     _body.pxi      the body state machine (``canon_t``), its bytes output and
                    the choice of kernel path
     _stream.pxi    BodyCanonicalizer, BodyHasher, canonicalize_body
+    _pipe.h        BodyHasher's hashing thread for large bodies (C)
     _headers.pxi   header fields: relaxed form, splitting, line-break checks
     _tags.pxi      tag-lists and DKIM-Signature fields
     _base64.pxi    base64 tag values: strict decoding and folded encoding

@@ -3,6 +3,72 @@
 # through one reused block buffer) and canonicalize_body.
 # Part of _canon.pyx (included there).
 
+cdef extern from "_pipe.h":
+    enum:
+        FDK_PIPE_BLOCK
+    ctypedef struct fdk_pipe_t:
+        unsigned char *cur
+        Py_ssize_t fill
+    int fdk_evp_load() noexcept
+    int fdk_pipe_start(fdk_pipe_t *p) noexcept nogil
+    int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
+    void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) noexcept nogil
+    int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) noexcept nogil
+    void fdk_pipe_free(fdk_pipe_t *p) noexcept nogil
+
+
+def _cpu_count():
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _pipe_min_from_env(value, cpus):
+    """The first-update size from which a relaxed SHA-256 BodyHasher hashes on
+    a second thread (see _pipe.h): 0 (never) with one CPU or with
+    FASTDKIM_HASH_THREAD=0."""
+    if cpus < 2 or (value or "").strip().lower() in ("0", "no", "off", "false"):
+        return 0
+    return _PIPE_MIN
+
+
+cdef enum:
+    _PIPE_MIN = 524288   # first update() this long: a large body, worth a hashing thread
+
+try:
+    import _hashlib  # noqa: F401  (hashlib's libcrypto is loaded before _pipe.h looks for it)
+except ImportError:  # hashlib without OpenSSL: no hashing thread
+    pass
+
+#: The first ``update()`` of a relaxed SHA-256 ``BodyHasher`` this long (or
+#: longer) starts a hashing thread; 0: never (one CPU, no OpenSSL to share
+#: with hashlib, or ``FASTDKIM_HASH_THREAD=0`` at import).
+cdef Py_ssize_t _pipe_min = 0 if fdk_evp_load() != 0 else _pipe_min_from_env(
+    __import__("os").environ.get("FASTDKIM_HASH_THREAD"), _cpu_count())
+HASH_THREAD_MIN = _pipe_min
+
+
+def _set_hash_thread_min(n):
+    """Set the first-update size that starts a hashing thread (0: never);
+    return the previous one.  For tests and benchmarks.
+
+    :raises ValueError: ``n`` is negative, or positive where no hashing thread
+        can run (no OpenSSL shared with hashlib, or no threads).
+    """
+    global _pipe_min, HASH_THREAD_MIN
+    n = PyNumber_Index(n)
+    if n < 0:
+        raise ValueError("the size must be >= 0")
+    if n and fdk_evp_load() != 0:
+        raise ValueError("no hashing thread can run here")
+    prev = _pipe_min
+    _pipe_min = n
+    HASH_THREAD_MIN = n
+    return prev
+
+
 cdef class BodyCanonicalizer:
     """Streaming body canonicalizer.
 
@@ -68,6 +134,18 @@ cdef class BodyCanonicalizer:
             self._busy = False
 
 
+cdef inline void _pipe_push(fdk_pipe_t *p, uint64_t *fed, bint has_lim, uint64_t lim) noexcept nogil:
+    """Publish the pipe's filled slot, or the part of it within the limit."""
+    cdef Py_ssize_t n = p.fill
+    if has_lim:
+        if fed[0] >= lim:
+            n = 0
+        elif <uint64_t>n > lim - fed[0]:
+            n = <Py_ssize_t>(lim - fed[0])
+    fed[0] += <uint64_t>n
+    fdk_pipe_publish(p, n)
+
+
 cdef class BodyHasher:
     """Canonicalize a body and hash it (SHA-256 unless told), streaming.
 
@@ -82,6 +160,15 @@ cdef class BodyHasher:
     ``length`` is the number of canonical octets produced (all of them, not
     just those hashed); after ``digest()`` it is the canonical body length, so
     ``length > limit`` says the body extended past ``l=``.
+
+    A relaxed SHA-256 hasher whose first ``update()`` is at least
+    ``HASH_THREAD_MIN`` octets (a large body) hashes on a second thread while
+    the caller's thread canonicalizes the next block (``threaded`` says so);
+    the result is the same.  Such a hasher cannot be carried on in a child of
+    ``fork()`` (``RuntimeError``); a new one can.
+
+    :raises RuntimeError: (``update``, ``digest``) used from two threads at
+        once, or a threaded hasher used in a forked child.
     """
 
     cdef canon_t _s
@@ -97,6 +184,10 @@ cdef class BodyHasher:
     cdef Py_ssize_t _o      # octets waiting in _buf
     cdef object _digest
     cdef bint _busy
+    cdef bint _begun        # update() was given octets
+    cdef bint _pipe_ok      # relaxed SHA-256: a hashing thread may take the hash
+    cdef bint _piped        # it does: _pipe holds the hash state
+    cdef fdk_pipe_t _pipe
 
     def __cinit__(self, *args, **kwargs):
         self._buf = <unsigned char *>malloc(_BLOCK)
@@ -104,6 +195,8 @@ cdef class BodyHasher:
             raise MemoryError()
 
     def __dealloc__(self):
+        if self._piped:
+            fdk_pipe_free(&self._pipe)
         free(self._buf)
 
     def __init__(self, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
@@ -122,6 +215,11 @@ cdef class BodyHasher:
         else:
             raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
         _canon_init(&self._s, relaxed, bare_lf)
+        if self._piped:
+            fdk_pipe_free(&self._pipe)
+            self._piped = False
+        self._begun = False
+        self._pipe_ok = self._s.relaxed and self._hash_name == "sha256"
         self._hash = h
         self._hupdate = h.update
         self._limit = limit
@@ -152,6 +250,11 @@ cdef class BodyHasher:
     @property
     def length(self):
         return self._length
+
+    @property
+    def threaded(self):
+        """True while a second thread hashes for this hasher (until ``digest()``)."""
+        return bool(self._piped)
 
     @property
     def hashed(self):
@@ -202,6 +305,49 @@ cdef class BodyHasher:
                 self._length += <uint64_t>(i - aux)
                 self._hash_mem(b + aux, i - aux)
 
+    cdef int _process_piped(self, const unsigned char *b, Py_ssize_t n) except -1:
+        """_process with the hash on the pipe's thread: every canonical octet
+        goes through the pipe's ring (the caller's buffer is not used after the
+        call returns)."""
+        cdef Py_ssize_t i = 0, o, o0, aux = 0, k, take
+        cdef int r
+        cdef fdk_pipe_t *p = &self._pipe
+        cdef canon_t *st = &self._s
+        cdef uint64_t length = self._length
+        cdef uint64_t fed = self._fed
+        cdef uint64_t lim = self._lim
+        cdef bint has_lim = self._has_limit
+        with nogil:
+            while True:
+                o = p.fill
+                o0 = o
+                r = _engine(st, b, n, &i, p.cur, FDK_PIPE_BLOCK, &o, _ZC_MIN, &aux)
+                p.fill = o
+                length += <uint64_t>(o - o0)
+                if r == _DONE:
+                    break
+                if r == _RUN:  # (relaxed without in-place runs gives none) copy it in
+                    length += <uint64_t>(i - aux)
+                    k = aux
+                    while k < i:
+                        if p.fill == FDK_PIPE_BLOCK:
+                            _pipe_push(p, &fed, has_lim, lim)
+                        take = min(i - k, FDK_PIPE_BLOCK - p.fill)
+                        memcpy(p.cur + p.fill, b + k, <size_t>take)
+                        p.fill += take
+                        k += take
+                else:
+                    _pipe_push(p, &fed, has_lim, lim)
+        self._length = length
+        self._fed = fed
+        return 0
+
+    cdef int _pipe_here(self) except -1:
+        if not fdk_pipe_usable(&self._pipe):
+            raise RuntimeError("this BodyHasher cannot go on in a forked child: its hashing thread "
+                               "stayed in the parent process")
+        return 0
+
     def update(self, data):
         if self._digest is not None:
             raise ValueError("update() after digest()")
@@ -214,12 +360,44 @@ cdef class BodyHasher:
                 raise RuntimeError("BodyHasher used from two threads at once")
             self._busy = True
             try:
-                self._process(<const unsigned char *>view.buf, view.len)
+                if not self._begun and self._pipe_ok and _pipe_min and view.len >= _pipe_min:
+                    # a large body: hash it on a second thread if one can be had
+                    self._piped = fdk_pipe_start(&self._pipe) == 0
+                self._begun = True
+                if self._piped:
+                    self._pipe_here()
+                    self._process_piped(<const unsigned char *>view.buf, view.len)
+                else:
+                    self._process(<const unsigned char *>view.buf, view.len)
             finally:
                 self._busy = False
         finally:
             PyBuffer_Release(&view)
         return None
+
+    cdef int _pipe_digest(self) except -1:
+        cdef Py_ssize_t o, o0, aux = 0
+        cdef int r, rc
+        cdef unsigned char out[32]
+        cdef fdk_pipe_t *p = &self._pipe
+        self._pipe_here()
+        while True:
+            o = p.fill
+            o0 = o
+            r = _engine_finish(&self._s, p.cur, FDK_PIPE_BLOCK, &o, &aux)
+            p.fill = o
+            self._length += <uint64_t>(o - o0)
+            _pipe_push(p, &self._fed, self._has_limit, self._lim)
+            if r == _DONE:
+                break
+        with nogil:
+            rc = fdk_pipe_finish(p, out)
+        fdk_pipe_free(p)
+        self._piped = False
+        if rc != 0:
+            raise RuntimeError("SHA-256 failed in the hashing thread")
+        self._digest = PyBytes_FromStringAndSize(<const char *>out, 32)
+        return 0
 
     def digest(self):
         cdef Py_ssize_t o, o0, aux = 0
@@ -229,6 +407,9 @@ cdef class BodyHasher:
                 raise RuntimeError("BodyHasher used from two threads at once")
             self._busy = True
             try:
+                if self._piped:
+                    self._pipe_digest()
+                    return self._digest
                 while True:
                     o = self._o
                     o0 = o

@@ -209,6 +209,12 @@ class BodyHasher:
     def hashed(self) -> int:
         return self._hashed
 
+    @property
+    def threaded(self) -> bool:
+        """Always False: the pure core hashes on the caller's thread (the
+        compiled core may hash a large body on a second one)."""
+        return False
+
     def _feed(self, piece: bytes) -> None:
         self._length += len(piece)
         if self._limit is not None:

@@ -1,0 +1,266 @@
+"""The compiled BodyHasher's hashing thread (ext/_pipe.h) against the pure twin.
+
+A relaxed SHA-256 ``BodyHasher`` whose first ``update()`` is large hashes on a
+second, native thread while the caller's thread canonicalizes into a ring of
+256 KiB blocks.  These tests force that thread on for every first update
+(``_set_hash_thread_min(1)``) and hold the digest, ``length`` and ``hashed``
+to the pure core's and to the compiled core hashing on one thread: bodies
+crossing many ring blocks, held-back empty lines by the hundred thousand,
+``l=`` limits at block edges, chunk ends anywhere; then what threads bring:
+several hashers at once, a hasher dropped half-way, re-initialized, or
+carried into a child of ``fork()``.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import threading
+import textwrap
+from typing import Iterator, List, Optional
+
+import pytest
+from conftest import child_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+SLOT = 256 * 1024
+SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture], deadline=None)
+
+
+@pytest.fixture
+def threaded_core(compiled_core) -> Iterator:
+    """The compiled core with a hashing thread for every relaxed SHA-256 hasher."""
+    try:
+        previous = compiled_core._set_hash_thread_min(1)
+    except ValueError as exc:
+        pytest.skip("no hashing thread on this machine: %s" % exc)
+    yield compiled_core
+    compiled_core._set_hash_thread_min(previous)
+
+
+def _split(data: bytes, cuts: List[int]) -> List[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+def _digest(core, chunks: List[bytes], limit: Optional[int] = None, bare_lf: bool = False):
+    h = core.BodyHasher(True, limit, bare_lf)
+    threaded = False
+    for c in chunks:
+        h.update(c)
+        threaded = threaded or h.threaded
+    d = h.digest()
+    assert not h.threaded
+    return d, h.length, h.hashed, threaded
+
+
+def _serial(compiled_core, chunks: List[bytes], limit: Optional[int] = None, bare_lf: bool = False):
+    previous = compiled_core._set_hash_thread_min(0)
+    try:
+        return _digest(compiled_core, chunks, limit, bare_lf)
+    finally:
+        compiled_core._set_hash_thread_min(previous)
+
+
+def _reference(pure_core, data: bytes, limit: Optional[int] = None, bare_lf: bool = False):
+    canon = pure_core.canonicalize_body(data, True, bare_lf)
+    hashed = canon if limit is None else canon[:limit]
+    return hashlib.sha256(hashed).digest(), len(canon), len(hashed)
+
+
+TOKENS = [b"word", b" ", b"  ", b"\t", b" \t ", b"\r\n", b" \r\n", b"\t\r\n", b"\r\n\r\n", b"\r", b"\n",
+          b"x" * 70, b"\xc3\xa9", b"\x00"]
+
+_pattern = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=40).map(b"".join)
+
+
+@st.composite
+def large_bodies(draw: st.DrawFn) -> bytes:
+    """A pattern repeated past two to four ring blocks."""
+    pattern = draw(_pattern)
+    size = draw(st.integers(SLOT + 1, 4 * SLOT + 100))
+    return (pattern * (size // len(pattern) + 1))[:size]
+
+
+@SETTINGS
+@given(data=large_bodies(), cuts=st.lists(st.integers(0, 1 << 21), max_size=6),
+       limit=st.one_of(st.none(), st.integers(0, 5 * SLOT)), bare_lf=st.booleans())
+def test_threaded_hash_is_the_serial_hash(threaded_core, data: bytes, cuts: List[int],
+                                          limit: Optional[int], bare_lf: bool) -> None:
+    chunks = _split(data, cuts)
+    got = _digest(threaded_core, chunks, limit, bare_lf)
+    assert got[3], "the first update should have started a hashing thread"
+    assert got[:3] == _serial(threaded_core, chunks, limit, bare_lf)[:3]
+
+
+_CASES = {
+    "empty lines held back across blocks": b"x\r\n" + b"\r\n" * 300000 + b"y \t\r\n",
+    "trailing empty lines dropped": b"text  here\r\n" + b"\r\n" * 400000,
+    "whitespace only": b" \t" * 400000,
+    "bare LF": b"a  b\n\n c\t\n" * 70000,
+    "a verbatim run longer than a block": base64.b64encode(random.Random(7).randbytes(700000)),
+    "lone CR at the end": b"a b \r\n" * 100000 + b"z\r",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CASES))
+@pytest.mark.parametrize("limit", [None, 0, 1, SLOT - 1, SLOT, SLOT + 1, 2 * SLOT, 10 ** 12])
+def test_threaded_hash_against_pure(threaded_core, pure_core, name: str, limit: Optional[int]) -> None:
+    data = _CASES[name]
+    chunks = _split(data, [SLOT // 3, SLOT + 7, 2 * SLOT - 1])
+    got = _digest(threaded_core, chunks, limit)
+    assert got[3]
+    assert got[:3] == _reference(pure_core, data, limit), name
+
+
+def test_which_hashers_take_a_thread(threaded_core) -> None:
+    big = b"a  b\r\n" * 100000
+    relaxed = threaded_core.BodyHasher(True)
+    relaxed.update(big)
+    assert relaxed.threaded
+    relaxed.update(big)
+    assert relaxed.digest() == hashlib.sha256(b"a b\r\n" * 200000).digest()
+    assert not relaxed.threaded
+    for hasher in (threaded_core.BodyHasher(False), threaded_core.BodyHasher(True, hash_name="sha1")):
+        hasher.update(big)
+        assert not hasher.threaded
+    threaded_core._set_hash_thread_min(SLOT)
+    small_first = threaded_core.BodyHasher(True)
+    small_first.update(b"a")  # the first update decides: this one is small
+    small_first.update(big)
+    assert not small_first.threaded
+    large_first = threaded_core.BodyHasher(True)
+    large_first.update(big[:SLOT])
+    assert large_first.threaded
+    large_first.digest()
+
+
+def test_default_and_switch(compiled_core) -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cpus >= 2 and sys.platform.startswith("linux"):
+        assert compiled_core.HASH_THREAD_MIN > 0, "a 2-CPU Linux machine should hash large bodies on a thread"
+    with pytest.raises(ValueError):
+        compiled_core._set_hash_thread_min(-1)
+    with pytest.raises(TypeError):
+        compiled_core._set_hash_thread_min(1.5)
+    out = subprocess.run([sys.executable, "-c", "from fastdkim import _canon; print(_canon.HASH_THREAD_MIN)"],
+                         env=dict(child_env(require_compiled=True), FASTDKIM_HASH_THREAD="0"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+
+
+def test_pure_core_never_threads(pure_core) -> None:
+    h = pure_core.BodyHasher(True)
+    h.update(b"a b\r\n" * 1000)
+    assert h.threaded is False
+
+
+def test_hashers_in_many_threads(threaded_core, pure_core) -> None:
+    bodies = [(b"line %d  with\t space \r\n" % k) * (20000 + 5000 * k) for k in range(6)]
+    want = [_reference(pure_core, b)[0] for b in bodies]
+    got: List[Optional[bytes]] = [None] * len(bodies)
+    errors: List[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            for _ in range(3):
+                h = threaded_core.BodyHasher(True)
+                data = bodies[k]
+                for i in range(0, len(data), 1 << 20):
+                    h.update(data[i:i + (1 << 20)])
+                got[k] = h.digest()
+                assert got[k] == want[k]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert got == want
+
+
+def test_reinit_and_reuse(threaded_core, pure_core) -> None:
+    data = b"x  y\r\n" * 200000
+    h = threaded_core.BodyHasher(True)
+    h.update(data)
+    assert h.threaded
+    h.__init__(True)  # drops the thread and the half-hashed body
+    assert not h.threaded and h.length == 0
+    h.update(data)
+    assert h.threaded
+    assert h.digest() == _reference(pure_core, data)[0]
+    with pytest.raises(ValueError):
+        h.update(data)
+
+
+_CHILD = textwrap.dedent("""
+    import gc, hashlib, os, sys
+    from fastdkim import _canon
+    _canon._set_hash_thread_min(1)
+    data = b"a \\t b\\r\\n" * 300000
+    want = hashlib.sha256(b"a b\\r\\n" * 600000).digest()
+    # dropped half-way, many times: the thread must end and nothing hang
+    for _ in range(50):
+        h = _canon.BodyHasher(True)
+        h.update(data)
+        del h
+    gc.collect()
+    h = _canon.BodyHasher(True)
+    h.update(data)
+    assert h.threaded
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 0
+        for call in (lambda: h.update(data), h.digest):
+            try:
+                call()
+                status = 3
+            except RuntimeError as exc:
+                if "fork" not in str(exc):
+                    status = 4
+        fresh = _canon.BodyHasher(True)
+        fresh.update(data)
+        fresh.update(data)
+        if not fresh.threaded or fresh.digest() != want:
+            status = 5
+        del h  # a hasher from the parent is dropped without waiting for its thread
+        os.write(w, b"%d" % status)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    child = os.read(r, 10)
+    h.update(data)
+    assert h.digest() == want
+    print("child", child.decode())
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_dropped_hashers_and_fork(threaded_core) -> None:
+    out = subprocess.run([sys.executable, "-c", _CHILD], env=child_env(require_compiled=True),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "child 0", out.stdout + out.stderr
+
+
+def test_signing_a_large_message_with_the_thread(threaded_core, pure_core, rsa_key) -> None:
+    import fastdkim
+    from fastdkim import _core
+    if _core.core is not threaded_core:
+        pytest.skip("the library runs on the pure core here")
+    body = b"Hello  there,\t\r\n" * 200000 + b"\r\n\r\n"
+    msg = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: big\r\n\r\n" + body
+    signer = fastdkim.Signer("example.com", "s1", rsa_key, canonicalization="relaxed/relaxed")
+    field = signer.sign(msg)
+    bh = base64.b64encode(_reference(pure_core, body)[0])
+    assert b"bh=" + bh in field.replace(b"\r\n", b"").replace(b" ", b"").replace(b"\t", b"")
