@@ -312,7 +312,14 @@ static int fdk_path_init(void)
    octet above SP in the blocks done: there the state is again "inside a
    line, nothing pending", and what follows (empty lines held back, a run
    that may end the line or the body, the chunk end) goes back to the state
-   machine. */
+   machine.
+
+   Only so far, so the kernels stop once FDK_STALE octets have passed
+   without an octet above SP: what they did past the commit point is work
+   thrown away, and without that bound a body of lines holding nothing above
+   SP (WSP, CR, LF, a lone LF or CR that is content) would cost a whole
+   window of work for each octet of progress. */
+#define FDK_STALE 128
 
 FDK_INLINE int fdk_is_wsp(unsigned char c)
 {
@@ -422,7 +429,7 @@ FDK_TARGET("ssse3") static Py_ssize_t fdk_relaxed_ssse3(const unsigned char *b, 
     Py_ssize_t p = i + 1, o = 1, last = i + 1, last_o = 1, streak = 0;
     int content, verbatim, t;
     out[0] = b[i];
-    while (p + 18 <= n && o < win) {
+    while (p + 18 <= n && o < win && p - last < FDK_STALE) {
         t = fdk_block16(b + p, bare_lf, out, &o, &content, &verbatim);
         p += t;
         if (content) {
@@ -455,7 +462,7 @@ FDK_TARGET("avx2") static Py_ssize_t fdk_relaxed_avx2(const unsigned char *b, Py
     Py_ssize_t p = i + 1, o = 1, last = i + 1, last_o = 1, streak = 0;
     int content, verbatim, t;
     out[0] = b[i];
-    while (p + 34 <= n && o + 32 <= win) {
+    while (p + 34 <= n && o + 32 <= win && p - last < FDK_STALE) {
         const unsigned char *q = b + p;
         __m256i c = _mm256_loadu_si256((const __m256i *)q);
         __m256i n1 = _mm256_loadu_si256((const __m256i *)(q + 1));
@@ -504,7 +511,7 @@ FDK_TARGET("avx2") static Py_ssize_t fdk_relaxed_avx2(const unsigned char *b, Py
         if (clean && streak >= clean)
             goto done;
     }
-    while (p + 18 <= n && o < win) {
+    while (p + 18 <= n && o < win && p - last < FDK_STALE) {
         t = fdk_block16(b + p, bare_lf, out, &o, &content, &verbatim);
         p += t;
         if (content) {
@@ -538,7 +545,7 @@ static Py_ssize_t fdk_relaxed_avx512(const unsigned char *b, Py_ssize_t i, Py_ss
     Py_ssize_t p = i + 1, o = 1, last = i + 1, last_o = 1, streak = 0;
     int content, verbatim, t;
     out[0] = b[i];
-    while (p + 66 <= n && o + 64 <= win) {
+    while (p + 66 <= n && o + 64 <= win && p - last < FDK_STALE) {
         const unsigned char *q = b + p;
         __m512i c = _mm512_loadu_si512((const void *)q);
         __m512i n1 = _mm512_loadu_si512((const void *)(q + 1));
@@ -582,7 +589,7 @@ static Py_ssize_t fdk_relaxed_avx512(const unsigned char *b, Py_ssize_t i, Py_ss
         if (clean && streak >= clean)
             goto done;
     }
-    while (p + 18 <= n && o < win) {
+    while (p + 18 <= n && o < win && p - last < FDK_STALE) {
         t = fdk_block16(b + p, bare_lf, out, &o, &content, &verbatim);
         p += t;
         if (content) {
