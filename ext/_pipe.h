@@ -35,6 +35,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FDK_CPU_RELAX() _mm_pause()
@@ -47,10 +48,13 @@
 #define FDK_HAVE_PIPE 0
 #endif
 
-/* How many times a waiting side polls before it sleeps (a few tens of us):
- * waking a sleeping thread costs tens of us on virtual machines, about a
- * fifth of a block's hashing. */
-#define FDK_PIPE_SPIN 40000
+/* How long a waiting side polls before it sleeps: about two blocks' hashing.
+ * Waking a sleeping thread costs 50-250 us on virtual machines, as much as
+ * hashing a block, while the caller's thread waits about 100 us for each
+ * block the worker frees (it canonicalizes several times faster than SHA-256
+ * hashes): polling keeps the ring full.  Longer waits (a worker descheduled,
+ * a caller reading its next chunk from disk) sleep. */
+#define FDK_PIPE_SPIN_NS 300000
 
 typedef struct {
     void *(*ctx_new)(void);
@@ -151,6 +155,35 @@ static int fdk_evp_load(void)
     return state == 1 ? 0 : -1;
 }
 
+static inline int64_t fdk_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Poll until *p != v (or, with stop, *stop is set) or FDK_PIPE_SPIN_NS have
+ * passed; returns the last value read.  The clock is read every 64 polls. */
+static uint64_t fdk_poll_while(const uint64_t *p, uint64_t v, const int *stop, int above)
+{
+    int64_t until = 0;
+    uint64_t x;
+    unsigned k = 0;
+    for (;;) {
+        x = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+        if ((above ? x >= v : x != v) || (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)))
+            return x;
+        if ((++k & 63) == 0) {
+            int64_t now = fdk_now_ns();
+            if (until == 0)
+                until = now + FDK_PIPE_SPIN_NS;
+            else if (now >= until)
+                return x;
+        }
+        FDK_CPU_RELAX();
+    }
+}
+
 static inline uint64_t fdk_ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void fdk_st(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline int fdk_ld_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -167,12 +200,9 @@ static void *fdk_pipe_main(void *arg)
 {
     fdk_pipe_t *p = (fdk_pipe_t *)arg;
     uint64_t t = p->tail;
-    long k;
     for (;;) {
         if (fdk_ld(&p->head) == t) {
-            for (k = 0; k < FDK_PIPE_SPIN && fdk_ld(&p->head) == t && !fdk_ld_int(&p->stop); k++)
-                FDK_CPU_RELAX();
-            if (fdk_ld(&p->head) == t) {
+            if (fdk_poll_while(&p->head, t, &p->stop, 0) == t) {
                 pthread_mutex_lock(&p->mu);
                 while (fdk_ld(&p->head) == t && !fdk_ld_int(&p->stop))
                     pthread_cond_wait(&p->cv, &p->mu);
@@ -243,10 +273,7 @@ static inline int fdk_pipe_usable(const fdk_pipe_t *p)
 /* Wait until the worker has hashed at least `want` slots. */
 static void fdk_pipe_wait_tail(fdk_pipe_t *p, uint64_t want)
 {
-    long k;
-    for (k = 0; k < FDK_PIPE_SPIN && fdk_ld(&p->tail) < want; k++)
-        FDK_CPU_RELAX();
-    if (fdk_ld(&p->tail) >= want)
+    if (fdk_poll_while(&p->tail, want, NULL, 1) >= want)
         return;
     pthread_mutex_lock(&p->mu);
     while (fdk_ld(&p->tail) < want)
