@@ -394,3 +394,19 @@ def test_chunks_shrink_as_the_known_end_nears():
     mixed = list(_engine._chunks(iter(items(600, large={100}, bad={300})), 256, 600, 2))
     assert [it.index for c in mixed for it in c] == list(range(600))
     assert [len(c) for c in mixed if c[0].index in (100, 300)] == [1, 1]
+
+
+def test_pool_on_every_core_hashes_on_the_workers_own_threads(compiled_core) -> None:
+    """A second hashing thread per worker would only take another worker's core."""
+    from fastdkim import _engine
+
+    if compiled_core.HASH_THREAD_MIN == 0:
+        pytest.skip("no hashing thread on this machine to turn off")
+    probe = "__import__('fastdkim._canon', fromlist=['_']).HASH_THREAD_MIN"
+    cores = _engine.usable_cores()
+    for jobs, want in ((cores, 0), (cores - 1, compiled_core.HASH_THREAD_MIN)):
+        pool = _engine._start_pool(jobs, "probe-%d" % jobs, pickle.dumps(None))
+        try:
+            assert pool.submit(eval, probe).result(timeout=120) == want, jobs
+        finally:
+            pool.shutdown()

@@ -178,11 +178,12 @@ def warm_up() -> None:
 
 def _start_pool(jobs: int, token: str, blob: bytes, fork: bool = False) -> Executor:
     """A pool of ``jobs`` worker processes (started as :func:`_context` says),
-    the pickled target ``blob`` installed in each under ``token``."""
+    the pickled target ``blob`` installed in each under ``token``.  With a
+    worker on every core, each hashes large bodies on its own thread only."""
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(max_workers=jobs, mp_context=_context(fork), initializer=_install,
-                               initargs=(token, blob, os.getpid()))
+                               initargs=(token, blob, os.getpid(), jobs >= usable_cores()))
 
 
 Work = Callable[[Any, Sequence[Tuple[Any, ...]], Any], List[Any]]

@@ -41,8 +41,17 @@ class _Shipped:
     blob: bytes
 
 
-def _install(token: str, blob: bytes, main_pid: int = 0) -> None:
-    """Pool initializer: unpickle the target once in this worker."""
+def _install(token: str, blob: bytes, main_pid: int = 0, every_core: bool = False) -> None:
+    """Pool initializer: unpickle the target once in this worker.  With
+    ``every_core`` (the pool has a worker on every core), large bodies are
+    hashed on this worker's own thread: a second hashing thread would only
+    take another worker's core and poll against it."""
+    if every_core:
+        from . import _core
+
+        set_min = getattr(_core.core, "_set_hash_thread_min", None)  # (the compiled core's)
+        if set_min is not None:
+            set_min(0)
     if main_pid:
         import signal
 
