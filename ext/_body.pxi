@@ -236,8 +236,11 @@ cdef int _engine(canon_t *s, const unsigned char *b, Py_ssize_t n, Py_ssize_t *p
             # hashing): a long verbatim run may start there.
             try_run = clean != 0 and ln >= clean
             # End on line content: held-back CRLFs and a CR or WSP whose
-            # meaning depends on what follows go back to the state machine.
-            while k - 1 > seg and (b[k - 1] == _CR or b[k - 1] == _LF or b[k - 1] == _SP or b[k - 1] == _TAB):
+            # meaning depends on what follows go back to the state machine
+            # (a LF not after CR is content, unless bare_lf: the walk stops
+            # there, or a run of them would be walked back again and again).
+            while k - 1 > seg and (b[k - 1] == _CR or b[k - 1] == _SP or b[k - 1] == _TAB
+                                   or (b[k - 1] == _LF and (st.bare_lf or b[k - 2] == _CR))):
                 k -= 1
                 ln -= 1
             o += ln

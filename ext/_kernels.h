@@ -309,16 +309,16 @@ static int fdk_path_init(void)
    is content; with bare_lf a LF not after CR ends a line too (a WSP before
    it is dropped, and it becomes CRLF: the block stops before it, and the
    next one starts after it).  The output is committed only up to the last
-   octet above SP in the blocks done: there the state is again "inside a
-   line, nothing pending", and what follows (empty lines held back, a run
-   that may end the line or the body, the chunk end) goes back to the state
-   machine.
+   plain octet (neither WSP, CR nor LF: a control octet is one too) in the
+   blocks done: there the state is again "inside a line, nothing pending",
+   and what follows (empty lines held back, a run that may end the line or
+   the body, the chunk end) goes back to the state machine.
 
    Only so far, so the kernels stop once FDK_STALE octets have passed
-   without an octet above SP: what they did past the commit point is work
-   thrown away, and without that bound a body of lines holding nothing above
-   SP (WSP, CR, LF, a lone LF or CR that is content) would cost a whole
-   window of work for each octet of progress. */
+   without a plain octet: what they did past the commit point is work thrown
+   away, and without that bound a body of lines holding no plain octet (WSP,
+   CR, LF, a lone LF or CR that is content) would cost a whole window of
+   work for each octet of progress. */
 #define FDK_STALE 128
 
 FDK_INLINE int fdk_is_wsp(unsigned char c)
@@ -334,13 +334,13 @@ FDK_INLINE int fdk_wsp_dropped(const unsigned char *b, Py_ssize_t j, int bare_lf
 }
 
 /* The commit point: from input p and output o (reached together; the two
-   octets after p readable; an octet above SP before p, after any bare LF),
-   back to just after the last octet above SP, but not before i + 1.  Sets
+   octets after p readable; a plain octet before p, after any bare LF),
+   back to just after the last plain octet, but not before i + 1.  Sets
    *pw, returns the input position. */
 FDK_INLINE Py_ssize_t fdk_blocks_commit(const unsigned char *b, Py_ssize_t i, Py_ssize_t p, Py_ssize_t o,
                                         int bare_lf, Py_ssize_t *pw)
 {
-    while (p - 1 > i && b[p - 1] <= 0x20) {
+    while (p - 1 > i && (fdk_is_wsp(b[p - 1]) || b[p - 1] == '\r' || b[p - 1] == '\n')) {
         p--;
         if (!fdk_wsp_dropped(b, p, bare_lf))
             o--;
@@ -371,7 +371,7 @@ FDK_TARGET_INLINE("ssse3") Py_ssize_t fdk_compact16(__m128i c, unsigned keep, un
 /* One 16-octet block at q (q[-1] and q[17] readable): canonical octets to
    out + *po.  Returns how many octets it took: 16, or, with bare_lf, those
    before the first bare LF (the caller ends the line there).  *pcontent:
-   whether they hold an octet above SP; *pclean: whether the block came out
+   whether they hold a plain octet (neither WSP, CR nor LF); *pclean: whether the block came out
    verbatim (16 octets, no HTAB, nothing dropped). */
 FDK_TARGET_INLINE("ssse3") int fdk_block16(const unsigned char *q, int bare_lf, unsigned char *out,
                                            Py_ssize_t *po, int *pcontent, int *pclean)
@@ -399,7 +399,8 @@ FDK_TARGET_INLINE("ssse3") int fdk_block16(const unsigned char *q, int bare_lf, 
             lim = (1u << t) - 1;
         }
     }
-    *pcontent = ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(c, _mm_set1_epi8(0x21)), c)) & lim) != 0;
+    *pcontent = (~(unsigned)_mm_movemask_epi8(_mm_or_si128(w, _mm_or_si128(_mm_cmpeq_epi8(c, cr), _mm_cmpeq_epi8(c, lf))))
+                 & lim) != 0;
     *pclean = t == 16 && _mm_movemask_epi8(_mm_or_si128(drop, ist)) == 0;
     if (*pclean) {
         _mm_storeu_si128((__m128i *)(out + *po), c);
@@ -458,7 +459,7 @@ FDK_TARGET("avx2") static Py_ssize_t fdk_relaxed_avx2(const unsigned char *b, Py
 {
     const __m256i sp = _mm256_set1_epi8(' '), tab = _mm256_set1_epi8('\t');
     const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
-    const __m256i above = _mm256_set1_epi8(0x21), flip = _mm256_set1_epi8(' ' ^ '\t');
+    const __m256i flip = _mm256_set1_epi8(' ' ^ '\t');
     Py_ssize_t p = i + 1, o = 1, last = i + 1, last_o = 1, streak = 0;
     int content, verbatim, t;
     out[0] = b[i];
@@ -488,7 +489,8 @@ FDK_TARGET("avx2") static Py_ssize_t fdk_relaxed_avx2(const unsigned char *b, Py
                 lim = (1u << t) - 1;
             }
         }
-        content = ((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(c, above), c)) & lim) != 0;
+        content = (~(unsigned)_mm256_movemask_epi8(_mm256_or_si256(
+                       w, _mm256_or_si256(_mm256_cmpeq_epi8(c, cr), _mm256_cmpeq_epi8(c, lf)))) & lim) != 0;
         /* no branch on the block's contents: in ordinary text, blocks with
            and without a WSP run alternate unpredictably */
         streak = (t == 32 && _mm256_testz_si256(dt, dt)) ? streak + 32 : 0;
@@ -541,7 +543,6 @@ static Py_ssize_t fdk_relaxed_avx512(const unsigned char *b, Py_ssize_t i, Py_ss
 {
     const __m512i sp = _mm512_set1_epi8(' '), tab = _mm512_set1_epi8('\t');
     const __m512i cr = _mm512_set1_epi8('\r'), lf = _mm512_set1_epi8('\n');
-    const __m512i blank = _mm512_set1_epi8(0x20);
     Py_ssize_t p = i + 1, o = 1, last = i + 1, last_o = 1, streak = 0;
     int content, verbatim, t;
     out[0] = b[i];
@@ -568,7 +569,7 @@ static Py_ssize_t fdk_relaxed_avx512(const unsigned char *b, Py_ssize_t i, Py_ss
                 lim = ((__mmask64)1 << t) - 1;
             }
         }
-        content = (_mm512_cmpgt_epu8_mask(c, blank) & lim) != 0;
+        content = (~(w | _mm512_cmpeq_epi8_mask(c, cr) | _mm512_cmpeq_epi8_mask(c, lf)) & lim) != 0;
         keep = ~drop & lim;
         c = _mm512_mask_mov_epi8(c, ist, sp);
         _mm512_storeu_si512((void *)(out + o), _mm512_maskz_compress_epi8(keep, c));
