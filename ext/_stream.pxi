@@ -187,6 +187,7 @@ cdef class BodyHasher:
     cdef bint _begun        # update() was given octets
     cdef bint _pipe_ok      # relaxed SHA-256: a hashing thread may take the hash
     cdef bint _piped        # it does: _pipe holds the hash state
+    cdef bint _failed       # the hashing thread's SHA-256 failed: no digest, ever
     cdef fdk_pipe_t _pipe
 
     def __cinit__(self, *args, **kwargs):
@@ -202,33 +203,38 @@ cdef class BodyHasher:
     def __init__(self, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
         if self._busy:
             raise RuntimeError("BodyHasher used from two threads at once")
-        if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
+        # Every argument is checked before anything changes: a re-__init__
+        # that raises leaves the hasher as it was.
+        cdef uint64_t c_lim = 0
+        cdef bint c_relaxed = relaxed, c_bare_lf = bare_lf
+        if limit is not None:
+            lim = PyNumber_Index(limit)
+            if lim < 0:
+                raise ValueError("limit must be >= 0")
+            c_lim = <uint64_t>lim if lim < 0x7FFFFFFFFFFFFFFF else <uint64_t>0x7FFFFFFFFFFFFFFF
         # Only the hash object differs: every name is fed the same canonical
         # blocks from C, so SHA-256 keeps its path unchanged.
         if hash_name == "sha256":
             h = hashlib.sha256()
-            self._hash_name = "sha256"
+            name = "sha256"
         elif hash_name == "sha1":
             h = hashlib.sha1()
-            self._hash_name = "sha1"
+            name = "sha1"
         else:
             raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
-        _canon_init(&self._s, relaxed, bare_lf)
+        self._hash_name = name
+        _canon_init(&self._s, c_relaxed, c_bare_lf)
         if self._piped:
             fdk_pipe_free(&self._pipe)
             self._piped = False
         self._begun = False
+        self._failed = False
         self._pipe_ok = self._s.relaxed and self._hash_name == "sha256"
         self._hash = h
         self._hupdate = h.update
         self._limit = limit
         self._has_limit = limit is not None
-        if self._has_limit:
-            lim = PyNumber_Index(limit)
-            self._lim = <uint64_t>lim if lim < 0x7FFFFFFFFFFFFFFF else <uint64_t>0x7FFFFFFFFFFFFFFF
-        else:
-            self._lim = 0
+        self._lim = c_lim
         self._length = 0
         self._fed = 0
         self._o = 0
@@ -343,7 +349,10 @@ cdef class BodyHasher:
         return 0
 
     cdef int _pipe_here(self) except -1:
-        if not fdk_pipe_usable(&self._pipe):
+        """Raise if the hashing thread failed, or is not in this process."""
+        if self._failed:
+            raise RuntimeError("SHA-256 failed in the hashing thread")
+        if self._piped and not fdk_pipe_usable(&self._pipe):
             raise RuntimeError("this BodyHasher cannot go on in a forked child: its hashing thread "
                                "stayed in the parent process")
         return 0
@@ -356,6 +365,7 @@ cdef class BodyHasher:
         try:
             if view.len == 0:
                 return None
+            self._pipe_here()
             if self._busy:
                 raise RuntimeError("BodyHasher used from two threads at once")
             self._busy = True
@@ -365,7 +375,6 @@ cdef class BodyHasher:
                     self._piped = fdk_pipe_start(&self._pipe) == 0
                 self._begun = True
                 if self._piped:
-                    self._pipe_here()
                     self._process_piped(<const unsigned char *>view.buf, view.len)
                 else:
                     self._process(<const unsigned char *>view.buf, view.len)
@@ -380,21 +389,28 @@ cdef class BodyHasher:
         cdef int r, rc
         cdef unsigned char out[32]
         cdef fdk_pipe_t *p = &self._pipe
-        self._pipe_here()
-        while True:
-            o = p.fill
-            o0 = o
-            r = _engine_finish(&self._s, p.cur, FDK_PIPE_BLOCK, &o, &aux)
-            p.fill = o
-            self._length += <uint64_t>(o - o0)
-            _pipe_push(p, &self._fed, self._has_limit, self._lim)
-            if r == _DONE:
-                break
-        with nogil:
+        cdef canon_t *st = &self._s
+        cdef uint64_t length = self._length
+        cdef uint64_t fed = self._fed
+        cdef uint64_t lim = self._lim
+        cdef bint has_lim = self._has_limit
+        with nogil:  # (publishing may wait for the worker)
+            while True:
+                o = p.fill
+                o0 = o
+                r = _engine_finish(st, p.cur, FDK_PIPE_BLOCK, &o, &aux)
+                p.fill = o
+                length += <uint64_t>(o - o0)
+                _pipe_push(p, &fed, has_lim, lim)
+                if r == _DONE:
+                    break
             rc = fdk_pipe_finish(p, out)
+        self._length = length
+        self._fed = fed
         fdk_pipe_free(p)
         self._piped = False
         if rc != 0:
+            self._failed = True
             raise RuntimeError("SHA-256 failed in the hashing thread")
         self._digest = PyBytes_FromStringAndSize(<const char *>out, 32)
         return 0
@@ -403,6 +419,7 @@ cdef class BodyHasher:
         cdef Py_ssize_t o, o0, aux = 0
         cdef int r
         if self._digest is None:
+            self._pipe_here()
             if self._busy:
                 raise RuntimeError("BodyHasher used from two threads at once")
             self._busy = True

@@ -275,7 +275,9 @@ def test_environment_names_an_unknown_path(compiled_core):
 #: BodyHasher; 256 KB of LFs a minute through canonicalize_body).  At a
 #: megabyte each, a return of that would stall this test for minutes.
 BLANK_LINES = (b" \t\r\n\n", b"\x00\t\r\t\r\n  ", b"\r \r\n\n    ", b"\n" + b" \r\n" * 40, b"\n \t", b"\r ",
-               b"\n", b"\x01\n", b"a\n\n", b" \n\t\r")
+               b"\n", b"\x01\n", b"a\n\n", b" \n\t\r", b"\r\n\n",
+               # runs just short of what is hashed in place, each ending where a WSP follows
+               b"\r\n\n" * 5400 + b"\t")
 
 
 @pytest.mark.parametrize("bare_lf", [False, True], ids=["crlf", "bare-lf"])

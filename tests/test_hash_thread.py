@@ -264,3 +264,17 @@ def test_signing_a_large_message_with_the_thread(threaded_core, pure_core, rsa_k
     field = signer.sign(msg)
     bh = base64.b64encode(_reference(pure_core, body)[0])
     assert b"bh=" + bh in field.replace(b"\r\n", b"").replace(b" ", b"").replace(b"\t", b"")
+
+
+@pytest.mark.parametrize("bad", [dict(limit=1.5), dict(limit=-1), dict(limit="5"), dict(hash_name="md5")])
+def test_a_failed_reinit_changes_nothing(core, bad) -> None:
+    """Arguments are checked before anything changes, threaded or not."""
+    body = b"hello  world \r\n" * 70000
+    h = core.BodyHasher(True)
+    h.update(body)
+    kwargs = dict(dict(relaxed=True), **bad)
+    with pytest.raises((TypeError, ValueError)):
+        h.__init__(**kwargs)
+    h.update(b"abc\r\n")
+    assert h.digest() == hashlib.sha256(b"hello world\r\n" * 70000 + b"abc\r\n").digest()
+    assert h.length == len(b"hello world\r\n") * 70000 + 5

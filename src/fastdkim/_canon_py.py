@@ -173,16 +173,18 @@ class BodyHasher:
     def __init__(
         self, relaxed: bool, limit: Optional[int] = None, bare_lf: bool = False, hash_name: str = "sha256"
     ) -> None:
-        if limit is not None and limit < 0:
+        # every argument is checked before anything changes (a re-__init__
+        # that raises leaves the hasher as it was)
+        if limit is not None and operator.index(limit) < 0:
             raise ValueError("limit must be >= 0")
         if hash_name == "sha256":
-            self._hash = hashlib.sha256()
-            self._hash_name = "sha256"
+            h = hashlib.sha256()
         elif hash_name == "sha1":
-            self._hash = hashlib.sha1()
-            self._hash_name = "sha1"
+            h = hashlib.sha1()
         else:
             raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+        self._hash = h
+        self._hash_name = hash_name
         self._canon = BodyCanonicalizer(relaxed, bare_lf)
         self._limit = limit
         self._length = 0
