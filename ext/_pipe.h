@@ -35,6 +35,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -175,6 +176,7 @@ static uint64_t fdk_poll_while(const uint64_t *p, uint64_t v, const int *stop, i
             return x;
         if ((++k & 63) == 0) {
             int64_t now = fdk_now_ns();
+            sched_yield(); /* another thread that can run here comes first */
             if (until == 0)
                 until = now + FDK_PIPE_SPIN_NS;
             else if (now >= until)

@@ -37,6 +37,40 @@ def _pipe_min_from_env(value, cpus):
 cdef enum:
     _PIPE_MIN = 524288   # first update() this long: a large body, worth a hashing thread
 
+#: The CPUs this process may run on, and how many of them its hashers of large
+#: bodies keep busy: a hasher with a thread of its own takes two, one hashing
+#: inline one.  A new large body gets a thread only where that leaves none
+#: short, so that threads hashing large bodies side by side never ask for more
+#: cores than there are (each would then poll against the other's core).
+cdef int _cores = _cpu_count()
+cdef int _pipes_live = 0
+cdef int _large_serial = 0
+cdef long _fork_gen = 0   # forks this process descends from: a hasher counted before one is not counted here
+
+
+def _after_fork_in_child():
+    global _fork_gen, _pipes_live, _large_serial
+    _fork_gen += 1
+    _pipes_live = 0
+    _large_serial = 0
+
+
+__import__("os").register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _hash_thread_load():
+    """(hashers with a hashing thread, large bodies hashed inline) now; for tests."""
+    return _pipes_live, _large_serial
+
+
+def _set_hash_thread_cores(n):
+    """Set the number of CPUs the large-body count is held to; return the
+    previous one.  For tests."""
+    global _cores
+    prev = _cores
+    _cores = PyNumber_Index(n)
+    return prev
+
 try:
     import _hashlib  # noqa: F401  (hashlib's libcrypto is loaded before _pipe.h looks for it)
 except ImportError:  # hashlib without OpenSSL: no hashing thread
@@ -163,8 +197,9 @@ cdef class BodyHasher:
 
     A relaxed SHA-256 hasher whose first ``update()`` is at least
     ``HASH_THREAD_MIN`` octets (a large body) hashes on a second thread while
-    the caller's thread canonicalizes the next block (``threaded`` says so);
-    the result is the same.  Such a hasher cannot be carried on in a child of
+    the caller's thread canonicalizes the next block (``threaded`` says so),
+    where the process's other large bodies leave a core free for it; the
+    result is the same.  Such a hasher cannot be carried on in a child of
     ``fork()`` (``RuntimeError``); a new one can.
 
     :raises RuntimeError: (``update``, ``digest``) used from two threads at
@@ -187,6 +222,8 @@ cdef class BodyHasher:
     cdef bint _begun        # update() was given octets
     cdef bint _pipe_ok      # relaxed SHA-256: a hashing thread may take the hash
     cdef bint _piped        # it does: _pipe holds the hash state
+    cdef bint _large        # a large body hashed on the caller's thread (counted in _large_serial)
+    cdef long _gen          # _fork_gen when it was counted
     cdef bint _failed       # the hashing thread's SHA-256 failed: no digest, ever
     cdef fdk_pipe_t _pipe
 
@@ -196,9 +233,23 @@ cdef class BodyHasher:
             raise MemoryError()
 
     def __dealloc__(self):
+        self._release()
+        free(self._buf)
+
+    cdef void _release(self) noexcept:
+        """End this hasher's share of the process's large-body hashing: its
+        hashing thread (joined) or its count as a large body hashed inline."""
+        global _pipes_live, _large_serial
+        cdef bint here = self._gen == _fork_gen
         if self._piped:
             fdk_pipe_free(&self._pipe)
-        free(self._buf)
+            self._piped = False
+            if here:
+                _pipes_live -= 1
+        if self._large:
+            self._large = False
+            if here:
+                _large_serial -= 1
 
     def __init__(self, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
         if self._busy:
@@ -224,9 +275,7 @@ cdef class BodyHasher:
             raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
         self._hash_name = name
         _canon_init(&self._s, c_relaxed, c_bare_lf)
-        if self._piped:
-            fdk_pipe_free(&self._pipe)
-            self._piped = False
+        self._release()
         self._begun = False
         self._failed = False
         self._pipe_ok = self._s.relaxed and self._hash_name == "sha256"
@@ -357,6 +406,19 @@ cdef class BodyHasher:
                                "stayed in the parent process")
         return 0
 
+    cdef void _start_large(self) noexcept:
+        """A large body: hash it on a thread of its own if a core is free for
+        it (each such hasher counts two cores, each large body hashed inline
+        one), inline otherwise."""
+        global _pipes_live, _large_serial
+        self._gen = _fork_gen
+        if (_pipes_live + 1) * 2 + _large_serial <= _cores and fdk_pipe_start(&self._pipe) == 0:
+            self._piped = True
+            _pipes_live += 1
+        else:
+            self._large = True
+            _large_serial += 1
+
     def update(self, data):
         if self._digest is not None:
             raise ValueError("update() after digest()")
@@ -371,8 +433,7 @@ cdef class BodyHasher:
             self._busy = True
             try:
                 if not self._begun and self._pipe_ok and _pipe_min and view.len >= _pipe_min:
-                    # a large body: hash it on a second thread if one can be had
-                    self._piped = fdk_pipe_start(&self._pipe) == 0
+                    self._start_large()
                 self._begun = True
                 if self._piped:
                     self._process_piped(<const unsigned char *>view.buf, view.len)
@@ -407,8 +468,7 @@ cdef class BodyHasher:
             rc = fdk_pipe_finish(p, out)
         self._length = length
         self._fed = fed
-        fdk_pipe_free(p)
-        self._piped = False
+        self._release()
         if rc != 0:
             self._failed = True
             raise RuntimeError("SHA-256 failed in the hashing thread")
@@ -437,6 +497,7 @@ cdef class BodyHasher:
                     if r == _DONE:
                         break
                 self._digest = self._hash.digest()
+                self._release()
             finally:
                 self._busy = False
         return self._digest

@@ -13,6 +13,7 @@ carried into a child of ``fork()``.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import os
 import random
@@ -39,7 +40,11 @@ def threaded_core(compiled_core) -> Iterator:
         previous = compiled_core._set_hash_thread_min(1)
     except ValueError as exc:
         pytest.skip("no hashing thread on this machine: %s" % exc)
+    # as if the machine had cores to spare: hashers left alive by other tests
+    # in this process must not decide whether these get a thread
+    cores = compiled_core._set_hash_thread_cores(1 << 20)
     yield compiled_core
+    compiled_core._set_hash_thread_cores(cores)
     compiled_core._set_hash_thread_min(previous)
 
 
@@ -278,3 +283,37 @@ def test_a_failed_reinit_changes_nothing(core, bad) -> None:
     h.update(b"abc\r\n")
     assert h.digest() == hashlib.sha256(b"hello world\r\n" * 70000 + b"abc\r\n").digest()
     assert h.length == len(b"hello world\r\n") * 70000 + 5
+
+
+def test_large_bodies_side_by_side_get_a_thread_only_where_a_core_is_free(threaded_core) -> None:
+    """Each hasher with a thread counts two cores, each large body hashed inline one."""
+    gc.collect()
+    base = threaded_core._hash_thread_load()
+    threaded_core._set_hash_thread_cores(2 + 2 * base[0] + base[1])  # two cores free
+    big = b"a  b\r\n" * 100000
+
+    def started() -> "object":
+        h = threaded_core.BodyHasher(True)
+        h.update(big)
+        return h
+
+    def load() -> tuple:
+        now = threaded_core._hash_thread_load()
+        return now[0] - base[0], now[1] - base[1]
+
+    first = started()
+    second = started()  # both cores taken by the first
+    assert first.threaded and not second.threaded
+    assert load() == (1, 1)
+    first.digest()
+    assert load() == (0, 1)
+    third = started()  # one core left: no thread
+    assert not third.threaded
+    second.digest()
+    third.__init__(True)  # a re-init ends its share too
+    assert load() == (0, 0)
+    fourth = started()
+    assert fourth.threaded and load() == (1, 0)
+    del fourth  # dropped half-way: its thread ends, its share with it
+    gc.collect()
+    assert load() == (0, 0)
