@@ -71,6 +71,7 @@ def _set_hash_thread_cores(n):
     _cores = PyNumber_Index(n)
     return prev
 
+
 try:
     import _hashlib  # noqa: F401  (hashlib's libcrypto is loaded before _pipe.h looks for it)
 except ImportError:  # hashlib without OpenSSL: no hashing thread
@@ -381,7 +382,7 @@ cdef class BodyHasher:
                 length += <uint64_t>(o - o0)
                 if r == _DONE:
                     break
-                if r == _RUN:  # (relaxed without in-place runs gives none) copy it in
+                if r == _RUN:  # a run the one-thread path hashes in place: copied into the ring
                     length += <uint64_t>(i - aux)
                     k = aux
                     while k < i:
