@@ -5,17 +5,20 @@
  * core, one after the other.  A pipe overlaps them: the caller's thread
  * canonicalizes into a ring of FDK_PIPE_SLOTS blocks and publishes each full
  * one; a native thread (no GIL, no Python) hashes the published blocks in
- * order.  The hash is OpenSSL's, the very library Python's hashlib already
- * loaded into the process: its EVP functions are looked up in that loaded
- * library (never a second copy, never code of our own), and checked on a
- * known answer before first use.  Where no such library is loaded, or the
+ * order.  The hash is OpenSSL's, from the libcrypto already loaded into the
+ * process (by hashlib, whose import comes first): its EVP functions are
+ * looked up in that loaded library (never a second copy, never code of our
+ * own), and checked on a known answer before first use.  BodyHasher (in
+ * _stream.pxi) gives a large body a pipe only where the process's other
+ * large bodies leave a core free for it.  Where no such library is loaded, or the
  * platform has no POSIX threads and dl_iterate_phdr, fdk_evp_load() fails and
  * BodyHasher hashes on the caller's thread as always.
  *
  * A pipe is used by one producer thread (the BodyHasher's caller, serialized
  * by its busy flag) and its one worker.  head (slots published) is written by
  * the producer only, tail (slots hashed) by the worker only; each waits on
- * the other by spinning briefly, then on the condition variable (every change
+ * the other by polling for up to FDK_PIPE_SPIN_NS (yielding the CPU to any
+ * thread that can run), then on the condition variable (every change
  * of head, tail or stop is followed by a broadcast under the mutex, so no
  * wake-up is lost).  A child of fork() has no worker: a pipe that was started
  * before the fork refuses further use there (fdk_pipe_usable).
