@@ -68,12 +68,12 @@ from fastdkim import _canon_py  # noqa: E402
 from fastdkim import canonicalization as fd_canon  # noqa: E402
 from fastdkim.message import CHUNK  # noqa: E402
 
-#: the compiled BodyHasher's first-update size that starts a hashing thread (0: none)
-HASH_THREAD_MIN = getattr(fastdkim._core.core, "HASH_THREAD_MIN", 0)
-
 import bench_peers as P  # noqa: E402
 import bench_workloads as W  # noqa: E402
 from bench_timing import Timing, measure, measure_interleaved  # noqa: E402
+
+#: the compiled BodyHasher's first-update size that starts a hashing thread (0: none)
+HASH_THREAD_MIN = getattr(fastdkim._core.core, "HASH_THREAD_MIN", 0)
 
 SCHEMA = 1
 

@@ -96,6 +96,10 @@ static unsigned long fdk_fork_gen = 0;
 
 static void fdk_atfork_child(void) { __atomic_add_fetch(&fdk_fork_gen, 1, __ATOMIC_SEQ_CST); }
 
+/* How many fork()s this process is from the one that first found the hash
+   (0 where none was found: no pipe ever runs there). */
+static unsigned long fdk_fork_generation(void) { return __atomic_load_n(&fdk_fork_gen, __ATOMIC_SEQ_CST); }
+
 static int fdk_find_libcrypto(struct dl_phdr_info *info, size_t size, void *data)
 {
     const char *name = info->dlpi_name, *base;
@@ -166,16 +170,16 @@ static inline int64_t fdk_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Poll until *p != v (or, with stop, *stop is set) or FDK_PIPE_SPIN_NS have
+/* Poll until *p >= v (or, with stop, *stop is set) or FDK_PIPE_SPIN_NS have
  * passed; returns the last value read.  The clock is read every 64 polls. */
-static uint64_t fdk_poll_while(const uint64_t *p, uint64_t v, const int *stop, int above)
+static uint64_t fdk_poll_until(const uint64_t *p, uint64_t v, const int *stop)
 {
     int64_t until = 0;
     uint64_t x;
     unsigned k = 0;
     for (;;) {
         x = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-        if ((above ? x >= v : x != v) || (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)))
+        if (x >= v || (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)))
             return x;
         if ((++k & 63) == 0) {
             int64_t now = fdk_now_ns();
@@ -207,7 +211,7 @@ static void *fdk_pipe_main(void *arg)
     uint64_t t = p->tail;
     for (;;) {
         if (fdk_ld(&p->head) == t) {
-            if (fdk_poll_while(&p->head, t, &p->stop, 0) == t) {
+            if (fdk_poll_until(&p->head, t + 1, &p->stop) == t) {  /* (head only grows from t) */
                 pthread_mutex_lock(&p->mu);
                 while (fdk_ld(&p->head) == t && !fdk_ld_int(&p->stop))
                     pthread_cond_wait(&p->cv, &p->mu);
@@ -247,7 +251,7 @@ static int fdk_pipe_start(fdk_pipe_t *p)
     if (pthread_cond_init(&p->cv, NULL) != 0)
         goto fail_mu;
     p->cur = p->mem;
-    p->gen = __atomic_load_n(&fdk_fork_gen, __ATOMIC_SEQ_CST);
+    p->gen = fdk_fork_generation();
     if (pthread_attr_init(&attr) != 0)
         goto fail_cv;
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -272,13 +276,13 @@ fail_ctx:
 /* The worker of this pipe exists in this process (not a child of fork()). */
 static inline int fdk_pipe_usable(const fdk_pipe_t *p)
 {
-    return p->started && p->gen == __atomic_load_n(&fdk_fork_gen, __ATOMIC_SEQ_CST);
+    return p->started && p->gen == fdk_fork_generation();
 }
 
 /* Wait until the worker has hashed at least `want` slots. */
 static void fdk_pipe_wait_tail(fdk_pipe_t *p, uint64_t want)
 {
-    if (fdk_poll_while(&p->tail, want, NULL, 1) >= want)
+    if (fdk_poll_until(&p->tail, want, NULL) >= want)
         return;
     pthread_mutex_lock(&p->mu);
     while (fdk_ld(&p->tail) < want)
@@ -324,7 +328,7 @@ static int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest)
  * does not exist: nothing is joined and the mutex is left alone. */
 static void fdk_pipe_free(fdk_pipe_t *p)
 {
-    int here = p->gen == __atomic_load_n(&fdk_fork_gen, __ATOMIC_SEQ_CST);
+    int here = p->gen == fdk_fork_generation();
     if (p->mem == NULL)
         return;
     if (p->started && here) {
@@ -345,6 +349,7 @@ static void fdk_pipe_free(fdk_pipe_t *p)
 #else /* no pipe on this platform: BodyHasher hashes on the caller's thread */
 
 static int fdk_evp_load(void) { return -1; }
+static unsigned long fdk_fork_generation(void) { return 0; }
 static int fdk_pipe_start(fdk_pipe_t *p) { (void)p; return -1; }
 static inline int fdk_pipe_usable(const fdk_pipe_t *p) { (void)p; return 0; }
 static void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) { (void)p; (void)n; }

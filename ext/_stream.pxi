@@ -10,6 +10,7 @@ cdef extern from "_pipe.h":
         unsigned char *cur
         Py_ssize_t fill
     int fdk_evp_load() noexcept
+    unsigned long fdk_fork_generation() noexcept nogil
     int fdk_pipe_start(fdk_pipe_t *p) noexcept nogil
     int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
     void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) noexcept nogil
@@ -45,17 +46,18 @@ cdef enum:
 cdef int _cores = _cpu_count()
 cdef int _pipes_live = 0
 cdef int _large_serial = 0
-cdef long _fork_gen = 0   # forks this process descends from: a hasher counted before one is not counted here
+cdef unsigned long _counts_gen = 0   # the fdk_fork_generation() the counts are of
 
 
-def _after_fork_in_child():
-    global _fork_gen, _pipes_live, _large_serial
-    _fork_gen += 1
-    _pipes_live = 0
-    _large_serial = 0
-
-
-__import__("os").register_at_fork(after_in_child=_after_fork_in_child)
+cdef inline void _counts_here() noexcept:
+    """Start the counts afresh in a child of fork(): the hashers counted
+    were the parent's."""
+    global _counts_gen, _pipes_live, _large_serial
+    cdef unsigned long g = fdk_fork_generation()
+    if g != _counts_gen:
+        _counts_gen = g
+        _pipes_live = 0
+        _large_serial = 0
 
 
 def _hash_thread_load():
@@ -81,7 +83,7 @@ except ImportError:  # hashlib without OpenSSL: no hashing thread
 #: longer) starts a hashing thread; 0: never (one CPU, no OpenSSL to share
 #: with hashlib, or ``FASTDKIM_HASH_THREAD=0`` at import).
 cdef Py_ssize_t _pipe_min = 0 if fdk_evp_load() != 0 else _pipe_min_from_env(
-    __import__("os").environ.get("FASTDKIM_HASH_THREAD"), _cpu_count())
+    __import__("os").environ.get("FASTDKIM_HASH_THREAD"), _cores)
 HASH_THREAD_MIN = _pipe_min
 
 
@@ -224,7 +226,7 @@ cdef class BodyHasher:
     cdef bint _pipe_ok      # relaxed SHA-256: a hashing thread may take the hash
     cdef bint _piped        # it does: _pipe holds the hash state
     cdef bint _large        # a large body hashed on the caller's thread (counted in _large_serial)
-    cdef long _gen          # _fork_gen when it was counted
+    cdef unsigned long _gen  # _counts_gen when it was counted
     cdef bint _failed       # the hashing thread's SHA-256 failed: no digest, ever
     cdef fdk_pipe_t _pipe
 
@@ -241,7 +243,8 @@ cdef class BodyHasher:
         """End this hasher's share of the process's large-body hashing: its
         hashing thread (joined) or its count as a large body hashed inline."""
         global _pipes_live, _large_serial
-        cdef bint here = self._gen == _fork_gen
+        _counts_here()
+        cdef bint here = self._gen == _counts_gen
         if self._piped:
             fdk_pipe_free(&self._pipe)
             self._piped = False
@@ -412,7 +415,8 @@ cdef class BodyHasher:
         it (each such hasher counts two cores, each large body hashed inline
         one), inline otherwise."""
         global _pipes_live, _large_serial
-        self._gen = _fork_gen
+        _counts_here()
+        self._gen = _counts_gen
         if (_pipes_live + 1) * 2 + _large_serial <= _cores and fdk_pipe_start(&self._pipe) == 0:
             self._piped = True
             _pipes_live += 1
