@@ -249,43 +249,45 @@ def body_hash_tags(head, Py_ssize_t col, bh, Py_ssize_t width=78):
     """
     cdef bytes h = head
     cdef Py_buffer view
-    cdef const unsigned char *d
-    cdef unsigned char *q
-    cdef Py_ssize_t n, m, o, nh, tag, total
-    cdef bint bh_break, b_break
-    cdef bytes out
     if h is None:
         raise TypeError("head must be bytes")
     _get_buffer(bh, &view)
     try:
-        d = <const unsigned char *>view.buf
-        n = view.len
-        m = ((n + 2) // 3) * 4
-        tag = 5 + m  # " bh=" value ";"
-        bh_break = col + tag > width
-        col = tag if bh_break else col + tag
-        b_break = col + 3 > width
-        col = 3 if b_break else col + 3
-        nh = len(h)
-        total = nh + 2 * bh_break + tag + 2 * b_break + 3
-        out = PyBytes_FromStringAndSize(NULL, total)
-        q = <unsigned char *>_bytes_str(<PyObject *>out)
-        memcpy(q, _bytes_str(<PyObject *>h), <size_t>nh)
-        o = nh
-        if bh_break:
-            q[o] = _CR
-            q[o + 1] = _LF
-            o += 2
-        memcpy(q + o, b" bh=", 4)
-        o += 4
-        o += _b64_encode_into(d, n, q + o)
-        q[o] = 59  # ;
-        o += 1
-        if b_break:
-            q[o] = _CR
-            q[o + 1] = _LF
-            o += 2
-        memcpy(q + o, b" b=", 3)
+        return _bh_tags(h, col, <const unsigned char *>view.buf, view.len, width)
     finally:
         PyBuffer_Release(&view)
+
+
+cdef tuple _bh_tags(bytes h, Py_ssize_t col, const unsigned char *d, Py_ssize_t n, Py_ssize_t width):
+    """body_hash_tags of the body hash d[:n]."""
+    cdef unsigned char *q
+    cdef Py_ssize_t m, o, nh, tag, total
+    cdef bint bh_break, b_break
+    cdef bytes out
+    m = ((n + 2) // 3) * 4
+    tag = 5 + m  # " bh=" value ";"
+    bh_break = col + tag > width
+    col = tag if bh_break else col + tag
+    b_break = col + 3 > width
+    col = 3 if b_break else col + 3
+    nh = len(h)
+    total = nh + 2 * bh_break + tag + 2 * b_break + 3
+    out = PyBytes_FromStringAndSize(NULL, total)
+    q = <unsigned char *>_bytes_str(<PyObject *>out)
+    memcpy(q, _bytes_str(<PyObject *>h), <size_t>nh)
+    o = nh
+    if bh_break:
+        q[o] = _CR
+        q[o + 1] = _LF
+        o += 2
+    memcpy(q + o, b" bh=", 4)
+    o += 4
+    o += _b64_encode_into(d, n, q + o)
+    q[o] = 59  # ;
+    o += 1
+    if b_break:
+        q[o] = _CR
+        q[o + 1] = _LF
+        o += 2
+    memcpy(q + o, b" b=", 3)
     return out, col

@@ -44,6 +44,7 @@ The module is this file plus the parts it includes, one concept each:
     _body.pxi      the body state machine (``canon_t``), its bytes output and
                    the choice of kernel path
     _stream.pxi    BodyCanonicalizer, BodyHasher, canonicalize_body
+    _evp.h         OpenSSL's SHA-256 from the library hashlib loaded (C)
     _pipe.h        BodyHasher's hashing thread for large bodies (C)
     _headers.pxi   header fields: relaxed form, splitting, line-break checks
     _tags.pxi      tag-lists and DKIM-Signature fields
@@ -51,6 +52,7 @@ The module is this file plus the parts it includes, one concept each:
     _select.pxi    the header hash input: h= selection and canonical block;
                    HeaderIndex, a header block read as offsets
     _lane.pxi      the verification lane up to the key lookup, in one call
+    _sign.pxi      the signing lane: what a signer signs, in one call
 """
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize, _PyBytes_Resize
@@ -87,6 +89,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "SignLane",
 ]
 
 
@@ -156,3 +159,4 @@ include "_base64.pxi"
 include "_tags.pxi"
 include "_select.pxi"
 include "_lane.pxi"
+include "_sign.pxi"

@@ -5,14 +5,12 @@
  * core, one after the other.  A pipe overlaps them: the caller's thread
  * canonicalizes into a ring of FDK_PIPE_SLOTS blocks and publishes each full
  * one; a native thread (no GIL, no Python) hashes the published blocks in
- * order.  The hash is OpenSSL's, from the libcrypto already loaded into the
- * process (by hashlib, whose import comes first): its EVP functions are
- * looked up in that loaded library (never a second copy, never code of our
- * own), and checked on a known answer before first use.  BodyHasher (in
- * _stream.pxi) gives a large body a pipe only where the process's other
- * large bodies leave a core free for it.  Where no such library is loaded, or the
- * platform has no POSIX threads and dl_iterate_phdr, fdk_evp_load() fails and
- * BodyHasher hashes on the caller's thread as always.
+ * order.  The hash is OpenSSL's, from the libcrypto hashlib loaded (_evp.h).
+ * BodyHasher (in _stream.pxi) gives a large body a pipe only where the
+ * process's other large bodies leave a core free for it.  Where no such
+ * library is loaded, or the platform has no POSIX threads and
+ * dl_iterate_phdr, fdk_pipe_load() fails and BodyHasher hashes on the
+ * caller's thread as always.
  *
  * A pipe is used by one producer thread (the BodyHasher's caller, serialized
  * by its busy flag) and its one worker.  head (slots published) is written by
@@ -29,6 +27,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "_evp.h"
 
 #define FDK_PIPE_SLOTS 4
 #define FDK_PIPE_BLOCK (256 * 1024)
@@ -60,16 +60,6 @@
  * a caller reading its next chunk from disk) sleep. */
 #define FDK_PIPE_SPIN_NS 300000
 
-typedef struct {
-    void *(*ctx_new)(void);
-    void (*ctx_free)(void *);
-    int (*init)(void *, const void *, void *);
-    int (*update)(void *, const void *, size_t);
-    int (*final)(void *, unsigned char *, unsigned int *);
-    const void *md; /* EVP_sha256() */
-} fdk_evp_t;
-
-static fdk_evp_t fdk_evp;
 
 typedef struct {
     void *ctx;                        /* the EVP context: the worker's alone while it runs */
@@ -100,66 +90,16 @@ static void fdk_atfork_child(void) { __atomic_add_fetch(&fdk_fork_gen, 1, __ATOM
    (0 where none was found: no pipe ever runs there). */
 static unsigned long fdk_fork_generation(void) { return __atomic_load_n(&fdk_fork_gen, __ATOMIC_SEQ_CST); }
 
-static int fdk_find_libcrypto(struct dl_phdr_info *info, size_t size, void *data)
-{
-    const char *name = info->dlpi_name, *base;
-    (void)size;
-    if (name == NULL || name[0] == '\0')
-        return 0;
-    base = strrchr(name, '/');
-    base = base ? base + 1 : name;
-    if (strncmp(base, "libcrypto.so", 12) != 0 || strlen(name) >= 4096)
-        return 0;
-    strcpy((char *)data, name);
-    return 1;
-}
-
-/* Look up SHA-256 in the libcrypto already loaded into the process (by
- * hashlib) and check it on FIPS 180-2's "abc".  0 when ready, -1 otherwise. */
-static int fdk_evp_find(void)
-{
-    static const unsigned char abc[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
-    char path[4096];
-    unsigned char out[64];
-    unsigned int outlen = 0;
-    void *lib, *ctx;
-    const void *(*sha256)(void);
-    int ok;
-    path[0] = '\0';
-    dl_iterate_phdr(fdk_find_libcrypto, path);
-    if (path[0] == '\0')
-        return -1;
-    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD); /* only the copy already loaded */
-    if (lib == NULL)
-        return -1;
-    *(void **)&fdk_evp.ctx_new = dlsym(lib, "EVP_MD_CTX_new");
-    *(void **)&fdk_evp.ctx_free = dlsym(lib, "EVP_MD_CTX_free");
-    *(void **)&fdk_evp.init = dlsym(lib, "EVP_DigestInit_ex");
-    *(void **)&fdk_evp.update = dlsym(lib, "EVP_DigestUpdate");
-    *(void **)&fdk_evp.final = dlsym(lib, "EVP_DigestFinal_ex");
-    *(void **)&sha256 = dlsym(lib, "EVP_sha256");
-    if (!fdk_evp.ctx_new || !fdk_evp.ctx_free || !fdk_evp.init || !fdk_evp.update || !fdk_evp.final || !sha256)
-        return -1; /* the library stays loaded: hashlib holds it */
-    fdk_evp.md = sha256();
-    if (fdk_evp.md == NULL || (ctx = fdk_evp.ctx_new()) == NULL)
-        return -1;
-    ok = fdk_evp.init(ctx, fdk_evp.md, NULL) == 1 && fdk_evp.update(ctx, "abc", 3) == 1 &&
-         fdk_evp.final(ctx, out, &outlen) == 1 && outlen == 32 && memcmp(out, abc, 32) == 0;
-    fdk_evp.ctx_free(ctx);
-    if (!ok)
-        return -1;
-    pthread_atfork(NULL, NULL, fdk_atfork_child);
-    return 0;
-}
-
-/* fdk_evp_find() once (under the GIL: the module's import and its callers). */
-static int fdk_evp_load(void)
+/* The EVP functions (fdk_evp_load(), under the GIL), with this process's
+ * fork generation counted from then on.  0 when ready, -1 otherwise. */
+static int fdk_pipe_load(void)
 {
     static int state = 0; /* 1 ready, -1 not to be had */
-    if (state == 0)
-        state = fdk_evp_find() == 0 ? 1 : -1;
+    if (state == 0) {
+        state = fdk_evp_load() == 0 ? 1 : -1;
+        if (state == 1)
+            pthread_atfork(NULL, NULL, fdk_atfork_child);
+    }
     return state == 1 ? 0 : -1;
 }
 
@@ -348,7 +288,7 @@ static void fdk_pipe_free(fdk_pipe_t *p)
 
 #else /* no pipe on this platform: BodyHasher hashes on the caller's thread */
 
-static int fdk_evp_load(void) { return -1; }
+static int fdk_pipe_load(void) { return -1; }
 static unsigned long fdk_fork_generation(void) { return 0; }
 static int fdk_pipe_start(fdk_pipe_t *p) { (void)p; return -1; }
 static inline int fdk_pipe_usable(const fdk_pipe_t *p) { (void)p; return 0; }

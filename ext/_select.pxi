@@ -470,59 +470,73 @@ cdef class HeaderIndex:
         finally:
             free(pick)
 
-    cdef bytes _block_of(self, Py_ssize_t *pick, Py_ssize_t k, bytes own_b, relaxed):
-        """The fields at pick[:k], canonicalized, then own_b without its final CRLF."""
-        cdef bint rel = bool(relaxed)
+    cdef Py_ssize_t _block_size(self, Py_ssize_t *pick, Py_ssize_t k, bytes own_b) noexcept:
+        """An upper bound of what _block_fill writes."""
+        cdef Py_ssize_t total = len(own_b) + 2, j
+        for j in range(k):
+            total += self._at[4 * pick[j] + 1] - self._at[4 * pick[j]] + 2
+        return total
+
+    cdef Py_ssize_t _block_fill(self, Py_ssize_t *pick, Py_ssize_t k, bytes own_b, bint rel,
+                                unsigned char *buf) noexcept:
+        """Write the fields at pick[:k], canonicalized, then own_b without its
+        final CRLF, to buf (_block_size octets at least); return the length."""
         cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
         cdef const unsigned char *src
-        cdef Py_ssize_t total = len(own_b) + 2, n, pos = 0, j
-        cdef unsigned char *buf
-        for j in range(k):
-            n = self._at[4 * pick[j] + 1] - self._at[4 * pick[j]]
-            total += n + 2
-        buf = <unsigned char *>malloc(<size_t>(total + 1))
+        cdef Py_ssize_t n, pos = 0, j
+        for j in range(k + 1):
+            if j < k:
+                src = b + self._at[4 * pick[j]]
+                n = self._at[4 * pick[j] + 1] - self._at[4 * pick[j]]
+            else:
+                src = <const unsigned char *>_bytes_str(<PyObject *>own_b)
+                n = len(own_b)
+            if rel:
+                pos += _relax_into(src, n, buf + pos)
+            else:
+                memcpy(buf + pos, src, <size_t>n)
+                pos += n
+                if n < 2 or buf[pos - 2] != _CR or buf[pos - 1] != _LF:
+                    buf[pos] = _CR
+                    buf[pos + 1] = _LF
+                    pos += 2
+        # the signature's own field goes in without its final CRLF
+        return pos - 2
+
+    cdef bytes _block_of(self, Py_ssize_t *pick, Py_ssize_t k, bytes own_b, relaxed):
+        """The fields at pick[:k], canonicalized, then own_b without its final CRLF."""
+        cdef unsigned char *buf = <unsigned char *>malloc(<size_t>(self._block_size(pick, k, own_b) + 1))
         if buf == NULL:
             raise MemoryError()
         try:
-            for j in range(k + 1):
-                if j < k:
-                    src = b + self._at[4 * pick[j]]
-                    n = self._at[4 * pick[j] + 1] - self._at[4 * pick[j]]
-                else:
-                    src = <const unsigned char *>_bytes_str(<PyObject *>own_b)
-                    n = len(own_b)
-                if rel:
-                    pos += _relax_into(src, n, buf + pos)
-                else:
-                    memcpy(buf + pos, src, <size_t>n)
-                    pos += n
-                    if n < 2 or buf[pos - 2] != _CR or buf[pos - 1] != _LF:
-                        buf[pos] = _CR
-                        buf[pos + 1] = _LF
-                        pos += 2
-            # the signature's own field goes in without its final CRLF
-            return PyBytes_FromStringAndSize(<const char *>buf, pos - 2)
+            return PyBytes_FromStringAndSize(<const char *>buf, self._block_fill(pick, k, own_b, bool(relaxed), buf))
         finally:
             free(buf)
 
+    cdef bint _names_are(self, bytes key) noexcept:
+        """Whether names_key() would equal key, without making it."""
+        cdef const unsigned char *b = <const unsigned char *>_bytes_str(<PyObject *>self._block)
+        cdef const unsigned char *q = <const unsigned char *>_bytes_str(<PyObject *>key)
+        cdef Py_ssize_t n = len(key), pos = 0, i, k, ns, ln
+        for i in range(self._n):
+            ns = self._at[4 * i + 2]
+            ln = self._at[4 * i + 3] - ns
+            if pos + ln >= n or q[pos + ln] != 58:
+                return False
+            for k in range(ln):
+                if _lower(b[ns + k]) != q[pos + k]:
+                    return False
+            pos += ln + 1
+        return pos == n
 
-cpdef read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
-    """The :class:`HeaderIndex` of ``data`` (a whole message, bytes) and its
-    body (empty if it has none), when it is the usual message: in wire form
-    (``bare_lf`` false, or ``None`` and the first line ending in CRLF), at
-    most ``max_bytes`` octets in all, at most ``max_fields`` header fields,
-    a header block without defect, a body of at most ``max_body`` octets.
-    ``None`` for any other message.
 
-    :raises TypeError: ``data`` is not bytes.
-    """
-    cdef bytes d = data
+cdef HeaderIndex _usual(bytes d, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
+    """read_usual's index of d, or None; its body is d[index._body:] (none
+    when index._body < 0)."""
     cdef const unsigned char *b
     cdef const unsigned char *nl
-    cdef Py_ssize_t n, start
+    cdef Py_ssize_t n
     cdef HeaderIndex index
-    if d is None:
-        raise TypeError("data must be bytes")
     if bare_lf:
         return None
     n = len(d)
@@ -539,12 +553,31 @@ cpdef read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_
         return None
     if index._bare >= 0 or index._bad >= 0:
         return None
-    start = index._body
-    if start < 0:
-        return index, b""
-    if n - start > max_body:
+    if index._body >= 0 and n - index._body > max_body:
         return None
-    return index, d[start:]
+    return index
+
+
+cpdef read_usual(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ssize_t max_body):
+    """The :class:`HeaderIndex` of ``data`` (a whole message, bytes) and its
+    body (empty if it has none), when it is the usual message: in wire form
+    (``bare_lf`` false, or ``None`` and the first line ending in CRLF), at
+    most ``max_bytes`` octets in all, at most ``max_fields`` header fields,
+    a header block without defect, a body of at most ``max_body`` octets.
+    ``None`` for any other message.
+
+    :raises TypeError: ``data`` is not bytes.
+    """
+    cdef bytes d = data
+    cdef HeaderIndex index
+    if d is None:
+        raise TypeError("data must be bytes")
+    index = _usual(d, bare_lf, max_bytes, max_fields, max_body)
+    if index is None:
+        return None
+    if index._body < 0:
+        return index, b""
+    return index, d[index._body:]
 
 
 cdef bytes _as_bytes(object data):

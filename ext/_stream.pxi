@@ -9,7 +9,7 @@ cdef extern from "_pipe.h":
     ctypedef struct fdk_pipe_t:
         unsigned char *cur
         Py_ssize_t fill
-    int fdk_evp_load() noexcept
+    int fdk_pipe_load() noexcept
     unsigned long fdk_fork_generation() noexcept nogil
     int fdk_pipe_start(fdk_pipe_t *p) noexcept nogil
     int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
@@ -82,7 +82,7 @@ except ImportError:  # hashlib without OpenSSL: no hashing thread
 #: The first ``update()`` of a relaxed SHA-256 ``BodyHasher`` this long (or
 #: longer) starts a hashing thread; 0: never (one CPU, no OpenSSL to share
 #: with hashlib, or ``FASTDKIM_HASH_THREAD=0`` at import).
-cdef Py_ssize_t _pipe_min = 0 if fdk_evp_load() != 0 else _pipe_min_from_env(
+cdef Py_ssize_t _pipe_min = 0 if fdk_pipe_load() != 0 else _pipe_min_from_env(
     __import__("os").environ.get("FASTDKIM_HASH_THREAD"), _cores)
 HASH_THREAD_MIN = _pipe_min
 
@@ -98,7 +98,7 @@ def _set_hash_thread_min(n):
     n = PyNumber_Index(n)
     if n < 0:
         raise ValueError("the size must be >= 0")
-    if n and fdk_evp_load() != 0:
+    if n and fdk_pipe_load() != 0:
         raise ValueError("no hashing thread can run here")
     prev = _pipe_min
     _pipe_min = n
@@ -512,6 +512,33 @@ cdef object _sha256 = hashlib.sha256
 cdef object _sha1 = hashlib.sha1
 
 
+cdef extern from "_evp.h":
+    enum:
+        FDK_SHA_SMALL
+    int fdk_evp_load() noexcept
+    int fdk_sha256(const void *b, size_t n, unsigned char *out) noexcept nogil
+
+
+#: OpenSSL's SHA-256 is at hand without a hashlib object (_evp.h).
+cdef bint _evp_ok = fdk_evp_load() == 0
+
+
+cdef bytes _sha256_of(const unsigned char *b, Py_ssize_t n):
+    """The SHA-256 of b[:n]: OpenSSL's through _evp.h, else hashlib's
+    (the same library's, with an object's cost)."""
+    cdef unsigned char out[32]
+    cdef int rc = -1
+    if _evp_ok:
+        if n <= FDK_SHA_SMALL:
+            rc = fdk_sha256(b, <size_t>n, out)
+        else:
+            with nogil:
+                rc = fdk_sha256(b, <size_t>n, out)
+        if rc == 0:
+            return PyBytes_FromStringAndSize(<const char *>out, 32)
+    return _sha256(PyMemoryView_FromMemory(<char *>b, n, PyBUF_READ)).digest()
+
+
 def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
     """Canonicalize a whole body at once and hash it: what a ``BodyHasher``
     given the same arguments and fed *data* gives, as ``(digest, length)``
@@ -542,6 +569,9 @@ def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
     finally:
         PyBuffer_Release(&view)
     n = len(canon)
+    if h is _sha256:
+        return _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>canon),
+                          n if limit is None or limit >= n else <Py_ssize_t>limit), n
     if limit is not None and limit < n:
         return h(canon[:limit]).digest(), n
     return h(canon).digest(), n

@@ -12,9 +12,7 @@ import random
 import re
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization as ser
-from cryptography.hazmat.primitives.asymmetric import padding
 
 import fastdkim.compat as compat
 from fastdkim import Signer
@@ -349,7 +347,7 @@ def test_documented_verification_differences(world):
     # a short key: dkimpy accepts it with minkey lowered, fastdkim never below 1024
     small = rsa_key_of_bits(768)
     short = Signer("interop.example", "rsa", key, canonicalization="relaxed/simple")
-    short._sign_data = lambda data: small.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore
+    short.key = small  # (a signer whose key is below the floor, as dkimpy's may be)
     short_signed = short.sign(msg) + msg
     small_dns = {name: public_key_record(small).encode()}
     assert both_verify(short_signed, lambda n, timeout=5: small_dns.get(n), minkey=512) == (False, True)

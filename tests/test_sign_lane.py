@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastdkim
+from fastdkim import _core
 from fastdkim.errors import MessageFormatError
 
 from helpers import random_message
@@ -65,9 +66,12 @@ def test_the_lane_signs_as_the_general_reading(rsa_key, ed_key, change, opts):
 
 def test_the_lane_is_taken_for_the_usual_message(ed_key):
     signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
-    assert signer._quick(MESSAGE) == signer.sign(bytearray(MESSAGE))
+    assert signer.sign(MESSAGE) == signer.sign(bytearray(MESSAGE))
+    core, lane = signer._lane
+    assert core is _core.core and isinstance(lane, core.SignLane)
+    assert lane.start(MESSAGE) is not None
     for change in ("LF mail", "bare CR in the header block", "large body"):
-        assert signer._quick(CHANGES[change](MESSAGE)) is None
+        assert lane.start(CHANGES[change](MESSAGE)) is None
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -135,3 +139,174 @@ def test_one_signer_alternating_header_sets(ed_key):
     clone = pickle.loads(pickle.dumps(signer))
     assert clone._last_plan == (b"", None)
     assert clone.sign(blocks[1]) == field
+
+
+# -- the core's SignLane, compiled against pure ----------------------------------------
+
+
+class _Plans:
+    """A plan_of and head_of as a signer's are: the plan depends on the names
+    alone, the head on the plan, l= and the time; counts the calls."""
+
+    def __init__(self):
+        self.plan_calls = 0
+        self.head_calls = 0
+
+    def plan_of(self, index):
+        self.plan_calls += 1
+        if index.raw(0)[:1] in (b" ", b"\t"):
+            raise ValueError("continuation first")
+        names = [name for name, _ in index.fields()]
+        if b"from" not in names:
+            raise ValueError("no From")
+
+        class Plan:
+            take = [i for i in reversed(range(len(names))) if names[i] in (b"from", b"subject", b"to")]
+            h = b":".join(names[i] for i in take)
+        return Plan()
+
+    def head_of(self, plan, body_len, now):
+        self.head_calls += 1
+        text = b"DKIM-Signature: v=1; a=x; t=%d;\r\n h=%s;" % (now, plan.h)
+        if body_len is not None:
+            text += b" l=%d;" % body_len
+        return text, len(text) - text.rindex(b"\n")
+
+
+def _lane(core, plans, clock, relaxed_h=True, relaxed_b=True, body_length=False, digest=False, width=78):
+    from fastdkim.canonicalization import ONE_CALL_MAX
+    from fastdkim.message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+
+    return core.SignLane(relaxed_h, relaxed_b, body_length, digest, plans.plan_of, plans.head_of, clock, None,
+                         MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX, width)
+
+
+def _run(lane, message):
+    try:
+        return ("ok", lane.start(message))
+    except (ValueError, TypeError, IndexError) as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds=st.lists(st.integers(0, 2 ** 32), min_size=1, max_size=6),
+       changes=st.lists(st.sampled_from(sorted(CHANGES)), min_size=1, max_size=6),
+       relaxed_h=st.booleans(), relaxed_b=st.booleans(), body_length=st.booleans(), digest=st.booleans(),
+       width=st.sampled_from([9, 40, 78, 998]))
+def test_sign_lane_twins_agree(compiled_core, seeds, changes, relaxed_h, relaxed_b, body_length, digest, width):
+    """One lane of each twin, fed the same messages (the compiled one keeps
+    the last plan and the head of the second): the same answers, and the
+    pure one's are what the core's parts give."""
+    import hashlib
+
+    from fastdkim import _canon_py as pure
+
+    ticks = iter(range(10 ** 6))
+    clock = lambda: NOW + next(ticks) // 3  # noqa: E731  (a second every three reads)
+    opts = dict(relaxed_h=relaxed_h, relaxed_b=relaxed_b, body_length=body_length, digest=digest, width=width)
+    a, b = _Plans(), _Plans()
+    lanes = [_lane(compiled_core, a, clock, **opts), _lane(pure, b, clock, **opts)]
+    for seed, change in zip(seeds, changes):
+        message = CHANGES[change](random_message(random.Random(seed), seed % 40))
+        clock_then = NOW + next(ticks) // 3
+        ticks = iter(range((clock_then - NOW) * 3, 10 ** 6))
+        got = _run(lanes[0], message)
+        ticks = iter(range((clock_then - NOW) * 3, 10 ** 6))
+        want = _run(lanes[1], message)
+        assert got == want
+        if want[0] == "ok" and want[1] is not None:
+            index, body = pure.read_usual(message, None, 32 << 20, 1000, 16384)
+            plan = b.plan_of(index)
+            bh, n = pure.body_digest(body, relaxed_b)
+            head, col = b.head_of(plan, n if body_length else None, clock_then)
+            unsigned, col = pure.body_hash_tags(head, col, bh, width)
+            data = pure.canonical_headers(index.take(plan.take), unsigned, relaxed_h)
+            assert want[1] == (hashlib.sha256(data).digest() if digest else data, unsigned, col)
+    assert a.plan_calls <= b.plan_calls
+
+
+def test_sign_lane_keeps_the_plan_and_the_head_of_the_second(compiled_core):
+    plans = _Plans()
+    now = [NOW]
+    lane = _lane(compiled_core, plans, lambda: now[0])
+    other = MESSAGE.replace(b"Subject: hi\r\n", b"")
+    first = lane.start(MESSAGE)
+    assert lane.start(MESSAGE) == first and (plans.plan_calls, plans.head_calls) == (1, 1)
+    assert lane.start(MESSAGE.replace(b"From:", b"FROM:")) == first  # names compare lower-cased
+    assert plans.plan_calls == 1
+    assert lane.start(other) != first and (plans.plan_calls, plans.head_calls) == (2, 2)
+    now[0] += 1
+    later = lane.start(other)
+    assert b"t=%d;" % (NOW + 1) in later[1] and (plans.plan_calls, plans.head_calls) == (2, 3)
+    assert lane.start(MESSAGE) != first and plans.plan_calls == 3
+    # a first line that is a continuation line is a defect: not the usual message
+    assert lane.start(b" " + MESSAGE) is None and plans.plan_calls == 3
+    # with l= the head is made for each message
+    plans = _Plans()
+    lane = _lane(compiled_core, plans, lambda: NOW, body_length=True)
+    lane.start(MESSAGE)
+    lane.start(MESSAGE)
+    assert (plans.plan_calls, plans.head_calls) == (1, 2)
+
+
+def test_sign_lane_refuses_what_it_cannot_use(core):
+    plans = _Plans()
+    with pytest.raises(TypeError, match="callable"):
+        core.SignLane(True, True, False, False, None, plans.head_of, lambda: NOW, None, 1 << 20, 1000, 16384)
+    with pytest.raises(ValueError, match="width"):
+        _lane(core, plans, lambda: NOW, width=8)
+    lane = _lane(core, plans, lambda: NOW)
+    for data in (bytearray(MESSAGE), MESSAGE.decode(), None):
+        with pytest.raises(TypeError):
+            lane.start(data)
+    with pytest.raises(ValueError, match="no From"):
+        lane.start(CHANGES["no From"](MESSAGE))
+    for make in (lambda plan, n, now: ("text", 3), lambda plan, n, now: None, lambda plan, n, now: (b"x",)):
+        lane = core.SignLane(True, True, False, False, plans.plan_of, make, lambda: NOW, None, 1 << 20, 1000, 16384)
+        with pytest.raises((TypeError, ValueError)):  # (what unpacking a pair raises)
+            lane.start(MESSAGE)
+
+    class Far:
+        take = [0, 99]
+        h = b"from"
+    lane = core.SignLane(True, True, False, False, lambda index: Far(), plans.head_of, lambda: NOW, None,
+                         1 << 20, 1000, 16384)
+    with pytest.raises(IndexError):
+        lane.start(MESSAGE)
+
+    def broken():
+        raise OSError("no clock")
+    lane = core.SignLane(True, True, False, False, plans.plan_of, plans.head_of, broken, None, 1 << 20, 1000, 16384)
+    with pytest.raises(OSError, match="no clock"):
+        lane.start(MESSAGE)
+
+
+def test_one_signer_in_many_threads(ed_key):
+    """Threads sharing one signer, each with its own header sets, get what
+    a signer of their own gives (the lane's kept plan is one object)."""
+    import threading
+
+    blocks = [MESSAGE, MESSAGE.replace(b"Subject: hi\r\n", b""), b"To: c@example.org\r\n" + MESSAGE,
+              MESSAGE.replace(b"Subject:", b"X-Other:")]
+    shared = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
+    want = {m: fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW).sign(m) for m in blocks}
+    bad = []
+
+    def work(k):
+        for i in range(300):
+            m = blocks[(i * (k + 1)) % len(blocks)]
+            if shared.sign(m) != want[m]:
+                bad.append(m)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    import sys
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not bad

@@ -24,6 +24,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "SignLane",
 ]
 
 SIMD: str
@@ -110,3 +111,11 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
                statics: Dict[Any, Tuple[Any, ...]],
                static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
                ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]: ...
+
+class SignLane:
+    def __init__(self, relaxed_headers: bool, relaxed_body: bool, body_length: bool, digest: bool,
+                 plan_of: Callable[[HeaderIndex], Any],
+                 head_of: Callable[[Any, Optional[int], int], Tuple[bytes, int]],
+                 clock: Callable[[], float], bare_lf: Optional[bool], max_bytes: int, max_fields: int,
+                 max_body: int, width: int = ...) -> None: ...
+    def start(self, data: bytes) -> Optional[Tuple[bytes, bytes, int]]: ...

@@ -47,6 +47,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "SignLane",
 ]
 
 
@@ -811,6 +812,83 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
         if timestamp > when + clock_skew:
             return None, when
     return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
+
+
+class SignLane:
+    """The signing lane of one signer: for the usual message, what the
+    signer signs, in one call of :meth:`start`.
+
+    :param relaxed_headers: relaxed (else simple) header canonicalization.
+    :param relaxed_body: relaxed (else simple) body canonicalization.
+    :param body_length: the field has ``l=``: ``head_of`` is given the
+        canonical body's length.
+    :param digest: :meth:`start` gives the SHA-256 of the header hash input
+        (what an Ed25519 signer signs, RFC 8463 section 3) instead of the input.
+    :param plan_of: ``plan_of(index)``, the signer's plan for a header block
+        given as its :class:`HeaderIndex`: an object whose ``take`` lists the
+        positions of the fields to sign, in ``h=`` order.  It raises for a
+        block that cannot be signed, and its answer depends on the block's
+        field names alone (the lane may keep it for blocks whose
+        :meth:`HeaderIndex.names_key` is the same).
+    :param head_of: ``head_of(plan, body_len, now)``: the field's text up to
+        its ``h=`` tag (bytes, CRLF line breaks) and the column where it ends;
+        ``body_len`` is the canonical body's length with ``body_length``, else
+        ``None``.  Given the same plan, ``None`` and ``now`` it must give the
+        same text (the lane may keep it for that second).
+    :param clock: the time, read once a message as ``int(clock())``.
+    :param bare_lf: as :func:`read_usual` takes it (``None`` or false).
+    :param max_bytes: :func:`read_usual`'s limit.
+    :param max_fields: :func:`read_usual`'s limit.
+    :param max_body: :func:`read_usual`'s limit.
+    :param width: no line of the field passes this column.
+    :raises TypeError: ``plan_of``, ``head_of`` or ``clock`` is not callable.
+    :raises ValueError: ``width`` is not from 9 to 65536.
+    """
+
+    def __init__(self, relaxed_headers: bool, relaxed_body: bool, body_length: bool, digest: bool,
+                 plan_of: Callable[["HeaderIndex"], Any],
+                 head_of: Callable[[Any, Optional[int], int], Tuple[bytes, int]],
+                 clock: Callable[[], float], bare_lf: Optional[bool], max_bytes: int, max_fields: int,
+                 max_body: int, width: int = 78) -> None:
+        if not (callable(plan_of) and callable(head_of) and callable(clock)):
+            raise TypeError("plan_of, head_of and clock must be callable")
+        limits = (operator.index(max_bytes), operator.index(max_fields), operator.index(max_body))
+        width = operator.index(width)
+        if not 9 <= width <= 65536:
+            raise ValueError("width must be from 9 to 65536")
+        self._relaxed_headers = bool(relaxed_headers)
+        self._relaxed_body = bool(relaxed_body)
+        self._body_length = bool(body_length)
+        self._digest = bool(digest)
+        self._plan_of = plan_of
+        self._head_of = head_of
+        self._clock = clock
+        self._bare_lf = None if bare_lf is None else bool(bare_lf)
+        self._limits = limits
+        self._width = width
+
+    def start(self, data: bytes) -> Optional[Tuple[bytes, bytes, int]]:
+        """``(to_sign, unsigned, col)`` for ``data`` (a whole message, bytes)
+        when :func:`read_usual` reads it as the usual message: ``to_sign`` is
+        the header hash input (RFC 6376 section 3.7), or its SHA-256 with
+        ``digest``; ``unsigned`` is the signature field up to its empty
+        ``b=`` tag (CRLF line breaks), ``col`` the column where it ends.
+        ``None`` for any other message.
+
+        :raises TypeError: ``data`` is not bytes, or ``head_of`` gave no bytes.
+            Otherwise only what ``plan_of``, ``head_of`` and ``clock`` raise.
+        """
+        usual = read_usual(data, self._bare_lf, *self._limits)
+        if usual is None:
+            return None
+        index, body = usual
+        plan = self._plan_of(index)
+        bh, length = body_digest(body, self._relaxed_body)
+        now = int(self._clock())
+        head, col = self._head_of(plan, length if self._body_length else None, now)
+        unsigned, col = body_hash_tags(head, col, bh, self._width)
+        signed = index.canonical(plan.take, unsigned, self._relaxed_headers)
+        return (hashlib.sha256(signed).digest() if self._digest else signed), unsigned, col
 
 
 def _check_name(name: object) -> None:

@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import _core
 from ._cache import BoundedCache
-from .canonicalization import digest_body, parse_canonicalization
+from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
 from .errors import SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
-from .message import MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file, read_message, read_usual
+from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
+                      read_message)
 from .tags import FIELD_NAME, MAX_H_NAMES, is_h_name
 from ._text import is_subdomain, qp_encode, to_a_label_domain
 
@@ -212,6 +213,8 @@ class Signer:
         #: the names key and plan of the last block planned (one object:
         #: threads see a pair or the next one, never half of each)
         self._last_plan: Tuple[Union[bytes, Tuple[bytes, ...]], Optional[_Plan]] = (b"", None)
+        #: (the core it belongs to, the core's SignLane for this signer), made at first use
+        self._lane: Optional[Tuple[Any, Any]] = None
 
     def _sign_data(self, data: bytes) -> bytes:
         key: Any = self.key
@@ -219,12 +222,27 @@ class Signer:
             return key.sign(hashlib.sha256(data).digest())  # type: ignore[no-any-return]
         return key.sign(data, _PKCS1, _SHA256)  # type: ignore[no-any-return]
 
+    def _new_lane(self) -> Tuple[Any, Any]:
+        """The active core's signing lane for this signer (kept with the core
+        it belongs to: the tests switch cores)."""
+        core = _core.core
+        lane = (core, core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length,
+                                    self.algorithm == "ed25519-sha256", self._lane_plan, self._head,
+                                    self._clock, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
+                                    ONE_CALL_MAX, _LINE))
+        self._lane = lane
+        return lane
+
+    def _lane_plan(self, index: "HeaderIndex") -> "_Plan":
+        return self._plan_of(index, index)
+
     # -- pickling: the key travels as PKCS#8 DER, the caches are rebuilt --------------
 
     def __getstate__(self) -> Dict[str, Any]:
         from cryptography.hazmat.primitives import serialization
 
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_h_cache", "_plans", "_time_text", "_last_plan")}
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_h_cache", "_plans", "_time_text", "_last_plan", "_lane")}
         state["key"] = self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption())
         return state
@@ -258,27 +276,20 @@ class Signer:
             block is malformed (a bare CR, or a bare LF in wire form) or too
             large.
         """
-        if type(message) is bytes and not self.bare_lf:
-            field = self._quick(message)
-            if field is not None:
-                return field
+        if type(message) is bytes and not self.bare_lf and not self.copy_headers:
+            # the usual message: the core's lane gives what is signed, in one call
+            lane = self._lane
+            if lane is None or lane[0] is not _core.core:
+                lane = self._new_lane()
+            got = lane[1].start(message)
+            if got is not None:
+                key: Any = self.key
+                sig = key.sign(got[0]) if self.algorithm == "ed25519-sha256" else key.sign(got[0], _PKCS1, _SHA256)
+                return lane[0].fold_base64(sig, got[2], _LINE, got[1], b"\r\n")  # type: ignore[no-any-return]
         pm = _read_signable(message, self.bare_lf)
         digest, length = digest_body(pm.body, self._relaxed_body, None, pm.bare_lf)
         field = self._finish(_fields_of(pm), digest, length if self.body_length else None)
         return field.replace(b"\r\n", b"\n") if pm.lf_endings else field
-
-    def _quick(self, data: bytes) -> Optional[bytes]:
-        """:meth:`sign` of the usual message, bytes in wire form with a small
-        body and a header block without defect, without the general
-        reading's objects; ``None`` for any other message (which
-        :meth:`sign` then reads as it reads any)."""
-        usual = read_usual(data, self.bare_lf)
-        if usual is None:
-            return None
-        index, body = usual
-        digest, length = _core.core.body_digest(body, self._relaxed_body, None, False)
-        return self._field(self._plan_of(index, index), index, index, digest,
-                           length if self.body_length else None)
 
     def sign_message(self, message: MessageInput) -> bytes:
         """Return ``message`` with its new ``DKIM-Signature`` field prepended
@@ -405,10 +416,10 @@ class Signer:
             self._h_cache.set(h, hit)
         return hit
 
-    def _head(self, plan: "_Plan", body_len: Optional[int]) -> Tuple[bytes, int]:
+    def _head(self, plan: "_Plan", body_len: Optional[int], now: int) -> Tuple[bytes, int]:
         """The field's text up to its ``h=`` tag included (ASCII), and the
-        column where it ends: the fixed tags, ``l=``, ``t=`` and ``x=``, ``h=``."""
-        now = int(self._clock())
+        column where it ends: the fixed tags, ``l=``, ``t=`` and ``x=`` (for
+        the time *now*), ``h=``."""
         last = plan.text
         if body_len is None and last[0] == now:  # the same second, the same text
             return last[1], last[2]
@@ -450,7 +461,7 @@ class Signer:
                index: "Optional[HeaderIndex]", bh: bytes, body_len: Optional[int]) -> bytes:
         """:meth:`_finish` with the block's *plan* (and *index*, its
         ``as_index``) known."""
-        head, col = self._head(plan, body_len)
+        head, col = self._head(plan, body_len, int(self._clock()))
         core = _core.core
         selected: List[bytes] = []
         if self.copy_headers or index is None:
