@@ -51,7 +51,7 @@ The module is this file plus the parts it includes, one concept each:
     _base64.pxi    base64 tag values: strict decoding and folded encoding
     _select.pxi    the header hash input: h= selection and canonical block;
                    HeaderIndex, a header block read as offsets
-    _lane.pxi      the verification lane up to the key lookup, in one call
+    _lane.pxi      the verification lane: up to the key lookup, and its hashing
     _sign.pxi      the signing lane: what a signer signs, in one call
 """
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
@@ -89,6 +89,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "lane_end",
     "SignLane",
 ]
 

@@ -65,3 +65,28 @@ def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ss
         if timestamp > when + clock_skew:
             return None, when
     return (index, (<tuple>usual)[1], pos, tags, got[1], got[3], got[4], timestamp, static), when
+
+
+def lane_end(HeaderIndex index not None, body, relaxed_body, hash_name, bh, names, own, relaxed_headers,
+             Py_ssize_t skip):
+    """The hashing of the verification lane, in one call (see the pure twin).
+
+    :returns: ``None`` when the body hash is not ``bh``, else what the key
+        verifies: the SHA-256 of the header hash input for ``"sha256"``,
+        the input itself for ``"sha1"``.
+    :raises ValueError: ``hash_name`` is neither.
+    :raises TypeError: ``body`` is not bytes-like or a name not bytes.
+    """
+    cdef bytes data
+    cdef object h
+    cdef tuple got
+    if hash_name != "sha256" and hash_name != "sha1":
+        raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+    h = _sha256 if hash_name == "sha256" else _sha1
+    got = _digest_body(body, relaxed_body, None, False, h)
+    if got[0] != bh:
+        return None
+    data = index.hash_input(names, own, relaxed_headers, skip)
+    if hash_name == "sha1":
+        return data
+    return _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>data), len(data))

@@ -550,10 +550,6 @@ def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
         than ``"sha256"`` or ``"sha1"``.
     :raises TypeError: ``data`` is not bytes-like.
     """
-    cdef canon_t s
-    cdef Py_buffer view
-    cdef bytes canon
-    cdef Py_ssize_t n
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
     if hash_name == "sha256":
@@ -562,6 +558,15 @@ def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
         h = _sha1
     else:
         raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+    return _digest_body(data, relaxed, limit, bare_lf, h)
+
+
+cdef tuple _digest_body(object data, object relaxed, object limit, object bare_lf, object h):
+    """body_digest, its arguments checked (h: _sha256 or _sha1)."""
+    cdef canon_t s
+    cdef Py_buffer view
+    cdef bytes canon
+    cdef Py_ssize_t n
     _canon_init(&s, relaxed, bare_lf)
     _get_buffer(data, &view)
     try:

@@ -1027,6 +1027,49 @@ def test_lane_start_examples(core):
     assert core.lane_start(msg, None, 4000, 8, 300, 1000, None, 300, {}, meddling) == (None, 1000)
 
 
+def _lane_end_run(core, block, body, relaxed_b, hash_name, right, names, own, relaxed_h, skip):
+    index = core.HeaderIndex(block, None, True)
+    bh = core.body_digest(body, relaxed_b, None, False, hash_name)[0]
+    return core.lane_end(index, body, relaxed_b, hash_name, bh if right else bh[::-1], names, own, relaxed_h, skip)
+
+
+@SETTINGS
+@given(fields=st.lists(st.tuples(st.sampled_from([b"From", b"to", b"X", b"dkim-signature"]), header_blobs),
+                       max_size=6),
+       body=bodies, relaxed_b=st.booleans(), relaxed_h=st.booleans(), hash_name=st.sampled_from(["sha256", "sha1"]),
+       right=st.booleans(), names=st.lists(st.sampled_from([b"from", b"to", b"x", b"y"]), max_size=6),
+       own=header_blobs, skip=st.integers(-1, 6))
+def test_lane_end_twins_agree(compiled_core, pure_core, fields, body, relaxed_b, relaxed_h, hash_name, right, names,
+                              own, skip):
+    block = b"".join(n + b":" + v.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n" for n, v in fields) + b"\r\n"
+    args = (block, body, relaxed_b, hash_name, right, names, own, relaxed_h, skip)
+    got = _lane_end_run(compiled_core, *args)
+    assert got == _lane_end_run(pure_core, *args)
+    if not right:
+        assert got is None
+    else:
+        data = pure_core.HeaderIndex(block, None, True).hash_input(names, own, relaxed_h, skip)
+        assert got == (data if hash_name == "sha1" else hashlib.sha256(data).digest())
+
+
+def test_lane_end_examples(core):
+    block = b"From: a\r\nTo:  b \r\n\r\n"
+    index = core.HeaderIndex(block, None, True)
+    bh = core.body_digest(b"hi  there \r\n\r\n", True)[0]
+    got = core.lane_end(index, b"hi there\r\n", True, "sha256", bh, [b"to", b"from"], b"DKIM-Signature: b=", True, -1)
+    assert got == hashlib.sha256(b"to:b\r\nfrom:a\r\ndkim-signature:b=").digest()
+    assert core.lane_end(index, b"hi  there\r\n", False, "sha256", bh, [b"to"], b"X: y", True, -1) is None
+    sha1 = core.body_digest(b"", False, None, False, "sha1")[0]
+    assert core.lane_end(index, b"", False, "sha1", sha1, [b"to"], b"X: y", False, 1) == b"X: y"
+    assert core.lane_end(index, b"", False, "sha1", sha1, [b"to"], b"X: y", False, -1) == b"To:  b \r\nX: y"
+    with pytest.raises(ValueError, match="hash_name"):
+        core.lane_end(index, b"", False, "md5", sha1, [b"to"], b"X: y", False, -1)
+    with pytest.raises(TypeError):
+        core.lane_end(index, "text", False, "sha256", sha1, [b"to"], b"X: y", False, -1)
+    with pytest.raises(TypeError):
+        core.lane_end(index, b"", False, "sha1", sha1, ["to"], b"X: y", False, -1)
+
+
 @SETTINGS
 @given(fields=st.lists(header_blobs, max_size=6), own=header_blobs, relaxed=st.booleans())
 def test_canonical_headers_twins_agree(compiled_core, pure_core, fields, own, relaxed):

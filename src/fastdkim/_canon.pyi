@@ -24,6 +24,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "lane_end",
     "SignLane",
 ]
 
@@ -111,6 +112,8 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
                statics: Dict[Any, Tuple[Any, ...]],
                static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
                ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]: ...
+def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
+             names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int) -> Optional[bytes]: ...
 
 class SignLane:
     def __init__(self, relaxed_headers: bool, relaxed_body: bool, body_length: bool, digest: bool,

@@ -47,6 +47,7 @@ __all__ = [
     "HeaderIndex",
     "read_usual",
     "lane_start",
+    "lane_end",
     "SignLane",
 ]
 
@@ -812,6 +813,30 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
         if timestamp > when + clock_skew:
             return None, when
     return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
+
+
+def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
+             names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int) -> Optional[bytes]:
+    """The hashing of the verification lane, once the key is in: the body's
+    hash (``body`` canonicalized, relaxed or simple, hashed with
+    ``hash_name``) held against ``bh``, then the header hash input of
+    ``index`` (:meth:`HeaderIndex.hash_input` of ``names``, the signature
+    field ``own`` with its ``b=`` value deleted, and ``skip``).
+
+    :returns: ``None`` when the body hash is not ``bh``, else what the key
+        verifies: the SHA-256 of the header hash input for ``"sha256"``
+        (RSA verifies it as prehashed, Ed25519 signs it, RFC 8463), the
+        input itself for ``"sha1"``.
+    :raises ValueError: ``hash_name`` is neither.
+    :raises TypeError: ``body`` is not bytes-like or a name not bytes.
+    """
+    if hash_name not in ("sha256", "sha1"):
+        raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+    digest, _ = body_digest(body, relaxed_body, None, False, hash_name)
+    if digest != bh:
+        return None
+    data = index.hash_input(names, own, relaxed_headers, skip)
+    return data if hash_name == "sha1" else hashlib.sha256(data).digest()
 
 
 class SignLane:

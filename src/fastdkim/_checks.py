@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
 from ._cache import BoundedCache
@@ -50,6 +51,7 @@ def _digits(v: bytes) -> bool:
 _STATIC_TAGS = _canon_py.STATIC_TAGS
 _STATIC_LIMIT = 1024
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
+_PREHASHED = Prehashed(_SHA256)
 
 
 class _Sig:
@@ -253,13 +255,13 @@ class Checks:
             # what the lane leaves to the phases, with the key it has
             job = self.begin(data, now, _no_clock)
             return self.finish(job, {name: outcome}) if isinstance(job, Job) else job
-        digest, _ = _core.core.body_digest(body, relaxed_b, None, False, hash_name)
+        signed = _core.core.lane_end(index, body, relaxed_b, hash_name, bh, h, unsigned, relaxed_h,
+                                     pos if signs_dkim else -1)
         status: str
-        if digest != bh:
+        if signed is None:
             status, reason = FAIL, "body hash mismatch"
         else:
-            status, reason = _signature_outcome(
-                outcome, b, index.hash_input(h, unsigned, relaxed_h, pos if signs_dkim else -1), hash_name)
+            status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
         return [Verification(status, reason, domain, selector, alg, identity, canonicalization, signed_headers,
                              timestamp, None, None, False, False, outcome.key_bits, 0, tags)]
 
@@ -558,15 +560,20 @@ class Checks:
         s.done(*_signature_outcome(s.key, s.b, data, s.hash_name))
 
 
-def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str) -> Tuple[str, str]:
+def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
+                       hashed: bool = False) -> Tuple[str, str]:
     """The status and reason of the signature *b* over the header hash
-    input *data* with *key*.  Raises nothing."""
+    input *data* (with *hashed*, its SHA-256: *hash_name* is sha256) with
+    *key*.  Raises nothing."""
     pub: Any = key.public_key
     try:
         if key.key_type == "rsa":
-            pub.verify(b, data, _PKCS1, _SHA256 if hash_name == "sha256" else _SHA1)
+            if hashed:
+                pub.verify(b, data, _PKCS1, _PREHASHED)
+            else:
+                pub.verify(b, data, _PKCS1, _SHA256 if hash_name == "sha256" else _SHA1)
         else:  # ed25519: RFC 8463 signs the SHA-256 of the data
-            pub.verify(b, hashlib.sha256(data).digest())
+            pub.verify(b, data if hashed else hashlib.sha256(data).digest())
     except InvalidSignature:
         return (FAIL, "signature did not verify (headers changed or wrong key)")
     except ValueError as exc:

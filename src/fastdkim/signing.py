@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequ
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _core
 from ._cache import BoundedCache
@@ -226,8 +227,9 @@ class Signer:
         """The active core's signing lane for this signer (kept with the core
         it belongs to: the tests switch cores)."""
         core = _core.core
+        # (the digest of what is signed: Ed25519 signs it, RFC 8463; RSA takes it prehashed)
         lane = (core, core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length,
-                                    self.algorithm == "ed25519-sha256", self._lane_plan, self._head,
+                                    True, self._lane_plan, self._head,
                                     self._clock, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
                                     ONE_CALL_MAX, _LINE))
         self._lane = lane
@@ -284,7 +286,7 @@ class Signer:
             got = lane[1].start(message)
             if got is not None:
                 key: Any = self.key
-                sig = key.sign(got[0]) if self.algorithm == "ed25519-sha256" else key.sign(got[0], _PKCS1, _SHA256)
+                sig = key.sign(got[0]) if self.algorithm == "ed25519-sha256" else key.sign(got[0], _PKCS1, _PREHASHED)
                 return lane[0].fold_base64(sig, got[2], _LINE, got[1], b"\r\n")  # type: ignore[no-any-return]
         pm = _read_signable(message, self.bare_lf)
         digest, length = digest_body(pm.body, self._relaxed_body, None, pm.bare_lf)
@@ -495,6 +497,7 @@ class _Plan:
 
 
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
+_PREHASHED = Prehashed(_SHA256)
 
 
 def _hash_bodies(pm: ParsedMessage, signers: Sequence[Signer], bare_lf: bool) -> Dict[Tuple[bool, bool], Any]:
