@@ -1282,3 +1282,15 @@ def test_body_digest_refuses_what_a_hasher_refuses(core):
             core.body_digest(b"x\r\n", True, **kwargs)
     with pytest.raises(TypeError):
         core.body_digest("text", True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [0, 1, 55, 64, 16383, 16384, 16385, 100_000])
+def test_body_digest_sizes_around_the_kept_context(core, size):
+    """The compiled core hashes up to 16 KiB on one kept OpenSSL context and
+    longer inputs on a context of their own without the GIL: every size,
+    with and without l=, is hashlib's SHA-256 of the canonical body."""
+    body = (b"ab  c \r\n" * (size // 8 + 1))[:size]
+    canon = core.canonicalize_body(body, False)
+    for limit in (None, 0, size // 2, size + 10):
+        want = hashlib.sha256(canon if limit is None else canon[:limit]).digest()
+        assert core.body_digest(body, False, limit) == (want, len(canon)), limit
