@@ -114,10 +114,11 @@ cdef class SignLane:
             col = e.text_col
         else:
             head, col = self._head_of(e.plan, None, now)
-            e.text_now = now  # (no call between these: threads see all three)
-            e.text_head = head
-            e.text_col = col
-            e.has_text = True
+            if head is not None:
+                e.text_now = now  # (no call between these: threads see all three)
+                e.text_head = head
+                e.text_col = col
+                e.has_text = True
         if head is None:
             raise TypeError("head_of must give bytes")
         tags = _bh_tags(head, col, <const unsigned char *>_bytes_str(<PyObject *>digest), 32, self._width)

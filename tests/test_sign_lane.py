@@ -67,7 +67,7 @@ def test_the_lane_signs_as_the_general_reading(rsa_key, ed_key, change, opts):
 def test_the_lane_is_taken_for_the_usual_message(ed_key):
     signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
     assert signer.sign(MESSAGE) == signer.sign(bytearray(MESSAGE))
-    core, lane = signer._lane
+    core, _, lane = signer._lane
     assert core is _core.core and isinstance(lane, core.SignLane)
     assert lane.start(MESSAGE) is not None
     for change in ("LF mail", "bare CR in the header block", "large body"):
@@ -310,3 +310,11 @@ def test_one_signer_in_many_threads(ed_key):
     finally:
         sys.setswitchinterval(old)
     assert not bad
+
+
+def test_a_changed_body_length_option_is_honoured(ed_key):
+    signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
+    assert b"l=" not in signer.sign(MESSAGE)
+    signer.body_length = True
+    assert b" l=8;" in signer.sign(MESSAGE)
+    assert signer.sign(MESSAGE) == signer.sign(bytearray(MESSAGE))

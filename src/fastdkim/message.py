@@ -281,10 +281,10 @@ def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_p
     ``bare_lf`` as :func:`read_message` takes it), a header block without
     defect within the default limits, a body of at most ``ONE_CALL_MAX``
     octets (hashed in one call).  ``None`` for any other message, which
-    :func:`read_message` then reads.  This is the first step of the signing
-    lane, and of the verification lane (whose first half, the core's
-    ``lane_start``, reads the message with these limits): what it accepts,
-    :func:`read_message` reads alike, without its objects.
+    :func:`read_message` then reads.  This is how the lanes read a message
+    (the core's ``SignLane`` for signing, its ``lane_start`` for
+    verification, with these limits): what it accepts, :func:`read_message`
+    reads alike, without its objects.
 
     :raises TypeError: *data* is not bytes.
     """

@@ -214,8 +214,9 @@ class Signer:
         #: the names key and plan of the last block planned (one object:
         #: threads see a pair or the next one, never half of each)
         self._last_plan: Tuple[Union[bytes, Tuple[bytes, ...]], Optional[_Plan]] = (b"", None)
-        #: (the core it belongs to, the core's SignLane for this signer), made at first use
-        self._lane: Optional[Tuple[Any, Any]] = None
+        #: (the core it belongs to, body_length as it was, the core's SignLane
+        #: for this signer), made at first use and again when either changes
+        self._lane: Optional[Tuple[Any, bool, Any]] = None
 
     def _sign_data(self, data: bytes) -> bytes:
         key: Any = self.key
@@ -223,15 +224,17 @@ class Signer:
             return key.sign(hashlib.sha256(data).digest())  # type: ignore[no-any-return]
         return key.sign(data, _PKCS1, _SHA256)  # type: ignore[no-any-return]
 
-    def _new_lane(self) -> Tuple[Any, Any]:
+    def _new_lane(self) -> Tuple[Any, bool, Any]:
         """The active core's signing lane for this signer (kept with the core
-        it belongs to: the tests switch cores)."""
+        it belongs to, which the tests switch, and with ``body_length``; the
+        lane reads wire form alone: sign() takes it only where ``bare_lf``
+        is not true, and LF mail goes on to the general reading)."""
         core = _core.core
         # (the digest of what is signed: Ed25519 signs it, RFC 8463; RSA takes it prehashed)
-        lane = (core, core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length,
-                                    True, self._lane_plan, self._head,
-                                    self._clock, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
-                                    ONE_CALL_MAX, _LINE))
+        lane = (core, self.body_length,
+                core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length, True, self._lane_plan,
+                              self._head, self._clock, None, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
+                              ONE_CALL_MAX, _LINE))
         self._lane = lane
         return lane
 
@@ -281,9 +284,9 @@ class Signer:
         if type(message) is bytes and not self.bare_lf and not self.copy_headers:
             # the usual message: the core's lane gives what is signed, in one call
             lane = self._lane
-            if lane is None or lane[0] is not _core.core:
+            if lane is None or lane[0] is not _core.core or lane[1] != self.body_length:
                 lane = self._new_lane()
-            got = lane[1].start(message)
+            got = lane[2].start(message)
             if got is not None:
                 key: Any = self.key
                 sig = key.sign(got[0]) if self.algorithm == "ed25519-sha256" else key.sign(got[0], _PKCS1, _PREHASHED)
