@@ -68,7 +68,7 @@ cdef class SignLane:
         for k in range(nt):
             i = PyNumber_Index(take[k])
             if not 0 <= i < index._n:
-                raise IndexError("the plan takes field %d of %d" % (i, index._n))
+                raise IndexError("field index out of range")
             e.take[k] = i
         e.ntake = nt
         e.plan = plan

@@ -67,7 +67,7 @@ def test_the_lane_signs_as_the_general_reading(rsa_key, ed_key, change, opts):
 def test_the_lane_is_taken_for_the_usual_message(ed_key):
     signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW)
     assert signer.sign(MESSAGE) == signer.sign(bytearray(MESSAGE))
-    core, _, lane = signer._lane
+    core, _, _, lane, _ = signer._lane
     assert core is _core.core and isinstance(lane, core.SignLane)
     assert lane.start(MESSAGE) is not None
     for change in ("LF mail", "bare CR in the header block", "large body"):
@@ -269,9 +269,15 @@ def test_sign_lane_refuses_what_it_cannot_use(core):
     class Far:
         take = [0, 99]
         h = b"from"
-    lane = core.SignLane(True, True, False, False, lambda index: Far(), plans.head_of, lambda: NOW, None,
-                         1 << 20, 1000, 16384)
-    with pytest.raises(IndexError):
+    clock_calls = []
+    lane = core.SignLane(True, True, False, False, lambda index: Far(), plans.head_of,
+                         lambda: clock_calls.append(1) or NOW, None, 1 << 20, 1000, 16384)
+    with pytest.raises(IndexError, match="field index out of range"):
+        lane.start(MESSAGE)
+    assert not clock_calls  # (the plan is checked before the time is read)
+    lane = core.SignLane(True, True, False, False, plans.plan_of, lambda plan, n, now: (b"x", 5.0), lambda: NOW,
+                         None, 1 << 20, 1000, 16384)
+    with pytest.raises(TypeError):  # a column that is no integer
         lane.start(MESSAGE)
 
     def broken():
@@ -318,3 +324,53 @@ def test_a_changed_body_length_option_is_honoured(ed_key):
     signer.body_length = True
     assert b" l=8;" in signer.sign(MESSAGE)
     assert signer.sign(MESSAGE) == signer.sign(bytearray(MESSAGE))
+
+
+def test_rsa_key_objects_that_are_not_cryptography_s_own(rsa_key):
+    """An RSA key of another class (a wrapper around a key held elsewhere,
+    which may take nothing but a real hash algorithm) is handed the data
+    and SHA-256, on the lane as on the general reading; cryptography's own
+    keys sign the lane's digest prehashed.  Both give the same field."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    calls = []
+
+    class RemoteKey(rsa.RSAPrivateKey):
+        def sign(self, data, pad, algorithm):
+            if isinstance(algorithm, Prehashed):
+                raise TypeError("Expected instance of hashes.HashAlgorithm.")
+            calls.append(len(data))
+            return rsa_key.sign(data, pad, algorithm)
+
+        def public_key(self):
+            return rsa_key.public_key()
+
+        @property
+        def key_size(self):
+            return rsa_key.key_size
+
+        def decrypt(self, *a):  # pragma: no cover - not used
+            raise NotImplementedError
+
+        def private_numbers(self):  # pragma: no cover - not used
+            raise NotImplementedError
+
+        def private_bytes(self, *a):  # pragma: no cover - not used
+            raise NotImplementedError
+
+        def __copy__(self):  # pragma: no cover - not used
+            return self
+
+        def __deepcopy__(self, memo):  # pragma: no cover - not used
+            return self
+
+    own = fastdkim.Signer("example.com", "sel", rsa_key, clock=lambda: NOW)
+    remote = fastdkim.Signer("example.com", "sel", RemoteKey(), clock=lambda: NOW)
+    field = own.sign(MESSAGE)
+    assert remote.sign(MESSAGE) == field == remote.sign(bytearray(MESSAGE))
+    assert len(calls) == 2 and calls[0] > 32  # the data itself, both times
+    assert isinstance(own._lane[4], Prehashed) and remote._lane[4].name == "sha256"
+    # a key swapped in is used from the next message on
+    remote.key = rsa_key
+    assert remote.sign(MESSAGE) == field and len(calls) == 2

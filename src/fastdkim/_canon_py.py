@@ -908,11 +908,12 @@ class SignLane:
             return None
         index, body = usual
         plan = self._plan_of(index)
+        fields = index.take(list(plan.take))  # (IndexError for a position out of range)
         bh, length = body_digest(body, self._relaxed_body)
         now = int(self._clock())
         head, col = self._head_of(plan, length if self._body_length else None, now)
-        unsigned, col = body_hash_tags(head, col, bh, self._width)
-        signed = index.canonical(plan.take, unsigned, self._relaxed_headers)
+        unsigned, col = body_hash_tags(head, operator.index(col), bh, self._width)
+        signed = canonical_headers(fields, unsigned, self._relaxed_headers)
         return (hashlib.sha256(signed).digest() if self._digest else signed), unsigned, col
 
 

@@ -214,9 +214,10 @@ class Signer:
         #: the names key and plan of the last block planned (one object:
         #: threads see a pair or the next one, never half of each)
         self._last_plan: Tuple[Union[bytes, Tuple[bytes, ...]], Optional[_Plan]] = (b"", None)
-        #: (the core it belongs to, body_length as it was, the core's SignLane
-        #: for this signer), made at first use and again when either changes
-        self._lane: Optional[Tuple[Any, bool, Any]] = None
+        #: (the core it belongs to, body_length and the key as they were, the
+        #: core's SignLane for this signer, what an RSA key signs its output
+        #: with), made at first use and again when any of the first three changes
+        self._lane: Optional[Tuple[Any, bool, Any, Any, Any]] = None
 
     def _sign_data(self, data: bytes) -> bytes:
         key: Any = self.key
@@ -224,17 +225,26 @@ class Signer:
             return key.sign(hashlib.sha256(data).digest())  # type: ignore[no-any-return]
         return key.sign(data, _PKCS1, _SHA256)  # type: ignore[no-any-return]
 
-    def _new_lane(self) -> Tuple[Any, bool, Any]:
+    def _new_lane(self) -> Tuple[Any, bool, Any, Any, Any]:
         """The active core's signing lane for this signer (kept with the core
-        it belongs to, which the tests switch, and with ``body_length``; the
-        lane reads wire form alone: sign() takes it only where ``bare_lf``
-        is not true, and LF mail goes on to the general reading)."""
+        it belongs to, which the tests switch, with ``body_length`` and with
+        the key; the lane reads wire form alone: sign() takes it only where
+        ``bare_lf`` is not true, and LF mail goes on to the general reading).
+
+        The lane gives the SHA-256 of what is signed, which Ed25519 signs
+        (RFC 8463) and which cryptography's own RSA keys take prehashed;
+        any other RSA key object (a wrapper around a key held elsewhere,
+        say) is given the data and SHA-256, as the general reading gives it."""
         core = _core.core
-        # (the digest of what is signed: Ed25519 signs it, RFC 8463; RSA takes it prehashed)
-        lane = (core, self.body_length,
-                core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length, True, self._lane_plan,
-                              self._head, self._clock, None, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
-                              ONE_CALL_MAX, _LINE))
+        key = self.key
+        rsa_hash: Any = None
+        if self.algorithm != "ed25519-sha256":
+            rsa_hash = _PREHASHED if type(key).__module__.startswith("cryptography.") else _SHA256
+        lane = (core, self.body_length, key,
+                core.SignLane(self._relaxed_headers, self._relaxed_body, self.body_length, rsa_hash is not _SHA256,
+                              self._lane_plan, self._head, self._clock, None, MAX_HEADER_BYTES, MAX_HEADER_FIELDS,
+                              ONE_CALL_MAX, _LINE),
+                rsa_hash)
         self._lane = lane
         return lane
 
@@ -284,12 +294,12 @@ class Signer:
         if type(message) is bytes and not self.bare_lf and not self.copy_headers:
             # the usual message: the core's lane gives what is signed, in one call
             lane = self._lane
-            if lane is None or lane[0] is not _core.core or lane[1] != self.body_length:
+            if lane is None or lane[0] is not _core.core or lane[1] != self.body_length or lane[2] is not self.key:
                 lane = self._new_lane()
-            got = lane[2].start(message)
+            got = lane[3].start(message)
             if got is not None:
-                key: Any = self.key
-                sig = key.sign(got[0]) if self.algorithm == "ed25519-sha256" else key.sign(got[0], _PKCS1, _PREHASHED)
+                key: Any = lane[2]
+                sig = key.sign(got[0]) if lane[4] is None else key.sign(got[0], _PKCS1, lane[4])
                 return lane[0].fold_base64(sig, got[2], _LINE, got[1], b"\r\n")  # type: ignore[no-any-return]
         pm = _read_signable(message, self.bare_lf)
         digest, length = digest_body(pm.body, self._relaxed_body, None, pm.bare_lf)
