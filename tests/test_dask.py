@@ -177,3 +177,22 @@ def test_worker_killed_midway_nothing_lost_or_duplicated(cluster, signer, keys, 
     for i, p in enumerate(paths):
         data = (out / os.path.relpath(p, src)).read_bytes()
         assert data.count(b"DKIM-Signature:") == 1 and data.endswith(_msg(i)) and _passes(data, keys)
+
+
+def _hash_thread_min():
+    from fastdkim import _core
+
+    return getattr(_core.core, "HASH_THREAD_MIN", None)
+
+
+def test_workers_sharing_a_host_hash_on_their_own_threads(cluster, signer):
+    """Two worker processes of one thread each on this host: once a task
+    ran there, a worker hashes large bodies on the task's thread (the
+    compiled core's count of cores in use cannot see the other worker)."""
+    _, client = cluster
+    bag = db.from_sequence([_msg(i) for i in range(4)], npartitions=4)
+    assert all(r.ok for r in sign_bag(bag, signer).compute())
+    seen = client.run(_hash_thread_min)
+    if os.environ.get("FASTDKIM_HASH_THREAD") is None and (os.cpu_count() or 1) > 1:
+        for addr, value in seen.items():
+            assert value in (None, 0), (addr, value)  # None: the pure core, which has no thread

@@ -89,7 +89,44 @@ def _target(signer: Any) -> Any:
     return bulk._sign_target(signer)
 
 
+_WORKER_CHECKED = False
+
+
+def _share_cores() -> None:
+    """Once per process, on a ``distributed`` worker that runs fewer task
+    threads than its host's cores (other worker processes take the rest, as
+    clusters are sized): large relaxed bodies are hashed on the task's own
+    thread.  A second hashing thread would take a core another worker runs
+    on, which the compiled core's count of the cores in use, per process,
+    cannot see.  ``FASTDKIM_HASH_THREAD`` set in the worker's environment
+    decides instead, and a worker that has a thread per core keeps that count."""
+    global _WORKER_CHECKED
+    if _WORKER_CHECKED:
+        return
+    _WORKER_CHECKED = True
+    import sys
+
+    if "distributed" not in sys.modules or os.environ.get("FASTDKIM_HASH_THREAD") is not None:
+        return
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # Dask's local schedulers run tasks in this process: its count sees them
+        return
+    nthreads = getattr(getattr(worker, "state", None), "nthreads", None) or getattr(worker, "nthreads", None)
+    from ._engine import usable_cores
+
+    if isinstance(nthreads, int) and nthreads < usable_cores():
+        from . import _core
+
+        set_min = getattr(_core.core, "_set_hash_thread_min", None)  # (the compiled core's)
+        if set_min is not None:
+            set_min(0)
+
+
 def _sign_partition(items: Iterable[Any], target: Any, include_message: bool) -> List[bulk.SignResult]:
+    _share_cores()
     if isinstance(target, PolicyFile):
         target = target.load()
     return list(bulk.sign_many(items, target, jobs=1, include_message=include_message))
@@ -150,6 +187,7 @@ def _sign_files_task(pairs: Sequence[Tuple[str, str]], target: Any) -> List[Tupl
     """One task: its files signed here, under the write rules of
     :func:`fastdkim.bulk.sign_files_into` (one flush of the task's outputs
     before they are renamed into place, not one per file)."""
+    _share_cores()
     if isinstance(target, PolicyFile):
         target = target.load()
     rows = []
