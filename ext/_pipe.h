@@ -33,10 +33,8 @@
 #define FDK_PIPE_SLOTS 4
 #define FDK_PIPE_BLOCK (256 * 1024)
 
-#if (defined(__linux__) || defined(__FreeBSD__)) && (defined(__GNUC__) || defined(__clang__))
+#if FDK_HAVE_EVP /* (the same platforms: POSIX threads beside dl_iterate_phdr) */
 #define FDK_HAVE_PIPE 1
-#include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>

@@ -85,11 +85,10 @@ cdef class SignLane:
         cdef bytes d = data
         cdef HeaderIndex index
         cdef _LanePlan e
-        cdef canon_t s
-        cdef bytes canon, digest, head, unsigned
+        cdef bytes digest, head, unsigned
         cdef Py_ssize_t n, col, size
         cdef object now, length
-        cdef tuple tags
+        cdef tuple got, tags
         cdef unsigned char *buf
         if d is None:
             raise TypeError("data must be bytes")
@@ -97,17 +96,15 @@ cdef class SignLane:
         if index is None:
             return None
         e = self._entry(index)
-        _canon_init(&s, self._relaxed_b, False)
         if index._body >= 0:
-            canon = _canon_bytes(&s, <const unsigned char *>_bytes_str(<PyObject *>d) + index._body,
-                                 len(d) - index._body, True)
+            got = _digest_mem(<const unsigned char *>_bytes_str(<PyObject *>d) + index._body, len(d) - index._body,
+                              self._relaxed_b, None, False, _sha256)
         else:
-            canon = _canon_bytes(&s, <const unsigned char *>b"", 0, True)
-        n = len(canon)
-        digest = _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>canon), n)
+            got = _digest_mem(<const unsigned char *>b"", 0, self._relaxed_b, None, False, _sha256)
+        digest = <bytes>got[0]
         now = int(self._clock())
         if self._length:
-            length = n
+            length = got[1]
             head, col = self._head_of(e.plan, length, now)
         elif e.has_text and e.text_now == now:
             head = e.text_head

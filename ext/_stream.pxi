@@ -563,16 +563,22 @@ def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
 
 cdef tuple _digest_body(object data, object relaxed, object limit, object bare_lf, object h):
     """body_digest, its arguments checked (h: _sha256 or _sha1)."""
-    cdef canon_t s
     cdef Py_buffer view
+    _get_buffer(data, &view)
+    try:
+        return _digest_mem(<const unsigned char *>view.buf, view.len, relaxed, limit, bare_lf, h)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef tuple _digest_mem(const unsigned char *b, Py_ssize_t len_, object relaxed, object limit, object bare_lf,
+                       object h):
+    """_digest_body of the body b[:len_]."""
+    cdef canon_t s
     cdef bytes canon
     cdef Py_ssize_t n
     _canon_init(&s, relaxed, bare_lf)
-    _get_buffer(data, &view)
-    try:
-        canon = _canon_bytes(&s, <const unsigned char *>view.buf, view.len, True)
-    finally:
-        PyBuffer_Release(&view)
+    canon = _canon_bytes(&s, b, len_, True)
     n = len(canon)
     if h is _sha256:
         return _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>canon),

@@ -208,10 +208,7 @@ class Checks:
         :meth:`_quick_start` and :meth:`_quick_end`; between them, the key
         is looked up here in the calling thread.
         """
-        if not self._lane or not self.max_signatures:  # (_quick_start, inlined: one frame less a message)
-            return None, None
-        lane, when = _core.core.lane_start(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX,
-                                           now, clock, self.clock_skew, self._static, self._static_of)
+        lane, when = self._quick_start(data, now, clock)
         if lane is None:
             return None, when
         name = lane[-1][11]

@@ -41,17 +41,23 @@ class _Shipped:
     blob: bytes
 
 
+def hash_on_own_thread() -> None:
+    """Large bodies are hashed on the calling thread from now on, in this
+    process (a worker whose siblings take the other cores: a second hashing
+    thread would only take another worker's core and poll against it)."""
+    from . import _core
+
+    set_min = getattr(_core.core, "_set_hash_thread_min", None)  # (the compiled core's)
+    if set_min is not None:
+        set_min(0)
+
+
 def _install(token: str, blob: bytes, main_pid: int = 0, every_core: bool = False) -> None:
     """Pool initializer: unpickle the target once in this worker.  With
     ``every_core`` (the pool has a worker on every core), large bodies are
-    hashed on this worker's own thread: a second hashing thread would only
-    take another worker's core and poll against it."""
+    hashed on this worker's own thread (:func:`hash_on_own_thread`)."""
     if every_core:
-        from . import _core
-
-        set_min = getattr(_core.core, "_set_hash_thread_min", None)  # (the compiled core's)
-        if set_min is not None:
-            set_min(0)
+        hash_on_own_thread()
     if main_pid:
         import signal
 

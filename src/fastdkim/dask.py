@@ -118,11 +118,9 @@ def _share_cores() -> None:
     from ._engine import usable_cores
 
     if isinstance(nthreads, int) and nthreads < usable_cores():
-        from . import _core
+        from ._work import hash_on_own_thread
 
-        set_min = getattr(_core.core, "_set_hash_thread_min", None)  # (the compiled core's)
-        if set_min is not None:
-            set_min(0)
+        hash_on_own_thread()
 
 
 def _sign_partition(items: Iterable[Any], target: Any, include_message: bool) -> List[bulk.SignResult]:
