@@ -398,10 +398,12 @@ def test_chunks_shrink_as_the_known_end_nears():
 
 def test_pool_on_every_core_hashes_on_the_workers_own_threads(compiled_core) -> None:
     """A second hashing thread per worker would only take another worker's core."""
-    from fastdkim import _engine
+    from fastdkim import _core, _engine
 
     if compiled_core.HASH_THREAD_MIN == 0:
         pytest.skip("no hashing thread on this machine to turn off")
+    if _core.NO_EXTENSIONS:
+        pytest.skip("FASTDKIM_NO_EXTENSIONS=1: the workers run the pure core, which has no hashing thread")
     probe = "__import__('fastdkim._canon', fromlist=['_']).HASH_THREAD_MIN"
     cores = _engine.usable_cores()
     for jobs, want in ((cores, 0), (cores - 1, compiled_core.HASH_THREAD_MIN)):
