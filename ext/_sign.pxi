@@ -88,7 +88,7 @@ cdef class SignLane:
         cdef bytes digest, head, unsigned
         cdef Py_ssize_t n, col, size
         cdef object now, length
-        cdef tuple got, tags
+        cdef tuple tags
         cdef unsigned char *buf
         if d is None:
             raise TypeError("data must be bytes")
@@ -97,14 +97,13 @@ cdef class SignLane:
             return None
         e = self._entry(index)
         if index._body >= 0:
-            got = _digest_mem(<const unsigned char *>_bytes_str(<PyObject *>d) + index._body, len(d) - index._body,
-                              self._relaxed_b, None, False, _sha256)
+            digest = _digest_mem(<const unsigned char *>_bytes_str(<PyObject *>d) + index._body,
+                                 len(d) - index._body, self._relaxed_b, None, False, _sha256, &n)
         else:
-            got = _digest_mem(<const unsigned char *>b"", 0, self._relaxed_b, None, False, _sha256)
-        digest = <bytes>got[0]
+            digest = _digest_mem(<const unsigned char *>b"", 0, self._relaxed_b, None, False, _sha256, &n)
         now = int(self._clock())
         if self._length:
-            length = got[1]
+            length = n
             head, col = self._head_of(e.plan, length, now)
         elif e.has_text and e.text_now == now:
             head = e.text_head

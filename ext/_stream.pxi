@@ -564,28 +564,33 @@ def body_digest(data, relaxed, limit=None, bare_lf=False, hash_name="sha256"):
 cdef tuple _digest_body(object data, object relaxed, object limit, object bare_lf, object h):
     """body_digest, its arguments checked (h: _sha256 or _sha1)."""
     cdef Py_buffer view
+    cdef Py_ssize_t n
+    cdef bytes digest
     _get_buffer(data, &view)
     try:
-        return _digest_mem(<const unsigned char *>view.buf, view.len, relaxed, limit, bare_lf, h)
+        digest = _digest_mem(<const unsigned char *>view.buf, view.len, relaxed, limit, bare_lf, h, &n)
     finally:
         PyBuffer_Release(&view)
+    return digest, n
 
 
-cdef tuple _digest_mem(const unsigned char *b, Py_ssize_t len_, object relaxed, object limit, object bare_lf,
-                       object h):
-    """_digest_body of the body b[:len_]."""
+cdef bytes _digest_mem(const unsigned char *b, Py_ssize_t len_, bint relaxed, object limit, bint bare_lf,
+                       object h, Py_ssize_t *length):
+    """_digest_body's digest of the body b[:len_]; the canonical body's
+    length to *length."""
     cdef canon_t s
     cdef bytes canon
     cdef Py_ssize_t n
     _canon_init(&s, relaxed, bare_lf)
     canon = _canon_bytes(&s, b, len_, True)
     n = len(canon)
+    length[0] = n
     if h is _sha256:
         return _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>canon),
-                          n if limit is None or limit >= n else <Py_ssize_t>limit), n
+                          n if limit is None or limit >= n else <Py_ssize_t>limit)
     if limit is not None and limit < n:
-        return h(canon[:limit]).digest(), n
-    return h(canon).digest(), n
+        return h(canon[:limit]).digest()
+    return h(canon).digest()
 
 
 def canonicalize_body(data, relaxed, bare_lf=False):
