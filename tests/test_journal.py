@@ -516,3 +516,46 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
     assert files == ["cur/1.M1.host:2,S", "new/2.M2.host"]
     assert (md / "cur" / "1.M1.host:2,S").read_bytes() == msg
     assert (md / "new" / "2.M2.host").read_bytes().startswith(b"DKIM-Signature:")
+
+
+_STEPS = ("open", "write", "fchmod", "fstat", "close", "link", "unlink", "rename", "replace")
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-the-call", "after-the-call"])
+def test_killed_at_any_step_of_taking_the_lock_leaves_no_lock_to_wait_for(tmp_path, monkeypatch, after):
+    """A dot-lock is never there without its owner's pid, even for a moment:
+    a process killed at any system call while taking (or letting go) the
+    lock leaves nothing that the next run waits for, nor any file beside
+    the mbox once the next run is done."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    n = 0
+    while True:
+        def child(n=n):
+            count = [0]
+            for name in _STEPS:
+                real = getattr(os, name)
+
+                def step(*a, _real=real, **k):
+                    if count[0] == n and not after:
+                        os._exit(137)
+                    got = _real(*a, **k)
+                    if count[0] == n:
+                        os._exit(137)
+                    count[0] += 1
+                    return got
+                monkeypatch.setattr(os, name, step)
+            with MboxLock(str(box), timeout=1):
+                pass
+
+        code = _in_child(child)
+        monkeypatch.undo()
+        assert code in (0, 137)
+        with MboxLock(str(box), timeout=1) as lock:  # never kept waiting by the dead process
+            assert lock.recovered is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["box"], n
+        assert box.read_bytes() == OLD
+        if code == 0:
+            break
+        n += 1
+    assert n > 5  # (every step was reached)

@@ -8,6 +8,7 @@ leaves every file either as it was or completely signed.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
 
 from . import _owner
-from ._files import atomic_write
+from ._files import atomic_write, current_umask
 from .errors import MboxLockedError, MessageFormatError
 from .journal import JournalError, recover, rewrite_in_place
 
@@ -271,26 +272,20 @@ class MboxLock:
         import fcntl
 
         try:
-            fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            made = _make_dotlock(dotlock)
         except FileExistsError:
             broken = _break_stale_lock(dotlock) if retry else False
             if broken is True:  # left by a process that is gone
                 self.stale_lock_removed = True
                 return self._try_all(dotlock, retry=False)
-            if broken is None:  # stale, in a directory we may not write to: as if no dot-lock were possible
-                fd = -1
-            else:
+            if broken is not None:
                 return "%s exists: another program holds the mbox" % dotlock
+            made = None  # stale, in a directory we may not write to: as if no dot-lock were possible
         except OSError:  # a read-only directory: no dot-lock possible
-            fd = -1
-        if fd >= 0:
-            try:
-                os.write(fd, _owner.lock_content())
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
+            made = None
+        if made is not None:
             self._dotlock = dotlock
-            self._dotlock_id = (st.st_dev, st.st_ino)
+            self._dotlock_id = made
         try:
             fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
@@ -360,6 +355,55 @@ class MboxLock:
             self.fh.close()  # releases the fcntl and flock locks
             self.fh = None
         self._drop_dotlock()
+
+
+def _make_dotlock(dotlock: str) -> Tuple[int, int]:
+    """Create the dot-lock ``dotlock`` holding this process's pid and host,
+    never empty even for a moment: the content is written to a temporary
+    file that is then linked to the lock's name (a process killed before
+    the link leaves a temporary file that :func:`_owner.sweep_temporaries`
+    removes, never a lock without an owner that would be waited for
+    forever).  On a file system without hard links, the lock is created
+    and then written.  Returns the lock's ``(st_dev, st_ino)``.
+
+    :raises FileExistsError: the lock exists.
+    :raises OSError: the directory does not let the lock be made.
+    """
+    content = _owner.lock_content()
+    try:
+        fd, temp = _owner.mkstemp(os.path.dirname(dotlock))
+    except OSError:  # (a directory we may not write to: the lock itself says whether it exists)
+        temp = None
+    if temp is not None:
+        try:
+            try:
+                os.fchmod(fd, 0o644 & ~current_umask())  # (as the lock were made by open)
+                os.write(fd, content)
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, dotlock)
+                return (st.st_dev, st.st_ino)
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+        finally:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+    fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, content)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return (st.st_dev, st.st_ino)
+
+
+#: what ``link`` fails with on a file system without hard links
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS})
 
 
 def _break_stale_lock(dotlock: str) -> Optional[bool]:
