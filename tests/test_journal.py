@@ -3,6 +3,7 @@ child, as abrupt as SIGKILL: no cleanup runs) at every step of the rewrite and
 of the recovery, with and without mail delivered before the recovery."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 
@@ -559,3 +560,50 @@ def test_killed_at_any_step_of_taking_the_lock_leaves_no_lock_to_wait_for(tmp_pa
             break
         n += 1
     assert n > 5  # (every step was reached)
+
+
+def test_a_link_reported_failed_but_made_takes_the_lock(tmp_path, monkeypatch):
+    """Over NFS, a link that was made can come back as an error (the reply
+    to a retried request): the temporary file's link count says the lock is
+    taken, and it is held and let go as any other."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    real = os.link
+
+    def link(src, dst, *a, **k):
+        real(src, dst, *a, **k)
+        raise FileExistsError(errno.EEXIST, "File exists", dst)
+    monkeypatch.setattr(os, "link", link)
+    with MboxLock(str(box), timeout=0.5) as lock:
+        assert (tmp_path / "box.lock").read_bytes() == _owner.lock_content()
+        assert not lock.stale_lock_removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK])
+def test_a_file_system_without_hard_links_still_gets_a_dot_lock(tmp_path, monkeypatch, code):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+
+    def link(src, dst, *a, **k):
+        raise OSError(code, os.strerror(code), dst)
+    monkeypatch.setattr(os, "link", link)
+    with MboxLock(str(box), timeout=0.5):
+        assert (tmp_path / "box.lock").read_bytes() == _owner.lock_content()
+        with pytest.raises(MboxLockedError):  # and it is a lock: a second one waits, then gives up
+            with MboxLock(str(box), timeout=0.2):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_a_link_refused_for_another_reason_is_an_error_not_a_missing_lock(tmp_path, monkeypatch):
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+
+    def link(src, dst, *a, **k):
+        raise OSError(errno.EIO, "Input/output error", dst)
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(OSError, match="Input/output error"):
+        with MboxLock(str(box), timeout=0.2):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
 
 from . import _owner
-from ._files import atomic_write, current_umask
+from ._files import atomic_write, current_umask, write_all
 from .errors import MboxLockedError, MessageFormatError
 from .journal import JournalError, recover, rewrite_in_place
 
@@ -225,7 +225,9 @@ class MboxLock:
 
     :raises MboxLockedError: the locks could not be had within ``timeout`` seconds.
     :raises JournalError: an interrupted rewrite cannot be completed safely.
-    :raises OSError: the mbox cannot be opened for writing.
+    :raises OSError: the mbox cannot be opened for writing, or the dot-lock
+        cannot be made for a reason other than a directory that does not
+        allow one (an I/O error, a full disk).
     """
 
     def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True) -> None:
@@ -281,8 +283,10 @@ class MboxLock:
             if broken is not None:
                 return "%s exists: another program holds the mbox" % dotlock
             made = None  # stale, in a directory we may not write to: as if no dot-lock were possible
-        except OSError:  # a read-only directory: no dot-lock possible
-            made = None
+        except OSError as exc:
+            if exc.errno not in _NOT_HERE:
+                raise
+            made = None  # a directory we may not write to: no dot-lock possible
         if made is not None:
             self._dotlock = dotlock
             self._dotlock_id = made
@@ -378,7 +382,7 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
         try:
             try:
                 os.fchmod(fd, 0o644 & ~current_umask())  # (as the lock were made by open)
-                os.write(fd, content)
+                write_all(fd, content)
                 st = os.fstat(fd)
             finally:
                 os.close(fd)
@@ -386,6 +390,13 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
                 os.link(temp, dotlock)
                 return (st.st_dev, st.st_ino)
             except OSError as exc:
+                # Over NFS a link that was made may still be reported failed
+                # (a retried request): the temporary file's two links say so.
+                try:
+                    if os.lstat(temp).st_nlink == 2:
+                        return (st.st_dev, st.st_ino)
+                except OSError:
+                    pass
                 if exc.errno not in _NO_LINKS:
                     raise
         finally:
@@ -395,13 +406,15 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
                 pass
     fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, content)
+        write_all(fd, content)
         st = os.fstat(fd)
     finally:
         os.close(fd)
     return (st.st_dev, st.st_ino)
 
 
+#: what making a dot-lock fails with in a directory that does not allow one
+_NOT_HERE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 #: what ``link`` fails with on a file system without hard links
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS})
 
