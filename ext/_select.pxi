@@ -18,7 +18,7 @@ def header_hash_input(fields, names, own, relaxed):
         picked = _pick_small(fl, nl)
     else:
         picked = _pick_general(fl, nl)
-    return _header_block(picked, bytes(own), relaxed)
+    return _header_block(picked, _as_bytes(own), relaxed)
 
 
 cdef enum:
@@ -123,7 +123,7 @@ def canonical_headers(fields, own, relaxed):
     ``own`` (the signature field, ``b=`` empty) canonicalized without its
     final CRLF: the header data a signature covers, once the fields are chosen.
     """
-    return _header_block(list(fields), bytes(own), relaxed)
+    return _header_block(list(fields), _as_bytes(own), relaxed)
 
 
 cdef bytes _header_block(list picked, bytes own_b, relaxed):
@@ -135,7 +135,7 @@ cdef bytes _header_block(list picked, bytes own_b, relaxed):
     picked.append(own_b)
     for i in range(len(picked)):
         if type(picked[i]) is not bytes:
-            picked[i] = bytes(picked[i])
+            picked[i] = _as_bytes(picked[i])
         n = len(<bytes>picked[i])
         total += n + 2
     buf = <unsigned char *>malloc(<size_t>(total + 1))

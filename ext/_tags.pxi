@@ -124,7 +124,7 @@ def parse_signature(field, Py_ssize_t max_tags=1024):
     :raises ValueError: the field has no colon, or the tag-list is invalid
         (see :func:`parse_tag_list`).
     """
-    return _split_signature(bytes(field), max_tags)
+    return _split_signature(_as_bytes(field), max_tags)
 
 
 cdef tuple _split_signature(bytes raw, Py_ssize_t max_tags):
@@ -158,7 +158,7 @@ cpdef usable_signature(field, Py_ssize_t max_tags=1024):
     ``None`` for any other field (see the pure twin).
 
     :returns: ``(tags, unsigned, key, b, bh)``.
-    :raises TypeError: what ``bytes(field)`` raises (nothing else raises).
+    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
     """
     cdef tuple split
     cdef dict tags
@@ -166,7 +166,7 @@ cpdef usable_signature(field, Py_ssize_t max_tags=1024):
     cdef bytes value
     cdef tuple key
     try:
-        split = _split_signature(field if type(field) is bytes else bytes(field), max_tags)
+        split = _split_signature(_as_bytes(field), max_tags)
     except ValueError:
         return None
     tags = <dict>split[0]

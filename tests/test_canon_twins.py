@@ -1294,3 +1294,51 @@ def test_body_digest_sizes_around_the_kept_context(core, size):
     for limit in (None, 0, size // 2, size + 10):
         want = hashlib.sha256(canon if limit is None else canon[:limit]).digest()
         assert core.body_digest(body, False, limit) == (want, len(canon)), limit
+
+
+# -- what is not bytes-like -------------------------------------------------------------
+
+_NOT_OCTETS = [7, 0, 2.5, "text", None, object()]
+
+
+def _octet_taking_calls(core, bad):
+    """Every core entry that takes octets, given ``bad`` where the octets go."""
+    field = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s; h=from; bh=; b="
+    return {
+        "canonicalize_body": lambda: core.canonicalize_body(bad, True),
+        "body_digest": lambda: core.body_digest(bad, True),
+        "relaxed_header": lambda: core.relaxed_header(bad),
+        "find_body_start": lambda: core.find_body_start(bad),
+        "split_header_fields": lambda: core.split_header_fields(bad),
+        "bare_line_break": lambda: core.bare_line_break(bad, False),
+        "bad_field_line": lambda: core.bad_field_line(bad),
+        "normalize_line_endings": lambda: core.normalize_line_endings(bad),
+        "parse_tag_list": lambda: core.parse_tag_list(bad),
+        "parse_signature": lambda: core.parse_signature(bad),
+        "usable_signature": lambda: core.usable_signature(bad),
+        "canonical_headers field": lambda: core.canonical_headers([bad], field, True),
+        "canonical_headers own": lambda: core.canonical_headers([b"From: a\r\n"], bad, False),
+        "header_hash_input own": lambda: core.header_hash_input([(b"from", b"From: a\r\n")], [b"from"], bad, True),
+        "HeaderIndex": lambda: core.HeaderIndex(bad),
+        "BodyCanonicalizer.update": lambda: core.BodyCanonicalizer(True).update(bad),
+        "BodyHasher.update": lambda: core.BodyHasher(True).update(bad),
+    }
+
+
+@pytest.mark.parametrize("bad", _NOT_OCTETS, ids=lambda v: type(v).__name__)
+def test_what_is_not_bytes_like_is_a_type_error_in_both_cores(core, bad):
+    """An int is not five NULs (``bytes(5)``), nor a str its encoding: every
+    entry that takes octets refuses what has no buffer protocol, in the
+    same words in both cores."""
+    for name, call in _octet_taking_calls(core, bad).items():
+        with pytest.raises(TypeError) as exc:
+            call()
+        assert str(exc.value) == "a bytes-like object is required, not '%s'" % type(bad).__name__, name
+
+
+def test_bytes_like_objects_are_taken_as_their_octets(core):
+    data = b"From: a\r\n\r\nbody  \r\n"
+    for form in (bytearray(data), memoryview(data)):
+        assert core.canonicalize_body(form, True) == core.canonicalize_body(data, True)
+        assert core.find_body_start(form) == core.find_body_start(data)
+        assert core.HeaderIndex(form[:9]).fields() == core.HeaderIndex(data[:9]).fields()

@@ -21,6 +21,21 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 Buffer = Union[bytes, bytearray, memoryview]
 
 _CRLF = b"\r\n"
+
+
+def _octets(data: Buffer) -> bytes:
+    """``data``, any bytes-like object, as bytes (bytes themselves, not copied).
+
+    :raises TypeError: ``data`` does not have the buffer protocol (where
+        ``bytes()`` would turn an int into that many NULs), with the
+        compiled core's words.
+    """
+    if type(data) is bytes:
+        return data
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError("a bytes-like object is required, not '%s'" % type(data).__name__) from None
 _WSP_RUN = re.compile(rb"[ \t]+")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
@@ -87,7 +102,7 @@ class BodyCanonicalizer:
     def update(self, data: Buffer) -> bytes:
         if self._done:
             raise ValueError("update() after finish()")
-        data = bytes(data)
+        data = _octets(data)
         if not data:
             return b""
         if self._cr:
@@ -271,7 +286,7 @@ def relaxed_header(field: Buffer) -> bytes:
     any folding and with or without its final CRLF.  The result is
     ``name:value`` followed by CRLF.
     """
-    f = bytes(field).replace(_CRLF, b"")  # unfold; also drops the final CRLF
+    f = _octets(field).replace(_CRLF, b"")  # unfold; also drops the final CRLF
     f = _WSP_RUN.sub(b" ", f)
     name, colon, value = f.partition(b":")
     return name.rstrip(b" ").lower() + colon + value.strip(b" ") + _CRLF
@@ -281,7 +296,7 @@ def normalize_line_endings(data: Buffer) -> bytes:
     """Replace every LF not preceded by CR with CRLF."""
     # Every line ending to LF, then every LF to CRLF: a CR stays wherever it
     # is not the CR of a CRLF.  (Two whole copies, never a piece per line.)
-    return bytes(data).replace(_CRLF, b"\n").replace(b"\n", _CRLF)
+    return _octets(data).replace(_CRLF, b"\n").replace(b"\n", _CRLF)
 
 
 def find_body_start(data: Buffer, bare_lf: bool = False) -> int:
@@ -290,7 +305,7 @@ def find_body_start(data: Buffer, bare_lf: bool = False) -> int:
     The header block ends at the first empty line.  With ``bare_lf`` a bare LF
     also ends a line.  A message that starts with an empty line has no headers.
     """
-    d = bytes(data)
+    d = _octets(data)
     if d.startswith(_CRLF):
         return 2
     if bare_lf and d.startswith(b"\n"):
@@ -324,7 +339,7 @@ def split_header_fields(block: Buffer, max_fields: Optional[int] = None) -> List
         max_fields = operator.index(max_fields)  # (TypeError for 2.5 or "3", as the compiled core)
         if max_fields < 0:
             raise ValueError("max_fields must be >= 0")
-    b = bytes(block)
+    b = _octets(block)
     n = len(b)
     out: List[Tuple[bytes, bytes]] = []
     start = -1  # where the field being collected starts (-1: none yet)
@@ -363,7 +378,7 @@ def bare_line_break(data: Buffer, lf_ok: bool) -> int:
     CRLF; ``lf_ok`` accepts bare LF as a line ending (mail stored with Unix
     line endings).
     """
-    m = (_BARE_CR if lf_ok else _BARE_CR_OR_LF).search(bytes(data))
+    m = (_BARE_CR if lf_ok else _BARE_CR_OR_LF).search(_octets(data))
     return -1 if m is None else m.start()
 
 
@@ -380,7 +395,7 @@ def bad_field_line(block: Buffer) -> int:
     Parsers disagree about such lines (Python's ``email`` ends the header
     block at the first of them), so a verifier must not trust a block with one.
     """
-    b = bytes(block)
+    b = _octets(block)
     if b and not _FIELD_START.match(b):
         return 0
     m = _NOT_FIELD_OR_CONTINUATION.search(b)
@@ -408,7 +423,7 @@ def parse_tag_list(data: Buffer, max_tags: int = 1024) -> Dict[str, bytes]:
         tag, more than ``max_tags`` tags, or no tag at all.
     """
     tags: Dict[str, bytes] = {}
-    for spec in bytes(data).split(b";"):
+    for spec in _octets(data).split(b";"):
         eq = spec.find(b"=")
         if eq < 0:
             if spec.strip(_FWS):
@@ -438,7 +453,7 @@ def parse_signature(field: Buffer, max_tags: int = 1024) -> Tuple[Dict[str, byte
     :raises ValueError: the field has no colon, or the tag-list is invalid
         (see :func:`parse_tag_list`).
     """
-    raw = bytes(field)
+    raw = _octets(field)
     colon = raw.find(b":")
     if colon < 0:
         raise ValueError("not a header field: no colon")
@@ -478,7 +493,7 @@ def usable_signature(
     :returns: ``(tags, unsigned, key, b, bh)``: :func:`parse_signature`'s
         two values, the values of ``STATIC_TAGS`` (``None`` where absent)
         and the decoded ``b=`` and ``bh=``.
-    :raises TypeError: what ``bytes(field)`` raises (nothing else raises).
+    :raises TypeError: ``field`` is not bytes-like (nothing else raises).
     """
     try:
         tags, unsigned = parse_signature(field, max_tags)
@@ -544,9 +559,9 @@ def canonical_headers(fields: Sequence[bytes], own: Buffer, relaxed: bool) -> by
     """
     out: List[bytes] = []
     for raw in fields:
-        raw = bytes(raw)
+        raw = _octets(raw)
         out.append(relaxed_header(raw) if relaxed else (raw if raw.endswith(_CRLF) else raw + _CRLF))
-    own_b = bytes(own)
+    own_b = _octets(own)
     if relaxed:
         out.append(relaxed_header(own_b)[:-2])
     else:
@@ -595,6 +610,7 @@ def body_hash_tags(head: bytes, col: int, bh: Buffer, width: int = 78) -> Tuple[
     """
     if type(head) is not bytes:
         raise TypeError("head must be bytes")
+    col, width = operator.index(col), operator.index(width)  # (TypeError for 1.5, as the compiled core)
     out = [head]
     bh_tag = b" bh=" + base64.b64encode(memoryview(bh).tobytes()) + b";"
     if col + len(bh_tag) <= width:
@@ -630,7 +646,7 @@ class HeaderIndex:
     __slots__ = ("_block", "_fields", "_body")
 
     def __init__(self, block: Buffer, max_fields: Optional[int] = None, message: bool = False) -> None:
-        data = bytes(block)
+        data = _octets(block)
         self._body = -1
         if message:
             self._body = find_body_start(data, False)
