@@ -68,17 +68,18 @@ def lane_start(data, bare_lf, Py_ssize_t max_bytes, Py_ssize_t max_fields, Py_ss
 
 
 def lane_end(HeaderIndex index not None, body, relaxed_body, hash_name, bh, names, own, relaxed_headers,
-             Py_ssize_t skip):
+             Py_ssize_t skip, singles=None):
     """The hashing of the verification lane, in one call (see the pure twin).
 
-    :returns: ``None`` when the body hash is not ``bh``, else what the key
-        verifies: the SHA-256 of the header hash input for ``"sha256"``,
-        the input itself for ``"sha1"``.
+    :returns: ``None`` when the body hash is not ``bh``; else, with
+        ``singles``, :meth:`HeaderIndex.extra_instance`'s name (``str``) if
+        it finds one; else what the key verifies: the SHA-256 of the header
+        hash input for ``"sha256"``, the input itself for ``"sha1"``.
     :raises ValueError: ``hash_name`` is neither.
     :raises TypeError: ``body`` is not bytes-like or a name not bytes.
     """
     cdef bytes data
-    cdef object h
+    cdef object h, picked
     cdef tuple got
     if hash_name != "sha256" and hash_name != "sha1":
         raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
@@ -86,7 +87,10 @@ def lane_end(HeaderIndex index not None, body, relaxed_body, hash_name, bh, name
     got = _digest_body(body, relaxed_body, None, False, h)
     if got[0] != bh:
         return None
-    data = index.hash_input(names, own, relaxed_headers, skip)
+    picked = index._select(names, own, relaxed_headers, skip, singles, True)
+    if type(picked) is str:
+        return picked
+    data = <bytes>picked
     if hash_name == "sha1":
         return data
     return _sha256_of(<const unsigned char *>_bytes_str(<PyObject *>data), len(data))

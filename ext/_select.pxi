@@ -387,6 +387,21 @@ cdef class HeaderIndex:
 
         :raises TypeError: a name is not bytes.
         """
+        return self._select(names, own, relaxed, skip, None, True)
+
+    def extra_instance(self, names, Py_ssize_t skip, singles):
+        """The first name of ``names`` (in their order) that is in
+        ``singles`` and has more fields in the block (the one at ``skip``
+        left out) than ``names`` lists, as ``str``; ``None`` if there is none
+        (see the pure twin).
+
+        :raises TypeError: a name is not bytes.
+        """
+        return self._select(names, b"", False, skip, singles, False)
+
+    cdef object _select(self, names, own, relaxed, Py_ssize_t skip, object singles, bint build):
+        """hash_input (with build), after extra_instance's check (with
+        singles): the name it finds, as str, instead of the hash input."""
         cdef list nl = list(names)
         cdef Py_ssize_t nn = len(nl), nd = 0, j, g, i, k = 0, ln, slots = 16, slot
         cdef Py_ssize_t *pick
@@ -466,6 +481,13 @@ cdef class HeaderIndex:
                     pick[k] = i
                     k += 1
                     head[g] = nxt[i]
+            if singles is not None:
+                # a chain not used up: a field of that name above those h= takes
+                for g in range(nd):
+                    if head[g] >= 0 and nl[first[g]] in singles:
+                        return (<bytes>nl[first[g]]).decode("ascii", "replace")
+            if not build:
+                return None
             return self._block_of(pick, k, _as_bytes(own), relaxed)
         finally:
             free(pick)

@@ -123,6 +123,13 @@ CASES = {
     "bare CR in the header block": ({}, {}, lambda m: m.replace(b"Subject: hi", b"Subject: h\ri"), False),
     "large body": ({}, {}, lambda m: m + b"x" * 20000 + b"\r\n", False),
     "no body": ({}, {}, lambda m: m[:m.index(b"\r\n\r\n") + 2], True),
+    "From added above": ({}, {}, lambda m: b"From: eve@evil.example\r\n" + m, True),
+    "Subject added below": ({}, {}, lambda m: m.replace(b"Subject: hi\r\n", b"Subject: hi\r\nSubject: ho\r\n"),
+                            True),
+    "second Subject signed": ({"h": "from:to:subject:subject"}, {},
+                              lambda m: m.replace(b"Subject: hi\r\n", b"Subject: hi\r\nSubject: ho\r\n"), True),
+    "Received added": ({}, {}, lambda m: b"Received: from x by y\r\n" + m, True),
+    "Reply-To added, not in h=": ({}, {}, lambda m: b"Reply-To: eve@evil.example\r\n" + m, True),
 }
 
 

@@ -552,6 +552,38 @@ def header_hash_input(
     return canonical_headers(picked, own, relaxed)
 
 
+#: Header fields a message has at most one of (RFC 5322 section 3.6, RFC
+#: 2045, RFC 2183) whose value changes what a reader shows: where a message
+#: has more of one than a signature's ``h=`` lists, a reader may show one the
+#: signature does not cover.  (MIME-Version, also once only, is left out: list
+#: software adds a second ``1.0`` to signed mail, and no reader shows it.)
+SINGLE_FIELDS = frozenset({
+    b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc", b"subject", b"date", b"message-id",
+    b"in-reply-to", b"references", b"content-type", b"content-transfer-encoding", b"content-disposition",
+})
+
+
+def extra_instance(fields: Sequence[Tuple[bytes, bytes]], names: Sequence[bytes],
+                   singles: Union[frozenset, set]) -> Optional[str]:  # type: ignore[type-arg]
+    """The first of ``names`` (lower-case, in ``h=`` order) that is in
+    ``singles`` and of which ``fields`` (``(name, raw)`` pairs, names
+    lower-case) hold more instances than ``names`` lists, as ``str``; else
+    ``None``.  Since ``h=`` takes instances from the bottom up, the extra
+    ones are above the signed ones, where readers that take the first
+    instance find them (RFC 6376 section 8.15)."""
+    listed: Dict[bytes, int] = {}
+    for name in names:
+        listed[name] = listed.get(name, 0) + 1
+    present: Dict[bytes, int] = {}
+    for name, _ in fields:
+        if name in listed:
+            present[name] = present.get(name, 0) + 1
+    for name, k in listed.items():
+        if present.get(name, 0) > k and name in singles:
+            return name.decode("ascii", "replace")
+    return None
+
+
 def canonical_headers(fields: Sequence[bytes], own: Buffer, relaxed: bool) -> bytes:
     """The raw header fields ``fields`` canonicalized and concatenated, then
     ``own`` (the signature field, ``b=`` empty) canonicalized without its
@@ -738,6 +770,19 @@ class HeaderIndex:
         fields = [f for i, f in enumerate(self._fields) if i != skip]
         return header_hash_input(fields, names, own, relaxed)
 
+    def extra_instance(self, names: Sequence[bytes], skip: int,
+                       singles: Union[frozenset, set]) -> Optional[str]:  # type: ignore[type-arg]
+        """:func:`extra_instance` of these fields, without the field at
+        position ``skip`` (-1: none left out).
+
+        :raises TypeError: a name is not bytes.
+        """
+        names = list(names)
+        for n in names:
+            _check_name(n)
+        skip = operator.index(skip)
+        return extra_instance([f for i, f in enumerate(self._fields) if i != skip], names, singles)
+
 
 def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int,
                max_body: int) -> Optional[Tuple[HeaderIndex, bytes]]:
@@ -832,17 +877,20 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
 
 
 def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
-             names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int) -> Optional[bytes]:
+             names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int,
+             singles: Optional[Union[frozenset, set]] = None) -> Union[None, bytes, str]:  # type: ignore[type-arg]
     """The hashing of the verification lane, once the key is in: the body's
     hash (``body`` canonicalized, relaxed or simple, hashed with
     ``hash_name``) held against ``bh``, then the header hash input of
     ``index`` (:meth:`HeaderIndex.hash_input` of ``names``, the signature
     field ``own`` with its ``b=`` value deleted, and ``skip``).
 
-    :returns: ``None`` when the body hash is not ``bh``, else what the key
-        verifies: the SHA-256 of the header hash input for ``"sha256"``
-        (RSA verifies it as prehashed, Ed25519 signs it, RFC 8463), the
-        input itself for ``"sha1"``.
+    :returns: ``None`` when the body hash is not ``bh``; else, with
+        ``singles``, :meth:`HeaderIndex.extra_instance`'s answer (the name of
+        a field the block has more of than ``names`` lists, ``str``) when it
+        finds one; else what the key verifies: the SHA-256 of the header
+        hash input for ``"sha256"`` (RSA verifies it as prehashed, Ed25519
+        signs it, RFC 8463), the input itself for ``"sha1"``.
     :raises ValueError: ``hash_name`` is neither.
     :raises TypeError: ``body`` is not bytes-like or a name not bytes.
     """
@@ -851,6 +899,10 @@ def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: st
     digest, _ = body_digest(body, relaxed_body, None, False, hash_name)
     if digest != bh:
         return None
+    if singles is not None:
+        extra = index.extra_instance(names, skip, singles)
+        if extra is not None:
+            return extra
     data = index.hash_input(names, own, relaxed_headers, skip)
     return data if hash_name == "sha1" else hashlib.sha256(data).digest()
 

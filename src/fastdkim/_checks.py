@@ -49,6 +49,14 @@ def _digits(v: bytes) -> bool:
 
 
 _STATIC_TAGS = _canon_py.STATIC_TAGS
+_SINGLE_FIELDS = _canon_py.SINGLE_FIELDS
+
+
+def _extra_reason(name: str) -> str:
+    """Why a signature whose ``h=`` lists fewer *name* fields than the
+    message has does not pass."""
+    return ("the message has more \"%s\" fields than the signature covers: the one a reader shows may be "
+            "unsigned (RFC 6376 section 8.15)" % name)
 _STATIC_LIMIT = 1024
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 _PREHASHED = Prehashed(_SHA256)
@@ -256,10 +264,12 @@ class Checks:
             job = self.begin(data, now, _no_clock)
             return self.finish(job, {name: outcome}) if isinstance(job, Job) else job
         signed = _core.core.lane_end(index, body, relaxed_b, hash_name, bh, h, unsigned, relaxed_h,
-                                     pos if signs_dkim else -1)
+                                     pos if signs_dkim else -1, _SINGLE_FIELDS)
         status: str
         if signed is None:
             status, reason = FAIL, "body hash mismatch"
+        elif isinstance(signed, str):
+            status, reason = FAIL, _extra_reason(signed)
         else:
             status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
         return [Verification(status, reason, domain, selector, alg, identity, canonicalization, signed_headers,
@@ -487,8 +497,12 @@ class Checks:
             for s in pending:
                 if not s.result.status:
                     if index is not None:
-                        data = index.hash_input(s.h, s.unsigned, s.relaxed_h, s.pos if s.signs_dkim else -1)
-                        self._verify_data(s, data)
+                        skip = s.pos if s.signs_dkim else -1
+                        extra = index.extra_instance(s.h, skip, _SINGLE_FIELDS)
+                        if extra is not None:
+                            s.done(FAIL, _extra_reason(extra))
+                        else:
+                            self._verify_data(s, index.hash_input(s.h, s.unsigned, s.relaxed_h, skip))
                     else:
                         self._check_header_signature(s, pm.fields)
         return [s.result for s in sigs]
@@ -551,6 +565,9 @@ class Checks:
             # Other signatures may be signed; the one being verified is not a
             # candidate (it did not exist when it was made).
             fields = [f for i, f in enumerate(fields) if i != s.pos]
+        extra = _canon_py.extra_instance(fields, s.h, _SINGLE_FIELDS)
+        if extra is not None:
+            return s.done(FAIL, _extra_reason(extra))
         cls._verify_data(s, _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h))
 
     @staticmethod

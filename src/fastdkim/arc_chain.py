@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from . import _core
+from . import _canon_py, _core
 from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import MessageFormatError
@@ -318,6 +318,9 @@ class Chain:
         if self.from_fields > signed_from:  # a From added above the signed one would pass unnoticed
             return FAIL, "the message has %d From fields, h= covers %d (a From field was added)" % (
                 self.from_fields, signed_from)
+        extra = _canon_py.extra_instance(self.fields, ams.h, _canon_py.SINGLE_FIELDS)
+        if extra is not None:  # as for From: what a reader shows may be a field added above the signed one
+            return FAIL, ("the message has more \"%s\" fields than h= covers (RFC 6376 section 8.15)" % extra)
         key = keys.get(ams.key_name, ams.key_type, ams.hash_name)
         if isinstance(key, tuple):
             return key
