@@ -375,7 +375,7 @@ def test_difference_h_without_from(keys):
 def test_difference_include_headers_absent_fields(keys):
     d = dkim.DKIM(MSG)
     d.sign(b"sel", b"example.com", keys["pem"], include_headers=[b"from", b"x-absent", b"x-absent"])
-    assert d.include_headers == (b"from",)
+    assert d.include_headers == (b"from", b"x-absent")  # an absent field listed once (dkimpy: as often as named)
     two_to = MSG.replace(b"Subject:", b"To: carol@example.org\r\nSubject:")
     d = dkim.DKIM(two_to)
     d.sign(b"sel", b"example.com", keys["pem"], include_headers=[b"from", b"to"])

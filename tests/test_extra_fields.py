@@ -111,3 +111,26 @@ def test_extra_instance_examples():
     assert _canon_py.extra_instance(f, [b"subject", b"from"], singles) == "from"
     assert _canon_py.extra_instance(f, [b"subject"], singles) is None  # From not in h=: not this check's
     assert _canon_py.extra_instance(f, [b"from", b"subject"], frozenset()) is None
+
+
+# -- the signer: an oversigned field the message lacks is listed once -------------------------
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("added", [b"Content-Type: text/html", b"Content-Transfer-Encoding: quoted-printable",
+                                   b"Reply-To: eve@example.net", b"Cc: eve@example.net",
+                                   b"List-Unsubscribe: <mailto:eve@example.net>"])
+def test_a_field_the_signed_message_lacked_cannot_be_added(ed_key, added, form):
+    """The default Signer lists each oversigned field once more than it
+    occurs, once when absent, so that adding one (a Content-Type that makes
+    an HTML part of quoted-printable text, a Reply-To) breaks the signature."""
+    bare = b"From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: s\r\n\r\n=3Ch1=3EPay=3C/h1=3E\r\n"
+    signed = fastdkim.Signer(DOMAIN, "s", ed_key).sign(bare) + bare
+    assert _verify(signed, ed_key, form)[0].status == "pass"
+    name = added.split(b":")[0].lower()
+    h = signed.split(b" h=")[1].split(b";")[0].replace(b"\r\n", b"").replace(b" ", b"").split(b":")
+    assert h.count(name) == 1
+    head, body = signed.split(b"\r\n\r\n", 1)
+    for forged in (added + b"\r\n" + signed, head + b"\r\n" + added + b"\r\n\r\n" + body):
+        [r] = _verify(forged, ed_key, form)
+        assert r.status == "fail", r.reason

@@ -86,9 +86,10 @@ class Signer:
     :param headers: header field names to sign, every instance present (a
         sequence of names, or one string of names separated by colons);
         default :data:`DEFAULT_HEADERS`.  ``From`` is always signed.
-    :param oversign: names of present fields listed once more than they occur,
-        so that another instance added later breaks the signature (default
-        :data:`DEFAULT_OVERSIGN`, restricted to fields that are signed).
+    :param oversign: names of fields listed once more than they occur (once
+        when the message has none), so that another instance added later
+        breaks the signature (default :data:`DEFAULT_OVERSIGN`, restricted to
+        fields that are signed).
     :param identity: the ``i=`` AUID, e.g. ``"user@example.com"`` or
         ``"@sub.example.com"``; its domain must be ``domain`` or a subdomain.
     :param timestamp: add ``t=`` (signing time).
@@ -415,6 +416,8 @@ class Signer:
             if lst:
                 h.extend([hname] * (len(lst) + over))
                 take.extend(reversed(lst))  # h= picks instances from the bottom up
+            elif over:  # absent: listed once, so that one added later breaks the signature
+                h.append(hname)
         if len(h) > MAX_H_NAMES:
             raise UnsignableMessageError("%d header fields to sign: more than a verifier accepts (%d)"
                                          % (len(h), MAX_H_NAMES))
