@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 
 import pytest
 
@@ -606,4 +607,83 @@ def test_a_link_refused_for_another_reason_is_an_error_not_a_missing_lock(tmp_pa
     with pytest.raises(OSError, match="Input/output error"):
         with MboxLock(str(box), timeout=0.2):
             pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_a_lock_naming_this_pid_that_this_process_does_not_hold_is_stale(tmp_path):
+    """In a container every run may be pid 1: a lock a killed run left with
+    this process's pid and host is an earlier process's, not this one's."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_bytes(_owner.lock_content())
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed
+        # while it is held, a second lock of this same process waits for it
+        with pytest.raises(MboxLockedError):
+            with MboxLock(str(box), timeout=0.2):
+                pass
+        assert lock.read_bytes() == _owner.lock_content()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+@pytest.mark.parametrize("content", ["", "junk", "{dead}\nanother-host\n", "{dead}\n"])
+def test_a_lock_whose_owner_cannot_be_checked_is_broken_once_untouched_for_long(tmp_path, content):
+    from fastdkim.mailstore import UNCHECKED_LOCK_AGE
+
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text(content.format(dead=_dead_pid()))
+    old = time.time() - UNCHECKED_LOCK_AGE - 5
+    os.utime(lock, (old, old))
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+@pytest.mark.parametrize("rename", ["renameat2", "none"])
+def test_without_hard_links_a_killed_run_leaves_nothing_to_wait_for_long(tmp_path, monkeypatch, rename):
+    """Without hard links the lock is renamed into place (RENAME_NOREPLACE),
+    never empty; where even that is missing it is made and then written, and
+    an empty lock a kill left between the two is broken once it is old."""
+    from fastdkim import mailstore
+
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+
+    def no_link(src, dst, *a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted", dst)
+    monkeypatch.setattr(os, "link", no_link)
+    if rename == "none":
+        monkeypatch.setattr(mailstore, "_rename_noreplace", lambda a, b: False)
+    real_write = mailstore.write_all
+
+    def child():
+        def write_all(fd, *parts):
+            if os.fstat(fd).st_ino == os.stat(str(box) + ".lock").st_ino if os.path.exists(str(box) + ".lock") else False:
+                os._exit(137)  # killed between making the lock and writing it
+            real_write(fd, *parts)
+            if rename == "renameat2":
+                os._exit(137)  # killed with the content written, before the rename
+        monkeypatch.setattr(mailstore, "write_all", write_all)
+        with MboxLock(str(box), timeout=1):
+            pass
+
+    assert _in_child(child) == 137
+    monkeypatch.undo()
+    lock = tmp_path / "box.lock"
+    if rename == "renameat2":
+        assert not lock.exists()  # never a lock without its owner
+        with MboxLock(str(box), timeout=0.5):
+            pass
+    else:
+        assert lock.read_bytes() == b""
+        with pytest.raises(MboxLockedError):  # fresh: waited for (its owner may be writing it)
+            with MboxLock(str(box), timeout=0.2):
+                pass
+        old = time.time() - mailstore.UNCHECKED_LOCK_AGE - 5
+        os.utime(lock, (old, old))
+        with MboxLock(str(box), timeout=0.5) as held:
+            assert held.stale_lock_removed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]

@@ -13,10 +13,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Iterator, List, Optional, Set, Tuple
 
 from . import _owner
-from ._files import atomic_write, current_umask, write_all
+from ._files import _rename_noreplace, atomic_write, current_umask, write_all
 from .errors import MboxLockedError, MessageFormatError
 from .journal import JournalError, recover, rewrite_in_place
 
@@ -208,10 +208,16 @@ class MboxLock:
     file are cleaned up.
 
     The dot-lock holds ``PID`` and ``HOST`` on two lines (a pid first, as
-    delivery agents write it).  A dot-lock whose process is gone (its pid is
-    not running on this machine, or was started after the lock was made) is
-    stale: it is removed and the lock taken.  A lock of a running process, of
-    another machine, or without a pid is waited for.
+    delivery agents write it), and is never there without them: it is
+    written under another name first, then linked (or renamed, where there
+    are no hard links) to its own.  A dot-lock whose process is gone (its pid
+    is not running on this machine, or was started after the lock was made)
+    is stale: it is removed and the lock taken; so is one that names this
+    process's own pid but that this process does not hold (an earlier
+    process of the same number, as in containers).  A lock of a running
+    process is waited for; one of another machine, or without a pid, is
+    waited for until it has not been touched for ``UNCHECKED_LOCK_AGE``
+    seconds (fastdkim touches its own every 60 s).
 
     Once locked, an interrupted rewrite of the mbox (a journal left by a
     fastdkim process that was killed) is completed before anything else
@@ -325,6 +331,7 @@ class MboxLock:
                     os.unlink(self._dotlock)
             except OSError:
                 pass
+            _let_go(self._dotlock_id)
             self._dotlock = None
 
     def _start_refresh(self) -> None:
@@ -386,31 +393,72 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
                 st = os.fstat(fd)
             finally:
                 os.close(fd)
+            made = (st.st_dev, st.st_ino)
+            with _HELD_LOCK:  # (held before it has the lock's name: see _break_stale_lock)
+                _HELD.add(made)
             try:
                 os.link(temp, dotlock)
-                return (st.st_dev, st.st_ino)
+                return made
             except OSError as exc:
                 # Over NFS a link that was made may still be reported failed
                 # (a retried request): the temporary file's two links say so.
                 try:
                     if os.lstat(temp).st_nlink == 2:
-                        return (st.st_dev, st.st_ino)
+                        return made
                 except OSError:
                     pass
                 if exc.errno not in _NO_LINKS:
+                    _let_go(made)
                     raise
-        finally:
+            # no hard links here: the written file is renamed to the lock's
+            # name, unless that exists (renameat2 RENAME_NOREPLACE)
             try:
-                os.unlink(temp)
-            except OSError:
-                pass
-    fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        write_all(fd, content)
-        st = os.fstat(fd)
-    finally:
-        os.close(fd)
+                renamed = _rename_noreplace(temp, dotlock)
+            except BaseException:
+                _let_go(made)
+                raise
+            if renamed:
+                temp = None
+                return made
+            _let_go(made)
+        finally:
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+    # Neither (or no temporary file here): made, then written.  A process killed
+    # between the two leaves a lock without an owner, broken once it is old.
+    with _HELD_LOCK:
+        fd = os.open(dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            st = os.fstat(fd)
+            _HELD.add((st.st_dev, st.st_ino))
+            try:
+                write_all(fd, content)
+            except BaseException:
+                _HELD.discard((st.st_dev, st.st_ino))
+                os.unlink(dotlock)
+                raise
+        finally:
+            os.close(fd)
     return (st.st_dev, st.st_ino)
+
+
+#: the dot-locks this process holds, by (st_dev, st_ino): a lock naming this
+#: process's pid that is not among them was left by an earlier process of the
+#: same number (a container's processes often all have the same few pids)
+_HELD: Set[Tuple[int, int]] = set()
+_HELD_LOCK = threading.Lock()
+#: a dot-lock whose owner cannot be checked (no pid, or another host's) is
+#: stale once it has not been touched for this long: fastdkim touches its own
+#: every 60 s, and Postfix breaks dot-locks after 500 s
+UNCHECKED_LOCK_AGE = 600.0
+
+
+def _let_go(made: Tuple[int, int]) -> None:
+    with _HELD_LOCK:
+        _HELD.discard(made)
 
 
 #: what making a dot-lock fails with in a directory that does not allow one
@@ -433,11 +481,17 @@ def _break_stale_lock(dotlock: str) -> Optional[bool]:
     except OSError:
         return False
     pid, owner = _owner.lock_owner(content)
-    # Only a lock that names this host: a bare pid may be another machine's
-    # (a shared spool) or another pid namespace's, and is waited for.
-    if pid is None or owner != _owner.host() or pid == os.getpid():
-        return False
-    if not _owner.process_gone(pid, st.st_mtime):
+    if pid is None or owner != _owner.host():
+        # A lock without a pid, or with another machine's (a shared spool) or
+        # a bare one (maybe another pid namespace's): waited for, until it has
+        # not been touched for UNCHECKED_LOCK_AGE seconds.
+        if time.time() - st.st_mtime < UNCHECKED_LOCK_AGE:
+            return False
+    elif pid == os.getpid():
+        with _HELD_LOCK:
+            if (st.st_dev, st.st_ino) in _HELD:  # this process's own (another MboxLock): waited for
+                return False
+    elif not _owner.process_gone(pid, st.st_mtime):
         return False
     # Move it aside and check that it is the lock just judged (another program
     # may have broken it and taken a new one meanwhile): if not, put it back.
