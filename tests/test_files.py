@@ -240,3 +240,55 @@ def test_temporary_names_carry_the_pid_of_the_process_making_them(tmp_path):
     with os.fdopen(r, "rb") as fh:
         child, name = fh.read().decode().split(" ", 1)
     assert child == str(pid) and "-%s_" % child in name
+
+
+def test_a_file_that_cannot_be_swapped_back_is_kept_not_removed(tmp_path, monkeypatch):
+    """Another program replaced the file while it was signed (C), then moved
+    the name (a client filing it as read) before the swap back: C, which
+    the first swap left under the temporary name, is kept beside, never
+    removed with that temporary name."""
+    p = tmp_path / "msg"
+    p.write_bytes(b"A")
+    st = p.stat()
+    os.rename(p, tmp_path / "A, kept by the other program")
+    p.write_bytes(b"C, the other program's")  # replaced meanwhile
+    real = _files._exchange
+    calls = []
+
+    def exchange(a, b):
+        calls.append((a, b))
+        if len(calls) == 1:
+            got = real(a, b)
+            os.rename(b, str(b) + ":2,S")  # the client files what is now at the name
+            return got
+        return real(a, b)  # the swap back: the name is gone
+    monkeypatch.setattr(_files, "_exchange", exchange)
+    with pytest.raises(ReplacedMeanwhile) as info:
+        atomic_write(str(p), _writes(b"signed A"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert info.value.theirs == str(p)  # the name was free again: C is back under it
+    assert p.read_bytes() == b"C, the other program's"
+    assert (tmp_path / "msg:2,S").read_bytes() == b"signed A"
+    assert _leftovers(tmp_path) == []
+    # and where the name is taken again too, C goes beside it under a name of its own
+    p.write_bytes(b"A2")
+    st = p.stat()
+    os.rename(p, tmp_path / "A2, kept")
+    p.write_bytes(b"C2")
+    calls.clear()
+
+    def exchange2(a, b):
+        calls.append((a, b))
+        if len(calls) == 1:
+            got = real(a, b)
+            os.rename(b, str(b) + ":2,S")  # filed by the client
+            with open(b, "wb") as fh:  # and yet another file takes the name
+                fh.write(b"D")
+            return got
+        raise FileNotFoundError(errno.ENOENT, "changed again", b)  # the swap back fails
+    monkeypatch.setattr(_files, "_exchange", exchange2)
+    with pytest.raises(ReplacedMeanwhile) as info:
+        atomic_write(str(p), _writes(b"signed A2"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    assert info.value.theirs == str(p) + ".fastdkim-kept-0"
+    assert (tmp_path / "msg.fastdkim-kept-0").read_bytes() == b"C2"
+    assert p.read_bytes() == b"D" and (tmp_path / "msg:2,S").read_bytes() == b"signed A2"
+    assert _leftovers(tmp_path) == []

@@ -78,9 +78,48 @@ def _replace_same(tmp: str, path: str, expect: Tuple[int, int], remove: Callable
         return
     st = os.lstat(tmp)  # what was at path
     if (st.st_dev, st.st_ino) != expect:
-        _exchange(tmp, path)  # someone else's file: put it back
+        try:
+            _exchange(tmp, path)  # someone else's file: put it back
+        except OSError:  # path moved or changed again meanwhile: theirs must not go with tmp
+            try:
+                where = _keep_theirs(tmp, path)
+            except OSError:
+                where = tmp
+            err = ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed, then moved; "
+                                    "its file is kept as %s" % where, path)
+            err.theirs = where  # (put_in_place must not remove it)
+            raise err from None
         raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
     remove(tmp)
+
+
+def _keep_theirs(tmp: str, path: str) -> str:
+    """Move another program's file, left under the temporary name ``tmp``
+    (which is removed, and swept after a kill), to ``path`` if that name is
+    free, else beside it under a name of its own; returns where it is.
+
+    :raises OSError: it cannot be moved (it then stays as ``tmp``, which the
+        caller must not remove).
+    """
+    try:
+        if _rename_noreplace(tmp, path):
+            return path
+    except FileExistsError:
+        pass
+    for n in itertools.count():
+        kept = "%s.fastdkim-kept-%d" % (path, n)
+        try:
+            os.link(tmp, kept)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links: a rename (a name taken meanwhile could be replaced; none is expected)
+            if os.path.lexists(kept):
+                continue
+            os.rename(tmp, kept)
+            return kept
+        os.unlink(tmp)
+        return kept
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def resolve_target(path: str, *, overwrite: bool) -> Tuple[str, Optional[os.stat_result]]:
@@ -267,8 +306,9 @@ def put_in_place(tmp: str, path: str, *, overwrite: bool, expect: Optional[Tuple
             os.replace(tmp, path)
         else:
             os.unlink(tmp)
-    except BaseException:
-        discard(tmp)
+    except BaseException as exc:
+        if getattr(exc, "theirs", None) != tmp:  # (never another program's file left under that name)
+            discard(tmp)
         raise
 
 

@@ -146,7 +146,12 @@ class JournalError(DKIMError, OSError):
 class ReplacedMeanwhile(DKIMError, OSError):
     """The file to be replaced was moved, removed or replaced by another
     program while its new content was being written (a mail client filing a
-    Maildir message): nothing was written, so the message is not duplicated."""
+    Maildir message): nothing was written, so the message is not duplicated.
+    Where the other program's file could not be put back under its name (it
+    was moved again meanwhile), ``theirs`` says where it is kept; else it
+    is ``None``."""
+
+    theirs: "str | None" = None
 
 
 class WorkerLost(DKIMError):
