@@ -12,6 +12,7 @@ import pytest
 
 from fastdkim import _owner, journal
 from fastdkim.batch import MboxLock, MboxLockedError, recover_mbox
+from fastdkim.errors import JournalError
 
 OLD = b"".join(b"From a@x Mon Jan  1 00:00:00 2029\nSubject: m%d\n\nbody %d\n\n" % (i, i) for i in range(200))
 NEW = OLD.replace(b"\nSubject:", b"\nDKIM-Signature: v=1; x\nSubject:")
@@ -312,9 +313,13 @@ def test_temporary_files_of_dead_processes_are_swept(tmp_path):
 # -- journals that must not be applied --------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["group-writable", "symlink", "hard-link"])
-def test_journal_fastdkim_may_not_trust_is_ignored(tmp_path, monkeypatch, how):
-    """Someone who can create files beside the mbox cannot make fastdkim write it."""
+@pytest.mark.parametrize("how", ["group-writable", "symlink", "hard-link", "cannot-open"])
+def test_a_journal_fastdkim_may_not_apply_stops_every_run(tmp_path, monkeypatch, how):
+    """A journal of a trusted owner (here this user) that is not one fastdkim
+    may apply (writable by others, a link, two links as a backup's hard
+    link makes, or one this user cannot open) is not applied, and since the
+    mbox may be half rewritten, nothing goes on with it: recover and sign
+    stop with the journal named, and leave both as they are."""
     box = tmp_path / "box"
     box.write_bytes(OLD)
     _killed_at(monkeypatch, box, "copy50")
@@ -327,12 +332,40 @@ def test_journal_fastdkim_may_not_trust_is_ignored(tmp_path, monkeypatch, how):
         real = tmp_path / "elsewhere"
         j.rename(real)
         j.symlink_to(real)
-    else:
+    elif how == "hard-link":
         os.link(j, tmp_path / "second-name")
-    what = recover_mbox(str(box), timeout=2)
-    assert "ignored" in what and "trust" in what
+    else:
+        real_open = os.open
+
+        def no_open(path, flags, *a):
+            if str(path) == str(j):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_open(path, flags, *a)
+        monkeypatch.setattr(os, "open", no_open)
+    with pytest.raises(JournalError, match="fastdkim-journal"):
+        recover_mbox(str(box), timeout=2)
+    with pytest.raises(JournalError):
+        with MboxLock(str(box), timeout=2):
+            pass
     assert box.read_bytes() == half  # not written
     assert j.exists() or j.is_symlink()
+
+
+def test_another_users_file_at_the_journal_name_is_ignored(tmp_path, monkeypatch):
+    """Someone who can create files beside the mbox cannot make fastdkim write
+    it, nor stop it: a file of another (not root) user there is not fastdkim's."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    j = tmp_path / ".box.fastdkim-journal"
+    j.write_bytes(b"planted")
+    os.chown(j, 65534, 65534)
+    if os.stat(j).st_uid == os.geteuid():
+        pytest.skip("cannot give the file to another user here")
+    what = recover_mbox(str(box), timeout=2)
+    assert "ignored" in what and "another user" in what
+    with MboxLock(str(box), timeout=2):
+        pass
+    assert box.read_bytes() == OLD and j.read_bytes() == b"planted"
 
 
 def test_mbox_changed_after_the_kill_is_not_written_over(tmp_path, monkeypatch):

@@ -281,18 +281,40 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
 def _open_trusted(jpath: str, mbox_uid: int) -> Optional[BinaryIO]:
     """The journal, opened without following links, if it may be trusted: a
     regular file with one link, owned by root, by this user or by the mbox's
-    owner, not writable by group or others.  ``None`` if it is not."""
+    owner, not writable by group or others.  ``None`` if there is none, or
+    if another user owns what is there (planted by someone who may create
+    files beside the mbox: never fastdkim's, ignored).
+
+    :raises JournalError: a file of a trusted owner is there but cannot be
+        opened, or is not such a journal (a link, several links, writable by
+        others): the mbox may be half rewritten, so nothing may go on with
+        it until someone has looked (the journal is left where it is).
+    """
+    trusted = (0, os.geteuid(), mbox_uid)
+    try:
+        lst = os.lstat(jpath)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JournalError("%s: the journal of an interrupted rewrite of the mbox cannot be examined (%s): the "
+                           "mbox may be half rewritten; run fastdkim recover as its owner" % (jpath, exc)) from None
+    if lst.st_uid not in trusted:
+        return None
     try:
         fd = os.open(jpath, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return None
-    except OSError:
-        return None
+    except OSError as exc:
+        raise JournalError("%s: the journal of an interrupted rewrite of the mbox cannot be opened (%s): the mbox "
+                           "may be half rewritten; run fastdkim recover as its owner" % (jpath, exc)) from None
     st = os.fstat(fd)
     if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_mode & 0o022
-            or st.st_uid not in (0, os.geteuid(), mbox_uid)):
+            or st.st_uid not in trusted):
         os.close(fd)
-        return None
+        raise JournalError("%s: the journal of an interrupted rewrite is not one fastdkim may apply (%s): the mbox "
+                           "may be half rewritten; look at it, then remove the journal" % (
+                               jpath, "several links" if st.st_nlink != 1 else "writable by others"
+                               if st.st_mode & 0o022 else "not a regular file"))
     return os.fdopen(fd, "r+b")
 
 
@@ -335,7 +357,7 @@ def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
     if j is None:
         if not os.path.lexists(jpath):
             return None
-        return "ignored %s: not a journal fastdkim may trust (owner, mode or links)" % jpath
+        return "ignored %s: another user's file, not a journal fastdkim may trust" % jpath
     with j:
         jfd = j.fileno()
         meta, phase = _read_header(jfd)  # (a JournalError here stops the caller, the journal kept)
