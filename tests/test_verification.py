@@ -156,7 +156,14 @@ def test_rsa_sha1_refused_by_default_and_allowed_on_request(rsa_key):
 def test_body_length_limit(rsa_key):
     tags = _base(l="3", bh=body_hash(BODY, True, limit=3))
     [r] = check(rsa_key, tags, body=BODY + b"appended by someone else\r\n")
-    assert r.status == "pass" and r.body_truncated and r.body_length == 3
+    # the signature verifies, but a reader shows what was appended: not a pass (RFC 6376 section 8.2)
+    assert r.status == "neutral" and r.body_truncated and r.body_length == 3
+    assert r.reason.startswith("signature verified over the first 3 octets of the body only (l=)")
+    [r] = check(rsa_key, tags, body=b"HeX" + BODY[3:])  # within the signed octets
+    assert (r.status, r.reason) == ("fail", "body hash mismatch")
+    tags = _base(l=str(len(BODY)), bh=body_hash(BODY, True, limit=len(BODY)))
+    [r] = check(rsa_key, tags)  # l= covering the whole body: nothing unsigned
+    assert r.status == "pass" and not r.body_truncated
 
 
 @pytest.mark.parametrize("alg", ["rsa", "ed25519"])

@@ -67,7 +67,7 @@ def test_every_body_path_agrees(ed_key, canonicalization, body_length, body):
     if not body_length:
         assert (first[0]["status"], first[0]["reason"]) == ("fail", "body hash mismatch")
     elif body.strip() and body.endswith(b"\r\n"):  # the signed part is unchanged
-        assert (first[0]["status"], first[0]["body_truncated"]) == ("pass", True)
+        assert (first[0]["status"], first[0]["body_truncated"]) == ("neutral", True)
 
 
 def test_l_beyond_the_body_in_every_path(ed_key):

@@ -572,9 +572,16 @@ class Checks:
 
     @staticmethod
     def _verify_data(s: _Sig, data: bytes) -> None:
-        """Verify the signature of *s* over its header hash input *data*."""
+        """Verify the signature of *s* over its header hash input *data*.  A
+        signature that verifies but whose ``l=`` leaves part of the body
+        unsigned is ``neutral``: readers show that part too."""
         assert s.key is not None
-        s.done(*_signature_outcome(s.key, s.b, data, s.hash_name))
+        status, reason = _signature_outcome(s.key, s.b, data, s.hash_name)
+        if status == PASS and s.result.body_truncated:
+            status, reason = NEUTRAL, (
+                "signature verified over the first %s octets of the body only (l=): the rest, which readers "
+                "show, is not signed (RFC 6376 section 8.2)" % (s.l,))
+        s.done(status, reason)
 
 
 def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,

@@ -45,6 +45,8 @@ __all__ = ["DKIM", "DomainSigner"]
 #: reason is a signature-field problem: :class:`ValidationError`.
 _OUTCOMES: Tuple[Tuple[str, Optional[Type[DKIMException]]], ...] = (
     ("signature did not verify", None),
+    ("signature verified over the first", None),  # l= leaving part of the body unsigned (neutral)
+    ("the message has more", None),  # a field allowed once, more often than h= lists (dkimpy: From only)
     ("body hash mismatch", ValidationError),
     ("RSA key of", KeyFormatError),  # shorter than 1024 bits (RFC 8301)
     ("no key record", None),
