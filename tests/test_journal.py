@@ -720,3 +720,24 @@ def test_without_hard_links_a_killed_run_leaves_nothing_to_wait_for_long(tmp_pat
         with MboxLock(str(box), timeout=0.5) as held:
             assert held.stale_lock_removed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_a_journal_whose_name_cannot_be_flushed_is_not_relied_on(tmp_path, monkeypatch):
+    """The journal's name must be on disk before the mbox is overwritten (a
+    power cut mid-copy would otherwise leave a half-written mbox and no
+    journal): a directory flush that fails stops the rewrite first."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.path.isdir("/proc/self/fd/%d" % fd):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with MboxLock(str(box), timeout=1, recover=False) as lock:
+        with pytest.raises(OSError, match="Input/output error"):
+            journal.rewrite_in_place(lock.fh, lambda out: out.write(NEW), str(box))
+    monkeypatch.undo()
+    assert box.read_bytes() == OLD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]

@@ -62,6 +62,7 @@ import time
 from typing import Any, BinaryIO, Callable, List, Optional, Tuple
 
 from . import _owner
+from ._files import fsync_directory
 from .errors import JournalError, OptionError
 from .journal_format import (  # noqa: F401 (importable from here)
     BLOCK, COPY, DIGEST, EXTENDED, HEADER, MAGIC, MAGIC_ANY, PHASE_AT, WRITTEN,
@@ -223,7 +224,9 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
             with HoldSignals():
                 os.replace(tmp, jpath)
                 committed = True
-                _fsync_dir(os.path.dirname(jpath))
+                # the journal's name must be on disk before the mbox is touched:
+                # a failed flush stops here (the journal is dropped, the mbox untouched)
+                fsync_directory(os.path.dirname(jpath))
                 _apply(fd, j.fileno(), new_size, path, jpath)
                 os.unlink(jpath)
                 _fsync_dir(os.path.dirname(jpath))
