@@ -16,26 +16,11 @@ import base64
 import hashlib
 import operator
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
 _CRLF = b"\r\n"
-
-
-def _octets(data: Buffer) -> bytes:
-    """``data``, any bytes-like object, as bytes (bytes themselves, not copied).
-
-    :raises TypeError: ``data`` does not have the buffer protocol (where
-        ``bytes()`` would turn an int into that many NULs), with the
-        compiled core's words.
-    """
-    if type(data) is bytes:
-        return data
-    try:
-        return memoryview(data).tobytes()
-    except TypeError:
-        raise TypeError("a bytes-like object is required, not '%s'" % type(data).__name__) from None
 _WSP_RUN = re.compile(rb"[ \t]+")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
@@ -65,6 +50,21 @@ __all__ = [
     "lane_end",
     "SignLane",
 ]
+
+
+def _octets(data: Buffer) -> bytes:
+    """``data``, any bytes-like object, as bytes (bytes themselves, not copied).
+
+    :raises TypeError: ``data`` does not have the buffer protocol (where
+        ``bytes()`` would turn an int into that many NULs), with the
+        compiled core's words.
+    """
+    if type(data) is bytes:
+        return data
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError("a bytes-like object is required, not '%s'" % type(data).__name__) from None
 
 
 class BodyCanonicalizer:
@@ -564,7 +564,7 @@ SINGLE_FIELDS = frozenset({
 
 
 def extra_instance(fields: Sequence[Tuple[bytes, bytes]], names: Sequence[bytes],
-                   singles: Union[frozenset, set]) -> Optional[str]:  # type: ignore[type-arg]
+                   singles: AbstractSet[bytes]) -> Optional[str]:
     """The first of ``names`` (lower-case, in ``h=`` order) that is in
     ``singles`` and of which ``fields`` (``(name, raw)`` pairs, names
     lower-case) hold more instances than ``names`` lists, as ``str``; else
@@ -771,7 +771,7 @@ class HeaderIndex:
         return header_hash_input(fields, names, own, relaxed)
 
     def extra_instance(self, names: Sequence[bytes], skip: int,
-                       singles: Union[frozenset, set]) -> Optional[str]:  # type: ignore[type-arg]
+                       singles: AbstractSet[bytes]) -> Optional[str]:
         """:func:`extra_instance` of these fields, without the field at
         position ``skip`` (-1: none left out).
 
@@ -878,7 +878,7 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
 
 def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
              names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int,
-             singles: Optional[Union[frozenset, set]] = None) -> Union[None, bytes, str]:  # type: ignore[type-arg]
+             singles: Optional[AbstractSet[bytes]] = None) -> Union[None, bytes, str]:
     """The hashing of the verification lane, once the key is in: the body's
     hash (``body`` canonicalized, relaxed or simple, hashed with
     ``hash_name``) held against ``bh``, then the header hash input of

@@ -50,16 +50,17 @@ def _digits(v: bytes) -> bool:
 
 _STATIC_TAGS = _canon_py.STATIC_TAGS
 _SINGLE_FIELDS = _canon_py.SINGLE_FIELDS
-
-
-def _extra_reason(name: str) -> str:
-    """Why a signature whose ``h=`` lists fewer *name* fields than the
-    message has does not pass."""
-    return ("the message has more \"%s\" fields than the signature covers: the one a reader shows may be "
-            "unsigned (RFC 6376 section 8.15)" % name)
 _STATIC_LIMIT = 1024
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
 _PREHASHED = Prehashed(_SHA256)
+
+
+def extra_reason(name: str) -> str:
+    """Why a signature whose ``h=`` lists fewer *name* fields than the
+    message has does not pass (RFC 6376 section 8.15; ARC message
+    signatures alike)."""
+    return ("the message has more \"%s\" fields than the signature covers: the one a reader shows may be "
+            "unsigned (RFC 6376 section 8.15)" % name)
 
 
 class _Sig:
@@ -269,7 +270,7 @@ class Checks:
         if signed is None:
             status, reason = FAIL, "body hash mismatch"
         elif isinstance(signed, str):
-            status, reason = FAIL, _extra_reason(signed)
+            status, reason = FAIL, extra_reason(signed)
         else:
             status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
         return [Verification(status, reason, domain, selector, alg, identity, canonicalization, signed_headers,
@@ -500,7 +501,7 @@ class Checks:
                         skip = s.pos if s.signs_dkim else -1
                         extra = index.extra_instance(s.h, skip, _SINGLE_FIELDS)
                         if extra is not None:
-                            s.done(FAIL, _extra_reason(extra))
+                            s.done(FAIL, extra_reason(extra))
                         else:
                             self._verify_data(s, index.hash_input(s.h, s.unsigned, s.relaxed_h, skip))
                     else:
@@ -567,7 +568,7 @@ class Checks:
             fields = [f for i, f in enumerate(fields) if i != s.pos]
         extra = _canon_py.extra_instance(fields, s.h, _SINGLE_FIELDS)
         if extra is not None:
-            return s.done(FAIL, _extra_reason(extra))
+            return s.done(FAIL, extra_reason(extra))
         cls._verify_data(s, _core.core.header_hash_input(fields, s.h, s.unsigned, s.relaxed_h))
 
     @staticmethod

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
-from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
+from ._checks import Checks, KeyOutcome, extra_reason, lookup_failure, shared_checks
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import MessageFormatError
 from .keys import MIN_RSA_BITS, KeyRecord
@@ -320,7 +320,7 @@ class Chain:
                 self.from_fields, signed_from)
         extra = _canon_py.extra_instance(self.fields, ams.h, _canon_py.SINGLE_FIELDS)
         if extra is not None:  # as for From: what a reader shows may be a field added above the signed one
-            return FAIL, ("the message has more \"%s\" fields than h= covers (RFC 6376 section 8.15)" % extra)
+            return FAIL, extra_reason(extra)
         key = keys.get(ams.key_name, ams.key_type, ams.hash_name)
         if isinstance(key, tuple):
             return key

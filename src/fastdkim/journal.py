@@ -101,16 +101,11 @@ class HoldSignals:
 
 
 def _fsync_dir(d: str) -> None:
+    """:func:`fsync_directory`, its failure ignored (where nothing depends on it)."""
     try:
-        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        fsync_directory(d)
     except OSError:
         pass
-    finally:
-        os.close(fd)
 
 
 

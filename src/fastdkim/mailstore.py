@@ -371,11 +371,13 @@ class MboxLock:
 def _make_dotlock(dotlock: str) -> Tuple[int, int]:
     """Create the dot-lock ``dotlock`` holding this process's pid and host,
     never empty even for a moment: the content is written to a temporary
-    file that is then linked to the lock's name (a process killed before
-    the link leaves a temporary file that :func:`_owner.sweep_temporaries`
-    removes, never a lock without an owner that would be waited for
-    forever).  On a file system without hard links, the lock is created
-    and then written.  Returns the lock's ``(st_dev, st_ino)``.
+    file that is then linked to the lock's name, or renamed to it without
+    replacing (RENAME_NOREPLACE) where there are no hard links.  A process
+    killed before that leaves a temporary file that
+    :func:`_owner.sweep_temporaries` removes, never a lock without an owner.
+    Only where neither is possible (or no temporary file may be made) is
+    the lock created and then written.  The lock is among ``_HELD`` from
+    before it has its name.  Returns its ``(st_dev, st_ino)``.
 
     :raises FileExistsError: the lock exists.
     :raises OSError: the directory does not let the lock be made.
@@ -396,37 +398,19 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
             made = (st.st_dev, st.st_ino)
             with _HELD_LOCK:  # (held before it has the lock's name: see _break_stale_lock)
                 _HELD.add(made)
+            named = False
             try:
-                os.link(temp, dotlock)
-                return made
-            except OSError as exc:
-                # Over NFS a link that was made may still be reported failed
-                # (a retried request): the temporary file's two links say so.
-                try:
-                    if os.lstat(temp).st_nlink == 2:
-                        return made
-                except OSError:
-                    pass
-                if exc.errno not in _NO_LINKS:
+                named = _give_name(temp, dotlock)
+            finally:
+                if not named:
                     _let_go(made)
-                    raise
-            # no hard links here: the written file is renamed to the lock's
-            # name, unless that exists (renameat2 RENAME_NOREPLACE)
-            try:
-                renamed = _rename_noreplace(temp, dotlock)
-            except BaseException:
-                _let_go(made)
-                raise
-            if renamed:
-                temp = None
+            if named:
                 return made
-            _let_go(made)
         finally:
-            if temp is not None:
-                try:
-                    os.unlink(temp)
-                except OSError:
-                    pass
+            try:
+                os.unlink(temp)  # (its second name, or nothing once renamed)
+            except OSError:
+                pass
     # Neither (or no temporary file here): made, then written.  A process killed
     # between the two leaves a lock without an owner, broken once it is old.
     with _HELD_LOCK:
@@ -443,6 +427,30 @@ def _make_dotlock(dotlock: str) -> Tuple[int, int]:
         finally:
             os.close(fd)
     return (st.st_dev, st.st_ino)
+
+
+def _give_name(temp: str, dotlock: str) -> bool:
+    """Give the written lock ``temp`` the name ``dotlock``, by a link, or by
+    a rename that replaces nothing where there are no hard links: whether
+    it has it (``False``: neither is possible here).
+
+    :raises FileExistsError: ``dotlock`` exists.
+    :raises OSError: the link failed otherwise.
+    """
+    try:
+        os.link(temp, dotlock)
+        return True
+    except OSError as exc:
+        # Over NFS a link that was made may still be reported failed
+        # (a retried request): the temporary file's two links say so.
+        try:
+            if os.lstat(temp).st_nlink == 2:
+                return True
+        except OSError:
+            pass
+        if exc.errno not in _NO_LINKS:
+            raise
+    return _rename_noreplace(temp, dotlock)
 
 
 #: the dot-locks this process holds, by (st_dev, st_ino): a lock naming this
