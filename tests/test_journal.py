@@ -257,10 +257,19 @@ def _dead_pid():
 
 
 def test_dot_lock_holds_pid_and_host(tmp_path):
+    """PID and HOST on two lines, as delivery agents write them; then, where
+    the system tells it, the process's identity (pid space and start time)."""
     box = tmp_path / "box"
     box.write_bytes(OLD)
     with MboxLock(str(box), timeout=1):
-        assert (tmp_path / "box.lock").read_bytes() == b"%d\n%s\n" % (os.getpid(), _owner.host().encode())
+        content = (tmp_path / "box.lock").read_bytes()
+    first = b"%d\n%s\n" % (os.getpid(), _owner.host().encode())
+    me = _owner.identity()
+    if me is None:
+        assert content == first
+    else:
+        assert content == first + b"%s-%d\n" % (me[0].encode(), me[1])
+        assert _owner.lock_owner(content) == (os.getpid(), _owner.host(), me)
 
 
 @pytest.mark.parametrize("content", ["{dead}\n{host}\n", "{dead} {host}"])
@@ -308,6 +317,173 @@ def test_temporary_files_of_dead_processes_are_swept(tmp_path):
         p.write_bytes(b"x")
     assert _owner.sweep_temporaries(str(tmp_path)) == 1
     assert not stale.exists() and live.exists() and other.exists() and mine.exists()
+
+
+needs_identity = pytest.mark.skipif(_owner.identity() is None, reason="the system does not tell a process's identity")
+
+
+@pytest.fixture
+def sleeper():
+    """A live child process and its identity as a lock names it."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            start = _owner._start_ticks(p.pid)
+            if start is not None:
+                break
+            time.sleep(0.01)
+        yield p.pid, (_owner.identity()[0], start)
+    finally:
+        p.communicate(b"")
+
+
+def _lock_of(pid, ident, host=None):
+    return "%d\n%s\n%s-%d\n" % (pid, host or _owner.host(), ident[0], ident[1])
+
+
+@needs_identity
+def test_a_lock_of_a_live_process_is_waited_for_whatever_its_file_time(tmp_path, sleeper):
+    """With the owner's start time in the lock, a clock step (a lock whose
+    file time is before its process started) no longer looks like a pid
+    reused by a later process."""
+    pid, ident = sleeper
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text(_lock_of(pid, ident))
+    os.utime(lock, (0, 0))
+    with pytest.raises(MboxLockedError):
+        with MboxLock(str(box), timeout=0.3):
+            pass  # pragma: no cover - never reached
+    assert lock.read_text() == _lock_of(pid, ident)
+
+
+@needs_identity
+def test_a_lock_of_a_reused_pid_is_stale_whatever_its_file_time(tmp_path, sleeper):
+    """A running process of the lock's pid that started at another time is
+    another process of that number: the lock is stale, however new its file."""
+    pid, (space, start) = sleeper
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text(_lock_of(pid, (space, start + 1)))
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed
+    assert not lock.exists()
+
+
+@needs_identity
+@pytest.mark.parametrize("whose", ["dead", "mine"])
+def test_a_lock_of_another_pid_space_is_waited_for_until_untouched_for_long(tmp_path, whose):
+    """Another container with this host name: its pids say nothing here (not
+    even this process's own pid), so its lock is judged by age alone."""
+    from fastdkim.mailstore import UNCHECKED_LOCK_AGE
+
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    pid = _dead_pid() if whose == "dead" else os.getpid()
+    other_space = "0" * 12 if _owner.identity()[0] != "0" * 12 else "1" * 12
+    lock.write_text(_lock_of(pid, (other_space, 12345)))
+    with pytest.raises(MboxLockedError):
+        with MboxLock(str(box), timeout=0.3):
+            pass  # pragma: no cover - never reached
+    assert lock.exists()
+    old = time.time() - UNCHECKED_LOCK_AGE - 5
+    os.utime(lock, (old, old))
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed
+    assert not lock.exists()
+
+
+def test_a_stale_lock_is_not_broken_while_the_mbox_is_flocked(tmp_path):
+    """Breakers take the mbox's flock: while another breaker (or an agent at
+    work) holds it, a stale lock is left alone, so that two breakers never
+    judge the same stale lock and the second moves aside the first's new one."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    content = "%d\n%s\n" % (_dead_pid(), _owner.host())
+    lock.write_text(content)
+    with open(box, "rb") as other:  # (another open file: flock locks conflict between them)
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(MboxLockedError, match="another program holds the mbox"):
+            with MboxLock(str(box), timeout=0.3):
+                pass  # pragma: no cover - never reached
+        assert lock.read_text() == content
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed
+
+
+def _temp(tmp_path, pid, ident=None, host=None, tag="abc123"):
+    name = ".fastdkim-%s.%d.%s%s.tmp" % (host or _owner.host(), pid, "" if ident is None else "%s-%d." % ident, tag)
+    path = tmp_path / name
+    path.write_bytes(b"x")
+    assert _owner.TEMP_PATTERN.match(name)
+    return path
+
+
+@needs_identity
+def test_sweep_tells_this_process_from_an_earlier_one_of_its_pid(tmp_path):
+    """In a container every run may have the same pid: a temporary file of
+    this pid is this process's own only if it names this process's start."""
+    space, start = _owner.identity()
+    mine = _temp(tmp_path, os.getpid(), (space, start))
+    earlier = _temp(tmp_path, os.getpid(), (space, start - 7))
+    fd, made = _owner.mkstemp(str(tmp_path))
+    os.close(fd)
+    assert os.path.basename(made).startswith(_owner.temp_prefix())
+    assert _owner.sweep_temporaries(str(tmp_path)) == 1
+    assert mine.exists() and not earlier.exists() and os.path.exists(made)
+
+
+def test_sweep_takes_an_older_name_of_this_pid_for_an_earlier_process(tmp_path):
+    """Names without the identity (an older fastdkim): one of this pid made
+    before this process started is an earlier process's."""
+    before = _temp(tmp_path, os.getpid())
+    os.utime(before, (0, 0))
+    now = _temp(tmp_path, os.getpid(), tag="def456")
+    removed = _owner.sweep_temporaries(str(tmp_path))
+    if _owner._proc_stat(os.getpid()) is None:  # (no process start times here)
+        assert removed == 0
+    else:
+        assert removed == 1 and not before.exists()
+    assert now.exists()
+
+
+@needs_identity
+def test_sweep_judges_by_identity_then_by_age(tmp_path, sleeper):
+    from fastdkim.mailstore import UNCHECKED_LOCK_AGE
+
+    pid, ident = sleeper
+    live = _temp(tmp_path, pid, ident)
+    os.utime(live, (0, 0))  # (a clock step: the start time decides)
+    reused = _temp(tmp_path, pid, (ident[0], ident[1] + 1))
+    other_space = "0" * 12 if ident[0] != "0" * 12 else "1" * 12
+    fresh = _temp(tmp_path, _dead_pid(), (other_space, 5))
+    old = _temp(tmp_path, _dead_pid(), (other_space, 6))
+    then = time.time() - UNCHECKED_LOCK_AGE - 5
+    os.utime(old, (then, then))
+    elsewhere = _temp(tmp_path, _dead_pid(), ident, host="elsewhere")
+    os.utime(elsewhere, (0, 0))
+    assert _owner.sweep_temporaries(str(tmp_path)) == 2
+    assert live.exists() and not reused.exists() and fresh.exists() and not old.exists() and elsewhere.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"12\nhost\n0123456789ab-345\n", (12, "host", ("0123456789ab", 345))),
+    (b"12\nhost\n", (12, "host", None)),
+    (b"12\nhost\nnot-an-identity\n", (12, "host", None)),
+    (b"12\nhost\n0123456789ab-345\nmore\n", (12, "host", None)),
+    (b"12\nhost\n0123456789AB-345\n", (12, "host", None)),
+    (b"12", (12, None, None)),
+    (b"", (None, None, None)),
+])
+def test_lock_owner_reads_pid_host_and_identity(content, expected):
+    assert _owner.lock_owner(content) == expected
 
 
 # -- journals that must not be applied --------------------------------------------------------

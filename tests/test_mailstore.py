@@ -10,12 +10,16 @@ import errno
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import child_env as _child_env
 from fastdkim import _owner
 from fastdkim.errors import MboxLockedError, MessageFormatError
 from fastdkim.mailstore import (
@@ -138,12 +142,64 @@ def test_lock_takes_a_dot_lock_of_this_process_and_removes_it(tmp_path):
 
 def test_a_second_lock_waits_then_gives_up_with_a_clear_error(tmp_path):
     box = _box(tmp_path)
-    with MboxLock(str(box), timeout=1):
+    script = ("import sys, time\nfrom fastdkim.mailstore import MboxLock\n"
+              "with MboxLock(sys.argv[1], timeout=5):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(box)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=_child_env())
+    try:
+        assert holder.stdout.readline() == b"held\n"
         with pytest.raises(MboxLockedError, match=r"b\.mbox\.lock exists: another program holds the mbox"):
             with MboxLock(str(box), timeout=0.2):
                 pass  # pragma: no cover - never reached
-        assert (tmp_path / "b.mbox.lock").exists()  # the first holder's lock is untouched
+        assert (tmp_path / "b.mbox.lock").exists()  # the holder's lock is untouched
+    finally:
+        holder.communicate(b"")
     assert not (tmp_path / "b.mbox.lock").exists()
+
+
+def _fcntl_held(path):
+    """Whether some process holds an fcntl lock on ``path`` (asked of a child:
+    a process never conflicts with its own fcntl locks)."""
+    probe = ("import fcntl, sys\nfh = open(sys.argv[1], 'r+b')\n"
+             "try:\n    fcntl.lockf(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", probe, str(path)]).returncode == 3
+
+
+def test_a_second_lock_of_this_process_waits_and_leaves_the_first_whole(tmp_path):
+    """A process's fcntl locks on a file go with any of its descriptors of
+    that file: a second MboxLock of the same process that opened the mbox
+    and then gave up would have let go of the first one's lock."""
+    box = _box(tmp_path)
+    with MboxLock(str(box), timeout=1) as first:
+        assert _fcntl_held(box)
+        with pytest.raises(MboxLockedError, match=r"b\.mbox is locked by this process"):
+            with MboxLock(str(box), timeout=0.2):
+                pass  # pragma: no cover - never reached
+        assert _fcntl_held(box)  # still held
+        assert (tmp_path / "b.mbox.lock").read_bytes() == _owner.lock_content()
+        assert first.fh is not None
+    assert not _fcntl_held(box)
+    with MboxLock(str(box), timeout=1):  # and free again once the first is let go
+        pass
+
+
+def test_threads_of_one_process_take_the_mbox_in_turn(tmp_path):
+    box = _box(tmp_path)
+    inside, overlaps = [], []
+
+    def work():
+        with MboxLock(str(box), timeout=10):
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(1)
+            time.sleep(0.02)
+            inside.pop()
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlaps and not (tmp_path / "b.mbox.lock").exists()
 
 
 def test_lock_through_a_link_locks_the_real_file(tmp_path):

@@ -1,13 +1,24 @@
 """Who left a file behind: names and lock contents that carry a host and a
 process id, and the test of whether that process is still running.
 
-fastdkim's temporary files are named ``.fastdkim-HOST.PID.RANDOM.tmp`` and
-its dot-locks hold ``PID\\nHOST\\n``, so that a later run can tell the leftovers
-of a process that was killed (SIGKILL, power loss) from the files of one that
-is still at work, and clean them up.
+fastdkim's temporary files are named ``.fastdkim-HOST.PID.SPACE-START.RANDOM.tmp``
+and its dot-locks hold ``PID\\nHOST\\nSPACE-START\\n``, so that a later run can
+tell the leftovers of a process that was killed (SIGKILL, power loss) from
+the files of one that is still at work, and clean them up.
+
+``SPACE-START`` is the process's identity where the system tells it
+(Linux): ``SPACE`` names the pid space (the boot and the pid namespace) and
+``START`` is when the process started, in clock ticks since boot.  Within
+one space, a pid with its start time names one process for good: neither a
+clock step nor a pid reused by a later process (every run of a container
+may be pid 1) can make a live owner look gone or a gone one look live.  A
+file of another space (another container with the same host name, a
+machine before a reboot) cannot be checked from here.  Files without the
+identity (older names, other systems) are judged by pid and file time.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -15,10 +26,15 @@ import time
 from typing import List, Optional, Tuple
 
 __all__ = ["host", "temp_prefix", "mkstemp", "sweep_temporaries", "process_gone", "lock_owner", "lock_content",
-           "TEMP_PATTERN"]
+           "identity", "owner_gone", "TEMP_PATTERN", "UNCHECKED_AGE"]
 
-#: leftovers of fastdkim: ``.fastdkim-HOST.PID.RANDOM.tmp``
-TEMP_PATTERN = re.compile(r"\A\.fastdkim-([A-Za-z0-9-]{0,64})\.([0-9]{1,10})\.[A-Za-z0-9_]+\.tmp\Z")
+#: leftovers of fastdkim: ``.fastdkim-HOST.PID.[SPACE-START.]RANDOM.tmp``
+TEMP_PATTERN = re.compile(r"\A\.fastdkim-([A-Za-z0-9-]{0,64})\.([0-9]{1,10})\.(?:([0-9a-f]{12})-([0-9]{1,20})\.)?"
+                          r"[A-Za-z0-9_]+\.tmp\Z")
+#: a file whose owner cannot be checked from here (another pid space) is left
+#: behind once it has not been touched for this long: fastdkim touches its
+#: dot-locks every 60 s, and Postfix breaks dot-locks after 500 s
+UNCHECKED_AGE = 600.0
 
 
 def host() -> str:
@@ -33,8 +49,51 @@ def host() -> str:
     return name or "localhost"
 
 
+def _space() -> Optional[str]:
+    """12 hex digits naming this boot's pid namespace of this process, where
+    the system tells (Linux)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
+            boot = fh.read(64).strip()
+        ns = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return None
+    if not boot:
+        return None
+    return hashlib.sha256(b"%s %d %d" % (boot, ns.st_dev, ns.st_ino)).hexdigest()[:12]
+
+
+#: (pid, identity) of this process, found once per process
+_IDENTITY: List[Tuple[int, Optional[Tuple[str, int]]]] = []
+
+
+def identity() -> Optional[Tuple[str, int]]:
+    """This process's ``(space, start)`` (see the module's docstring), or
+    ``None`` where the system does not tell."""
+    pid = os.getpid()
+    if _IDENTITY and _IDENTITY[0][0] == pid:
+        return _IDENTITY[0][1]
+    space, start = _space(), _start_ticks(pid)
+    found = (space, start) if space is not None and start is not None else None
+    _IDENTITY[:] = [(pid, found)]
+    return found
+
+
+def _start_ticks(pid: int) -> Optional[int]:
+    """When process ``pid`` started, in clock ticks since boot (``None``: not
+    to be seen here)."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields is not None else None
+    except (ValueError, IndexError):
+        return None
+
+
 def temp_prefix() -> str:
-    return ".fastdkim-%s.%d." % (host(), os.getpid())
+    me = identity()
+    if me is None:
+        return ".fastdkim-%s.%d." % (host(), os.getpid())
+    return ".fastdkim-%s.%d.%s-%d." % (host(), os.getpid(), me[0], me[1])
 
 
 def mkstemp(directory: Optional[str]) -> Tuple[int, str]:
@@ -103,10 +162,43 @@ def process_gone(pid: int, since: Optional[float] = None) -> bool:
     return False
 
 
+def owner_gone(pid: Optional[int], owner_host: Optional[str], ident: Optional[Tuple[str, int]],
+               mtime: float) -> Optional[bool]:
+    """Has the process that left a file (a dot-lock, a temporary file) ended?
+    ``pid``, ``owner_host`` and ``ident`` are what the file says of it (see
+    the module's docstring), ``mtime`` the file's modification time.
+    ``None`` when that cannot be told from here: no pid, another machine's
+    name, another pid space's identity."""
+    if pid is None or owner_host != host():
+        return None
+    if ident is None:
+        return process_gone(pid, mtime)
+    me = identity()
+    if me is None or ident[0] != me[0] or pid <= 0:
+        return None
+    fields = _proc_stat(pid)
+    if fields is None:  # not to be seen here (hidepid): gone only if the system says so
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
+    try:
+        started = int(fields[19])
+    except (ValueError, IndexError):
+        return False
+    return fields[:1] == [b"Z"] or started != ident[1]  # ended (not reaped), or another process of that pid
+
+
 def sweep_temporaries(directory: str) -> int:
     """Remove the temporary files that fastdkim processes of this machine left
     in ``directory`` when they were killed; returns how many.  Files of
-    processes still running, of other machines, and other names are left alone."""
+    processes still running (this one's among them), of other machines, and
+    other names are left alone; so are those of another pid space (another
+    container with this host name) until they have not been touched for
+    :data:`UNCHECKED_AGE` seconds."""
     me = host()
     n = 0
     try:
@@ -117,13 +209,19 @@ def sweep_temporaries(directory: str) -> int:
         m = TEMP_PATTERN.match(name)
         if not m or m.group(1) != me:
             continue
+        pid = int(m.group(2))
+        ident = (m.group(3), int(m.group(4))) if m.group(3) else None
+        if ident is not None and pid == os.getpid() and ident == identity():
+            continue  # this process's own
         path = os.path.join(directory, name)
         try:
             st = os.lstat(path)
         except OSError:
             continue
-        pid = int(m.group(2))
-        if pid == os.getpid() or not process_gone(pid, st.st_mtime):
+        gone = owner_gone(pid, me, ident, st.st_mtime)
+        if gone is None:
+            gone = time.time() - st.st_mtime >= UNCHECKED_AGE
+        if not gone:
             continue
         try:
             os.unlink(path)
@@ -133,22 +231,30 @@ def sweep_temporaries(directory: str) -> int:
     return n
 
 
-def lock_owner(content: bytes) -> Tuple[Optional[int], Optional[str]]:
-    """``(pid, host)`` from a dot-lock's content (``PID`` or ``PID\\nHOST``);
-    ``(None, None)`` when it holds no process id (an empty lock, as some
-    agents leave)."""
-    parts = content.split(None, 2)
+_IDENT = re.compile(rb"\A([0-9a-f]{12})-([0-9]{1,20})\Z")
+
+
+def lock_owner(content: bytes) -> Tuple[Optional[int], Optional[str], Optional[Tuple[str, int]]]:
+    """``(pid, host, identity)`` from a dot-lock's content (``PID``,
+    ``PID\\nHOST`` or ``PID\\nHOST\\nSPACE-START``); ``None`` for what it does
+    not hold (an empty lock, as some agents leave, holds none of them)."""
+    parts = content.split(None, 3)
     if not parts or not parts[0].isdigit() or len(parts[0]) > 10:
-        return None, None
+        return None, None, None
     try:
         h: Optional[str] = parts[1].decode("ascii") if len(parts) > 1 else None
     except UnicodeDecodeError:
         h = "?"
-    return int(parts[0]), h
+    m = _IDENT.match(parts[2]) if len(parts) == 3 else None
+    ident = (m.group(1).decode("ascii"), int(m.group(2))) if m else None
+    return int(parts[0]), h, ident
 
 
 def lock_content() -> bytes:
-    return ("%d\n%s\n" % (os.getpid(), host())).encode("ascii")
+    me = identity()
+    if me is None:
+        return ("%d\n%s\n" % (os.getpid(), host())).encode("ascii")
+    return ("%d\n%s\n%s-%d\n" % (os.getpid(), host(), me[0], me[1])).encode("ascii")
 
 
 def exit_with(pid: int) -> None:

@@ -208,16 +208,24 @@ class MboxLock:
     file are cleaned up.
 
     The dot-lock holds ``PID`` and ``HOST`` on two lines (a pid first, as
-    delivery agents write it), and is never there without them: it is
-    written under another name first, then linked (or renamed, where there
-    are no hard links) to its own.  A dot-lock whose process is gone (its pid
-    is not running on this machine, or was started after the lock was made)
-    is stale: it is removed and the lock taken; so is one that names this
-    process's own pid but that this process does not hold (an earlier
-    process of the same number, as in containers).  A lock of a running
-    process is waited for; one of another machine, or without a pid, is
-    waited for until it has not been touched for ``UNCHECKED_LOCK_AGE``
-    seconds (fastdkim touches its own every 60 s).
+    delivery agents write it), then, where the system tells it (Linux), the
+    process's identity: its pid space (boot and pid namespace) and start
+    time (see :mod:`fastdkim._owner`).  It is never there without them: it
+    is written under another name first, then linked (or renamed, where
+    there are no hard links) to its own.  A dot-lock whose process is gone
+    is stale: it is removed and the lock taken.  Gone means: of this host
+    and pid space, and its pid is not running or runs a process that
+    started at another time; without an identity, its pid is not running
+    on this machine or was started after the lock was made; or it names
+    this process (pid and identity, or a pid alone) but this process does
+    not hold it (an earlier process of the same number, as in containers).
+    A lock of a running process is waited for; one of another machine or
+    pid space, or without a pid, is waited for until it has not been
+    touched for ``UNCHECKED_LOCK_AGE`` seconds (fastdkim touches its own
+    every 60 s).  A stale lock is judged and broken under an ``flock`` of
+    the mbox, so that two fastdkim processes never break it at once; two
+    :class:`MboxLock` of one process (threads) take the mbox in turn,
+    without opening it meanwhile.
 
     Once locked, an interrupted rewrite of the mbox (a journal left by a
     fastdkim process that was killed) is completed before anything else
@@ -248,6 +256,7 @@ class MboxLock:
         self._recover = recover
         self._dotlock: Optional[str] = None
         self._dotlock_id: Tuple[int, int] = (0, 0)
+        self._box: Optional[Tuple[int, int]] = None
         self._refresh_stop: Optional[threading.Event] = None
         self._signals: List[Tuple[int, Any]] = []
 
@@ -255,7 +264,12 @@ class MboxLock:
         deadline = time.monotonic() + self.timeout
         # the dot-lock goes beside the real file, also when named through a link
         dotlock = os.path.realpath(self.path) + ".lock"
-        self.fh = open(self.path, "r+b")
+        self._claim(deadline)
+        try:
+            self.fh = open(self.path, "r+b")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         try:
             while True:
                 busy = self._try_all(dotlock)
@@ -275,6 +289,24 @@ class MboxLock:
             raise
         return self
 
+    def _claim(self, deadline: float) -> None:
+        """Wait until no other :class:`MboxLock` of this process holds the
+        mbox, and mark it held.  A second descriptor of the file must not
+        even be opened meanwhile: closing it would let go of the holder's
+        ``fcntl`` lock (locks of a process on a file go with any of its
+        descriptors)."""
+        while True:
+            st = os.stat(self.path)
+            box = (st.st_dev, st.st_ino)
+            with _HELD_LOCK:
+                if box not in _BOXES:
+                    _BOXES.add(box)
+                    self._box = box
+                    return
+            if time.monotonic() >= deadline:
+                raise MboxLockedError("%s is locked by this process (waited %.1f s)" % (self.path, self.timeout))
+            time.sleep(0.1)
+
     def _try_all(self, dotlock: str, retry: bool = True) -> Optional[str]:
         """Take every lock; on a busy one, let the others go and say which."""
         import fcntl
@@ -282,7 +314,7 @@ class MboxLock:
         try:
             made = _make_dotlock(dotlock)
         except FileExistsError:
-            broken = _break_stale_lock(dotlock) if retry else False
+            broken = _break_stale_lock(dotlock, self.fh.fileno()) if retry else False
             if broken is True:  # left by a process that is gone
                 self.stale_lock_removed = True
                 return self._try_all(dotlock, retry=False)
@@ -366,6 +398,10 @@ class MboxLock:
             self.fh.close()  # releases the fcntl and flock locks
             self.fh = None
         self._drop_dotlock()
+        if self._box is not None:
+            with _HELD_LOCK:
+                _BOXES.discard(self._box)
+            self._box = None
 
 
 def _make_dotlock(dotlock: str) -> Tuple[int, int]:
@@ -457,11 +493,13 @@ def _give_name(temp: str, dotlock: str) -> bool:
 #: process's pid that is not among them was left by an earlier process of the
 #: same number (a container's processes often all have the same few pids)
 _HELD: Set[Tuple[int, int]] = set()
+#: the mboxes MboxLocks of this process hold, by (st_dev, st_ino)
+_BOXES: Set[Tuple[int, int]] = set()
 _HELD_LOCK = threading.Lock()
-#: a dot-lock whose owner cannot be checked (no pid, or another host's) is
-#: stale once it has not been touched for this long: fastdkim touches its own
-#: every 60 s, and Postfix breaks dot-locks after 500 s
-UNCHECKED_LOCK_AGE = 600.0
+#: a dot-lock whose owner cannot be checked (no pid, another host's or pid
+#: space's) is stale once it has not been touched for this long: fastdkim
+#: touches its own every 60 s, and Postfix breaks dot-locks after 500 s
+UNCHECKED_LOCK_AGE = _owner.UNCHECKED_AGE
 
 
 def _let_go(made: Tuple[int, int]) -> None:
@@ -475,11 +513,45 @@ _NOT_HERE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS})
 
 
-def _break_stale_lock(dotlock: str) -> Optional[bool]:
+def _break_stale_lock(dotlock: str, fd: Optional[int] = None) -> Optional[bool]:
     """Remove the dot-lock ``dotlock`` if the process that made it is gone
     (see :class:`MboxLock`): ``True`` if removed, ``False`` if it is not
     stale (or was replaced meanwhile), ``None`` if stale but in a directory
-    that does not let it be removed."""
+    that does not let it be removed.
+
+    With ``fd``, the mbox's descriptor, the lock is judged and broken under
+    an ``flock`` of the mbox, so that two fastdkim processes never break it
+    at once (the second would judge the first's stale lock, then move aside
+    the new lock the first took meanwhile); a busy ``flock`` (another
+    breaker, or an agent at work on the mbox) is ``False``: wait.
+    """
+    if fd is None:
+        return _judge_and_break(dotlock)
+    import fcntl
+
+    try:
+        st = os.lstat(dotlock)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    with _HELD_LOCK:
+        if (st.st_dev, st.st_ino) in _HELD:  # this process's own: waited for (and no flock of ours
+            return False  # is let go: over NFS that would let go of the holder's fcntl lock)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError:  # no flock here (some network file systems): unserialized, as other agents do
+        return _judge_and_break(dotlock)
+    try:
+        return _judge_and_break(dotlock)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _judge_and_break(dotlock: str) -> Optional[bool]:
+    """:func:`_break_stale_lock` without its serialization."""
     try:
         st = os.lstat(dotlock)
         with open(dotlock, "rb") as fh:
@@ -488,19 +560,21 @@ def _break_stale_lock(dotlock: str) -> Optional[bool]:
         return True
     except OSError:
         return False
-    pid, owner = _owner.lock_owner(content)
-    if pid is None or owner != _owner.host():
-        # A lock without a pid, or with another machine's (a shared spool) or
-        # a bare one (maybe another pid namespace's): waited for, until it has
-        # not been touched for UNCHECKED_LOCK_AGE seconds.
-        if time.time() - st.st_mtime < UNCHECKED_LOCK_AGE:
-            return False
-    elif pid == os.getpid():
+    pid, owner, ident = _owner.lock_owner(content)
+    if pid == os.getpid() and owner == _owner.host() and ident in (None, _owner.identity()):
         with _HELD_LOCK:
             if (st.st_dev, st.st_ino) in _HELD:  # this process's own (another MboxLock): waited for
                 return False
-    elif not _owner.process_gone(pid, st.st_mtime):
-        return False
+        # else an earlier process of this number (as in containers): stale
+    else:
+        gone = _owner.owner_gone(pid, owner, ident, st.st_mtime)
+        if gone is None:
+            # A lock without a pid, or with another machine's (a shared spool),
+            # another pid space's (a container of the same host name) or a bare
+            # one: waited for, until untouched for UNCHECKED_LOCK_AGE seconds.
+            gone = time.time() - st.st_mtime >= UNCHECKED_LOCK_AGE
+        if not gone:
+            return False
     # Move it aside and check that it is the lock just judged (another program
     # may have broken it and taken a new one meanwhile): if not, put it back.
     try:
