@@ -106,7 +106,7 @@ def raw_verify_of(verifier: Any, signed: bytes, public_key: Any) -> Callable[[],
     lane, _ = verifier._quick_start(signed, None, time.time)
     if lane is None:
         raise SystemExit("the benchmark's message does not take the verification lane")
-    index, body, pos, tags, unsigned, b, bh, timestamp, static = lane
+    index, body, [(pos, tags, unsigned, b, bh, timestamp, static)] = lane
     relaxed_h, relaxed_b, names, signs_dkim = static[4], static[5], static[8], static[12]
     digest = _core.core.lane_end(index, body, relaxed_b, static[2], bh, names, unsigned, relaxed_h,
                                  pos if signs_dkim else -1)

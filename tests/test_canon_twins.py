@@ -955,7 +955,7 @@ class _Statics:
         return static
 
 
-def _lane_run(core, data, now, skew, cached):
+def _lane_run(core, data, now, skew, cached, max_sigs=1, max_fields=8):
     statics = _Statics()
     clock_calls: list = []
 
@@ -965,34 +965,36 @@ def _lane_run(core, data, now, skew, cached):
 
     if cached:
         statics.cache[(b"rsa-sha256", b"relaxed/relaxed", b"example.com", b"sel", b"from:to", None, None)] = ("pre",)
-    lane, when = core.lane_start(data, None, 4000, 8, 300, now, clock, skew, statics.cache, statics.of)
+    lane, when = core.lane_start(data, None, 4000, max_fields, 300, now, clock, skew, statics.cache, statics.of,
+                                 max_sigs)
     if lane is not None:
-        index, body, pos, tags, unsigned, b, bh, timestamp, static = lane
-        lane = (index.fields(), body, pos, tags, unsigned, b, bh, timestamp, static)
+        index, body, sigs = lane
+        lane = (index.fields(), body, sigs)
     return lane, when, statics.calls, len(clock_calls)
 
 
 @SETTINGS
 @given(data=_lane_messages(), now=st.sampled_from([None, 1000, 999.9, 0]), skew=st.sampled_from([0, 300, 301]),
-       cached=st.booleans())
-def test_lane_start_twins_agree(compiled_core, pure_core, data, now, skew, cached):
-    assert _lane_run(compiled_core, data, now, skew, cached) == _lane_run(pure_core, data, now, skew, cached)
+       cached=st.booleans(), max_sigs=st.sampled_from([1, 2, 3, 10, 0, -1]))
+def test_lane_start_twins_agree(compiled_core, pure_core, data, now, skew, cached, max_sigs):
+    assert (_lane_run(compiled_core, data, now, skew, cached, max_sigs)
+            == _lane_run(pure_core, data, now, skew, cached, max_sigs))
 
 
 def test_lane_start_examples(core):
     msg = b"From: a\r\n" + _LANE_SIG % b"; t=1100" + b"\r\nbody\r\n"
     lane, when, calls, clocked = _lane_run(core, msg, None, 300, False)
     assert (when, clocked) == (1000, 1)
-    fields, body, pos, tags, unsigned, b, bh, timestamp, static = lane
+    fields, body, [(pos, tags, unsigned, b, bh, timestamp, static)] = lane
     assert (body, pos, b, bh, timestamp) == (b"body\r\n", 1, b"def", b"abc", 1100)
     assert tags["d"] == b"example.com" and b"b=;" in unsigned
     key = (b"rsa-sha256", b"relaxed/relaxed", b"example.com", b"sel", b"from:to", None, None)
     assert calls == [key] and static == ("ok", key, b"sel")
     # a static cached before: not asked again
-    assert _lane_run(core, msg, None, 300, True)[0][-1] == ("pre",) and _lane_run(core, msg, None, 300, True)[2] == []
+    assert _lane_run(core, msg, None, 300, True)[0][2][0][6] == ("pre",) and _lane_run(core, msg, None, 300, True)[2] == []
     # at the edges: t= as late as the skew allows, t= of 76 digits
     for t, want in ((b"t=1300", 1300), (b"t=" + b"0" * 72 + b"1000", 1000), (b"t=0", 0)):
-        assert _lane_run(core, msg.replace(b"t=1100", t), None, 300, False)[0][7] == want, t
+        assert _lane_run(core, msg.replace(b"t=1100", t), None, 300, False)[0][2][0][5] == want, t
     assert _lane_run(core, msg.replace(b"t=1100", b"t=" + b"0" * 73 + b"1000"), None, 300, False)[0] is None
     assert _lane_run(core, msg.replace(b"t=1100", b"t=1300"), None, 299, False)[0] is None
     # the time as given, whole seconds
@@ -1010,6 +1012,21 @@ def test_lane_start_examples(core):
     for data in left:
         lane, when, _, clocked = _lane_run(core, data, None, 300, False)
         assert (lane, when, clocked) == (None, 1000, 1), data
+    # several signatures, up to max_sigs (and never more than 8), each checked as one is
+    sig = _LANE_SIG % b"; t=1100"
+    for n in (2, 8, 9):
+        many = msg.replace(sig, sig * n)
+        for max_sigs in (1, n - 1, n, 10):
+            lane = _lane_run(core, many, None, 300, False, max_sigs, 20)[0]
+            if n <= min(max_sigs, 8):
+                assert [s[0] for s in lane[2]] == list(range(1, n + 1))
+                assert all(s[1:] == lane[2][0][1:] for s in lane[2])
+            else:
+                assert lane is None, (n, max_sigs)
+    two = msg.replace(sig, sig + sig.replace(b"t=1100", b"t=1301"))  # one beyond the skew: none taken
+    assert _lane_run(core, two, None, 300, False, 2)[0] is None
+    two = msg.replace(sig, sig + sig.replace(b"t=1100", b"l=1"))
+    assert _lane_run(core, two, None, 300, False, 2)[0] is None
     for data in (msg.replace(b"\r\n", b"\n"), b"X: \rb\r\n" + msg, msg + b"x" * 300):
         assert _lane_run(core, data, None, 300, False)[1:] == (None, [], 0), data  # not the usual message: no clock
     with pytest.raises(TypeError):

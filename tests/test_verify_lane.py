@@ -1,5 +1,5 @@
-"""The lane for the usual message (``Checks._quick``): one signature, a small
-body, bytes in wire form.  It must give exactly what the three phases give
+"""The lane for the usual message (``Checks._quick``): a few signatures, a
+small body, bytes in wire form.  It must give exactly what the three phases give
 (every attribute of every result, the same key lookups), take the messages
 it is for, and leave every other one to the phases before anything is
 looked up.  A ``bytearray`` of a message never takes the lane, so comparing
@@ -118,7 +118,8 @@ CASES = {
     "v=2": ({"v": "2"}, {}, None, False),
     "no bh=": ({"bh": None}, {}, None, False),
     "bad base64": ({"bh": "AB=C"}, {}, None, False),
-    "two signatures": ({}, {}, lambda m: m.split(b"\r\n", 1)[0] + b"\r\n" + m, False),
+    "two signatures": ({}, {}, lambda m: m.split(b"\r\n", 1)[0] + b"\r\n" + m, True),
+    "nine signatures": ({}, {}, lambda m: (m.split(b"\r\n", 1)[0] + b"\r\n") * 8 + m, False),
     "LF mail": ({}, {}, lambda m: m.replace(b"\r\n", b"\n"), False),
     "bare CR in the header block": ({}, {}, lambda m: m.replace(b"Subject: hi", b"Subject: h\ri"), False),
     "large body": ({}, {}, lambda m: m + b"x" * 20000 + b"\r\n", False),
@@ -161,6 +162,111 @@ def test_the_lane_gives_what_the_phases_give(rsa_key, ed_key, case):
     # the event loop's verifier: its lane and its phases alike too
     (quick_a, quick_a_calls), (phases_a, phases_a_calls) = _both_async(message, answers)
     assert quick_a == phases_a and quick_a_calls == phases_a_calls == quick_calls
+
+
+def _signed_by(message, *signers):
+    """``message`` signed by each of ``signers`` in turn (the last one on top)."""
+    for signer in signers:
+        message = signer.sign(message) + message
+    return message
+
+
+@pytest.fixture(scope="module")
+def other_rsa_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+MULTI = {
+    # name: (signers as (domain, selector, key, options), message change, answers change, lane)
+    "author and sender": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                          None, None, True),
+    "two algorithms": ([("example.com", "sel", "rsa", {}), ("example.com", "ed", "ed", {})], None, None, True),
+    "two canonicalizations": ([("example.com", "sel", "rsa", {"canonicalization": "simple/simple"}),
+                               ("esp.example", "s2", "other", {})], None, None, True),
+    "same key twice": ([("example.com", "sel", "rsa", {}), ("example.com", "sel", "rsa", {})], None, None, True),
+    "body changed": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                     lambda m: m + b"more\r\n", None, True),
+    "body changed, two canonicalizations": (
+        [("example.com", "sel", "rsa", {"canonicalization": "simple/simple"}), ("esp.example", "s2", "other", {})],
+        lambda m: m.replace(b"Hello.", b"Hello. "), None, True),
+    "header changed": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                       lambda m: m.replace(b"Subject: hi", b"Subject: ho"), None, True),
+    "From added above": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                         lambda m: b"From: eve@evil.example\r\n" + m, None, True),
+    "one key missing": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                        None, lambda a: {k: v for k, v in a.items() if not k.startswith("s2.")}, True),
+    "one key lookup fails": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                             None, lambda a: dict(a, **{"s2._domainkey.esp.example": TemporaryLookupError("t")}),
+                             True),
+    "one key in testing mode": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                                None, "testing", True),
+    "one with l=": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {"body_length": True})],
+                    None, None, False),
+    "one of them unusable": ([("example.com", "sel", "rsa", {}), ("esp.example", "s2", "other", {})],
+                             lambda m: m.replace(b"v=1;", b"v=2;", 1), None, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MULTI))
+def test_the_lane_gives_what_the_phases_give_for_several_signatures(rsa_key, other_rsa_key, ed_key, case):
+    signers, change, answers_change, lane = MULTI[case]
+    keys = {"rsa": rsa_key, "other": other_rsa_key, "ed": ed_key}
+    made = [fastdkim.Signer(d, sel, keys[k], **opts) for d, sel, k, opts in signers]
+    message = _signed_by(HEAD + b"\r\n" + BODY, *made)
+    if change is not None:
+        message = change(message)
+    answers = {"%s._domainkey.%s" % (sel, d): [public_key_record(keys[k].public_key()).encode()]
+               for d, sel, k, _ in signers}
+    if answers_change == "testing":
+        answers["s2._domainkey.esp.example"] = [public_key_record(other_rsa_key.public_key(), testing=True).encode()]
+    elif answers_change is not None:
+        answers = answers_change(answers)
+    (quick, quick_calls), (phases, phase_calls) = _both(message, answers, now=None)
+    assert quick == phases
+    assert quick_calls == phase_calls
+    assert len(quick) == len(signers) and [r.index for r in quick] == list(range(len(signers)))
+    assert _lane_taken(message, answers) is lane
+    (quick_a, quick_a_calls), (phases_a, phases_a_calls) = _both_async(message, answers, now=None)
+    assert quick_a == phases_a == quick and sorted(quick_a_calls) == sorted(phases_a_calls) == sorted(quick_calls)
+    if case in ("author and sender", "two algorithms", "two canonicalizations", "same key twice"):
+        assert [r.status for r in quick] == ["pass"] * len(signers), [r.reason for r in quick]
+
+
+def _space_in_inner_b(m):
+    """A space at the start of the lower signature's b= value: whitespace its
+    own check ignores, but the upper one signed that field as it was."""
+    at = m.index(b"DKIM-Signature", 1)
+    return m[:at] + m[at:].replace(b" b=", b" b= ", 1)
+
+
+@pytest.mark.parametrize("change", [None, _space_in_inner_b])
+def test_a_signature_over_another_signature_in_the_lane(rsa_key, other_rsa_key, change):
+    """h= naming DKIM-Signature: the other signature field is signed, the
+    signature's own is not (it is the one with b= deleted, at the end)."""
+    inner = fastdkim.Signer("example.com", "sel", rsa_key).sign(HEAD + b"\r\n" + BODY)
+    message = handmade(inner + HEAD, BODY, _tags(d="esp.example", s="s2", h="from:dkim-signature"), other_rsa_key)
+    if change is not None:
+        message = change(message)  # the inner signature's field changed: the outer one breaks
+    answers = {"sel._domainkey.example.com": [public_key_record(rsa_key.public_key()).encode()],
+               "s2._domainkey.esp.example": [public_key_record(other_rsa_key.public_key()).encode()]}
+    (quick, calls), (phases, phase_calls) = _both(message, answers)
+    assert quick == phases and calls == phase_calls
+    assert _lane_taken(message, answers)
+    assert [r.status for r in quick] == (["pass", "pass"] if change is None else ["fail", "pass"])
+
+
+def test_the_lane_takes_no_more_signatures_than_max_signatures(rsa_key, other_rsa_key):
+    made = [fastdkim.Signer("example.com", "sel", rsa_key), fastdkim.Signer("esp.example", "s2", other_rsa_key)]
+    message = _signed_by(HEAD + b"\r\n" + BODY, *made)
+    answers = {"sel._domainkey.example.com": [public_key_record(rsa_key.public_key()).encode()],
+               "s2._domainkey.esp.example": [public_key_record(other_rsa_key.public_key()).encode()]}
+    assert _lane_taken(message, answers, max_signatures=2)
+    assert not _lane_taken(message, answers, max_signatures=1)
+    (quick, calls), (phases, phase_calls) = _both(message, answers, max_signatures=1)
+    assert quick == phases and calls == phase_calls
+    assert [r.status for r in quick] == ["pass", "neutral"]
 
 
 def test_the_lane_passes_what_it_should(rsa_key, ed_key):

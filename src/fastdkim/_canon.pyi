@@ -112,10 +112,11 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
                now: Optional[float], clock: Callable[[], float], clock_skew: int,
                statics: Dict[Any, Tuple[Any, ...]],
                static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
+               max_sigs: int = ...,
                ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]: ...
 def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
              names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int,
-             singles: Optional[AbstractSet[bytes]] = ...) -> Union[None, bytes, str]: ...
+             singles: Optional[AbstractSet[bytes]] = ..., body_checked: bool = ...) -> Union[None, bytes, str]: ...
 
 class SignLane:
     def __init__(self, relaxed_headers: bool, relaxed_body: bool, body_length: bool, digest: bool,

@@ -818,14 +818,20 @@ def read_usual(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
     return index, data[start:]
 
 
+#: the most signatures the lane takes (more go to the phases)
+LANE_MAX_SIGNATURES = 8
+
+
 def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields: int, max_body: int,
                now: Optional[float], clock: Callable[[], float], clock_skew: int,
                statics: Dict[Any, Tuple[Any, ...]],
                static_of: Callable[[Any, Dict[str, bytes]], Tuple[Any, ...]],
+               max_sigs: int = 1,
                ) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]:
-    """The verification lane up to the key lookup, for ``data`` (a whole
+    """The verification lane up to the key lookups, for ``data`` (a whole
     message, bytes): the usual message, read by :func:`read_usual` with these
-    limits, with exactly one ``DKIM-Signature`` field that
+    limits, with from one to ``max_sigs`` (at most
+    ``LANE_MAX_SIGNATURES``) ``DKIM-Signature`` fields, each of which
     :func:`usable_signature` accepts, whose static tags (``STATIC_TAGS``
     values, the key of :func:`usable_signature`) imply something usable,
     without ``l=`` or ``x=``, and with a ``t=`` (if any) of at most 76 digits
@@ -838,8 +844,9 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
     when ``now`` is ``None``.
 
     :returns: ``(lane, when)``: ``lane`` is ``None`` for a message the lane
-        leaves to the phases, else ``(index, body, pos, tags, unsigned, b,
-        bh, timestamp, static)`` (``pos``: the signature's field; ``tags``,
+        leaves to the phases, else ``(index, body, sigs)``: ``sigs`` holds,
+        per signature from the top, ``(pos, tags, unsigned, b, bh,
+        timestamp, static)`` (``pos``: the signature's field; ``tags``,
         ``unsigned``, ``b``, ``bh``: what :func:`usable_signature` gave;
         ``timestamp``: ``t=`` as a number, or ``None``); ``when`` is the time
         read, ``None`` if it was not.
@@ -854,36 +861,39 @@ def lane_start(data: bytes, bare_lf: Optional[bool], max_bytes: int, max_fields:
     when = int(clock() if now is None else now)
     index, body = usual
     positions = index.find(b"dkim-signature")
-    if len(positions) != 1:
+    if not positions or len(positions) > min(max_sigs, LANE_MAX_SIGNATURES):
         return None, when
-    pos = positions[0]
-    got = usable_signature(index.raw(pos))
-    if got is None:
-        return None, when
-    tags, unsigned, key, b, bh = got
-    static = statics.get(key) or static_of(key, tags)
-    if len(static) == 2 or "l" in tags or "x" in tags:
-        return None, when
-    t = tags.get("t")
-    timestamp: Optional[int] = None
-    if t is not None:
-        # (t= is bytes unless static_of changed the tags)
-        if type(t) is not bytes or not (t.isdigit() and len(t) <= 76):
+    sigs = []
+    for pos in positions:
+        got = usable_signature(index.raw(pos))
+        if got is None:
             return None, when
-        timestamp = int(t)
-        if timestamp > when + clock_skew:
+        tags, unsigned, key, b, bh = got
+        static = statics.get(key) or static_of(key, tags)
+        if len(static) == 2 or "l" in tags or "x" in tags:
             return None, when
-    return (index, body, pos, tags, unsigned, b, bh, timestamp, static), when
+        t = tags.get("t")
+        timestamp: Optional[int] = None
+        if t is not None:
+            # (t= is bytes unless static_of changed the tags)
+            if type(t) is not bytes or not (t.isdigit() and len(t) <= 76):
+                return None, when
+            timestamp = int(t)
+            if timestamp > when + clock_skew:
+                return None, when
+        sigs.append((pos, tags, unsigned, b, bh, timestamp, static))
+    return (index, body, tuple(sigs)), when
 
 
 def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: str, bh: bytes,
              names: Sequence[bytes], own: bytes, relaxed_headers: bool, skip: int,
-             singles: Optional[AbstractSet[bytes]] = None) -> Union[None, bytes, str]:
+             singles: Optional[AbstractSet[bytes]] = None, body_checked: bool = False) -> Union[None, bytes, str]:
     """The hashing of the verification lane, once the key is in: the body's
     hash (``body`` canonicalized, relaxed or simple, hashed with
-    ``hash_name``) held against ``bh``, then the header hash input of
-    ``index`` (:meth:`HeaderIndex.hash_input` of ``names``, the signature
-    field ``own`` with its ``b=`` value deleted, and ``skip``).
+    ``hash_name``) held against ``bh`` (unless ``body_checked``: the caller
+    knows it is ``bh``), then the header hash input of ``index``
+    (:meth:`HeaderIndex.hash_input` of ``names``, the signature field
+    ``own`` with its ``b=`` value deleted, and ``skip``).
 
     :returns: ``None`` when the body hash is not ``bh``; else, with
         ``singles``, :meth:`HeaderIndex.extra_instance`'s answer (the name of
@@ -896,9 +906,10 @@ def lane_end(index: HeaderIndex, body: Buffer, relaxed_body: bool, hash_name: st
     """
     if hash_name not in ("sha256", "sha1"):
         raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
-    digest, _ = body_digest(body, relaxed_body, None, False, hash_name)
-    if digest != bh:
-        return None
+    if not body_checked:
+        digest, _ = body_digest(body, relaxed_body, None, False, hash_name)
+        if digest != bh:
+            return None
     if singles is not None:
         extra = index.extra_instance(names, skip, singles)
         if extra is not None:

@@ -202,79 +202,106 @@ class Checks:
     def _quick(self, data: bytes, now: Optional[float], clock: Callable[[], float],
                source: Any) -> Tuple[Optional[List[Verification]], Optional[int]]:
         """The results for *data*, a message as bytes, as of *now* (``None``:
-        ``clock()``), with its key from *source*, when it is the usual case:
-        one signature whose every check before the key lookup passes, a
-        small body, a wire-form header block without defect; and the time
+        ``clock()``), with its keys from *source*, when it is the usual case:
+        a few signatures (at most ``max_signatures``) whose every check
+        before the key lookup passes, a small body, a wire-form header block
+        without defect; and the time
         read (``None`` if it was not).  For any other message the results
         are ``None``, before anything is looked up: :meth:`begin` (given the
         time read, if any) and :meth:`finish` take it.
 
         The same checks as the three phases, and the same results (what the
-        lane does not handle itself, once the key is in, it hands to
-        :meth:`finish` with that key); without their per-signature objects,
+        lane does not handle itself, once the keys are in, it hands to
+        :meth:`finish` with those keys); without their per-signature objects,
         which are most of the time of a small message's checks beside the
         signature's arithmetic.  The lane's two halves are
-        :meth:`_quick_start` and :meth:`_quick_end`; between them, the key
-        is looked up here in the calling thread.
+        :meth:`_quick_start` and :meth:`_quick_end`; between them, the keys
+        are looked up here in the calling thread.
         """
         lane, when = self._quick_start(data, now, clock)
         if lane is None:
             return None, when
-        name = lane[-1][11]
-        try:
-            txts = source.lookup(name)
-        except Exception as exc:  # a broken key source must not crash verification
-            outcome: Any = lookup_failure(exc)
-        else:
+        outcomes: Dict[str, Any] = {}
+        for sig in lane[2]:
+            name = sig[6][11]
+            if name in outcomes:
+                continue
+            try:
+                txts = source.lookup(name)
+            except Exception as exc:  # a broken key source must not crash verification
+                outcomes[name] = lookup_failure(exc)
+                continue
             # one record, parsed before (key_from's first step, without its calls)
             outcome = self._records._data.get(txts[0]) if (
                 type(txts) is list and len(txts) == 1 and type(txts[0]) is bytes) else None
-            if type(outcome) is not KeyRecord:
-                outcome = self.key_from(name, txts)
+            outcomes[name] = outcome if type(outcome) is KeyRecord else self.key_from(name, txts)
         assert when is not None
-        return self._quick_end(data, when, lane, outcome), when
+        return self._quick_end(data, when, lane, outcomes), when
 
     def _quick_start(self, data: bytes, now: Optional[float],
                      clock: Callable[[], float]) -> Tuple[Optional[Tuple[Any, ...]], Optional[int]]:
-        """The lane up to the key lookup: ``None`` for a message it leaves to
-        the phases, else what :meth:`_quick_end` takes (its last item is what
-        the signature's static tags imply, the key's name at 11); and the
-        time it read, as :meth:`begin` reads it (once the header block is
-        known to be sound), or ``None`` if it did not.  One call of the
-        core's ``lane_start``, which reads the message as
+        """The lane up to the key lookups: ``None`` for a message it leaves
+        to the phases, else what :meth:`_quick_end` takes, ``(index, body,
+        sigs)``: per signature, its last item is what its static tags imply,
+        the key's name at 11 (:meth:`lane_names`); and the time it read, as
+        :meth:`begin` reads it (once the header block is known to be
+        sound), or ``None`` if it did not.  One call of the core's
+        ``lane_start``, which reads the message as
         :func:`~fastdkim.message.read_usual` does.  Raises nothing but what
         ``clock`` raises."""
         if not self._lane or not self.max_signatures:
             return None, None
         return _core.core.lane_start(data, self.bare_lf, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, ONE_CALL_MAX,
-                                     now, clock, self.clock_skew, self._static, self._static_of)
+                                     now, clock, self.clock_skew, self._static, self._static_of,
+                                     self.max_signatures)
 
-    def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...], outcome: Any) -> List[Verification]:
-        """The lane from the key lookup on: the results for *data*, whose
-        :meth:`_quick_start` gave *lane*, with *outcome* (what
-        :meth:`key_from` or :func:`lookup_failure` made of the lookup).
+    @staticmethod
+    def lane_names(lane: Tuple[Any, ...]) -> List[str]:
+        """The key records the signatures of *lane* need, each once, in
+        order of first use (as :attr:`Job.names`)."""
+        return list(dict.fromkeys(sig[6][11] for sig in lane[2]))
+
+    def _quick_end(self, data: bytes, now: int, lane: Tuple[Any, ...],
+                   outcomes: Dict[str, Any]) -> List[Verification]:
+        """The lane from the key lookups on: the results for *data*, whose
+        :meth:`_quick_start` gave *lane*, with *outcomes*, by key name (what
+        :meth:`key_from` or :func:`lookup_failure` made of each lookup).
+        Signatures with the same body canonicalization, hash and ``bh=``
+        share the body's hash.
 
         :raises TypeError: see :meth:`finish` (not for bytes).
         """
-        index, body, pos, tags, unsigned, b, bh, timestamp, static = lane
-        (alg, key_type, hash_name, canonicalization, relaxed_h, relaxed_b,
-         domain, selector, h, signed_headers, identity, name, signs_dkim) = static
-        if (not isinstance(outcome, KeyRecord) or outcome.key_type != key_type or outcome.flags
-                or (outcome.hashes is not None and hash_name not in outcome.hashes)):
-            # what the lane leaves to the phases, with the key it has
-            job = self.begin(data, now, _no_clock)
-            return self.finish(job, {name: outcome}) if isinstance(job, Job) else job
-        signed = _core.core.lane_end(index, body, relaxed_b, hash_name, bh, h, unsigned, relaxed_h,
-                                     pos if signs_dkim else -1, _SINGLE_FIELDS)
-        status: str
-        if signed is None:
-            status, reason = FAIL, "body hash mismatch"
-        elif isinstance(signed, str):
-            status, reason = FAIL, extra_reason(signed)
-        else:
-            status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
-        return [Verification(status, reason, domain, selector, alg, identity, canonicalization, signed_headers,
-                             timestamp, None, None, False, False, outcome.key_bits, 0, tags)]
+        index, body, sigs = lane
+        for sig in sigs:
+            static = sig[6]
+            outcome = outcomes[static[11]]
+            if (not isinstance(outcome, KeyRecord) or outcome.key_type != static[1] or outcome.flags
+                    or (outcome.hashes is not None and static[2] not in outcome.hashes)):
+                # what the lane leaves to the phases, with the keys it has
+                job = self.begin(data, now, _no_clock)
+                return self.finish(job, outcomes) if isinstance(job, Job) else job
+        results: List[Verification] = []
+        checked: Optional[Tuple[bool, str, bytes]] = None  # a body hash found right
+        for i, (pos, tags, unsigned, b, bh, timestamp, static) in enumerate(sigs):
+            (alg, key_type, hash_name, canonicalization, relaxed_h, relaxed_b,
+             domain, selector, h, signed_headers, identity, name, signs_dkim) = static
+            outcome = outcomes[name]
+            signed = _core.core.lane_end(index, body, relaxed_b, hash_name, bh, h, unsigned, relaxed_h,
+                                         pos if signs_dkim else -1, _SINGLE_FIELDS,
+                                         checked is not None and checked == (relaxed_b, hash_name, bh))
+            status: str
+            if signed is None:
+                status, reason = FAIL, "body hash mismatch"
+            else:
+                checked = (relaxed_b, hash_name, bh)
+                if isinstance(signed, str):
+                    status, reason = FAIL, extra_reason(signed)
+                else:
+                    status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
+            results.append(Verification(status, reason, domain, selector, alg, identity, canonicalization,
+                                        signed_headers, timestamp, None, None, False, False, outcome.key_bits, i,
+                                        tags))
+        return results
 
     def _check_signature(self, s: _Sig, now: int) -> None:
         got = _core.core.usable_signature(s.raw)

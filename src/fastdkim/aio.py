@@ -31,7 +31,7 @@ import collections.abc
 import inspect
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
 from ._dnsname import normalize_key
@@ -181,19 +181,27 @@ def _size(message: Any) -> int:
     return 0
 
 
+async def _keys(checks: Checks, source: Any, bounded: bool, timeout: float, names: List[str]) -> Dict[str, Any]:
+    """What :func:`_key` makes of each of *names*, looked up concurrently."""
+    if len(names) == 1:
+        return {names[0]: await _key(checks, source, bounded, timeout, names[0])}
+    found = await asyncio.gather(*[_key(checks, source, bounded, timeout, name) for name in names])
+    return dict(zip(names, found))
+
+
 async def _run(checks: Checks, message: MessageInput, source: Any, bounded: bool, timeout: float,
                now: Optional[float], clock: Callable[[], float]) -> List[Verification]:
     """The three phases of *checks*: the first and last off the loop for a
     file or a large message, the key lookups on it, concurrently; the usual
     message as bytes takes their lane (``Checks._quick_start`` and
-    ``_quick_end``, its key looked up here in between)."""
+    ``_quick_end``, its keys looked up here in between)."""
     off = is_file(message) or _size(message) > LARGE
     if type(message) is bytes and not off:
         lane, when = checks._quick_start(message, now, clock)
         if lane is not None:
             assert when is not None
-            outcome = await _key(checks, source, bounded, timeout, lane[-1][11])
-            return checks._quick_end(message, when, lane, outcome)
+            return checks._quick_end(message, when, lane, await _keys(checks, source, bounded, timeout,
+                                                                      checks.lane_names(lane)))
         if when is not None:  # (the time is read once)
             now = when
     if off:
@@ -203,12 +211,7 @@ async def _run(checks: Checks, message: MessageInput, source: Any, bounded: bool
         job = checks.begin(message, now, clock)
     if isinstance(job, list):
         return job
-    names = job.names
-    if len(names) == 1:
-        keys = {names[0]: await _key(checks, source, bounded, timeout, names[0])}
-    else:
-        found = await asyncio.gather(*[_key(checks, source, bounded, timeout, name) for name in names])
-        keys = dict(zip(names, found))
+    keys = await _keys(checks, source, bounded, timeout, job.names)
     if off:
         return await loop.run_in_executor(None, checks.finish, job, keys)
     return checks.finish(job, keys)
