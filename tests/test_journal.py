@@ -331,7 +331,8 @@ def sleeper():
     p = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         for _ in range(100):
-            start = _owner._start_ticks(p.pid)
+            fields = _owner._proc_stat(p.pid)
+            start = int(fields[19]) if fields else None
             if start is not None:
                 break
             time.sleep(0.01)
@@ -471,6 +472,82 @@ def test_sweep_judges_by_identity_then_by_age(tmp_path, sleeper):
     os.utime(elsewhere, (0, 0))
     assert _owner.sweep_temporaries(str(tmp_path)) == 2
     assert live.exists() and not reused.exists() and fresh.exists() and not old.exists() and elsewhere.exists()
+
+
+def _in_another_time_namespace(code, *args):
+    """Run python ``code`` in a new time namespace (boot time shifted), or skip."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare command")
+    cmd = ["unshare", "-T", "--fork", "--boottime", "1000", sys.executable, "-c", code, *map(str, args)]
+    got = subprocess.run(cmd, capture_output=True)
+    if got.returncode != 0 and b"unshare" in got.stderr:
+        pytest.skip("no time namespaces here: %s" % got.stderr.decode(errors="replace").strip())
+    assert got.returncode == 0, got.stderr
+    return got.stdout.decode()
+
+
+@needs_identity
+def test_a_process_in_another_time_namespace_sweeps_no_live_temporary_file(tmp_path):
+    """Process start times in /proc are shifted by the reader's time
+    namespace: from another one, a live process's identity would not match,
+    so a time namespace is part of the pid space."""
+    fd, live = _owner.mkstemp(str(tmp_path))
+    os.close(fd)
+    lock = tmp_path / "box.lock"
+    lock.write_bytes(_owner.lock_content())
+    out = _in_another_time_namespace(
+        "import os, sys\nfrom fastdkim import _owner\n"
+        "st = os.lstat(sys.argv[2])\n"
+        "print(_owner.sweep_temporaries(sys.argv[1]),"
+        " _owner.owner_gone(*_owner.lock_owner(open(sys.argv[2], 'rb').read()), st.st_mtime),"
+        " _owner.identity()[0] != sys.argv[3])\n", tmp_path, lock, _owner.identity()[0])
+    assert out.split() == ["0", "None", "True"]
+    assert os.path.exists(live)
+
+
+@pytest.mark.parametrize("pid", ["9999999999", "0", "4194305"])
+def test_pids_no_process_can_have_are_judged_by_age(tmp_path, pid):
+    """A planted name or lock with a pid beyond what the system gives (os.kill
+    would overflow) or 0 is nobody's that can be checked: judged by age, never
+    a crash of every command on the mbox."""
+    from fastdkim.mailstore import UNCHECKED_LOCK_AGE
+
+    space = (_owner.identity() or ("0" * 12, 0))[0]
+    temps = [_temp(tmp_path, int(pid)), _temp(tmp_path, int(pid), (space, 5), tag="def456")]
+    assert _owner.sweep_temporaries(str(tmp_path)) == 0
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    lock = tmp_path / "box.lock"
+    lock.write_text("%s\n%s\n" % (pid, _owner.host()))
+    with pytest.raises(MboxLockedError):
+        with MboxLock(str(box), timeout=0.3):
+            pass  # pragma: no cover - never reached
+    old = time.time() - UNCHECKED_LOCK_AGE - 5
+    for p in temps + [lock]:
+        os.utime(p, (old, old))
+    with MboxLock(str(box), timeout=0.5) as held:
+        assert held.stale_lock_removed and held.temporaries_removed == 2
+
+
+def test_without_an_identity_this_process_never_sweeps_its_own(tmp_path, monkeypatch):
+    """Where the system tells no identity, a file of this pid is this
+    process's own, however old its time (a clock step, a server's clock)."""
+    monkeypatch.setattr(_owner, "identity", lambda: None)
+    fd, mine = _owner.mkstemp(str(tmp_path))
+    os.close(fd)
+    os.utime(mine, (0, 0))
+    assert _owner.sweep_temporaries(str(tmp_path)) == 0 and os.path.exists(mine)
+
+
+def test_a_zombie_main_thread_with_live_threads_is_not_gone():
+    fields = [b"Z"] + [b"0"] * 16
+    assert _owner._ended(fields + [b"1", b"0", b"5"])
+    assert not _owner._ended(fields + [b"2", b"0", b"5"])  # the main thread ended, another runs
+    assert not _owner._ended([b"S"] + [b"0"] * 16 + [b"1"])
 
 
 @pytest.mark.parametrize("content, expected", [

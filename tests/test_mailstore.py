@@ -183,6 +183,49 @@ def test_a_second_lock_of_this_process_waits_and_leaves_the_first_whole(tmp_path
         pass
 
 
+def _open_fds():
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+def test_a_lock_given_up_keeps_its_descriptor_until_the_holder_lets_go(tmp_path):
+    """The second lock's descriptor of the file is closed only once the first
+    lets go (closing it before would drop the first's fcntl lock), and then
+    none is left open."""
+    box = _box(tmp_path)
+    before = _open_fds()
+    with MboxLock(str(box), timeout=1):
+        for _ in range(3):
+            with pytest.raises(MboxLockedError):
+                with MboxLock(str(box), timeout=0.1):
+                    pass  # pragma: no cover - never reached
+        assert _fcntl_held(box)
+    assert _open_fds() == before
+    assert not _fcntl_held(box)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_the_mbox_is_held_may_lock_it_once_let_go(tmp_path):
+    box = _box(tmp_path)
+    r, w = os.pipe()
+    with MboxLock(str(box), timeout=1) as held:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.close(w)
+                held.fh.close()  # (its copy shares the parent's flock until closed)
+                os.read(r, 1)  # the parent has let go
+                with MboxLock(str(box), timeout=2):
+                    code = 0
+            finally:
+                os._exit(code)
+        os.close(r)
+    os.write(w, b"x")
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_threads_of_one_process_take_the_mbox_in_turn(tmp_path):
     box = _box(tmp_path)
     inside, overlaps = [], []

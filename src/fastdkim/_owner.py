@@ -7,8 +7,9 @@ tell the leftovers of a process that was killed (SIGKILL, power loss) from
 the files of one that is still at work, and clean them up.
 
 ``SPACE-START`` is the process's identity where the system tells it
-(Linux): ``SPACE`` names the pid space (the boot and the pid namespace) and
-``START`` is when the process started, in clock ticks since boot.  Within
+(Linux): ``SPACE`` names the pid space (the boot, the pid namespace and the
+time namespace) and ``START`` is when the process started, in clock ticks
+since boot.  Within
 one space, a pid with its start time names one process for good: neither a
 clock step nor a pid reused by a later process (every run of a container
 may be pid 1) can make a live owner look gone or a gone one look live.  A
@@ -49,18 +50,29 @@ def host() -> str:
     return name or "localhost"
 
 
+#: the largest pid Linux gives (PID_MAX_LIMIT); a larger one in a file's name
+#: or a lock is nobody's this system could check
+PID_MAX = 1 << 22
+
+
 def _space() -> Optional[str]:
-    """12 hex digits naming this boot's pid namespace of this process, where
-    the system tells (Linux)."""
+    """12 hex digits naming this process's pid space: the boot, the pid
+    namespace and the time namespace (process start times read from
+    ``/proc`` are shifted by the reader's), where the system tells (Linux)."""
     try:
         with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
             boot = fh.read(64).strip()
-        ns = os.stat("/proc/self/ns/pid")
+        spaces = [os.stat("/proc/self/ns/pid")]
     except OSError:
         return None
+    try:
+        spaces.append(os.stat("/proc/self/ns/time"))
+    except OSError:  # (before Linux 5.6: no time namespaces)
+        pass
     if not boot:
         return None
-    return hashlib.sha256(b"%s %d %d" % (boot, ns.st_dev, ns.st_ino)).hexdigest()[:12]
+    text = b" ".join([boot] + [b"%d:%d" % (ns.st_dev, ns.st_ino) for ns in spaces])
+    return hashlib.sha256(text).hexdigest()[:12]
 
 
 #: (pid, identity) of this process, found once per process
@@ -69,24 +81,24 @@ _IDENTITY: List[Tuple[int, Optional[Tuple[str, int]]]] = []
 
 def identity() -> Optional[Tuple[str, int]]:
     """This process's ``(space, start)`` (see the module's docstring), or
-    ``None`` where the system does not tell."""
+    ``None`` where the system does not tell, or where ``/proc`` is another
+    pid namespace's (a process whose pids it does not show)."""
     pid = os.getpid()
     if _IDENTITY and _IDENTITY[0][0] == pid:
         return _IDENTITY[0][1]
-    space, start = _space(), _start_ticks(pid)
-    found = (space, start) if space is not None and start is not None else None
+    found = None
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        ours = int(stat[:stat.index(b" (")]) == pid
+        start = int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        ours = False
+    if ours:
+        space = _space()
+        found = (space, start) if space is not None else None
     _IDENTITY[:] = [(pid, found)]
     return found
-
-
-def _start_ticks(pid: int) -> Optional[int]:
-    """When process ``pid`` started, in clock ticks since boot (``None``: not
-    to be seen here)."""
-    fields = _proc_stat(pid)
-    try:
-        return int(fields[19]) if fields is not None else None
-    except (ValueError, IndexError):
-        return None
 
 
 def temp_prefix() -> str:
@@ -140,7 +152,7 @@ def process_gone(pid: int, since: Optional[float] = None) -> bool:
     """Has process ``pid`` of this machine ended?  With ``since`` (the time the
     process left its mark, e.g. a file's modification time), a process of that
     number started later is a different one: the pid was reused."""
-    if pid <= 0:
+    if pid <= 0 or pid > PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -148,12 +160,12 @@ def process_gone(pid: int, since: Optional[float] = None) -> bool:
         return True
     except PermissionError:  # alive, someone else's
         pass
-    except OSError:
+    except (OSError, OverflowError):
         return False
     fields = _proc_stat(pid)
     if fields is None:
         return False
-    if fields[:1] == [b"Z"]:  # ended, not yet reaped by its parent
+    if _ended(fields):
         return True
     if since is not None:
         started = _start_time(fields)
@@ -167,14 +179,14 @@ def owner_gone(pid: Optional[int], owner_host: Optional[str], ident: Optional[Tu
     """Has the process that left a file (a dot-lock, a temporary file) ended?
     ``pid``, ``owner_host`` and ``ident`` are what the file says of it (see
     the module's docstring), ``mtime`` the file's modification time.
-    ``None`` when that cannot be told from here: no pid, another machine's
-    name, another pid space's identity."""
-    if pid is None or owner_host != host():
+    ``None`` when that cannot be told from here: no pid (or one no process
+    can have), another machine's name, another pid space's identity."""
+    if pid is None or pid <= 0 or pid > PID_MAX or owner_host != host():
         return None
     if ident is None:
         return process_gone(pid, mtime)
     me = identity()
-    if me is None or ident[0] != me[0] or pid <= 0:
+    if me is None or ident[0] != me[0]:
         return None
     fields = _proc_stat(pid)
     if fields is None:  # not to be seen here (hidepid): gone only if the system says so
@@ -189,7 +201,16 @@ def owner_gone(pid: Optional[int], owner_host: Optional[str], ident: Optional[Tu
         started = int(fields[19])
     except (ValueError, IndexError):
         return False
-    return fields[:1] == [b"Z"] or started != ident[1]  # ended (not reaped), or another process of that pid
+    return _ended(fields) or started != ident[1]  # (or another process of that pid)
+
+
+def _ended(fields: List[bytes]) -> bool:
+    """A zombie (ended, not yet reaped by its parent), from ``/proc/PID/stat``
+    fields; not a main thread that ended while its other threads run."""
+    try:
+        return fields[0] == b"Z" and int(fields[17]) <= 1
+    except (ValueError, IndexError):
+        return False
 
 
 def sweep_temporaries(directory: str) -> int:
@@ -211,8 +232,8 @@ def sweep_temporaries(directory: str) -> int:
             continue
         pid = int(m.group(2))
         ident = (m.group(3), int(m.group(4))) if m.group(3) else None
-        if ident is not None and pid == os.getpid() and ident == identity():
-            continue  # this process's own
+        if pid == os.getpid() and ident == identity():
+            continue  # this process's own (without an identity where the system tells none)
         path = os.path.join(directory, name)
         try:
             st = os.lstat(path)

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, List, Optional, Set, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import _owner
 from ._files import _rename_noreplace, atomic_write, current_umask, write_all
@@ -239,8 +239,9 @@ class MboxLock:
 
     :raises MboxLockedError: the locks could not be had within ``timeout`` seconds.
     :raises JournalError: an interrupted rewrite cannot be completed safely.
-    :raises OSError: the mbox cannot be opened for writing, or the dot-lock
-        cannot be made for a reason other than a directory that does not
+    :raises OSError: the mbox cannot be opened for writing or locked with
+        ``flock``, or the dot-lock cannot be made for a reason other than a
+        directory that does not
         allow one (an I/O error, a full disk).
     """
 
@@ -264,13 +265,9 @@ class MboxLock:
         deadline = time.monotonic() + self.timeout
         # the dot-lock goes beside the real file, also when named through a link
         dotlock = os.path.realpath(self.path) + ".lock"
-        self._claim(deadline)
+        self.fh = open(self.path, "r+b")
         try:
-            self.fh = open(self.path, "r+b")
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        try:
+            self._claim(deadline)
             while True:
                 busy = self._try_all(dotlock)
                 if busy is None:
@@ -291,21 +288,41 @@ class MboxLock:
 
     def _claim(self, deadline: float) -> None:
         """Wait until no other :class:`MboxLock` of this process holds the
-        mbox, and mark it held.  A second descriptor of the file must not
-        even be opened meanwhile: closing it would let go of the holder's
-        ``fcntl`` lock (locks of a process on a file go with any of its
-        descriptors)."""
+        file ``fh`` is open on, and mark it held.  Should the wait end (a
+        timeout, a signal), ``fh`` is not closed while the other holds the
+        file (:meth:`_let_go_of_file`): closing it would let go of the
+        holder's ``fcntl`` lock (locks of a process on a file go with any of
+        its descriptors)."""
+        st = os.fstat(self.fh.fileno())
+        box = (st.st_dev, st.st_ino)
         while True:
-            st = os.stat(self.path)
-            box = (st.st_dev, st.st_ino)
             with _HELD_LOCK:
                 if box not in _BOXES:
-                    _BOXES.add(box)
                     self._box = box
+                    _BOXES[box] = []
                     return
             if time.monotonic() >= deadline:
                 raise MboxLockedError("%s is locked by this process (waited %.1f s)" % (self.path, self.timeout))
             time.sleep(0.1)
+
+    def _let_go_of_file(self) -> None:
+        """Close ``fh`` (letting go of its locks), unless another
+        :class:`MboxLock` of this process holds the file: then it is closed
+        when that one lets go."""
+        fh, self.fh = self.fh, None
+        if fh is None:
+            return
+        if self._box is None:
+            try:
+                st = os.fstat(fh.fileno())
+            except OSError:
+                st = None
+            with _HELD_LOCK:
+                parked = _BOXES.get((st.st_dev, st.st_ino)) if st is not None else None
+                if parked is not None:
+                    parked.append(fh)
+                    return
+        fh.close()  # releases the fcntl and flock locks
 
     def _try_all(self, dotlock: str, retry: bool = True) -> Optional[str]:
         """Take every lock; on a busy one, let the others go and say which."""
@@ -394,14 +411,14 @@ class MboxLock:
         for sig, old in self._signals:
             signal.signal(sig, old)
         self._signals = []
-        if self.fh is not None:
-            self.fh.close()  # releases the fcntl and flock locks
-            self.fh = None
+        self._let_go_of_file()
         self._drop_dotlock()
         if self._box is not None:
             with _HELD_LOCK:
-                _BOXES.discard(self._box)
+                waiting = _BOXES.pop(self._box, [])
             self._box = None
+            for fh in waiting:  # (descriptors of the file that other MboxLocks gave up on)
+                fh.close()
 
 
 def _make_dotlock(dotlock: str) -> Tuple[int, int]:
@@ -493,9 +510,23 @@ def _give_name(temp: str, dotlock: str) -> bool:
 #: process's pid that is not among them was left by an earlier process of the
 #: same number (a container's processes often all have the same few pids)
 _HELD: Set[Tuple[int, int]] = set()
-#: the mboxes MboxLocks of this process hold, by (st_dev, st_ino)
-_BOXES: Set[Tuple[int, int]] = set()
+#: the mboxes MboxLocks of this process hold, by (st_dev, st_ino), each with
+#: the files of it that other MboxLocks gave up on, to close once it is let go
+_BOXES: Dict[Tuple[int, int], List[Any]] = {}
 _HELD_LOCK = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    """In a child of fork(), the parent's locks are not the child's (fcntl
+    locks are a process's own; a dot-lock names its maker's pid)."""
+    global _HELD_LOCK
+    _HELD.clear()
+    _BOXES.clear()
+    _HELD_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 #: a dot-lock whose owner cannot be checked (no pid, another host's or pid
 #: space's) is stale once it has not been touched for this long: fastdkim
 #: touches its own every 60 s, and Postfix breaks dot-locks after 500 s
@@ -513,20 +544,21 @@ _NOT_HERE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS})
 
 
-def _break_stale_lock(dotlock: str, fd: Optional[int] = None) -> Optional[bool]:
+def _break_stale_lock(dotlock: str, fd: int) -> Optional[bool]:
     """Remove the dot-lock ``dotlock`` if the process that made it is gone
     (see :class:`MboxLock`): ``True`` if removed, ``False`` if it is not
     stale (or was replaced meanwhile), ``None`` if stale but in a directory
     that does not let it be removed.
 
-    With ``fd``, the mbox's descriptor, the lock is judged and broken under
-    an ``flock`` of the mbox, so that two fastdkim processes never break it
-    at once (the second would judge the first's stale lock, then move aside
-    the new lock the first took meanwhile); a busy ``flock`` (another
-    breaker, or an agent at work on the mbox) is ``False``: wait.
+    The lock is judged and broken under an ``flock`` of the mbox (``fd``,
+    its descriptor), so that two fastdkim processes never break it at once
+    (the second would judge the first's stale lock, then move aside the new
+    lock the first took meanwhile); a busy ``flock`` (another breaker, or an
+    agent at work on the mbox) is ``False``: wait.
+
+    :raises OSError: the file system has no ``flock`` (nor can an
+        :class:`MboxLock`, which takes one, be had there).
     """
-    if fd is None:
-        return _judge_and_break(dotlock)
     import fcntl
 
     try:
@@ -542,8 +574,7 @@ def _break_stale_lock(dotlock: str, fd: Optional[int] = None) -> Optional[bool]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (BlockingIOError, PermissionError):
         return False
-    except OSError:  # no flock here (some network file systems): unserialized, as other agents do
-        return _judge_and_break(dotlock)
+    # (any other error: no flock here, and no MboxLock either, which takes one)
     try:
         return _judge_and_break(dotlock)
     finally:
