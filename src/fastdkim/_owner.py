@@ -9,10 +9,10 @@ the files of one that is still at work, and clean them up.
 ``SPACE-START`` is the process's identity where the system tells it
 (Linux): ``SPACE`` names the pid space (the boot, the pid namespace and the
 time namespace) and ``START`` is when the process started, in clock ticks
-since boot.  Within
-one space, a pid with its start time names one process for good: neither a
-clock step nor a pid reused by a later process (every run of a container
-may be pid 1) can make a live owner look gone or a gone one look live.  A
+since boot.  Within one space, a pid with its start time names one process
+for good: neither a clock step nor a pid reused by a later process (every
+run of a container may be pid 1) can make a live owner look gone or a gone
+one look live.  A
 file of another space (another container with the same host name, a
 machine before a reboot) cannot be checked from here.  Files without the
 identity (older names, other systems) are judged by pid and file time.
