@@ -114,6 +114,7 @@ from fastdkim.authres import (  # noqa: E402
     header_b_values,
     parse_authentication_results,
     write_file_with_authentication_results,
+    write_with_authentication_results,
 )
 from fastdkim.errors import AuthResError, HeaderTooLarge, ReplacedMeanwhile  # noqa: E402
 
@@ -543,6 +544,18 @@ def test_file_in_place_only_over_the_file_read(tmp_path):
             write_file_with_authentication_results(fh, "X: z", "mx", str(out))
         write_file_with_authentication_results(fh, "X: z", "mx", str(out), overwrite=True)
     assert out.read_bytes() == b"X: z\nFrom: a@b.example\n\nbody\n"  # (the field claiming mx replaced)
+
+
+def test_the_file_writers_refuse_what_is_not_a_file_with_a_type_error(tmp_path):
+    msg = b"From: a@b.example\r\n\r\nbody\r\n"
+    with pytest.raises(TypeError, match="message must be a binary file object .*add_authentication_results"):
+        write_with_authentication_results(io.BytesIO(), msg, "X: y", "mx")
+    with pytest.raises(TypeError, match="out must be a binary file object"):
+        write_with_authentication_results(b"", io.BytesIO(msg), "X: y", "mx")
+    for source in ("f.eml", msg, io.BytesIO(msg).getvalue()):
+        with pytest.raises(TypeError, match="source must be an open binary file"):
+            write_file_with_authentication_results(source, "X: y", "mx", str(tmp_path / "out.eml"))
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the command line: verify --ar SERVID --add ------------------------------------------------

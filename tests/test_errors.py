@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import fastdkim
+import fastdkim.aio
 from fastdkim import errors
 from fastdkim.errors import DKIMError, OptionError, SigningError, UnsignableMessageError
 from fastdkim.verification import Status
@@ -63,6 +64,20 @@ def test_unsignable_message_is_both(ed_key):
     (lambda k: fastdkim.verify("From: a@example.com\r\n\r\n"), "message"),
     (lambda k: fastdkim.verify(MSG, max_signaturs=3), "max_signaturs"),
     (lambda k: fastdkim.verify(io.StringIO("From: a@example.com\n\nbody\n")), "binary mode"),
+    (lambda k: fastdkim.verify(MSG, max_signatures="a"), "max_signatures must be an int"),
+    (lambda k: fastdkim.verify(MSG, max_signatures=True), "max_signatures must be an int"),
+    (lambda k: fastdkim.verify(MSG, min_key_bits="x"), "min_key_bits must be an int"),
+    (lambda k: fastdkim.verify(MSG, clock_skew="x"), "clock_skew must be an int"),
+    (lambda k: fastdkim.verify(MSG, max_header_names=2.5), "max_header_names must be an int"),
+    (lambda k: fastdkim.verify(MSG, allow_sha1="no"), "allow_sha1 must be a bool"),
+    (lambda k: fastdkim.verify(MSG, bare_lf="x"), "bare_lf must be a bool or None"),
+    (lambda k: fastdkim.verify(MSG, now="x"), "now must be a number"),
+    (lambda k: fastdkim.verify(MSG, clock=12), "clock must be callable"),
+    (lambda k: fastdkim.Verifier(now="x"), "now must be a number"),
+    (lambda k: fastdkim.Verifier(allow_sha1=1), "allow_sha1 must be a bool"),
+    (lambda k: fastdkim.aio.AsyncVerifier(clock_skew=None), "clock_skew must be an int"),
+    (lambda k: fastdkim.aio.AsyncVerifier(now=[1]), "now must be a number"),
+    (lambda k: fastdkim.Signer("example.com", "s", 42), "private key must be"),
 ])
 def test_wrong_types_raise_type_error_naming_the_argument(ed_key, call, names):
     with pytest.raises(TypeError, match=names):
@@ -80,6 +95,9 @@ def test_sign_message_takes_a_binary_file(ed_key, tmp_path):
 
 @pytest.mark.parametrize("call", [
     lambda: fastdkim.Verifier(max_signatures=-1),
+    lambda: fastdkim.Verifier(clock_skew=-1),
+    lambda: fastdkim.Verifier(min_key_bits=-1024),
+    lambda: fastdkim.verify(MSG, max_header_names=-1),
     lambda: fastdkim.DNSKeySource(nameservers=["127.0.0.1"], port=0),
     lambda: fastdkim.DNSKeySource(nameservers=["not an address"]),
     lambda: fastdkim.DNSKeySource(timeout=0),
@@ -87,6 +105,20 @@ def test_sign_message_takes_a_binary_file(ed_key, tmp_path):
 def test_bad_option_values_are_option_errors(call):
     with pytest.raises(OptionError):
         call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda k: fastdkim.Signer("example.com", "s", k, canonicalization="relaxed/bogus"),
+    lambda k: fastdkim.Signer("example.com", "s", k, expiration=-5),
+    lambda k: fastdkim.Signer("exa mple.com", "s", k),
+    lambda k: fastdkim.Signer("example.com", "s s", k),
+    lambda k: fastdkim.Signer("example.com", "s", k, algorithm="rsa-sha512"),
+    lambda k: fastdkim.Signer("example.com", "s", k, identity="nobody"),
+])
+def test_bad_signer_options_are_option_errors_and_signing_errors(ed_key, call):
+    with pytest.raises(errors.SignerOptionError) as info:
+        call(ed_key)
+    assert isinstance(info.value, OptionError) and isinstance(info.value, SigningError)
 
 
 def test_status_is_a_str_enum_that_reads_as_the_word(ed_key):

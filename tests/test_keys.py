@@ -120,8 +120,6 @@ def test_every_bytes_like_form_and_the_key_object_itself(tmp_path, ed_key, rsa_k
 @pytest.mark.parametrize("key, match", [
     (b"", "empty"),
     (b" \r\n\t", "empty"),
-    (12, "unsupported private key type: int"),
-    (None, "unsupported private key type: NoneType"),
     (b"a" * 32, "cannot parse"),
     (b"\x30\x03\x02\x01\x00", "cannot parse"),
     (b"-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----\n", "cannot parse"),
@@ -129,6 +127,12 @@ def test_every_bytes_like_form_and_the_key_object_itself(tmp_path, ed_key, rsa_k
 ])
 def test_unusable_key_data_is_a_key_format_error(key, match):
     with pytest.raises(KeyFormatError, match=match):
+        load_private_key(key)
+
+
+@pytest.mark.parametrize("key", [12, None, 1.5, ["-----BEGIN PRIVATE KEY-----"]])
+def test_a_key_of_no_key_type_is_a_type_error(key):
+    with pytest.raises(TypeError, match="the private key must be a key object, PEM or DER bytes, or a path, not "):
         load_private_key(key)
 
 

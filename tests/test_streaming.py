@@ -223,6 +223,34 @@ def test_verification_key_outcomes(rsa_key):
         VerificationSession(object())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("given, status", [
+    ("record", "pass"), ("record as text", "pass"), ("lone record", "pass"), ("no record", "permerror"),
+    ("key", "pass"), ("garbage", "permerror"),
+])
+def test_set_keys_takes_what_a_key_source_answers(rsa_key, given, status):
+    """The TXT records as a key source returns them (or None), not only what
+    the verifier made of them."""
+    from fastdkim.keys import public_key_record
+
+    signer = fastdkim.Signer("example.com", "r", rsa_key, clock=_clock)
+    message = b"From: a@example.com\r\n\r\nbody\r\n"
+    pairs, body = _split(signer.sign(message) + message)
+    verifier = fastdkim.Verifier()
+    s = VerificationSession(verifier, now=NOW)
+    for name, value in pairs:
+        s.header(name, value)
+    [name] = s.end_of_headers()
+    record = public_key_record(rsa_key.public_key())
+    s.set_keys({name: {"record": [record.encode()], "record as text": [record], "lone record": record,
+                       "no record": None, "key": verifier.key_from(name, [record.encode()]),
+                       "garbage": [b"v=DKIM1; p=!!"]}[given]})
+    s.body(body)
+    (r,) = s.finish()
+    assert r.status == status, r.reason
+    with pytest.raises(TypeError, match="keys must be a mapping"):
+        VerificationSession(verifier, now=NOW).set_keys([(name, record)])
+
+
 def test_author_domain_is_remembered(tmp_path, rsa_key):
     """The From domain of a field seen before is not parsed again; a From
     field that names no usable address is refused every time."""

@@ -34,7 +34,7 @@ from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
 from .tags import FWS, MAX_H_NAMES, is_h_name
 
-__all__ = ["Checks", "Job", "KeyOutcome", "lookup_failure", "shared_checks"]
+__all__ = ["Checks", "Job", "KeyOutcome", "check_time", "lookup_failure", "shared_checks"]
 
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256"), "rsa-sha1": ("rsa", "sha1")}
 
@@ -124,7 +124,9 @@ class Checks:
     tags imply) depends only on these options and on the bytes it is keyed
     by, so one instance may serve any number of callers and threads.
 
-    :raises OptionError: ``max_signatures`` is negative.
+    :raises TypeError: an option is not of its type (``int``; ``bool``;
+        ``bool`` or ``None`` for ``bare_lf``).
+    :raises OptionError: a number is negative.
     """
 
     def __init__(
@@ -137,8 +139,16 @@ class Checks:
         bare_lf: Optional[bool] = None,
         max_header_names: int = MAX_H_NAMES,
     ) -> None:
-        if max_signatures < 0:
-            raise OptionError("max_signatures must be >= 0")
+        for arg, value in (("max_signatures", max_signatures), ("min_key_bits", min_key_bits),
+                           ("clock_skew", clock_skew), ("max_header_names", max_header_names)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("%s must be an int, not %s" % (arg, type(value).__name__))
+            if value < 0:
+                raise OptionError("%s must be >= 0, not %d" % (arg, value))
+        if not isinstance(allow_sha1, bool):
+            raise TypeError("allow_sha1 must be a bool, not %s" % type(allow_sha1).__name__)
+        if bare_lf is not None and not isinstance(bare_lf, bool):
+            raise TypeError("bare_lf must be a bool or None, not %s" % type(bare_lf).__name__)
         self.max_signatures = max_signatures
         self.allow_sha1 = allow_sha1
         self.min_key_bits = min_key_bits
@@ -633,6 +643,18 @@ def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
     if key.flags and key.testing:
         return (PASS, "signature verified (key in testing mode, t=y)")
     return (PASS, "signature verified")
+
+
+def check_time(now: Any, clock: Any) -> None:
+    """Check the ``now`` and ``clock`` options of a verifier.
+
+    :raises TypeError: ``now`` is neither a number nor ``None``, or
+        ``clock`` is not callable.
+    """
+    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
+        raise TypeError("now must be a number (Unix time) or None, not %s" % type(now).__name__)
+    if not callable(clock):
+        raise TypeError("clock must be callable, not %s" % type(clock).__name__)
 
 
 def _no_clock() -> float:

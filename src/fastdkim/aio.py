@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
+from ._checks import Checks, KeyOutcome, check_time, lookup_failure, shared_checks
 from ._dnsname import normalize_key
 from .async_dns_source import AsyncDNSKeySource, CacheStats
 from .dns_source import DNSKeySource
@@ -265,6 +265,7 @@ class AsyncVerifier(Checks):
                          clock_skew=clock_skew, bare_lf=bare_lf, max_header_names=max_header_names)
         _check_timeout(lookup_timeout)
         self.keys, self._bounded = _async_source(keys)
+        check_time(now, clock)
         self.now = now
         self.clock = clock
         self.lookup_timeout = lookup_timeout
@@ -306,6 +307,7 @@ async def verify(
     :raises OptionError: an option has an unusable value.
     :raises OSError: reading a message file failed.
     """
+    check_time(now, clock)
     checks = shared_checks(max_signatures, allow_sha1, min_key_bits, clock_skew, bare_lf, max_header_names)
     _check_timeout(lookup_timeout)
     source, bounded = _async_source(keys)

@@ -192,9 +192,15 @@ def write_with_authentication_results(out: BinaryIO, message: BinaryIO, field: s
         documentation).
     :raises HeaderTooLarge: the header block is larger than
         :data:`fastdkim.message.MAX_HEADER_BYTES`.
-    :raises TypeError: ``message`` is not a binary file.
+    :raises TypeError: ``message`` is not a binary file, or ``out`` not a
+        file to write to.
     :raises OSError: reading or writing failed.
     """
+    if not is_file(message):
+        raise TypeError("message must be a binary file object (for bytes, use add_authentication_results), not %s"
+                        % type(message).__name__)
+    if not hasattr(out, "write"):
+        raise TypeError("out must be a binary file object to write to, not %s" % type(out).__name__)
     envelope, lines, blank, lf = _read_header(message)
     groups: List[List[bytes]] = []
     for line in lines:
@@ -253,8 +259,12 @@ def write_file_with_authentication_results(
         ``overwrite`` is set.
     :raises OptionError: ``field`` is not one header field.
     :raises HeaderTooLarge: the header block is too large.
+    :raises TypeError: ``source`` is not a binary file opened from a file
+        (for a path, open it; for bytes, use :func:`add_authentication_results`).
     :raises OSError: reading or writing failed (``dest`` is left as it was).
     """
+    if not (is_file(source) and hasattr(source, "seek") and hasattr(source, "fileno")):
+        raise TypeError("source must be an open binary file, not %s" % type(source).__name__)
     _field_bytes(field, b"\r\n")  # a bad field is refused before any file is made
     expect = None
     if in_place:

@@ -45,6 +45,7 @@ __all__ = [
     "TooManyHeaderFields",
     "UnsignableMessageError",
     "SigningError",
+    "SignerOptionError",
     "FromAddressError",
     "NoSigningKey",
     "PolicyError",
@@ -127,6 +128,13 @@ class PolicyError(DKIMError, ValueError):
 class OptionError(DKIMError, ValueError):
     """An argument has the right type but a value fastdkim cannot use (a
     negative count, an unknown canonicalization, a malformed nameserver)."""
+
+
+class SignerOptionError(OptionError, SigningError):
+    """A :class:`~fastdkim.Signer` option has the right type but a value it
+    cannot use (a domain, selector, algorithm, canonicalization, identity,
+    header list or expiration): an :class:`OptionError`, and a
+    :class:`SigningError` as it always was."""
 
 
 class AuthResError(DKIMError, ValueError):

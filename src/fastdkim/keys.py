@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Callable, FrozenSet, List, Optional, Sequence,
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa, x448, x25519
 
 from . import _core
 from ._files import atomic_write
@@ -55,6 +55,11 @@ MIN_RSA_BITS = 1024
 RECOMMENDED_RSA_BITS = 2048
 
 
+#: private key objects of algorithms DKIM does not sign with
+_OTHER_KEYS = (ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey, dh.DHPrivateKey, ed448.Ed448PrivateKey,
+               x25519.X25519PrivateKey, x448.X448PrivateKey)
+
+
 def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> PrivateKey:
     """Load an RSA or Ed25519 private key.
 
@@ -64,6 +69,7 @@ def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> Private
 
     :raises KeyFormatError: unreadable file, unparseable data, wrong or missing
         password, or a key type other than RSA and Ed25519.
+    :raises TypeError: ``key`` is none of those.
     """
     if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         return key
@@ -84,7 +90,10 @@ def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> Private
             raise type(exc)("%s: %s" % (path if shown.startswith("'") else "private key file", exc)) from None
     if isinstance(key, (bytes, bytearray, memoryview)):
         return _load_key_bytes(bytes(key), password)
-    raise KeyFormatError("unsupported private key type: %s" % type(key).__name__)
+    if isinstance(key, _OTHER_KEYS):  # another algorithm's key object
+        raise KeyFormatError("unsupported private key type: %s" % type(key).__name__)
+    raise TypeError("the private key must be a key object, PEM or DER bytes, or a path, not %s"
+                    % type(key).__name__)
 
 
 def _load_key_bytes(data: bytes, password: Optional[bytes]) -> PrivateKey:

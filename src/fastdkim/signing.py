@@ -20,7 +20,7 @@ from ._cache import BoundedCache
 from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from ._fold import LINE as _LINE, fold_tag as _fold_tag
 from ._signfile import write_signed_copy
-from .errors import SigningError, UnsignableMessageError
+from .errors import SignerOptionError, SigningError, UnsignableMessageError
 from .keys import KeyInput, PrivateKey, check_signing_key, key_algorithm, load_private_key
 from ._canon_py import HeaderIndex
 from .message import (MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, as_index, is_file,
@@ -106,7 +106,10 @@ class Signer:
     :param clock: the time source for ``t=`` (seconds since the epoch).
     :raises KeyFormatError: the key cannot be loaded or is of an unusable type.
     :raises KeyTooWeakError: an RSA key under ``min_key_bits``.
-    :raises SigningError: invalid domain, selector, identity or option.
+    :raises TypeError: an argument is not of its type (the key among them:
+        neither a key object, bytes, nor a path).
+    :raises SignerOptionError: invalid domain, selector, identity or option
+        (an ``OptionError`` and a ``SigningError``).
     """
 
     def __init__(
@@ -145,27 +148,27 @@ class Signer:
         try:
             self.domain = to_a_label_domain(domain)
         except (ValueError, AttributeError) as exc:
-            raise SigningError("invalid signing domain: %s" % exc) from None
+            raise SignerOptionError("invalid signing domain: %s" % exc) from None
         try:
             self.selector = to_a_label_domain(selector)
         except (ValueError, AttributeError) as exc:
-            raise SigningError("invalid selector: %s" % exc) from None
+            raise SignerOptionError("invalid selector: %s" % exc) from None
         self.key: PrivateKey = load_private_key(private_key, password)
         check_signing_key(self.key, min_key_bits)
         natural = key_algorithm(self.key)
         if algorithm is not None:
             alg = algorithm.strip().lower()
             if alg == "rsa-sha1":
-                raise SigningError("rsa-sha1 must not be used for signing (RFC 8301)")
+                raise SignerOptionError("rsa-sha1 must not be used for signing (RFC 8301)")
             if alg not in ("rsa-sha256", "ed25519-sha256"):
-                raise SigningError("unknown algorithm %r: use rsa-sha256 or ed25519-sha256" % algorithm)
+                raise SignerOptionError("unknown algorithm %r: use rsa-sha256 or ed25519-sha256" % algorithm)
             if alg != natural:
-                raise SigningError("algorithm %s does not match the %s key" % (alg, natural.split("-")[0]))
+                raise SignerOptionError("algorithm %s does not match the %s key" % (alg, natural.split("-")[0]))
         self.algorithm = natural
         try:
             hc, bc = parse_canonicalization(canonicalization)
         except (ValueError, AttributeError) as exc:
-            raise SigningError(str(exc)) from None
+            raise SignerOptionError(str(exc)) from None
         self.header_canon, self.body_canon = hc, bc
         self._relaxed_headers = hc == "relaxed"
         self._relaxed_body = bc == "relaxed"
@@ -173,7 +176,7 @@ class Signer:
         if "from" not in names:
             names = ("from",) + names
         if "dkim-signature" in names:
-            raise SigningError("DKIM-Signature cannot be listed in the signed headers")
+            raise SignerOptionError("DKIM-Signature cannot be listed in the signed headers")
         self.headers = tuple(dict.fromkeys(names))
         over = _header_names(DEFAULT_OVERSIGN if oversign is None else oversign)
         self.oversign = frozenset(over) & frozenset(self.headers)
@@ -181,16 +184,16 @@ class Signer:
         if identity is not None:
             local, at, idom = identity.rpartition("@")
             if not at:
-                raise SigningError("identity %r must contain '@'" % identity)
+                raise SignerOptionError("identity %r must contain '@'" % identity)
             try:
                 idom = to_a_label_domain(idom)
             except ValueError as exc:
-                raise SigningError("invalid identity domain: %s" % exc) from None
+                raise SignerOptionError("invalid identity domain: %s" % exc) from None
             if not is_subdomain(idom, self.domain):
-                raise SigningError("identity domain %s is not %s or a subdomain of it" % (idom, self.domain))
+                raise SignerOptionError("identity domain %s is not %s or a subdomain of it" % (idom, self.domain))
             self.identity = local + "@" + idom
         if expiration is not None and (not isinstance(expiration, int) or expiration <= 0):
-            raise SigningError("expiration must be a positive number of seconds")
+            raise SignerOptionError("expiration must be a positive number of seconds")
         self._h_plan = tuple((n, n.encode("ascii"), 1 if n in self.oversign else 0) for n in self.headers)
         self._fresh_caches()
         static = [("v", "1"), ("a", self.algorithm), ("c", "%s/%s" % (hc, bc)), ("d", self.domain), ("s", self.selector)]

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import _core
 from ._checks import Checks, Job, KeyOutcome
 from .errors import HeaderTooLarge, UnsignableMessageError
+from .keys import KeyRecord
 from .message import ParsedMessage, read_message
 from .policy import SigningPolicy, from_domain
 from .results import PERMERROR, Verification
@@ -328,18 +329,24 @@ class VerificationSession:
                     self._hashers[k] = _core.core.BodyHasher(s.relaxed_b, s.l, False, s.hash_name)
         return list(job.names)
 
-    def set_keys(self, keys: Mapping[str, KeyOutcome]) -> None:
-        """Give what each key lookup came to (a key, or ``(status, reason)``;
-        see :meth:`~fastdkim._checks.Checks.key_from` and
-        :func:`~fastdkim._checks.lookup_failure`), any time before :meth:`finish`.
+    def set_keys(self, keys: Mapping[str, Any]) -> None:
+        """Give, by name, the key records :meth:`end_of_headers` asked for,
+        any time before :meth:`finish`: each as a key source answers (the
+        TXT records, a list of ``bytes`` or ``str``, or ``None`` for no
+        record), or as what a lookup came to (a
+        :class:`~fastdkim.KeyRecord`, or ``(status, reason)`` for a failed
+        lookup, as :func:`~fastdkim._checks.lookup_failure` makes it).
 
         :raises KeyError: a name that :meth:`end_of_headers` returned is missing.
+        :raises TypeError: ``keys`` is not a mapping.
         """
+        if not isinstance(keys, Mapping):
+            raise TypeError("keys must be a mapping of key names to TXT records, not %s" % type(keys).__name__)
         if self._job is not None:
             missing = [n for n in self._job.names if n not in keys]
             if missing:
                 raise KeyError("no key outcome for %s" % ", ".join(missing))
-        self._keys = keys
+        self._keys = {name: _outcome(self._checks, name, got) for name, got in keys.items()}
 
     def lookup_keys(self, source: Any) -> None:
         """Look the keys up in ``source`` (a :class:`~fastdkim.KeySource`)
@@ -396,3 +403,13 @@ class VerificationSession:
                 if not s.result.status:
                     checks._check_header_signature(s, fields)
         return [s.result for s in job.sigs]
+
+
+def _outcome(checks: Any, name: str, got: Any) -> KeyOutcome:
+    """What :meth:`VerificationSession.set_keys` was given for ``name``, as a
+    key outcome: a key record or ``(status, reason)`` as it is, TXT records
+    through ``key_from``."""
+    if isinstance(got, KeyRecord) or (type(got) is tuple and len(got) == 2
+                                      and all(isinstance(x, str) for x in got)):
+        return got
+    return checks.key_from(name, got)  # type: ignore[no-any-return]

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._cache import BoundedCache
-from ._checks import Checks, KeyOutcome, lookup_failure, shared_checks
+from ._checks import Checks, KeyOutcome, check_time, lookup_failure, shared_checks
 from .keys import MIN_RSA_BITS
 from .keysources import KeySource, as_key_source
 from .message import MessageInput
@@ -63,6 +63,7 @@ class Verifier(Checks):
         super().__init__(max_signatures=max_signatures, allow_sha1=allow_sha1, min_key_bits=min_key_bits,
                          clock_skew=clock_skew, bare_lf=bare_lf, max_header_names=max_header_names)
         self.keys: KeySource = as_key_source(keys)
+        check_time(now, clock)
         self.now = now
         self.clock = clock
 
@@ -129,6 +130,7 @@ def verify(
         or ``keys`` is not a key source.
     :raises OptionError: an option has an unusable value.
     """
+    check_time(now, clock)
     checks = shared_checks(max_signatures, allow_sha1, min_key_bits, clock_skew, bare_lf, max_header_names)
     return _run(checks, message, _source_of(keys), now, clock)
 
