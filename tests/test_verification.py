@@ -318,9 +318,15 @@ def test_max_signatures_and_lookups_deduplicated(ed_key):
 
     results = fastdkim.verify(msg, keys=cb)
     assert [r.status for r in results] == ["pass"] * 10 + ["neutral"] * 2
-    assert "not evaluated" in results[-1].reason
+    assert results[-1].reason == "not evaluated: the message has more than 10 signatures"
+    # what such a signature says is reported, though it is not checked
+    assert (results[-1].domain, results[-1].selector, results[-1].algorithm) == ("example.com", "sel",
+                                                                                "ed25519-sha256")
+    assert results[-1].raw_tags["d"] == b"example.com" and results[-1].identity is None
     assert len(calls) == 1
-    assert [r.status for r in fastdkim.verify(msg, keys=cb, max_signatures=1)].count("neutral") == 11
+    one = fastdkim.verify(msg, keys=cb, max_signatures=1)
+    assert [r.status for r in one].count("neutral") == 11
+    assert one[1].reason == "not evaluated: the message has more than 1 signature"
 
 
 def test_verify_as_of_a_given_time_and_clock_skew(ed_key):

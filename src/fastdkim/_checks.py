@@ -199,7 +199,15 @@ class Checks:
         for pos, raw in found:
             s = _Sig(Verification("", "", index=len(sigs)), raw, pos)
             if len(sigs) >= max_signatures:
-                s.done(NEUTRAL, "not evaluated: more than %d signatures on the message" % max_signatures)
+                s.done(NEUTRAL, "not evaluated: the message has more than %d signature%s"
+                       % (max_signatures, "" if max_signatures == 1 else "s"))
+                try:  # (what it says, for the report)
+                    tags, _ = _core.core.parse_signature(raw)
+                except ValueError:
+                    pass
+                else:
+                    s.result.raw_tags = tags
+                    _as_written(s.result, tags)
             else:
                 check(s, when)
                 if not s.result.status:
