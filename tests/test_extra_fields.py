@@ -103,6 +103,13 @@ def test_extra_instance_alike_in_both_cores(compiled_core, pure_core):
             assert core.HeaderIndex(raw).extra_instance(names, skip, singles) == expect, (raw, names, skip)
 
 
+def test_the_signer_oversigns_every_single_field_it_signs():
+    """What the verifier refuses to see added (a field RFC 5322 or MIME allows
+    once) the default signer oversigns, where it signs that field at all."""
+    signed = set(fastdkim.signing.DEFAULT_HEADERS)
+    assert {n.decode() for n in _canon_py.SINGLE_FIELDS} & signed <= set(fastdkim.signing.DEFAULT_OVERSIGN)
+
+
 def test_extra_instance_examples():
     f = [(b"from", b"a"), (b"subject", b"b"), (b"from", b"c")]
     singles = _canon_py.SINGLE_FIELDS
@@ -119,7 +126,11 @@ def test_extra_instance_examples():
 @pytest.mark.parametrize("form", sorted(FORMS))
 @pytest.mark.parametrize("added", [b"Content-Type: text/html", b"Content-Transfer-Encoding: quoted-printable",
                                    b"Reply-To: eve@example.net", b"Cc: eve@example.net",
-                                   b"List-Unsubscribe: <mailto:eve@example.net>"])
+                                   b"List-Unsubscribe: <mailto:eve@example.net>",
+                                   # every field RFC 5322 or MIME allows once, and the signer signs
+                                   b"Sender: eve@example.net", b"Content-Disposition: attachment",
+                                   b"In-Reply-To: <x@example.net>", b"References: <x@example.net>",
+                                   b"Message-ID: <x@example.net>", b"Date: Mon, 1 Jan 2024 00:00:00 +0000"])
 def test_a_field_the_signed_message_lacked_cannot_be_added(ed_key, added, form):
     """The default Signer lists each oversigned field once more than it
     occurs, once when absent, so that adding one (a Content-Type that makes

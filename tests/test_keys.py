@@ -360,6 +360,10 @@ def test_parse_key_record_tags(ed_key):
     assert r.matches(ed_key) and not r.matches(ed25519.Ed25519PrivateKey.generate())
     plain = parse_key_record(public_key_record(ed_key))
     assert plain.hashes is None and plain.services is None and plain.flags == frozenset() and plain.notes == ""
+    # h=, s= and t= name ABNF literals, which match in any case (RFC 5234 section 2.3), as k= does
+    upper = parse_key_record("v=DKIM1; k=ed25519; h=SHA256; s=EMAIL; t=Y:S; p=" + p)
+    assert upper.hashes == frozenset({"sha256"}) and upper.services == frozenset({"email"})
+    assert upper.testing and upper.strict
     # bytes-like and str alike; k= is case-insensitive
     for rec in (public_key_record(ed_key).encode(), bytearray(public_key_record(ed_key).encode()),
                 memoryview(public_key_record(ed_key).encode()), "k=ED25519; p=" + p, "s=*; k=ed25519; p=" + p):

@@ -390,8 +390,10 @@ class KeyRecord:
 
 def _colon_list(value: bytes) -> FrozenSet[str]:
     # Whitespace may surround the items, not split them: "sha 256" stays
-    # itself (and matches nothing).
-    items = [v.strip(b" \t\r\n").decode("ascii", "replace") for v in value.split(b":")]
+    # itself (and matches nothing).  The values the RFC names ("sha256",
+    # "email", "y", "s") are ABNF literals, which match in any case (RFC 5234
+    # section 2.3): the items are kept in lower case.
+    items = [v.strip(b" \t\r\n").decode("ascii", "replace").lower() for v in value.split(b":")]
     return frozenset(i for i in items if i)
 
 

@@ -43,8 +43,9 @@ DEFAULT_HEADERS: Tuple[str, ...] = (
 #: Header fields listed once more than they occur, so that adding another
 #: instance after signing breaks the signature (section 8.15, "oversigning").
 DEFAULT_OVERSIGN: Tuple[str, ...] = (
-    "from", "reply-to", "subject", "date", "message-id", "to", "cc",
-    "mime-version", "content-type", "content-transfer-encoding",
+    "from", "sender", "reply-to", "subject", "date", "message-id", "to", "cc",
+    "in-reply-to", "references", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition",
     "list-id", "list-help", "list-unsubscribe", "list-unsubscribe-post",
     "list-subscribe", "list-post", "list-owner", "list-archive",
 )
