@@ -122,3 +122,22 @@ def test_verify_arc_add_writes_the_arc_result_into_the_message(setup):
     r = run("verify", "--arc", "--ar", "mx.example.net", "--add", "--keys", setup["zone"], input=data)
     assert r.stdout.startswith(b"Authentication-Results: mx.example.net;") and r.stdout.endswith(data)
     assert b"arc=pass (i=2)" in r.stdout.split(b"ARC-Seal")[0]
+
+
+def test_option_errors_name_the_command_line_options(setup):
+    """Errors name the options as the user wrote them (--remote-ip,
+    --results, --canonicalization, --headers), not the library's parameters."""
+    r = run(*setup["base"], "--results", "spf=pass smtp.mailfrom=example.com", "--remote-ip", "192.0.2.1",
+            input=MESSAGE)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and err.startswith("fastdkim arc-seal: error: --remote-ip goes without --results"), err
+    assert "remote_ip" not in err and "results=None" not in err
+    cases = [(["--remote-ip", "nope"], "--remote-ip: 'nope' is not an IP address"),
+             (["--results", " ; "], "--results: "),
+             (["--canonicalization", "bogus"], "--canonicalization: unknown canonicalization 'bogus'"),
+             (["--headers", "fr om:to"], "--headers: invalid header field name 'fr om'"),
+             (["--headers", "from:arc-seal"], "--headers: an ARC-Message-Signature cannot sign arc-seal")]
+    for extra, want in cases:
+        r = run(*setup["base"], *extra, input=MESSAGE)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and err.startswith("fastdkim arc-seal: error: " + want), (extra, err)

@@ -4,6 +4,7 @@ process: its own standard output file, a lock held by another process, the exit
 status of the program."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -495,7 +496,11 @@ def test_bad_input_is_one_line_exit_2(keyset, tmp_path, case):
     r = run(*args)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert b"Traceback" not in r.stderr and r.stderr.strip(), r.stderr
-    assert len(r.stderr.strip().splitlines()) <= 3
+    lines = r.stderr.decode().strip().splitlines()
+    if lines[0].startswith("usage: "):  # a value the parser refused: the command's own usage first
+        assert lines[0].startswith("usage: fastdkim %s " % args[0]), r.stderr
+        lines = [x for x in lines if not x.startswith(("usage: ", " "))]
+    assert len(lines) == 1 and lines[0].startswith("fastdkim %s: error: " % args[0]), r.stderr
 
 
 def test_writing_to_a_full_disk_is_an_error_not_a_traceback(keyset, tmp_path):
@@ -693,3 +698,133 @@ def test_pool_workers_do_not_keep_the_mbox_locked(keyset, tmp_path):
         assert r.stdout.strip() == "free"
     finally:
         pool.shutdown()
+
+
+# -- findings of a new user's walkthrough ----------------------------------------------------
+
+
+def test_verify_with_its_output_closed_early_exits_141(keyset, tmp_path):
+    """`fastdkim verify big.mbox | head -1`: the messages after the first
+    are not checked, so the status is that of SIGPIPE (141), never 0."""
+    from conftest import child_env
+
+    signed = run("sign", *sign_args(keyset), input=MSG).stdout
+    box = tmp_path / "big.mbox"
+    # (its report is larger than a pipe holds: the command is still writing when the reader goes)
+    box.write_bytes(b"".join(b"From joe@example.com Thu Jan  1 00:00:00 2026\n" + signed + b"\n" for _ in range(1500)))
+    p = subprocess.Popen([sys.executable, "-m", "fastdkim", "verify", "--keys", str(keyset["zone"]), str(box)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    try:
+        first = p.stdout.readline()
+        p.stdout.close()  # `| head -1`
+        err = p.stderr.read()
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert b" pass d=example.com " in first
+    assert p.returncode == 141, (p.returncode, err)
+    assert b"Traceback" not in err and b"fastdkim verify: error: standard output was closed" in err, err
+
+
+class _ClosedPipe(io.RawIOBase):
+    def writable(self):
+        return True
+
+    def write(self, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("command", ["verify", "keygen"])
+def test_closed_output_is_never_success(keyset, tmp_path, monkeypatch, command):
+    """Any command whose standard output is closed under it: 141, said on stderr."""
+    f = tmp_path / "m.eml"
+    f.write_bytes(run("sign", *sign_args(keyset), input=MSG).stdout)
+    argv = {"verify": ["verify", "--keys", str(keyset["zone"]), str(f)],
+            "keygen": ["keygen", "--domain", "example.com", "--selector", "k", "--algorithm", "ed25519",
+                       "--out", str(tmp_path)]}[command]
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(_ClosedPipe()), write_through=True))
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(argv) == 141
+    assert "fastdkim %s: error: standard output was closed" % command in err.getvalue()
+
+
+@pytest.mark.parametrize("args, option", [
+    (["sign", "--canonicalization", "bogus"], "--canonicalization: unknown canonicalization 'bogus'"),
+    (["sign", "--headers", "fr om:to"], "--headers: invalid header field name 'fr om'"),
+    (["sign", "--headers", "from:DKIM-Signature"], "--headers: DKIM-Signature cannot be listed"),
+    (["keygen", "--bits", "1024"], "--bits 1024: RSA keys of fewer than 2048 bits are refused"),
+    (["verify", "--keys", "missing-zone.txt"], "--keys: cannot read zone file missing-zone.txt"),
+])
+def test_option_errors_name_the_option(keyset, tmp_path, monkeypatch, args, option):
+    """A bad option value is blamed on the option, not on the key file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.eml").write_bytes(MSG)
+    command, extra = args[0], args[1:]
+    full = {"sign": ["sign", "--domain", "example.com", "--selector", "rsa", "--key", keyset["rsa"], *extra, "m.eml"],
+            "keygen": ["keygen", "--domain", "example.com", "--selector", "s", *extra],
+            "verify": ["verify", *extra, "m.eml"]}[command]
+    r = run(*full)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and err == "fastdkim %s: error: %s" % (command, err.split(": error: ", 1)[1]), err
+    assert err.startswith("fastdkim %s: error: %s" % (command, option)), err
+    assert ".pem" not in err
+
+
+@pytest.mark.parametrize("args, option, problem", [
+    (["demo", "--count", "0"], "--count", "must be at least 1"),
+    (["demo", "--max-size", "100"], "--max-size", "must be at least 4096 bytes"),
+    (["sign", "--jobs", "-1"], "--jobs", "must be 1 or more"),
+    (["sign", "--jobs", "0"], "--jobs", "must be 1 or more"),
+    (["sign", "--lock-timeout", "-3"], "--lock-timeout", "must be 0 or more seconds"),
+    (["sign", "--expiration", "-1"], "--expiration", "must be a positive number of seconds"),
+    (["verify", "--max-signatures", "0"], "--max-signatures", "must be 1 or more"),
+    (["verify", "--timeout", "0"], "--timeout", "must be a positive number of seconds"),
+    (["verify", "--now", "-1"], "--now", "must be a Unix time"),
+    (["verify", "--ar", "a b"], "--ar", "not an authserv-id"),
+    (["keygen", "--domain", "example.com", "--selector", "s", "--ttl", "-1"], "--ttl", "must be from 0 to"),
+    (["recover", "--lock-timeout", "-1"], "--lock-timeout", "must be 0 or more seconds"),
+    (["check-dns", "--domain", "example.com", "--selector", "s", "--timeout", "0"], "--timeout", "must be a positive"),
+    (["arc-seal", "--timeout", "0"], "--timeout", "must be a positive"),
+])
+def test_values_out_of_range_are_reported_by_the_command(args, option, problem):
+    """The command's usage and name, as for any other error argparse finds;
+    never the top-level usage."""
+    r = run(*args)
+    err = r.stderr.decode()
+    command = args[0]
+    assert r.returncode == 2, err
+    assert err.startswith("usage: fastdkim %s " % command), err
+    assert "fastdkim %s: error: argument %s: %s" % (command, option, problem) in err, err
+    assert "usage: fastdkim [-h]" not in err and "\nfastdkim: error" not in err
+
+
+def test_signatures_beyond_max_signatures_show_what_they_carry(keyset, tmp_path):
+    f = tmp_path / "m.eml"
+    f.write_bytes(run("sign", *sign_args(keyset), input=MSG).stdout)
+    r = run("verify", "--keys", keyset["zone"], "--max-signatures", "1", f)
+    lines = r.stdout.decode().splitlines()
+    assert r.returncode == 0 and len(lines) == 2, r.stdout
+    assert " pass d=example.com s=rsa a=rsa-sha256 " in lines[0]
+    assert " neutral d=example.com s=ed a=ed25519-sha256 (not evaluated: " in lines[1]
+    assert "1 signatures" not in lines[1]
+
+
+def test_signer_options_are_not_ignored_beside_a_policy(keyset, tmp_path):
+    """--canonicalization, --headers and --expiration set the signers of
+    --domain/--selector/--key; beside --policy or --opendkim-conf, which set
+    their own, they are refused rather than silently ignored."""
+    f = tmp_path / "m.eml"
+    f.write_bytes(MSG)
+    policy = _policy(tmp_path, keyset)
+    r = run("sign", "--policy", policy, "--canonicalization", "simple/simple", f)
+    assert r.returncode == 2 and r.stderr.decode().startswith(
+        "fastdkim sign: error: --canonicalization goes with --domain/--selector/--key: --policy sets it"), r.stderr
+    r = run("sign", "--policy", policy, "--headers", "from", "--expiration", "60", f)
+    assert r.returncode == 2 and b"--headers, --expiration go with --domain/--selector/--key" in r.stderr
+    r = run("sign", "--domain", "example.com", "--selector", "rsa", "--key", keyset["rsa"],
+            "--canonicalization", "simple", "--headers", "from:to", "--expiration", "60", f)
+    sig = r.stdout.split(b"\nFrom:")[0]
+    assert r.returncode == 0 and b"c=simple/simple;" in sig and b" x=" in sig, r.stderr
+    assert b"h=from:" in sig and b"subject" not in sig

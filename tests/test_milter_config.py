@@ -101,8 +101,8 @@ def test_bad_values(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"dns_timeout": "soon"}, "command line: dns_timeout must be a positive number"),
-    ({"sign_authenticated": "maybe"}, "command line: sign_authenticated must be true or false"),
+    ({"dns_timeout": "soon"}, "--dns-timeout must be a positive number"),
+    ({"sign_authenticated": "maybe"}, "--sign-authenticated must be true or false"),
     ({"internal_hosts": "10.0.0.0/8,bogus"}, "'bogus' is not an IP address"),
     ({"max_header_bytes": "-1"}, "must be a positive whole number"),
 ])
@@ -172,7 +172,7 @@ def test_every_bad_option_is_reported(tmp_path, capsys):
     assert text.startswith("5 problems: ")
     for part in ("unknown option(s): frobnicate", "option dns_timeout must be a positive number",
                  "option on_error must be one of accept, tempfail", "'bogus' is not an IP address",
-                 "command line: max_header_bytes must be a positive whole number"):
+                 "--max-header-bytes must be a positive whole number"):
         assert part in text
     assert main(["milter", "--check", "--config", path, "--socket", "inet:0@x"]) == 2
     err = capsys.readouterr().err
@@ -202,3 +202,44 @@ def test_files_that_are_not_utf8_are_reported(keys, tmp_path, capsys):
         (tmp_path / "milter.toml").write_bytes(text.encode() if text != "\ufffe" else b"\xff\xfe")
         assert server.reload() is False
         assert server.loaded is before
+
+
+def test_check_names_every_problem_at_once(tmp_path, capsys):
+    """A bad socket, a bad on_error, an unknown option, a bad network and a
+    policy file that is not there: --check names the five in one error, the
+    missing policy file included (it is loaded although other options are bad)."""
+    path = _file(tmp_path, 'socket = "tcp:1@x"\non_error = "drop"\nfrobnicate = 1\n'
+                           'internal_hosts = ["10.0.0.0/33"]\npolicy = "nope.toml"\n')
+    assert main(["milter", "--check", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastdkim milter: error: 5 problems: ") and len(err.splitlines()) == 1, err
+    for part in ("unknown kind 'tcp'", "on_error must be one of", "frobnicate", "'10.0.0.0/33'",
+                 "policy %s" % (tmp_path / "nope.toml")):
+        assert part in err, (part, err)
+    assert "nothing to do" not in err  # (a policy was given: it is bad, not missing)
+
+
+def test_options_that_go_together_are_checked_with_the_others(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(_file(tmp_path, 'socket = "inet:1@127.0.0.1"\nsocket_mode = "0660"\nsocket_owner = "a"\n'
+                                    'on_error = "drop"\n'))
+    text = str(info.value)
+    assert text.startswith("4 problems: ")
+    for part in ("on_error", "nothing to do", "socket_mode applies to a unix socket only",
+                 "socket_owner applies to a unix socket only"):
+        assert part in text
+    # a bad socket is not also the wrong kind for socket_mode
+    with pytest.raises(ConfigError) as info:
+        load_config(_file(tmp_path, 'socket = "unix:relative"\nsocket_mode = "0660"\nauthserv_id = "mx.example.net"\n'))
+    assert "absolute path" in str(info.value) and "unix socket only" not in str(info.value)
+
+
+def test_no_password_is_shown(tmp_path, capsys):
+    """A value holding a database URL with its password: never echoed."""
+    assert main(["milter", "--check", "--policy", "dsn:mysql://user:S3cret@localhost/db",
+                 "--dns", "mysql://user:S3cret@localhost"]) == 2
+    err = capsys.readouterr().err
+    assert "S3cret" not in err and "user:***@localhost" in err and "2 problems" in err, err
+    with pytest.raises(ConfigError) as info:
+        load_config(_file(tmp_path, 'authserv_id = "mx.example.net"\nsocket = "x://u:S3cret@h"\n'))
+    assert "S3cret" not in str(info.value) and "u:***@h" in str(info.value)

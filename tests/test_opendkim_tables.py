@@ -291,3 +291,36 @@ def test_relative_table_file(tmp_path, monkeypatch):
     tables = OpenDKIMTables("kt", "refile:st")
     assert tables.requests("u", "example.com") == [("k", None)]
     assert OpenDKIMTables("kt", "st", base_dir=None).requests("u", "example.com") == []  # not refile: no "*"
+
+
+@pytest.mark.parametrize("spec, secret", [
+    ("dsn:mysql://user:S3cret@localhost/db/table=keys", "S3cret"),
+    ("dsn:pgsql://user:p@ss/w0rd@3306+db.example/odkim/table=keys?keycol=id", "ss/w0rd"),
+    ("ldap://cn=admin:S3cret@ldap.example.com/dc=example", "S3cret"),
+    ("mysql://user:S3cret@localhost/db/table=keys", "S3cret"),  # (no dsn: prefix: read as a list, its item echoed)
+])
+def test_no_password_is_shown(tmp_path, spec, secret):
+    """A data set naming a database with its password: the messages show
+    ``user:***@``, never the password (nor the sign command's error)."""
+    table = tmp_path / "SigningTable"
+    table.write_text("example.com k\n")
+    with pytest.raises(PolicyError) as info:
+        SigningPolicy.from_opendkim(spec, str(table))
+    text = str(info.value)
+    assert secret not in text and ":***@" in text, text
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text("KeyTable %s\nSigningTable %s\n" % (spec, table))
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"From: a@example.com\n\nbody\n")
+    r = run("sign", "--opendkim-conf", conf, msg)
+    assert r.returncode == 2 and secret.encode() not in r.stderr and b":***@" in r.stderr, r.stderr
+
+
+def test_redact_credentials():
+    from fastdkim.opendkim_tables import redact_credentials
+
+    assert redact_credentials("KeyTable dsn:mysql://user:pw@localhost/db/table=keys is an SQL database") == \
+        "KeyTable dsn:mysql://user:***@localhost/db/table=keys is an SQL database"
+    assert redact_credentials("'dsn:mysql://u:a@b/c@host/db' and ldap://h:u@x") == "'dsn:mysql://u:***@host/db' and ldap://h:***@x"
+    for same in ("dsn:mysql://user@localhost/db", "/etc/opendkim/KeyTable", "refile:/etc/SigningTable"):
+        assert redact_credentials(same) == same

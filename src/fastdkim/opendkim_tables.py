@@ -51,7 +51,7 @@ from .signing import Signer, sign_parsed
 from ._text import to_a_label_domain
 
 __all__ = ["KeyEntry", "OpenDKIMTables", "OpenDKIMSigningPolicy", "read_dataset", "read_opendkim_conf",
-           "from_address", "UNSUPPORTED_DATASETS"]
+           "from_address", "redact_credentials", "UNSUPPORTED_DATASETS"]
 
 #: Data set kinds fastdkim cannot read, by the prefix that selects them.
 UNSUPPORTED_DATASETS: Tuple[Tuple[str, str], ...] = (
@@ -70,6 +70,20 @@ UNSUPPORTED_DATASETS: Tuple[Tuple[str, str], ...] = (
 DEFAULT_INTERNAL_HOSTS = ("127.0.0.1",)
 _TRUE = ("yes", "true", "on", "1", "y", "t")
 _FALSE = ("no", "false", "off", "0", "n", "f")
+
+
+#: The password of a URL (``scheme://user:password@host``): up to the last
+#: ``@`` before white space, so that a password holding ``@`` or ``/`` is
+#: hidden whole.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*):\S*@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``
+    (``dsn:mysql://user:pw@localhost/db`` becomes
+    ``dsn:mysql://user:***@localhost/db``): what a message may show of a data
+    set or a setting that names a database."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class _Dataset(NamedTuple):
@@ -92,17 +106,18 @@ def read_dataset(spec: str, what: str, base_dir: Optional[str] = None) -> _Datas
         raise PolicyError("%s: an empty data set" % what)
     spec = spec.strip()
     lower = spec.lower()
+    shown = redact_credentials(spec)  # (a database's data set may hold its password)
     for prefix, kind in UNSUPPORTED_DATASETS:
         if lower.startswith(prefix):
             raise PolicyError("%s %s is %s, which fastdkim cannot read: export it to a flat file "
-                              "(file: or refile:)" % (what, spec, kind))
+                              "(file: or refile:)" % (what, shown, kind))
     regex = lower.startswith("refile:")
     if regex or lower.startswith("file:"):
         path = spec.split(":", 1)[1]
     elif spec.startswith("/") or spec.startswith("./") or spec.startswith("../"):
         if lower.endswith(".db"):
             raise PolicyError("%s %s is a Berkeley DB file (*.db), which fastdkim cannot read: export it to "
-                              "a flat file (file: or refile:)" % (what, spec))
+                              "a flat file (file: or refile:)" % (what, shown))
         path = spec
     elif not lower.startswith("csl:") and "," not in spec and os.path.isfile(
             spec if base_dir is None else os.path.join(base_dir, spec)):
@@ -116,14 +131,15 @@ def read_dataset(spec: str, what: str, base_dir: Optional[str] = None) -> _Datas
             if item:
                 k, eq, v = item.partition("=")
                 entries.append((k.strip(), v.strip()) if eq else (item, ""))
-        return _Dataset(entries, False, "%s (list)" % what)
+        return _Dataset(entries, False, "%s (list)" % what)  # (where: never the list itself)
     if base_dir is not None and not os.path.isabs(path):
         path = os.path.join(base_dir, path)
     try:
         with open(path, "r", encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError("cannot read %s %s: %s" % (what, path, getattr(exc, "strerror", None) or exc)) from None
+        raise PolicyError(redact_credentials("cannot read %s %s: %s" % (
+            what, path, getattr(exc, "strerror", None) or exc))) from None
     entries = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -215,8 +231,8 @@ class OpenDKIMTables:
         for name, value in kt.entries:
             parts = value.split(":", 2)
             if len(parts) != 3 or not all(p.strip() for p in parts):
-                raise PolicyError("%s: key %s: the value must be domain:selector:key, not %r"
-                                  % (kt.where, name, value[:80]))
+                raise PolicyError(redact_credentials("%s: key %s: the value must be domain:selector:key, not %r"
+                                                     % (kt.where, name, value[:80])))
             self.keys.setdefault(name.lower(), KeyEntry(*(p.strip() for p in parts)))
         self.regex = st.regex
         #: (pattern or key, key name, signer or None), in file order
@@ -224,10 +240,11 @@ class OpenDKIMTables:
         for key, value in st.entries:
             keyname, _, who = value.partition(":")
             if not keyname.strip():
-                raise PolicyError("%s: %s has no key name" % (st.where, key))
+                raise PolicyError(redact_credentials("%s: %s has no key name" % (st.where, key)))
             if who.strip() and "@" not in who:
-                raise PolicyError("%s: %s: the signer %s is not an address (user@domain; %%@%% for the From "
-                                  "domain): OpenDKIM signs no message with it" % (st.where, key, who.strip()))
+                raise PolicyError(redact_credentials(
+                    "%s: %s: the signer %s is not an address (user@domain; %%@%% for the From domain): OpenDKIM "
+                    "signs no message with it" % (st.where, key, who.strip())))
             self.signing.append((key.lower(), keyname.strip(), who.strip() or None))
         self._exact: Dict[str, List[Tuple[str, Optional[str]]]] = {}
         for key, keyname, signer in self.signing:
@@ -235,7 +252,8 @@ class OpenDKIMTables:
         self._patterns = [(_wildcard(k), keyname, signer) for k, keyname, signer in self.signing] if self.regex else []
         for _, keyname, _ in self.signing:
             if keyname != "%" and keyname.lower() not in self.keys:
-                raise PolicyError("%s: key name %s is not in the KeyTable %s" % (st.where, keyname, kt.where))
+                raise PolicyError(redact_credentials("%s: key name %s is not in the KeyTable %s"
+                                                     % (st.where, keyname, kt.where)))
         self.where = st.where
 
     def requests(self, local: str, domain: str, multiple: bool = False) -> List[Tuple[str, Optional[str]]]:

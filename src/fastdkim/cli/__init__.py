@@ -5,7 +5,8 @@ Each command is a module of this package with an ``add_parser`` and a
 
 Exit status: 0 on success, 1 when something was checked and found wanting
 (a message without a passing signature, a message left unsigned, a DNS
-record with problems), 2 for usage and I/O errors.
+record with problems), 2 for usage and I/O errors, 141 (as a shell shows
+for SIGPIPE) when standard output was closed before the command finished.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from types import ModuleType
 from typing import Any, List
 
 from .. import __version__
-from ._common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OutOfRange, UsageError, _os_error, _quiet_stdout
+from ._common import EXIT_FAIL, EXIT_OK, EXIT_PIPE, EXIT_USAGE, UsageError, _os_error, _quiet_stdout
 
 __all__ = ["main", "build_parser", "generate_corpus", "UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
@@ -67,25 +68,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # The command named first needs only its own parser (and its own modules).
     parser = build_parser([args_list[0]] if args_list and args_list[0] in COMMANDS else None)
-    argv = args_list
-    try:
-        args = parser.parse_args(argv)
-    except OutOfRange as exc:  # from a type= check: reported as every parser error is
-        parser.error(str(exc))
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # (what is still buffered: a closed output is reported here, not at exit)
+        return status
     except UsageError as exc:
         print("fastdkim %s: error: %s" % (args.command, exc), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fastdkim: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away before the command finished: say so, and fail
         _quiet_stdout()
-        return EXIT_OK
+        print("fastdkim %s: error: standard output was closed; stopped" % args.command, file=sys.stderr)
+        return EXIT_PIPE
     except OSError as exc:
         if exc.filename is None:  # a write to standard output (a full disk, a closed pipe)
             _quiet_stdout()

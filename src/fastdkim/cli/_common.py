@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator, Optional, TextIO, Tuple
+from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
 from .._text import printable
 
@@ -25,10 +25,12 @@ class UsageError(Exception):
     """A user error: reported in one line, exit status 2."""
 
 
-class OutOfRange(Exception):
-    """An option's value is out of range: ``main()`` reports it through the
-    parser (usage line, message, exit status 2).  Not a ``ValueError``, which
-    argparse would report as a value of the wrong type."""
+class OutOfRange(argparse.ArgumentTypeError):
+    """An option's value is out of range: reported by the parser of the
+    command, as every parser error is (its usage line, ``fastdkim COMMAND:
+    error: argument --OPTION: PROBLEM``, exit status 2).  Not a
+    ``ValueError``, which argparse would report as a value of the wrong
+    type."""
 
 
 # -- argparse type= checks ---------------------------------------------------------------
@@ -37,7 +39,8 @@ class OutOfRange(Exception):
 def _checked(convert: Callable[[str], Any], ok: Callable[[Any], bool], problem: str) -> Callable[[str], Any]:
     """An argparse ``type=``: ``convert`` the text (text that is no number is
     reported by argparse as ever: "invalid int value"), then refuse a value
-    ``ok`` rejects, saying ``problem``."""
+    ``ok`` rejects, saying ``problem`` (which argparse puts after the
+    option's name: ``argument --jobs: must be 1 or more``)."""
     def parse(text: str) -> Any:
         value = convert(text)
         if not ok(value):
@@ -65,7 +68,7 @@ def seconds(problem: str, *, zero: bool) -> Callable[[str], float]:
 
 #: A Unix time (``--now``).
 unix_time = _checked(float, lambda v: math.isfinite(v) and 0 <= v < 2 ** 62,
-                     "--now must be a Unix time (seconds since 1970)")
+                     "must be a Unix time (seconds since 1970)")
 
 
 def authserv_id(text: str) -> str:
@@ -73,7 +76,7 @@ def authserv_id(text: str) -> str:
     from ..authres import is_authserv_id  # (loaded by the commands that write Authentication-Results)
 
     if not is_authserv_id(text):
-        raise OutOfRange("--ar needs an authserv-id: a host name such as mx.example.net")
+        raise OutOfRange("not an authserv-id: give a host name such as mx.example.net")
     return text
 
 
@@ -119,6 +122,40 @@ def check_selector(value: str, option: str = "--selector") -> str:
                          "itself, and the record would otherwise be at %s._domainkey.DOMAIN" % (
                              option, value, option, bare, name))
     return name
+
+
+def check_canonicalization(value: str, option: str = "--canonicalization") -> str:
+    """A canonicalization (``relaxed/simple``, or one algorithm for the header).
+
+    :raises UsageError: an unknown one (reported as a problem of ``option``).
+    """
+    from ..canonicalization import parse_canonicalization
+    from ..errors import DKIMError
+
+    try:
+        parse_canonicalization(value)
+    except (DKIMError, ValueError) as exc:
+        raise UsageError("%s: %s" % (option, exc))
+    return value
+
+
+def check_header_names(value: str, option: str = "--headers") -> List[str]:
+    """The colon-separated field names of ``value`` (empty names left out),
+    each one a signature's ``h=`` list can hold.
+
+    :raises UsageError: a name that is not a field name, or DKIM-Signature
+        (reported as a problem of ``option``).
+    """
+    from ..tags import is_h_name
+
+    names = [n.strip(" \t\r\n") for n in value.split(":") if n.strip(" \t\r\n")]
+    for n in names:
+        if not n.isascii() or not is_h_name(n.encode("ascii")):
+            raise UsageError("%s: invalid header field name %s (printable US-ASCII other than ':' and ';', "
+                             "no spaces)" % (option, ascii(n)))
+        if n.lower() == "dkim-signature":
+            raise UsageError("%s: DKIM-Signature cannot be listed (it is the signature itself)" % option)
+    return names
 
 
 def read_password(path: str) -> bytes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from typing import BinaryIO, List, Optional
@@ -15,6 +16,8 @@ from ._common import (
     FORMATTER,
     UsageError,
     authserv_id,
+    check_canonicalization,
+    check_header_names,
     domain_and_selector,
     read_password,
     seconds,
@@ -32,8 +35,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                               "  fastdkim arc-seal --domain lists.example.org --selector arc --key arc.pem "
                               "--authserv-id lists.example.org msg.eml > sealed.eml\n"
                               "  fastdkim arc-seal --domain lists.example.org --selector arc --key arc.pem "
+                              "--authserv-id lists.example.org --remote-ip 192.0.2.1 < msg.eml\n"
+                              "  fastdkim arc-seal --domain lists.example.org --selector arc --key arc.pem "
                               "--authserv-id lists.example.org --results 'spf=pass smtp.mailfrom=example.com' "
-                              "--remote-ip 192.0.2.1 < msg.eml")
+                              "--results 'dkim=pass header.d=example.com' --out forwarded.eml msg.eml")
     a.add_argument("input", nargs="?", default="-", metavar="INPUT", help="message file; '-' or none: standard input")
     a.add_argument("--domain", required=True, help="sealing domain (d=)")
     a.add_argument("--selector", required=True, help="selector (s=) of the sealing key")
@@ -45,14 +50,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="a result to record (e.g. 'spf=pass smtp.mailfrom=example.com'); repeatable; default: "
                         "the DKIM and ARC results of the message now")
     a.add_argument("--remote-ip", metavar="IP",
-                   help="the address the message came from (smtp.remote-ip of arc=); without --results")
+                   help="the address the message came from, written as smtp.remote-ip of the arc= result that "
+                        "fastdkim records when --results is not given (with --results, write it into them)")
     a.add_argument("--headers", metavar="NAMES", help="header fields the ARC-Message-Signature signs, colon-separated")
     a.add_argument("--canonicalization", default="relaxed/relaxed", help="of the ARC-Message-Signature")
     a.add_argument("--out", metavar="PATH", help="write the sealed message here (default: standard output)")
     a.add_argument("--force", action="store_true", help="with --out: replace an existing file")
     a.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask for keys")
     a.add_argument("--keys", metavar="FILE", help="serve keys from a zone file instead of DNS")
-    a.add_argument("--timeout", type=seconds("--timeout must be a positive number of seconds", zero=False),
+    a.add_argument("--timeout", type=seconds("must be a positive number of seconds", zero=False),
                    default=5.0, help="seconds per DNS lookup (default 5)")
     a.set_defaults(func=run)
 
@@ -68,6 +74,17 @@ def run(args: argparse.Namespace) -> int:
     from ..arc import ARCSealer  # (loaded for this command only)
 
     domain, selector = domain_and_selector(args)
+    check_canonicalization(args.canonicalization)
+    if args.headers is not None:
+        check_header_names(args.headers)
+    if args.remote_ip is not None:
+        if args.results:
+            raise UsageError("--remote-ip goes without --results: with --results, write "
+                             "smtp.remote-ip=%s into them yourself" % args.remote_ip)
+        try:
+            ipaddress.ip_address(args.remote_ip)
+        except ValueError:
+            raise UsageError("--remote-ip: %r is not an IP address" % args.remote_ip)
     password: Optional[bytes] = read_password(args.password_file) if args.password_file else None
     try:
         key = load_private_key_with(args.key, password)
@@ -76,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         sealer = ARCSealer(domain, selector, key, authserv_id=args.authserv_id, keys=key_source(args),
                            headers=args.headers, canonicalization=args.canonicalization)
-    except (SigningError, OptionError, KeyFormatError) as exc:
+    except KeyFormatError as exc:
+        raise UsageError("--key %s: %s" % (args.key, exc))
+    except OptionError as exc:
         raise UsageError(str(exc))
+    except SigningError as exc:  # (the options were checked above: fields an ARC-Message-Signature cannot sign)
+        raise UsageError("--headers: %s" % exc)
     message = _read(args.input)
     results: Optional[List[str]] = args.results
     try:
@@ -86,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print("fastdkim arc-seal: %s: not sealed: %s" % (args.input, exc), file=sys.stderr)
         fields = []
         status = EXIT_FAIL
-    except OptionError as exc:
-        raise UsageError(str(exc))
+    except OptionError as exc:  # (--remote-ip was checked above)
+        raise UsageError("--results: %s" % exc)
     else:
         status = EXIT_OK if fields else EXIT_FAIL
         if not fields:

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "(default: reported as a problem)")
     c.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask")
     c.add_argument("--keys", metavar="FILE", help="check the record in a zone file instead of DNS (offline)")
-    c.add_argument("--timeout", type=seconds("--timeout must be a positive number of seconds", zero=False), default=5.0,
+    c.add_argument("--timeout", type=seconds("must be a positive number of seconds", zero=False), default=5.0,
                    help="DNS timeout in seconds (default 5)")
     c.set_defaults(func=run)
 
@@ -39,7 +39,7 @@ def _from_zone_file(name: str, path: str) -> Optional[List[bytes]]:
     try:
         joined = zone_file_key_source(path).lookup(name)
     except KeyLookupError as exc:
-        raise UsageError(str(exc))
+        raise UsageError("--keys: %s" % exc)
     if not joined:
         print("ERROR: %s has no TXT record in %s" % (name, path))
         return None

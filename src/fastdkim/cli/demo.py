@@ -24,9 +24,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "with a few and show that they fail.",
         epilog="example: fastdkim demo --count 500",
     )
-    d.add_argument("--count", type=at_least(1, "--count must be at least 1"), default=2000,
+    d.add_argument("--count", type=at_least(1, "must be at least 1"), default=2000,
                    help="messages in the corpus (default 2000)")
-    d.add_argument("--max-size", type=at_least(4096, "--max-size must be at least 4096 bytes"), default=1 << 20,
+    d.add_argument("--max-size", type=at_least(4096, "must be at least 4096 bytes"), default=1 << 20,
                    help="largest message in bytes (default 1 MiB)")
     d.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     d.add_argument("--quiet", action="store_true", help="no progress display")

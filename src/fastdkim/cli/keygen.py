@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     k.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa", help="key type (default rsa)")
     k.add_argument("--bits", type=int, help="RSA key size: 2048 (default), 3072 or 4096")
     k.add_argument("--out", default=".", help="directory for the key files (default: current directory)")
-    k.add_argument("--ttl", type=int_range(0, 2147483647, "--ttl must be from 0 to 2147483647 seconds (RFC 2181)"),
+    k.add_argument("--ttl", type=int_range(0, 2147483647, "must be from 0 to 2147483647 seconds (RFC 2181)"),
                    default=3600, help="TTL in the zone-file line (default 3600)")
     k.add_argument("--format", choices=["all", "value", "zone", "json"], default="all", help="what to print")
     k.add_argument("--force", action="store_true", help="replace existing key files")
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if alg == "ed25519" and args.bits is not None:
         raise UsageError("--bits applies to RSA keys only")
     if alg == "rsa" and bits < RECOMMENDED_RSA_BITS:
-        raise UsageError("RSA keys of %d bits are refused: use %d or more (RFC 8301)" % (bits, RECOMMENDED_RSA_BITS))
+        raise UsageError("--bits %d: RSA keys of fewer than %d bits are refused (RFC 8301)" % (
+            bits, RECOMMENDED_RSA_BITS))
     if alg == "rsa" and bits not in RSA_SIZES:
         raise UsageError("--bits %d: use %s or %d (larger records do not fit DNS well)" % (
             bits, ", ".join(map(str, RSA_SIZES[:-1])), RSA_SIZES[-1]))

@@ -91,15 +91,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     overrides: Dict[str, Any] = {name: getattr(args, name) for name in _OVERRIDES}
     try:
-        config = load_config(args.config, overrides)
         if args.check:
-            from ..milter.runtime import check_report, load
+            from ..milter.runtime import check_and_load, check_report
 
-            loaded = load(config)
+            loaded = check_and_load(args.config, overrides)  # (every problem named at once)
             for line in check_report(loaded):
                 print(line)
             print("configuration OK")
             return EXIT_OK
+        config = load_config(args.config, overrides)
         from ..milter.server import serve
 
         serve(config, args.config, overrides)

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        epilog="examples:\n  fastdkim recover /var/mail/alice\n  fastdkim recover Maildir/\n"
                               "  fastdkim recover")
     r.add_argument("inputs", nargs="*", metavar="INPUT", help="mbox, Maildir or directory")
-    r.add_argument("--lock-timeout", type=seconds("--lock-timeout must be 0 or more seconds", zero=True), default=30.0,
+    r.add_argument("--lock-timeout", type=seconds("must be 0 or more seconds", zero=True), default=30.0,
                    metavar="SECONDS", help="how long to wait for an mbox lock held by a delivery (default 30)")
     r.add_argument("--quiet", action="store_true", help="say nothing when there is nothing to do")
     r.set_defaults(func=run)

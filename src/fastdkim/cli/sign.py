@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 import time
-from typing import Any, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .._files import atomic_write, write_signed
 from .._work import _as_is
@@ -30,7 +30,9 @@ from ._common import (
     _printable,
     _quiet_stdout,
     at_least,
+    check_canonicalization,
     check_domain,
+    check_header_names,
     check_selector,
     read_password,
     seconds,
@@ -66,16 +68,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument("--opendkim-conf", metavar="FILE",
                    help="sign as OpenDKIM would: the KeyTable and SigningTable (and MultipleSignatures, "
                         "Canonicalization, OversignHeaders, SignHeaders) of this opendkim.conf")
-    s.add_argument("--canonicalization", default="relaxed/relaxed", help="header/body canonicalization (default relaxed/relaxed)")
-    s.add_argument("--headers", help="colon-separated header fields to sign (default: the usual set)")
-    s.add_argument("--expiration", type=at_least(1, "--expiration must be a positive number of seconds"),
-                   help="signature lifetime in seconds (x=)")
+    s.add_argument("--canonicalization", help="with --domain/--selector/--key: header/body canonicalization "
+                                              "(default relaxed/relaxed)")
+    s.add_argument("--headers", help="with --domain/--selector/--key: colon-separated header fields to sign "
+                                     "(default: the usual set)")
+    s.add_argument("--expiration", type=at_least(1, "must be a positive number of seconds"),
+                   help="with --domain/--selector/--key: signature lifetime in seconds (x=)")
     s.add_argument("--out", help="output file (one message) or location (directory, Maildir or mbox)")
     s.add_argument("--in-place", action="store_true", help="replace the inputs, each atomically")
     s.add_argument("--force", action="store_true", help="replace an existing --out file")
-    s.add_argument("--jobs", type=at_least(0, "--jobs must be positive"), default=0,
-                   help="worker processes (default: one per usable core; 1: no worker process)")
-    s.add_argument("--lock-timeout", type=seconds("--lock-timeout must be 0 or more seconds", zero=True), default=30.0,
+    s.add_argument("--jobs", type=at_least(1, "must be 1 or more"),
+                   help="worker processes, 1 or more (default: one per usable core; 1: no worker process)")
+    s.add_argument("--lock-timeout", type=seconds("must be 0 or more seconds", zero=True), default=30.0,
                    metavar="SECONDS", help="how long --in-place waits for an mbox lock held by a delivery (default 30)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
@@ -97,9 +101,16 @@ class _SignSetup:
         self.domain = args.domain
         self.selectors = list(args.selector or [])
         self.keys = list(args.key or [])
-        self.options = {"canonicalization": args.canonicalization}
+        # (each checked here, so that a bad value is blamed on its option, not on a key file)
+        self.options: Dict[str, Any] = {"canonicalization": "relaxed/relaxed"}
+        #: the options of the signers given on the command line, by name
+        self.signer_options = [o for o, v in (("--canonicalization", args.canonicalization),
+                                              ("--headers", args.headers), ("--expiration", args.expiration))
+                               if v is not None]
+        if args.canonicalization is not None:
+            self.options["canonicalization"] = check_canonicalization(args.canonicalization)
         if args.headers:
-            self.options["headers"] = [h for h in args.headers.split(":") if h]
+            self.options["headers"] = check_header_names(args.headers)
         if args.expiration:
             self.options["expiration"] = args.expiration
         self.password: Optional[bytes] = None
@@ -119,7 +130,12 @@ class _SignSetup:
         elif self.policy_path:
             if self.domain or self.selectors or self.keys:
                 raise UsageError("use either --policy or --domain/--selector/--key, not both")
-        else:
+        if (self.opendkim_conf or self.policy_path) and self.signer_options:
+            raise UsageError("%s go%s with --domain/--selector/--key: %s sets %s for its keys" % (
+                ", ".join(self.signer_options), "es" if len(self.signer_options) == 1 else "",
+                "--opendkim-conf" if self.opendkim_conf else "--policy",
+                "them" if len(self.signer_options) > 1 else "it"))
+        if not (self.opendkim_conf or self.policy_path):
             if not (self.domain and self.selectors and self.keys):
                 raise UsageError("signing needs --policy FILE, --opendkim-conf FILE, or --domain, --selector and --key")
             if len(self.selectors) != len(self.keys):

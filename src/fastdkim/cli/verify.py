@@ -22,7 +22,6 @@ from ._common import (
     UsageError,
     _os_error,
     _printable,
-    _quiet_stdout,
     _said,
     at_least,
     authserv_id,
@@ -43,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "--add write it into each message file (in place, or to --out), removing the "
                                    "fields that already claim that authserv-id. "
                                    "Exit status: 0 when every message has a passing signature, 1 otherwise, 2 for "
-                                   "usage or I/O errors.",
+                                   "usage or I/O errors, 141 when standard output was closed before every message "
+                                   "was checked ('| head').",
                        epilog="examples:\n  fastdkim verify message.eml\n  fastdkim verify --json Maildir/\n"
                               "  fastdkim verify --ar mx.example.net < message.eml\n"
                               "  fastdkim verify --dmarc --spf-result pass --spf-domain example.com message.eml\n"
@@ -67,12 +67,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     v.add_argument("--spf-domain", metavar="DOMAIN", help="with --dmarc: the domain SPF authenticated (MAIL FROM or HELO)")
     v.add_argument("--dns", metavar="IP[:PORT]", help="resolver to ask for keys")
     v.add_argument("--keys", metavar="FILE", help="serve keys from a zone file instead of DNS")
-    v.add_argument("--timeout", type=seconds("--timeout must be a positive number of seconds", zero=False), default=5.0,
+    v.add_argument("--timeout", type=seconds("must be a positive number of seconds", zero=False), default=5.0,
                    help="DNS timeout in seconds (default 5)")
     v.add_argument("--now", type=unix_time, help="verify as of this Unix time")
     v.add_argument("--allow-sha1", action="store_true", help="accept rsa-sha1 (refused by default, RFC 8301)")
-    v.add_argument("--max-signatures", type=at_least(0, "--max-signatures must be 0 or more"), default=10,
-                   help="signatures evaluated per message (default 10)")
+    v.add_argument("--max-signatures", type=at_least(1, "must be 1 or more"), default=10,
+                   help="signatures evaluated per message, 1 or more (default 10; later ones are reported "
+                        "neutral, not evaluated)")
     v.set_defaults(func=run)
 
 
@@ -122,7 +123,7 @@ def key_source(args: argparse.Namespace) -> Any:
         try:
             return zone_file_key_source(args.keys)
         except KeyLookupError as exc:
-            raise UsageError(str(exc))
+            raise UsageError("--keys: %s" % exc)
     try:
         if args.dns:
             return DNSKeySource(nameservers=[args.dns], timeout=args.timeout)
@@ -262,71 +263,70 @@ def run(args: argparse.Namespace) -> int:
                 write_file_with_authentication_results(msg, field, args.ar, dest, overwrite=args.force)
         except FileExistsError:
             error("%s exists (use --force to replace it)" % _printable(dest or name))
+        except BrokenPipeError:  # standard output (see main())
+            raise
         except OSError as exc:
             error("%s: not written: %s" % (_printable(name), _os_error(exc)))
         except DKIMError as exc:
             error("%s: not written: %s" % (_printable(name), exc))
 
-    try:
-        for name, msg, dest in messages():
-            count += 1
-            start = msg.tell() if hasattr(msg, "tell") else 0
-            results = verifier.verify(msg)
-            ok = any(r.status == "pass" for r in results)
-            all_pass = all_pass and ok
-            dmarc = None
-            if args.dmarc:
-                from ..dmarc import evaluate
+    for name, msg, dest in messages():
+        count += 1
+        start = msg.tell() if hasattr(msg, "tell") else 0
+        results = verifier.verify(msg)
+        ok = any(r.status == "pass" for r in results)
+        all_pass = all_pass and ok
+        dmarc = None
+        if args.dmarc:
+            from ..dmarc import evaluate
 
-                if hasattr(msg, "seek"):
-                    msg.seek(start)
-                dmarc = evaluate(msg, results, spf_result=args.spf_result, spf_domain=args.spf_domain,
-                                 keys=verifier.keys)
-            chain = None
-            if args.arc:
-                from ..arc_chain import verify_chain
+            if hasattr(msg, "seek"):
+                msg.seek(start)
+            dmarc = evaluate(msg, results, spf_result=args.spf_result, spf_domain=args.spf_domain,
+                             keys=verifier.keys)
+        chain = None
+        if args.arc:
+            from ..arc_chain import verify_chain
 
-                if hasattr(msg, "seek"):
-                    msg.seek(start)
-                chain = verify_chain(msg, keys=verifier.keys, min_key_bits=verifier.min_key_bits)
-            field = None if args.ar is None else authentication_results(args.ar, results, dmarc=dmarc, arc=chain,
-                                                                         width=78)
-            if args.add and field is not None:
-                add_field(name, msg, dest, field)
-                if to_stdout:
-                    continue
-            if args.json:
-                doc = {"source": name, "pass": ok, "signatures": [r.as_dict() for r in results]}
-                if dmarc is not None:
-                    doc["dmarc"] = dmarc.as_dict()
-                if chain is not None:
-                    doc["arc"] = chain.as_dict()
-                if field is not None:
-                    doc["authentication_results"] = field
-                print(json.dumps(doc))
-            elif field is not None and not args.add:
-                if several:  # which message each header belongs to
-                    print("# %s" % _printable(name))
-                print(field)
-            else:
-                shown = _printable(name)
-                if not results:
-                    print("%s: none (no DKIM-Signature)" % shown)
-                for r in results:
-                    print("%s: %s d=%s s=%s a=%s (%s)" % (
-                        shown, r.status, _printable(r.domain or "-"), _printable(r.selector or "-"),
-                        _printable(r.algorithm or "-"), _printable(r.reason)))
-                if dmarc is not None:
-                    print("%s: dmarc=%s header.from=%s policy=%s (%s)" % (
-                        shown, dmarc.status, _printable(dmarc.from_domain or "-"), dmarc.policy or "-",
-                        _printable(dmarc.reason)))
-                if chain is not None:
-                    print("%s: arc=%s i=%d (%s)" % (shown, chain.status, chain.instances, _printable(chain.reason)))
-            sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_stdout()
-        return EXIT_OK if all_pass else EXIT_FAIL
-    # (any other OSError is reported by main(), as for every command)
+            if hasattr(msg, "seek"):
+                msg.seek(start)
+            chain = verify_chain(msg, keys=verifier.keys, min_key_bits=verifier.min_key_bits)
+        field = None if args.ar is None else authentication_results(args.ar, results, dmarc=dmarc, arc=chain,
+                                                                     width=78)
+        if args.add and field is not None:
+            add_field(name, msg, dest, field)
+            if to_stdout:
+                continue
+        if args.json:
+            doc = {"source": name, "pass": ok, "signatures": [r.as_dict() for r in results]}
+            if dmarc is not None:
+                doc["dmarc"] = dmarc.as_dict()
+            if chain is not None:
+                doc["arc"] = chain.as_dict()
+            if field is not None:
+                doc["authentication_results"] = field
+            print(json.dumps(doc))
+        elif field is not None and not args.add:
+            if several:  # which message each header belongs to
+                print("# %s" % _printable(name))
+            print(field)
+        else:
+            shown = _printable(name)
+            if not results:
+                print("%s: none (no DKIM-Signature)" % shown)
+            for r in results:
+                print("%s: %s d=%s s=%s a=%s (%s)" % (
+                    shown, r.status, _printable(r.domain or "-"), _printable(r.selector or "-"),
+                    _printable(r.algorithm or "-"), _printable(r.reason)))
+            if dmarc is not None:
+                print("%s: dmarc=%s header.from=%s policy=%s (%s)" % (
+                    shown, dmarc.status, _printable(dmarc.from_domain or "-"), dmarc.policy or "-",
+                    _printable(dmarc.reason)))
+            if chain is not None:
+                print("%s: arc=%s i=%d (%s)" % (shown, chain.status, chain.instances, _printable(chain.reason)))
+        sys.stdout.flush()
+    # (an OSError of standard output, a closed one included, is reported by
+    # main(), as for every command: the messages not yet checked may fail)
     if io_errors:
         return EXIT_USAGE
     if count == 0:

@@ -33,7 +33,7 @@ import ipaddress
 import os
 import re
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..authres import is_authserv_id
 
@@ -42,7 +42,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "MilterConfig", "Network", "load_config", "parse_socket", "OPTIONS"]
+__all__ = ["ConfigError", "MilterConfig", "Network", "load_config", "check_config", "config_error", "parse_socket",
+           "OPTIONS"]
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -98,7 +99,10 @@ _FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
 
 
 def _where(source: str, name: str) -> str:
-    return "%s: %s" % (source, name) if source == "command line" else "%s: option %s" % (source, name)
+    """Where the option ``name`` was given: its command-line option, or ``FILE: option NAME``."""
+    if source == "command line":
+        return "--" + name.replace("_", "-")
+    return "%s: option %s" % (source, name)
 
 
 def _text(value: Any, name: str, source: str) -> str:
@@ -253,9 +257,11 @@ OPTIONS: Dict[str, Any] = {
 }
 
 
-def _apply(config: MilterConfig, values: Mapping[str, Any], source: str, base: str) -> List[str]:
+def _apply(config: MilterConfig, values: Mapping[str, Any], source: str, base: str, bad: Set[str]) -> List[str]:
     """Set the options ``values`` on ``config``; the problems found (every
-    unknown option and bad value, each described), the bad values left unset."""
+    unknown option and bad value, each described), the bad values left unset.
+    ``bad`` holds the options whose value (the last one given) is bad: each
+    bad one here is added, each set well here taken out."""
     problems = []
     unknown = sorted(set(values) - set(OPTIONS))
     if unknown:
@@ -270,9 +276,61 @@ def _apply(config: MilterConfig, values: Mapping[str, Any], source: str, base: s
                 setattr(config, name, _path(value, name, source, base))
             else:
                 setattr(config, name, check(value, name, source))
+            bad.discard(name)
         except ConfigError as exc:
             problems.append(str(exc))
+            bad.add(name)
     return problems
+
+
+def config_error(problems: Sequence[str]) -> ConfigError:
+    """One error naming every problem of ``problems`` (a password in a
+    database URL shown as ``***``)."""
+    from ..opendkim_tables import redact_credentials
+
+    text = problems[0] if len(problems) == 1 else "%d problems: %s" % (len(problems), "; ".join(problems))
+    return ConfigError(redact_credentials(text))
+
+
+def check_config(path: Optional[str] = None,
+                 overrides: Optional[Mapping[str, Any]] = None) -> Tuple[Optional[MilterConfig], List[str]]:
+    """The options of the TOML file ``path`` (if given), then ``overrides``,
+    checked as :func:`load_config` checks them, and every problem found,
+    without raising: the options (``None`` when the file cannot be read or
+    is not TOML, the one problem then) and the problems (none: usable).
+
+    The options that go together are checked among those that are good: a
+    bad ``socket`` is not also reported as the wrong kind for
+    ``socket_mode``, nor a bad ``policy`` as nothing to do.
+    """
+    config = MilterConfig(path=os.path.abspath(path) if path else None)
+    problems: List[str] = []
+    bad: Set[str] = set()
+    given: Set[str] = set()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            return None, ["cannot read configuration %s: %s" % (path, exc.strerror or exc)]
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            return None, ["configuration %s is not valid TOML: %s" % (path, exc)]
+        problems += _apply(config, data, path, os.path.dirname(os.path.abspath(path)), bad)
+        given.update(data)
+    if overrides:
+        values = {k: v for k, v in overrides.items() if v is not None}
+        problems += _apply(config, values, "command line", os.getcwd(), bad)
+        given.update(values)
+    if config.keys and config.dns:
+        problems.append("give either keys (a zone file) or dns (a resolver), not both")
+    if not config.policy and not config.authserv_id and not {"policy", "authserv_id"} & given:
+        problems.append("nothing to do: give a policy (to sign) or an authserv_id (to verify), or both")
+    if "socket" not in bad:
+        kind = parse_socket(config.socket)[0]
+        for name in ("socket_mode", "socket_owner"):
+            if getattr(config, name) is not None and kind != "unix":
+                problems.append("%s applies to a unix socket only, not %s" % (name, config.socket))
+    return config, problems
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> MilterConfig:
@@ -286,32 +344,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
     :raises ConfigError: an unreadable or malformed file, an unknown option,
         a value of the wrong type or out of range, keys from both ``keys``
         and ``dns``, or neither ``policy`` nor ``authserv_id``; every
-        unknown option and bad value is named, in one message.
+        problem is named, in one message (see :func:`check_config`).
     """
-    config = MilterConfig(path=os.path.abspath(path) if path else None)
-    problems: List[str] = []
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError("cannot read configuration %s: %s" % (path, exc.strerror or exc)) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError("configuration %s is not valid TOML: %s" % (path, exc)) from None
-        problems += _apply(config, data, path, os.path.dirname(os.path.abspath(path)))
-    if overrides:
-        problems += _apply(config, {k: v for k, v in overrides.items() if v is not None}, "command line",
-                           os.getcwd())
-    if len(problems) == 1:
-        raise ConfigError(problems[0])
-    if problems:
-        raise ConfigError("%d problems: %s" % (len(problems), "; ".join(problems)))
-    if config.keys and config.dns:
-        raise ConfigError("give either keys (a zone file) or dns (a resolver), not both")
-    if not config.policy and not config.authserv_id:
-        raise ConfigError("nothing to do: give a policy (to sign) or an authserv_id (to verify), or both")
-    if config.socket_mode is not None and parse_socket(config.socket)[0] != "unix":
-        raise ConfigError("socket_mode applies to a unix socket only, not %s" % config.socket)
-    if config.socket_owner is not None and parse_socket(config.socket)[0] != "unix":
-        raise ConfigError("socket_owner applies to a unix socket only, not %s" % config.socket)
+    config, problems = check_config(path, overrides)
+    if config is None or problems:
+        raise config_error(problems)
     return config

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ..aio import _async_source
 from ..async_dns_source import AsyncDNSKeySource
@@ -15,9 +15,9 @@ from ..errors import DKIMError, KeyLookupError
 from ..local_sources import zone_file_key_source
 from ..policy import SigningPolicy
 from ..verification import Verifier
-from .config import ConfigError, MilterConfig, Network
+from .config import ConfigError, MilterConfig, Network, check_config, config_error
 
-__all__ = ["Loaded", "load", "Address"]
+__all__ = ["Loaded", "load", "check_and_load", "Address"]
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, Path, None]
 
@@ -68,6 +68,37 @@ class Loaded:
         return "; ".join(parts)
 
 
+def _load_policy(config: MilterConfig) -> Optional[SigningPolicy]:
+    """The signing policy of ``config`` (every key file read), or ``None``.
+
+    :raises ConfigError: it cannot be loaded.
+    """
+    if not config.policy:
+        return None
+    try:
+        return SigningPolicy.from_file(config.policy)
+    except (DKIMError, UnicodeDecodeError) as exc:
+        raise config_error(["policy %s: %s" % (config.policy, exc)]) from None
+
+
+def _load_source(config: MilterConfig) -> Tuple[Any, bool]:
+    """Where verification keys come from, and whether it bounds its lookups.
+
+    :raises ConfigError: the zone file of ``keys`` cannot be read, or
+        ``dns`` is unusable.
+    """
+    try:
+        if config.keys:
+            source, bounded = _async_source(zone_file_key_source(config.keys))
+            return source, bounded
+        return AsyncDNSKeySource(nameservers=[config.dns] if config.dns else None,
+                                 timeout=config.dns_timeout), True
+    except KeyLookupError as exc:
+        raise config_error(["keys %s: %s" % (config.keys, exc)]) from None
+    except (ValueError, OSError) as exc:
+        raise config_error(["dns %s: %s" % (config.dns or "(system resolver)", exc)]) from None
+
+
 def load(config: MilterConfig) -> Loaded:
     """Load the policy (every key file) and the key source of ``config``.
 
@@ -75,25 +106,36 @@ def load(config: MilterConfig) -> Loaded:
         file of ``keys`` cannot be read, or ``dns`` is unusable; the message
         says which and why.
     """
-    policy = None
-    if config.policy:
-        try:
-            policy = SigningPolicy.from_file(config.policy)
-        except (DKIMError, UnicodeDecodeError) as exc:
-            raise ConfigError("policy %s: %s" % (config.policy, exc)) from None
-    source: Any
-    bounded: bool
+    policy = _load_policy(config)
+    source, bounded = _load_source(config)
+    return Loaded(config, policy, source, bounded)
+
+
+def check_and_load(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> Loaded:
+    """:func:`~fastdkim.milter.config.load_config` and :func:`load` at once,
+    for ``--check``: the options are checked, and the policy and the key
+    source loaded even when some options are bad, so that one error names
+    every problem (each bad or unknown option, a policy or zone file that
+    cannot be read, a resolver that cannot be used).
+
+    :raises ConfigError: any problem; every one found, in one message.
+    """
+    config, problems = check_config(path, overrides)
+    if config is None:
+        raise config_error(problems)
+    policy = source = None
+    bounded = True
     try:
-        if config.keys:
-            source, bounded = _async_source(zone_file_key_source(config.keys))
-        else:
-            source = AsyncDNSKeySource(nameservers=[config.dns] if config.dns else None,
-                                       timeout=config.dns_timeout)
-            bounded = True
-    except KeyLookupError as exc:
-        raise ConfigError("keys %s: %s" % (config.keys, exc)) from None
-    except (ValueError, OSError) as exc:
-        raise ConfigError("dns %s: %s" % (config.dns or "(system resolver)", exc)) from None
+        policy = _load_policy(config)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if not (config.keys and config.dns):  # (else reported above: the source is unknown)
+        try:
+            source, bounded = _load_source(config)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise config_error(problems)
     return Loaded(config, policy, source, bounded)
 
 
