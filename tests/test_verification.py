@@ -140,9 +140,26 @@ def test_c_defaults_and_single_value(rsa_key):
 
 
 def test_qp_identity(rsa_key):
-    [r] = check(rsa_key, _base(i="=6Aohn=40x@sub.example.com"))
+    [r] = check(rsa_key, _base(i="=6Aohn=2Ex@sub.example.com"))
     assert r.status == "pass", r.reason
-    assert r.identity == "john@x@sub.example.com" or r.identity.endswith("@sub.example.com")
+    assert r.identity == "john.x@sub.example.com"
+    # an '@' in the Local-part only within a quoted string (RFC 5321 Local-part)
+    [r] = check(rsa_key, _base(i='=22john=40x=22@sub.example.com'))
+    assert r.status == "pass" and r.identity == '"john@x"@sub.example.com', r.reason
+
+
+@pytest.mark.parametrize("over, reason", [
+    ({"i": "john=40evil.example@sub.example.com"}, "more than one '@'"),
+    ({"i": "a@b@example.com"}, "more than one '@'"),
+    ({"i": "@sub.example.com."}, "invalid i= domain"),
+    ({"d": "example.com.", "i": None}, "invalid signing domain"),
+    ({"s": "sel."}, "invalid selector"),
+])
+def test_identity_domain_and_selector_outside_the_grammar_are_permerrors(rsa_key, over, reason):
+    """Section 3.5: i= is [Local-part] "@" domain-name, d= a domain-name, s= a
+    selector: one '@' outside a quoted string, no trailing dot."""
+    [r] = check(rsa_key, _base(**over))
+    assert r.status == "permerror" and reason in r.reason, r.reason
 
 
 def test_rsa_sha1_refused_by_default_and_allowed_on_request(rsa_key):

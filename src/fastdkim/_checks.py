@@ -430,11 +430,17 @@ class Checks:
             hc, bc = parse_canonicalization(tags["c"].decode("ascii")) if "c" in tags else ("simple", "simple")
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "unknown canonicalization c=%s" % text.get("c"))
+        # (domain-name and selector, section 3.5: no trailing dot, which
+        # to_a_label_domain would take away)
         try:
+            if tags["d"].endswith(b"."):
+                raise ValueError
             d = to_a_label_domain(tags["d"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "invalid signing domain d=%s" % text["d"])
         try:
+            if tags["s"].endswith(b"."):
+                raise ValueError
             sel = to_a_label_domain(tags["s"].decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return (PERMERROR, "invalid selector s=%s" % text["s"])
@@ -455,7 +461,12 @@ class Checks:
             local, at, idom = ident.rpartition("@")
             if not at:
                 return (PERMERROR, "i= %r lacks '@'" % ident)
+            if "@" in local and not (len(local) > 1 and local.startswith('"') and local.endswith('"')):
+                # (an '@' is part of a Local-part only within a quoted string)
+                return (PERMERROR, "i= %r holds more than one '@'" % ident)
             try:
+                if idom.endswith("."):
+                    raise ValueError
                 idom = to_a_label_domain(idom)
             except ValueError:
                 return (PERMERROR, "invalid i= domain %r" % idom)
