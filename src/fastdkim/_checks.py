@@ -223,10 +223,10 @@ class Checks:
         ``clock()``), with its keys from *source*, when it is the usual case:
         a few signatures (at most ``max_signatures``) whose every check
         before the key lookup passes, a small body, a wire-form header block
-        without defect; and the time
-        read (``None`` if it was not).  For any other message the results
-        are ``None``, before anything is looked up: :meth:`begin` (given the
-        time read, if any) and :meth:`finish` take it.
+        without defect; and the time read (``None`` if it was not).  For any
+        other message the results are ``None``, before anything is looked
+        up: :meth:`begin` (given the time read, if any) and :meth:`finish`
+        take it.
 
         The same checks as the three phases, and the same results (what the
         lane does not handle itself, once the keys are in, it hands to
