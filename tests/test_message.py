@@ -108,6 +108,11 @@ def test_malformed_header_blocks_are_reported_with_the_line(form, head, what):
     assert pm.malformed is not None and what in pm.malformed
 
 
+def test_the_bad_line_is_shown_with_every_octet_escaped_alike():
+    pm = _read(b"garbage\x00\xff\r\n\r\nbody\r\n", "bytes")
+    assert "'garbage\\x00\\xff'" in pm.malformed
+
+
 def test_a_file_is_read_from_where_it_stands():
     """An mbox reader hands over a file positioned past the envelope line."""
     fh = io.BytesIO(b"From sender@example.com Mon Jan  1 00:00:00 2029\nFrom: a\n\nbody\n")

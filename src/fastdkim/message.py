@@ -271,8 +271,10 @@ def _bad_line_reason(block: Union[bytes, memoryview], pos: int) -> str:
     what = ("its first line is a continuation line" if pos == 0 and line[:1] in (b" ", b"\t") else
             "a line without a colon" if b":" not in line else
             "not a field name (printable US-ASCII other than ':', no spaces)")
-    return "malformed header block: %s: %r (RFC 5322 section 2.2; other parsers end the header block there)" % (
-        what, line.decode("ascii", "backslashreplace"))
+    # (the octets as Python writes bytes, without the b: every one not printable
+    # ASCII escaped alike)
+    return "malformed header block: %s: %s (RFC 5322 section 2.2; other parsers end the header block there)" % (
+        what, repr(line)[1:])
 
 
 def read_usual(data: bytes, bare_lf: Optional[bool]) -> "Optional[Tuple[_canon_py.HeaderIndex, bytes]]":
