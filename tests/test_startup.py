@@ -185,3 +185,20 @@ def test_command_line_workers_are_its_own_children_and_sign(tmp_path: Path) -> N
     assert out.strip() == "ok"
     signed = [(tmp_path / "out" / "new" / n).read_bytes() for n in os.listdir(tmp_path / "out" / "new")]
     assert len(signed) == 40 and all(m.startswith(b"DKIM-Signature:") for m in signed)
+
+
+def test_importing_every_module_warns_of_nothing() -> None:
+    """Warnings at import reach every user's program (a deprecated name of a
+    dependency among them, as newer releases deprecate them)."""
+    code = textwrap.dedent("""
+        import importlib, pkgutil, warnings
+        warnings.simplefilter("error")
+        import fastdkim
+        for mod in pkgutil.walk_packages(fastdkim.__path__, "fastdkim."):
+            if mod.name.startswith("fastdkim.dask") or mod.name.endswith("__main__"):
+                continue  # (an optional extra: its own imports; the command line, run)
+            importlib.import_module(mod.name)
+        print("ok")
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env())
+    assert got.returncode == 0 and got.stdout.strip() == "ok", got.stderr

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Callable, FrozenSet, List, Optional, Sequence,
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
 from . import _core
 from ._files import atomic_write
@@ -56,8 +56,8 @@ RECOMMENDED_RSA_BITS = 2048
 
 
 #: private key objects of algorithms DKIM does not sign with
-_OTHER_KEYS = (ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey, dh.DHPrivateKey, ed448.Ed448PrivateKey,
-               x25519.X25519PrivateKey, x448.X448PrivateKey)
+_OTHER_KEYS = (ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey, ed448.Ed448PrivateKey, x25519.X25519PrivateKey,
+               x448.X448PrivateKey)
 
 
 def load_private_key(key: KeyInput, password: Optional[bytes] = None) -> PrivateKey:
