@@ -114,6 +114,8 @@ def test_bad_option_values_are_option_errors(call):
     lambda k: fastdkim.Signer("example.com", "s s", k),
     lambda k: fastdkim.Signer("example.com", "s", k, algorithm="rsa-sha512"),
     lambda k: fastdkim.Signer("example.com", "s", k, identity="nobody"),
+    lambda k: fastdkim.Signer("example.com", "s", k, headers="fr om:to"),
+    lambda k: fastdkim.Signer("example.com", "s", k, headers=["from", "DKIM-Signature"]),
 ])
 def test_bad_signer_options_are_option_errors_and_signing_errors(ed_key, call):
     with pytest.raises(errors.SignerOptionError) as info:

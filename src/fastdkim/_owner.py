@@ -12,9 +12,8 @@ time namespace) and ``START`` is when the process started, in clock ticks
 since boot.  Within one space, a pid with its start time names one process
 for good: neither a clock step nor a pid reused by a later process (every
 run of a container may be pid 1) can make a live owner look gone or a gone
-one look live.  A
-file of another space (another container with the same host name, a
-machine before a reboot) cannot be checked from here.  Files without the
+one look live.  A file of another space (another container with the same
+host name, a machine before a reboot) cannot be checked from here.  Files without the
 identity (older names, other systems) are judged by pid and file time.
 """
 from __future__ import annotations
@@ -27,7 +26,7 @@ import time
 from typing import List, Optional, Tuple
 
 __all__ = ["host", "temp_prefix", "mkstemp", "sweep_temporaries", "process_gone", "lock_owner", "lock_content",
-           "identity", "owner_gone", "TEMP_PATTERN", "UNCHECKED_AGE"]
+           "identity", "owner_gone", "left_behind", "TEMP_PATTERN", "UNCHECKED_AGE"]
 
 #: leftovers of fastdkim: ``.fastdkim-HOST.PID.[SPACE-START.]RANDOM.tmp``
 TEMP_PATTERN = re.compile(r"\A\.fastdkim-([A-Za-z0-9-]{0,64})\.([0-9]{1,10})\.(?:([0-9a-f]{12})-([0-9]{1,20})\.)?"
@@ -204,6 +203,14 @@ def owner_gone(pid: Optional[int], owner_host: Optional[str], ident: Optional[Tu
     return _ended(fields) or started != ident[1]  # (or another process of that pid)
 
 
+def left_behind(pid: Optional[int], owner_host: Optional[str], ident: Optional[Tuple[str, int]],
+                mtime: float) -> bool:
+    """:func:`owner_gone`, what cannot be told from here judged by age: gone
+    once the file has not been touched for :data:`UNCHECKED_AGE` seconds."""
+    gone = owner_gone(pid, owner_host, ident, mtime)
+    return time.time() - mtime >= UNCHECKED_AGE if gone is None else gone
+
+
 def _ended(fields: List[bytes]) -> bool:
     """A zombie (ended, not yet reaped by its parent), from ``/proc/PID/stat``
     fields; not a main thread that ended while its other threads run."""
@@ -239,10 +246,7 @@ def sweep_temporaries(directory: str) -> int:
             st = os.lstat(path)
         except OSError:
             continue
-        gone = owner_gone(pid, me, ident, st.st_mtime)
-        if gone is None:
-            gone = time.time() - st.st_mtime >= UNCHECKED_AGE
-        if not gone:
+        if not left_behind(pid, me, ident, st.st_mtime):
             continue
         try:
             os.unlink(path)

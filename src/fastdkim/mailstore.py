@@ -209,7 +209,7 @@ class MboxLock:
 
     The dot-lock holds ``PID`` and ``HOST`` on two lines (a pid first, as
     delivery agents write it), then, where the system tells it (Linux), the
-    process's identity: its pid space (boot and pid namespace) and start
+    process's identity: its pid space (boot, pid and time namespaces) and start
     time (see :mod:`fastdkim._owner`).  It is never there without them: it
     is written under another name first, then linked (or renamed, where
     there are no hard links) to its own.  A dot-lock whose process is gone
@@ -241,8 +241,7 @@ class MboxLock:
     :raises JournalError: an interrupted rewrite cannot be completed safely.
     :raises OSError: the mbox cannot be opened for writing or locked with
         ``flock``, or the dot-lock cannot be made for a reason other than a
-        directory that does not
-        allow one (an I/O error, a full disk).
+        directory that does not allow one (an I/O error, a full disk).
     """
 
     def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True) -> None:
@@ -597,15 +596,11 @@ def _judge_and_break(dotlock: str) -> Optional[bool]:
             if (st.st_dev, st.st_ino) in _HELD:  # this process's own (another MboxLock): waited for
                 return False
         # else an earlier process of this number (as in containers): stale
-    else:
-        gone = _owner.owner_gone(pid, owner, ident, st.st_mtime)
-        if gone is None:
-            # A lock without a pid, or with another machine's (a shared spool),
-            # another pid space's (a container of the same host name) or a bare
-            # one: waited for, until untouched for UNCHECKED_LOCK_AGE seconds.
-            gone = time.time() - st.st_mtime >= UNCHECKED_LOCK_AGE
-        if not gone:
-            return False
+    elif not _owner.left_behind(pid, owner, ident, st.st_mtime):
+        # (one without a pid, or with another machine's (a shared spool),
+        # another pid space's (a container of the same host name) or a bare
+        # one is waited for until untouched for UNCHECKED_LOCK_AGE seconds)
+        return False
     # Move it aside and check that it is the lock just judged (another program
     # may have broken it and taken a new one meanwhile): if not, put it back.
     try:

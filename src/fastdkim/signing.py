@@ -57,8 +57,9 @@ _WSP = " \t\r\n"
 def _header_names(names: Union[str, Iterable[str]]) -> Tuple[str, ...]:
     """The names to sign, lower-cased, surrounding whitespace removed.
 
-    :raises SigningError: a name that is not a string, or that an ``h=``
-        list cannot hold (:func:`~fastdkim.tags.is_h_name`).
+    :raises SigningError: a name that is not a string.
+    :raises SignerOptionError: a name that an ``h=`` list cannot hold
+        (:func:`~fastdkim.tags.is_h_name`).
     """
     if isinstance(names, str):  # "from:to:subject", as in h=
         names = [n for n in names.split(":") if n.strip(_WSP)]
@@ -68,9 +69,26 @@ def _header_names(names: Union[str, Iterable[str]]) -> Tuple[str, ...]:
             raise SigningError("header field names must be strings, not %r" % (n,))
         n2 = n.strip(_WSP)
         if not n2.isascii() or not is_h_name(n2.encode("ascii")):
-            raise SigningError("invalid header field name %r" % n)
+            raise SignerOptionError("invalid header field name %r (printable US-ASCII other than ':' and ';', "
+                                    "no spaces)" % n)
         out.append(n2.lower())
     return tuple(out)
+
+
+def signed_names(headers: Union[str, Iterable[str]]) -> Tuple[str, ...]:
+    """The names a :class:`Signer` given ``headers`` signs: lower-cased,
+    From first where ``headers`` lacks it.
+
+    :raises SigningError: a name that is not a string.
+    :raises SignerOptionError: a name that an ``h=`` list cannot hold, or
+        DKIM-Signature (the signature itself).
+    """
+    names = _header_names(headers)
+    if "from" not in names:
+        names = ("from",) + names
+    if "dkim-signature" in names:
+        raise SignerOptionError("DKIM-Signature cannot be listed in the signed headers")
+    return names
 
 
 class Signer:
@@ -173,11 +191,7 @@ class Signer:
         self.header_canon, self.body_canon = hc, bc
         self._relaxed_headers = hc == "relaxed"
         self._relaxed_body = bc == "relaxed"
-        names = _header_names(DEFAULT_HEADERS if headers is None else headers)
-        if "from" not in names:
-            names = ("from",) + names
-        if "dkim-signature" in names:
-            raise SignerOptionError("DKIM-Signature cannot be listed in the signed headers")
+        names = signed_names(DEFAULT_HEADERS if headers is None else headers)
         self.headers = tuple(dict.fromkeys(names))
         over = _header_names(DEFAULT_OVERSIGN if oversign is None else oversign)
         self.oversign = frozenset(over) & frozenset(self.headers)

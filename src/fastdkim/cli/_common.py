@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Iterator, Optional, TextIO, Tuple
 
 from .._text import printable
 
@@ -139,23 +139,21 @@ def check_canonicalization(value: str, option: str = "--canonicalization") -> st
     return value
 
 
-def check_header_names(value: str, option: str = "--headers") -> List[str]:
-    """The colon-separated field names of ``value`` (empty names left out),
-    each one a signature's ``h=`` list can hold.
+def check_header_names(value: str, option: str = "--headers") -> str:
+    """``value``, colon-separated field names, once every one is a name a
+    signature's ``h=`` list can hold (:func:`fastdkim.signing.signed_names`).
 
     :raises UsageError: a name that is not a field name, or DKIM-Signature
         (reported as a problem of ``option``).
     """
-    from ..tags import is_h_name
+    from ..errors import SigningError
+    from ..signing import signed_names
 
-    names = [n.strip(" \t\r\n") for n in value.split(":") if n.strip(" \t\r\n")]
-    for n in names:
-        if not n.isascii() or not is_h_name(n.encode("ascii")):
-            raise UsageError("%s: invalid header field name %s (printable US-ASCII other than ':' and ';', "
-                             "no spaces)" % (option, ascii(n)))
-        if n.lower() == "dkim-signature":
-            raise UsageError("%s: DKIM-Signature cannot be listed (it is the signature itself)" % option)
-    return names
+    try:
+        signed_names(value)
+    except SigningError as exc:
+        raise UsageError("%s: %s" % (option, exc))
+    return value
 
 
 def read_password(path: str) -> bytes:
