@@ -22,6 +22,9 @@ for _c in range(65, 91):
     _letter_names[_c + 32] = chr(_c + 32)
 
 
+cdef str _EMPTY_SPEC = "empty tag-spec (';' first, or two in a row; only one may end the list)"
+
+
 cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
                       Py_ssize_t *b_start, Py_ssize_t *b_end):
     """The tag-list b[0:n] as {name: value}; where the b= value lies
@@ -46,6 +49,8 @@ cdef dict _parse_tags(const unsigned char *b, Py_ssize_t n, Py_ssize_t max_tags,
                 ne -= 1
             if ne > ns:
                 raise ValueError("tag without '=': %s" % _short(PyBytes_FromStringAndSize(<const char *>(b + ns), ne - ns)))
+            if j < n:  # only the list's end may follow its last ';'
+                raise ValueError(_EMPTY_SPEC)
         else:
             ns = i
             ne = eq
@@ -100,10 +105,11 @@ def parse_tag_list(data, Py_ssize_t max_tags=1024):
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
     Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
-    ``=`` and values is dropped; an empty spec is skipped.
+    ``=`` and values is dropped; one ``;`` may end the list.
 
-    :raises ValueError: a spec without ``=``, an invalid tag name, a duplicate
-        tag, more than ``max_tags`` tags, or no tag at all.
+    :raises ValueError: a spec without ``=``, an empty spec (``;`` first,
+        or two in a row: not in the grammar), an invalid tag name, a
+        duplicate tag, more than ``max_tags`` tags, or no tag at all.
     """
     cdef Py_buffer view
     cdef Py_ssize_t bs = -1, be = -1

@@ -631,9 +631,13 @@ def test_parse_tag_list_twins_agree(compiled_core, pure_core, data, max_tags):
 
 def test_parse_tag_list_examples(core):
     assert core.parse_tag_list(b" v = 1 ;\r\n\ta=rsa-sha256; b=ab\r\n cd ;") == {"v": b"1", "a": b"rsa-sha256", "b": b"ab\r\n cd"}
-    assert core.parse_tag_list(b"a=;b=2;;") == {"a": b"", "b": b"2"}
+    assert core.parse_tag_list(b"a=;b=2; \r\n ") == {"a": b"", "b": b"2"}
+    assert core.parse_tag_list(b"a=;b=2;") == {"a": b"", "b": b"2"}
+    # RFC 6376 section 3.2: tag-spec *( ";" tag-spec ) [ ";" ]: one ';' may end the list, no more
     for bad, msg in ((b"", "empty"), (b"x", "without '='"), (b"1a=2", "invalid tag name"),
-                     (b"a=1; a=2", "duplicate"), (b"a=1;b=2;c=3", "more than 2")):
+                     (b"a=1; a=2", "duplicate"), (b"a=1;b=2;c=3", "more than 2"), (b"a=;b=2;;", "empty tag-spec"),
+                     (b";a=1", "empty tag-spec"), (b"a=1; ;b=2", "empty tag-spec"), (b" ; ", "empty tag-spec"),
+                     (b"a=1;\r\n ;", "empty tag-spec")):
         with pytest.raises(ValueError, match=msg):
             core.parse_tag_list(bad, 2)
 

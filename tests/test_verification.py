@@ -132,6 +132,26 @@ def test_duplicate_tag_is_permerror(rsa_key):
     assert r.status == "permerror" and "duplicate" in r.reason
 
 
+@pytest.mark.parametrize("where", [0, 3, -1])
+def test_empty_tag_spec_is_permerror(rsa_key, where):
+    # RFC 6376 section 3.2: tag-list = tag-spec *( ";" tag-spec ) [ ";" ]:
+    # ';' first or two in a row is outside the grammar (section 6.1.1).
+    tags = _base()
+    tags.insert(where if where >= 0 else len(tags), " ")
+    [r] = check(rsa_key, tags)
+    assert r.status == "permerror" and "empty tag-spec" in r.reason
+
+
+@pytest.mark.parametrize("record", ["v=DKIM1;; k=rsa; p=%s", ";v=DKIM1; k=rsa; p=%s", "v=DKIM1; k=rsa; ; p=%s",
+                                    "v=DKIM1; k=rsa; p=%s;;"])
+def test_key_record_with_an_empty_tag_spec_is_permerror(rsa_key, record):
+    p = public_key_record(rsa_key).split("p=", 1)[1]
+    [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": record % p})
+    assert r.status == "permerror" and "empty tag-spec" in r.reason
+    [ok] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": "v=DKIM1; k=rsa; p=%s;" % p})
+    assert ok.status == "pass"  # one ';' may end the list
+
+
 def test_c_defaults_and_single_value(rsa_key):
     [r] = check(rsa_key, _base(c=None, bh=body_hash(BODY, False)))
     assert r.status == "pass" and r.canonicalization == "simple/simple"

@@ -417,17 +417,22 @@ def parse_tag_list(data: Buffer, max_tags: int = 1024) -> Dict[str, bytes]:
     """Parse a tag-list (RFC 6376 section 3.2) into ``{name: value}``.
 
     Specs are separated by ``;``; whitespace (SP, HTAB, CR, LF) around names,
-    ``=`` and values is dropped; an empty spec is skipped.
+    ``=`` and values is dropped; one ``;`` may end the list (RFC 6376
+    section 3.2: ``tag-spec *( ";" tag-spec ) [ ";" ]``).
 
-    :raises ValueError: a spec without ``=``, an invalid tag name, a duplicate
-        tag, more than ``max_tags`` tags, or no tag at all.
+    :raises ValueError: a spec without ``=``, an empty spec (``;`` first,
+        or two in a row: not in the grammar), an invalid tag name, a
+        duplicate tag, more than ``max_tags`` tags, or no tag at all.
     """
     tags: Dict[str, bytes] = {}
-    for spec in _octets(data).split(b";"):
+    specs = _octets(data).split(b";")
+    for k, spec in enumerate(specs):
         eq = spec.find(b"=")
         if eq < 0:
             if spec.strip(_FWS):
                 raise ValueError("tag without '=': %s" % _short(spec.strip(_FWS)))
+            if k < len(specs) - 1:  # only the list's end may follow its last ';'
+                raise ValueError("empty tag-spec (';' first, or two in a row; only one may end the list)")
             continue
         raw = spec[:eq].strip(_FWS)
         if not _TAG_NAME.match(raw):

@@ -49,11 +49,13 @@ def strip_fws(value: bytes) -> bytes:
 def parse_tag_list(data: bytes, *, max_tags: int = 1024) -> Dict[str, bytes]:
     """Parse a tag-list into ``{name: value}``, values without surrounding whitespace.
 
-    An empty spec (two ``;`` in a row, or a trailing ``;``) is skipped.  The
+    One ``;`` may end the list (RFC 6376 section 3.2); an empty spec
+    anywhere else (``;`` first, or two in a row) is a syntax error.  The
     work is done by the active core (compiled, or its pure twin).
 
-    :raises TagSyntaxError: a spec without ``=``, an invalid tag name, a
-        duplicate tag, an empty list, or more than ``max_tags`` tags.
+    :raises TagSyntaxError: a spec without ``=``, an empty spec, an invalid
+        tag name, a duplicate tag, an empty list, or more than ``max_tags``
+        tags.
     """
     try:
         return _core.core.parse_tag_list(data, max_tags)
