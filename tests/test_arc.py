@@ -79,6 +79,30 @@ def test_first_hop_seals_cv_none_and_verifies(sealers, keys, rsa_key):
     assert sealers[0].last_result is not None and sealers[0].last_result.status == "none"
 
 
+def _ams_h(field: bytes) -> list:
+    tags = _core.core.parse_tag_list(field.split(b":", 1)[1])
+    return [n.strip() for n in tags["h"].replace(b"\r\n", b"").decode().split(":")]
+
+
+@pytest.mark.parametrize("headers", [None, ["from", "subject", "DKIM-Signature"]])
+def test_the_ams_signs_the_dkim_signatures_present(keys, rsa_key, ed_key, headers):
+    # RFC 8617 section 4.1.2: the AMS SHOULD sign the DKIM-Signature fields present.
+    twice = fastdkim.Signer("fwd.example", "ed", ed_key).sign(_signed(rsa_key)) + _signed(rsa_key)
+    sealer = ARCSealer("lists.example", "arc", rsa_key, authserv_id="lists.example", keys=keys, headers=headers)
+    fields = sealer.seal(twice)
+    h = _ams_h(fields[1])
+    assert h[-2:] == ["dkim-signature", "dkim-signature"] and h.count("dkim-signature") == 2
+    sealed = b"".join(fields) + twice
+    assert verify_chain(sealed, keys).status == "pass"
+    # a DKIM-Signature changed after sealing (a tag added to the top one) breaks the AMS
+    top = twice.split(b"\r\n", 1)[0]
+    changed = sealed.replace(top, top.replace(b"d=fwd.example", b"d=fwd.example; x-note=1"), 1)
+    r = verify_chain(changed, keys)
+    assert r.status == "fail" and "ARC-Message-Signature i=1" in r.reason
+    plain = sealer.seal(MESSAGE)  # none present: none listed
+    assert "dkim-signature" not in _ams_h(plain[1])
+
+
 def test_three_hops_with_a_list_footer_between(sealers, keys, rsa_key):
     """The list validates the chain as the message arrives, adds a footer
     (breaking the DKIM signature and the first AMS), then seals cv=pass."""
@@ -265,6 +289,64 @@ def test_seal_that_signs_the_wrong_fields(rsa_key, keys, sealers):
     assert r.status == "fail" and "ARC-Seal i=2" in r.reason
 
 
+def _relaxed_field(field: bytes, crlf: bool = True) -> bytes:
+    name, value = field.split(b":", 1)
+    value = re.sub(rb"[ \t]+", b" ", value.replace(b"\r\n", b"")).strip(b" \t")
+    return name.strip().lower() + b":" + value + (b"\r\n" if crlf else b"")
+
+
+def _hand_sealed(key, aar: bytes, message: bytes = MESSAGE) -> bytes:
+    """*message* with a first ARC set (relaxed/relaxed, rsa-sha256) whose
+    ARC-Authentication-Results field is *aar* as given, made by hand (the
+    canonicalization written out, not fastdkim's) and signed with *key*."""
+    head, body = message.split(b"\r\n\r\n", 1)
+    fields = {f.split(b":", 1)[0].lower(): f + b"\r\n" for f in re.split(rb"\r\n(?![ \t])", head)}
+    lines = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
+    bh = base64.b64encode(hashes_sha256(b"\r\n".join(lines).rstrip(b"\r\n") + b"\r\n"))
+
+    def sign(data: bytes) -> bytes:
+        return base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+    ams = (b"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=lists.example; s=arc; "
+           b"h=from:to:subject; bh=" + bh + b"; b=")
+    ams += sign(b"".join(_relaxed_field(fields[n]) for n in (b"from", b"to", b"subject"))
+                + _relaxed_field(ams, False)) + b"\r\n"
+    seal = b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example; s=arc; b="
+    seal += sign(_relaxed_field(aar) + _relaxed_field(ams) + _relaxed_field(seal, False)) + b"\r\n"
+    return seal + ams + aar + message
+
+
+def hashes_sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+@pytest.mark.parametrize("aar, servid", [
+    (b"ARC-Authentication-Results: i=1; lists.example; arc=none\r\n", "lists.example"),
+    # RFC 8617 section 4.1.1: [CFWS] before the instance, and between it and ';'
+    (b"ARC-Authentication-Results: (hop (one)) i=1; lists.example; arc=none\r\n", "lists.example"),
+    (b"ARC-Authentication-Results: i=1 (first hop);\r\n (by) lists.example; arc=none\r\n", "lists.example"),
+    (b"ARC-Authentication-Results:\r\n\ti (x) = (y) 1\r\n ; \"lists example\"; none\r\n", "lists example"),
+])
+def test_aar_with_comments_and_folding_where_the_grammar_allows_them(rsa_key, keys, aar, servid):
+    r = verify_chain(_hand_sealed(rsa_key, aar), keys)
+    assert (r.status, r.instances) == ("pass", 1), r.reason
+    assert r.sets[0].authserv_id == servid
+
+
+@pytest.mark.parametrize("aar", [
+    b"ARC-Authentication-Results: (never closed i=1; lists.example; arc=none\r\n",
+    b"ARC-Authentication-Results: I=1; lists.example; arc=none\r\n",
+    b"ARC-Authentication-Results: lists.example; i=1; arc=none\r\n",
+    b"ARC-Authentication-Results: i=1 lists.example; arc=none\r\n",
+    b"ARC-Authentication-Results: i=(1); lists.example; arc=none\r\n",
+])
+def test_aar_without_a_leading_instance_fails(rsa_key, keys, aar):
+    r = verify_chain(_hand_sealed(rsa_key, aar), keys)
+    assert r.status == "fail" and "without a leading i= tag" in r.reason
+
+
 @pytest.mark.parametrize("mutation", [
     (b"ARC-Seal", b"i", b"0"), (b"ARC-Seal", b"i", b"x"), (b"ARC-Seal", b"i", b""), (b"ARC-Seal", b"cv", b"maybe"),
     (b"ARC-Seal", b"a", b"rsa-sha1"), (b"ARC-Seal", b"d", b"-bad-"), (b"ARC-Seal", b"b", b"!!!"),
@@ -389,7 +471,9 @@ def _two_hops(sealers, rsa_key) -> bytes:
 def test_arc_resinfo():
     ok = ARCResult("pass", "chain of 2 ARC sets verified", 2, 1)
     assert arc_resinfo(ok) == "arc=pass (i=2)"
-    assert arc_resinfo(ok, remote_ip="2001:db8:0::1") == "arc=pass (i=2) smtp.remote-ip=2001:db8::1"
+    # an IPv6 address is quoted: its colons are RFC 2045 tspecials (RFC 8601 section 2.2)
+    assert arc_resinfo(ok, remote_ip="2001:db8:0::1") == 'arc=pass (i=2) smtp.remote-ip="2001:db8::1"'
+    assert arc_resinfo(ok, remote_ip="192.0.2.1") == "arc=pass (i=2) smtp.remote-ip=192.0.2.1"
     older = ARCResult("pass", "ok", 3, 2)
     assert arc_resinfo(older) == "arc=pass (i=3) header.oldest-pass=2"
     bad = ARCResult("fail", 'ARC-Seal i=1: "quoted"\r\nInjected: yes', 1)

@@ -35,7 +35,7 @@ from .errors import OptionError, SigningError, UnsignableMessageError
 from .keys import MIN_RSA_BITS, KeyInput
 from .keysources import KeySource, as_key_source
 from .message import MessageInput, read_message
-from .signing import Signer
+from .signing import Signer, _header_names
 from .tags import MAX_H_NAMES
 from .verification import verify
 
@@ -68,8 +68,10 @@ class ARCSealer:
         chain and the DKIM signatures, as :func:`fastdkim.verify` takes it
         (``None``: DNS).
     :param headers: header field names the AMS signs (default
-        :data:`DEFAULT_ARC_HEADERS`); ``From`` is always signed; ARC-Seal
-        and Authentication-Results cannot be.
+        :data:`DEFAULT_ARC_HEADERS`); ``From`` is always signed, and so
+        are the DKIM-Signature fields present (RFC 8617 section 4.1.2: each
+        listed in ``h=``, after the others); ARC-Seal and
+        Authentication-Results cannot be.
     :param canonicalization: of the AMS (default ``relaxed/relaxed``; the
         AS is always relaxed, RFC 8617 section 4.1.3).
     :param timestamp: add ``t=`` to the AMS and AS.
@@ -107,8 +109,12 @@ class ARCSealer:
             raise OptionError("not an authserv-id: %r (a host name such as mx.example.org)" % (authserv_id,))
         if width is not None and not 40 <= width <= 998:
             raise OptionError("width must be from 40 to 998 columns, got %r" % (width,))
+        # DKIM-Signature fields are always signed (in seal, after the others):
+        # a name the DKIM Signer refuses, since it would sign itself.
+        names = DEFAULT_ARC_HEADERS if headers is None else tuple(
+            n for n in _header_names(headers) if n != "dkim-signature")
         self._signer = Signer(domain, selector, private_key, canonicalization=canonicalization,
-                              headers=DEFAULT_ARC_HEADERS if headers is None else headers, oversign=(),
+                              headers=names, oversign=(),
                               timestamp=False, password=password, min_key_bits=min_key_bits, clock=clock)
         bad = _FORBIDDEN.intersection(self._signer.headers)
         if bad:
@@ -211,6 +217,12 @@ class ARCSealer:
         aar = ("ARC-Authentication-Results: i=%d; %s;%s%s\r\n" % (
             n, self.authserv_id, " " if self.width is None else "\r\n\t", resinfo)).encode("utf-8")
         h, selected = s._select([(AAR, aar)] + pm.fields)
+        # RFC 8617 section 4.1.2: the AMS SHOULD sign the DKIM-Signature
+        # fields present, each listed once in h= and taken bottom-up.
+        dkim_fields = [raw for name, raw in pm.fields if name == b"dkim-signature"]
+        if dkim_fields:
+            h = tuple(h) + ("dkim-signature",) * len(dkim_fields)
+            selected = selected + dkim_fields[::-1]
         ams_tags: List[Tuple[str, str]] = [("a", self.algorithm), ("b", ""),
                     ("bh", _b64(hashes_[own_key][0])), ("c", "%s/%s" % (s.header_canon, s.body_canon)),
                     ("d", self.domain), ("h", ":".join(h)), ("i", str(n)), ("s", self.selector)]

@@ -36,8 +36,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
 from ._checks import Checks, KeyOutcome, extra_reason, lookup_failure, shared_checks
+from .authres_parse import _DIGITS, _TOKEN, _Parser
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
-from .errors import MessageFormatError
+from .errors import AuthResError, MessageFormatError
 from .keys import MIN_RSA_BITS, KeyRecord
 from .keysources import KeySource, as_key_source
 from .message import Header, MessageInput, ParsedMessage, read_message
@@ -56,9 +57,7 @@ AAR, AMS, AS = b"arc-authentication-results", b"arc-message-signature", b"arc-se
 #: ARC-Seal covers them within a set.
 ARC_FIELDS: Tuple[bytes, bytes, bytes] = (AAR, AMS, AS)
 
-# ARC-Authentication-Results: i=<n>; ... (RFC 8617 section 4.1.1): the
-# instance tag comes first, then a semicolon.
-_AAR_INSTANCE = re.compile(rb"[ \t\r\n]*i[ \t\r\n]*=[ \t\r\n]*([0-9]{1,16})[ \t\r\n]*;")
+_UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
 _PKCS1, _PREHASHED = padding.PKCS1v15(), Prehashed(hashes.SHA256())
 
 
@@ -203,12 +202,11 @@ class Chain:
         """The instance number of an ARC field, or ``None`` (a problem noted)."""
         label = _LABELS[name]
         if name == AAR:
-            colon = raw.find(b":")
-            m = _AAR_INSTANCE.match(raw, colon + 1)
-            if m is None:
+            head = _aar_head(raw)
+            if head is None:
                 problems.append("%s without a leading i= tag" % label)
                 return None
-            digits = m.group(1)
+            digits = head[0]
         else:
             try:
                 tags = _core.core.parse_tag_list(raw[raw.find(b":") + 1:], 64)
@@ -239,9 +237,9 @@ class Chain:
                         "no" if count == 0 else "%d" % count, _LABELS[name], n))
             out = inst.outcome
             aar = inst.found[AAR][0]
-            m = _AAR_INSTANCE.match(aar, aar.find(b":") + 1)
-            assert m is not None
-            out.authserv_id = _authserv_id(aar[m.end():])
+            head = _aar_head(aar)
+            assert head is not None
+            out.authserv_id = head[1]
             seal = check_as(inst.found[AS][0])
             if isinstance(seal, str):
                 out.seal_status, out.seal_reason = FAIL, seal
@@ -375,15 +373,34 @@ class Chain:
 _LABELS = {AAR: "ARC-Authentication-Results", AMS: "ARC-Message-Signature", AS: "ARC-Seal"}
 
 
-def _authserv_id(rest: bytes) -> Optional[str]:
-    """The authserv-id that follows ``i=n;`` in an AAR, or ``None``."""
-    word = rest.split(b";", 1)[0].strip(b" \t\r\n").split(None, 1)
-    if not word:
+def _aar_head(raw: bytes) -> Optional[Tuple[bytes, Optional[str]]]:
+    """The instance of the ARC-Authentication-Results field *raw* (its
+    digits, at most 16) and the authserv-id after it (``None`` where that
+    is unreadable); ``None`` where the field's value does not start as RFC
+    8617 section 4.1.1 has it: ``[CFWS] "i" [CFWS] "=" [CFWS] digits
+    [CFWS] ";"``, comments included (as they are before the authserv-id).
+    Raises nothing."""
+    text = _UNFOLD.sub(b"", raw[raw.find(b":") + 1:]).decode("latin-1")
+    p = _Parser(text)
+    try:
+        p.cfws()
+        p.expect("i", "the instance tag i=")
+        p.cfws()
+        p.expect("=", "'=' after i")
+        p.cfws()
+        digits = p.match(_DIGITS)
+        if digits is None or len(digits) > 16:
+            return None
+        p.cfws()
+        p.expect(";", "';' after the instance")
+    except AuthResError:
         return None
     try:
-        return word[0].decode("ascii")
-    except UnicodeDecodeError:
-        return None
+        p.cfws()
+        servid = p.quoted_string() if p.peek() == '"' else p.match(_TOKEN)
+    except AuthResError:
+        servid = None
+    return digits.encode("ascii"), servid or None
 
 
 def _check_signature(key: KeyRecord, b: bytes, digest: bytes) -> Tuple[str, str]:
