@@ -35,7 +35,7 @@ def test_a_verified_message(signed):
     assert authentication_results("mx.example.net", results) == (
         "Authentication-Results: mx.example.net;\n"
         "\tdkim=pass reason=\"signature verified\" header.d=example.com header.i=joe@example.com header.s=ed "
-        "header.a=ed25519-sha256 header.b=%s" % b[:8])
+        "header.a=ed25519-sha256 header.b=%s" % (b[:8] if "/" not in b[:8] else '"%s"' % b[:8]))
 
 
 def test_one_result_per_signature_in_order_and_line_separator():
@@ -190,6 +190,22 @@ def test_header_b_is_lengthened_until_the_signatures_differ():
     assert got == ["ABCDEFGHIJ1", "ABCDEFGHIJ2", "QRSTUVWX", "ABCDEFGHIJ1", None]
 
 
+def test_values_that_are_no_token_are_quoted_and_read_back():
+    # RFC 8601 section 2.2: a pvalue is a token, a quoted string or
+    # [local-part]@domain; '/' and '=' are RFC 2045 tspecials.
+    results = [Verification("pass", "", domain="example.com", raw_tags={"b": b"ab/cd+efGHIJ"}),
+               Verification("pass", "", domain="example.com", raw_tags={"b": b"AAAAAAA=BBBB"}),
+               Verification("pass", "", domain="example.com", raw_tags={"b": b"AAAAAAA=CCCC"}),
+               Verification("pass", "", domain="example.com", raw_tags={"b": b"Zz9+Yy8xWw"})]
+    field = authentication_results("mx.example.net", results)
+    assert 'header.b="ab/cd+ef"' in field and 'header.b="AAAAAAA=B"' in field and "header.b=Zz9+Yy8x" in field
+    want = [("header.d", "example.com"), ("header.b", "ab/cd+ef"), ("header.d", "example.com"),
+            ("header.b", "AAAAAAA=B"), ("header.d", "example.com"), ("header.b", "AAAAAAA=C"),
+            ("header.d", "example.com"), ("header.b", "Zz9+Yy8x")]
+    assert [(p.key, p.value) for r in parse_authentication_results(field).results for p in r.properties] == want
+    assert [("%s.%s" % (p.type, p.name), p.value) for r in by_package(field).results for p in r.properties] == want
+
+
 def test_a_long_unbreakable_value_stays_whole():
     r = Verification("fail", "x" * 120, domain="example.com")
     field = authentication_results("mx", [r], width=78)
@@ -230,8 +246,14 @@ def test_results_that_would_write_anything_into_the_field_are_refused(make):
     verifier's results, say) cannot smuggle a line break or another result
     into the field through its status or policy."""
     results, dmarc = make()
-    with pytest.raises(OptionError, match="must be a word"):
+    with pytest.raises(OptionError, match="must be a word|is none, quarantine or reject"):
         authentication_results("mx.example.net", results, dmarc=dmarc)
+
+
+@pytest.mark.parametrize("bad", ["reject\r\nX-Injected: 1", "discard", "", 3])
+def test_a_disposition_that_is_no_policy_is_refused(bad):
+    with pytest.raises(OptionError, match="is none, quarantine or reject"):
+        authentication_results("mx.example.net", [], dmarc=dmarc_result("fail"), disposition=bad)
 
 
 def dmarc_result(status, **kw):

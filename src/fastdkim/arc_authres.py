@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-from .authres import _breakable, _check_field, _fold, _item, authentication_results, quote
+from .authres import _breakable, _check_field, _fold, _item, authentication_results, pvalue, quote
 from .errors import OptionError
 from .results import Verification
 from ._text import printable
@@ -54,7 +54,7 @@ def arc_words(result: "ARCResult", *, remote_ip: Optional[str] = None) -> List[T
             ip = ipaddress.ip_address(remote_ip)
         except ValueError:
             raise OptionError("smtp.remote-ip must be an IP address, got %r" % remote_ip[:80]) from None
-        words += _item("smtp.remote-ip=%s" % ip.compressed)
+        words += _item("smtp.remote-ip=%s" % pvalue(ip.compressed))  # an IPv6 address is quoted (its colons)
     return words
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "header_b_values",
     "is_authserv_id",
     "parse_authentication_results",
+    "pvalue",
     "quote",
     "write_file_with_authentication_results",
     "write_with_authentication_results",
@@ -95,6 +96,15 @@ def _safe_value(value: str) -> bool:
     a token, or ``[local-part]@domain`` of token characters, of at most
     :data:`MAX_VALUE` characters."""
     return len(value) <= MAX_VALUE and bool(_TOKEN_VALUE.match(value) or _ADDRESS_VALUE.match(value))
+
+
+def pvalue(value: str) -> str:
+    """``value`` as an RFC 8601 property value (``pvalue``): as it is where
+    it is a token or ``[local-part]@domain`` (:func:`_safe_value`), else as a
+    quoted string (:func:`quote`), as an IPv6 address or a ``header.b``
+    holding ``/`` or ``=`` must be written (RFC 2045 tspecials).  Raises
+    nothing."""
+    return value if _safe_value(value) else quote(value)
 
 
 def _keyword(value: object, what: str) -> str:
@@ -195,11 +205,11 @@ def _dkim_words(r: Verification, b: Optional[str]) -> List[_Word]:
         if val and _safe_value(val):
             words += _item("%s=%s" % (prop, val))
     if b is not None:
-        words += _item("header.b=%s" % b)  # RFC 6008
+        words += _item("header.b=%s" % pvalue(b))  # RFC 6008
     return words
 
 
-def _dmarc_words(d: "DMARCResult") -> List[_Word]:
+def _dmarc_words(d: "DMARCResult", disposition: Optional[str]) -> List[_Word]:
     words = _item("dmarc=%s" % _keyword(d.status, "the DMARC result"))
     rec = d.record
     if rec is not None:
@@ -214,8 +224,13 @@ def _dmarc_words(d: "DMARCResult") -> List[_Word]:
     from_domain = _a_labels(d.from_domain)
     if from_domain and _safe_value(from_domain):
         words += _item("header.from=%s" % from_domain)
-    if d.policy is not None:
-        words += _item("policy.dmarc=%s" % _keyword(d.policy, "the DMARC policy"))
+    applied = disposition
+    if applied is None and d.status == "fail" and d.pct >= 100:
+        applied = d.policy  # (with pct under 100, what applies is drawn: the caller's disposition)
+    if applied is not None:
+        if applied not in ("none", "quarantine", "reject"):
+            raise OptionError("a DMARC disposition is none, quarantine or reject, not %r" % str(applied)[:40])
+        words += _item("policy.dmarc=%s" % applied)
     return words
 
 
@@ -261,7 +276,8 @@ def _fold(authserv_id: str, resinfos: List[List[_Word]], linesep: str, width: Op
 
 def authentication_results(authserv_id: str, results: Sequence[Verification], *, dmarc: "Optional[DMARCResult]" = None,
                            arc: "Optional[ARCResult]" = None, remote_ip: Optional[str] = None,
-                           linesep: str = "\n", width: Optional[int] = None) -> str:
+                           linesep: str = "\n", width: Optional[int] = None,
+                           disposition: Optional[str] = None) -> str:
     """An ``Authentication-Results`` field for the DKIM ``results`` of one
     message, and its DMARC result if given.
 
@@ -277,8 +293,15 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
 
     ``dmarc`` (a :class:`fastdkim.dmarc.DMARCResult`) adds ``dmarc=`` with
     the record's policy as a comment (``(p=reject sp=none pct=50)``), its
-    reason, ``header.from`` and ``policy.dmarc`` (the policy for the From
-    domain: ``p=``, or ``sp=`` for a subdomain; RFC 7489 section 11.2).
+    reason, ``header.from`` and ``policy.dmarc``: the policy applied, as
+    the registry of these properties defines it (after ``sp=`` and ``pct=``
+    are taken into account): ``disposition`` where given (what
+    :meth:`~fastdkim.dmarc.DMARCResult.disposition` returned for the
+    message: ``none``, ``quarantine`` or ``reject``); else, for a ``fail``
+    whose record has no ``pct=`` below 100, the policy for the From domain
+    (``p=``, or ``sp=`` for a subdomain); else none is written (no policy
+    applies to ``pass``, ``none``, ``temperror`` or ``permerror``, and a
+    ``pct=`` sample is the caller's draw).
 
     ``arc`` (a :class:`fastdkim.arc_chain.ARCResult`) adds ``arc=`` last (see
     :func:`fastdkim.arc_authres.arc_resinfo`; ``remote_ip`` gives its
@@ -294,7 +317,8 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     :raises OptionError: ``authserv_id`` is not a valid authserv-id (see
         :func:`is_authserv_id`), ``width`` is less than 20 or more than
         :data:`MAX_LINE`, or a result's status (or the DMARC policy) is not
-        a word such as ``pass``; ``remote_ip`` is not an IP address.
+        a word such as ``pass``; ``remote_ip`` is not an IP address;
+        ``disposition`` is not ``none``, ``quarantine`` or ``reject``.
     """
     _check_field(authserv_id, width)
     if not results and dmarc is None and arc is None:
@@ -305,7 +329,7 @@ def authentication_results(authserv_id: str, results: Sequence[Verification], *,
     for r, b in zip(results, header_b_values(results)):
         resinfos.append(_dkim_words(r, b))
     if dmarc is not None:
-        resinfos.append(_dmarc_words(dmarc))
+        resinfos.append(_dmarc_words(dmarc, disposition))
     if arc is not None:
         from .arc_authres import arc_words
 

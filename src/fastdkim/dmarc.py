@@ -28,7 +28,10 @@ without one, DMARC rests on DKIM alone.
   ``none``; a malformed one: ``permerror``; a DNS failure: ``temperror``.
 * The result: ``pass`` when a passing DKIM signature, or a passing SPF
   result, aligns with the From domain in the record's modes (``adkim``,
-  ``aspf``); ``fail`` otherwise.  The policy to apply is the record's ``p``,
+  ``aspf``); else ``temperror`` when an aligned DKIM signature, or an
+  aligned SPF domain, had a temporary error (a later attempt may pass: the
+  policy is not applied, :meth:`DMARCResult.disposition` is ``none``, and
+  the receiver may defer the message); ``fail`` otherwise.  The policy to apply is the record's ``p``,
   or ``sp`` when the From domain is a subdomain whose record was found at
   its organizational domain; ``pct`` is reported, and applied only by
   :meth:`DMARCResult.disposition`.
@@ -392,6 +395,11 @@ def evaluate_domain(from_domain: str, results: Sequence[Verification], *, spf_re
             why.append("SPF %s" % spf)
         else:
             why.append("SPF domain %s not aligned (%s)" % (spf_dom, mode[record.aspf]))
+        if stuck or (spf == "temperror" and spf_aligned):
+            # An aligned identifier that a later attempt may find passing:
+            # no final result (and no policy to apply) until then.
+            status = "temperror"
+            why.append("a later attempt may pass")
         reason = "; ".join(why)
     return DMARCResult(status, reason, record_domain=found.domain, record=record, policy=policy,
                        spf_aligned=spf_aligned, notes=tuple(notes) + record.notes, **base)

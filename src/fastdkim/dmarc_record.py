@@ -7,9 +7,11 @@ case-insensitive strings), as are the values of ``p``, ``sp``, ``adkim`` and
 ``aspf``; unknown tags are ignored.
 
 What makes a record malformed (:class:`~fastdkim.errors.TagSyntaxError`,
-which DMARC evaluation reports as ``permerror``): a tag-list that does not
-parse (a spec without ``=``, a duplicate tag), or a missing or invalid
-``p`` or an invalid ``sp`` without a usable ``rua``.  Following section 6.6.3, a record whose ``p`` is
+which DMARC evaluation reports as ``permerror``): a missing or invalid
+``p`` or an invalid ``sp`` without a usable ``rua``.  A spec that is no
+tag (no ``=``, an invalid tag name) or that repeats a tag is a syntax error
+in the remainder of the record, which section 6.3 has discarded: it is
+ignored (the first spec of a tag is read), and :attr:`notes` says so.  Following section 6.6.3, a record whose ``p`` is
 missing or invalid, or whose ``sp`` is invalid, but which has at least one
 valid ``rua`` URI, is read as ``p=none`` (and ``sp`` as absent).  Invalid
 values of the other tags (``adkim``, ``aspf``, ``pct``, and the reporting
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .errors import TagSyntaxError
-from .tags import parse_tag_list
 
 __all__ = ["POLICIES", "DMARCRecord", "is_dmarc_record", "parse_dmarc_record"]
 
@@ -98,6 +99,40 @@ def _uris(value: str, tag: str, notes: List[str]) -> Tuple[str, ...]:
     return tuple(out)
 
 
+_TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
+_FWS = b" \t\r\n"
+
+
+def _read_tags(raw: bytes, notes: List[str]) -> Dict[str, str]:
+    """The tags of the record *raw* by lower-cased name, values decoded.
+    A spec that is no tag (no ``=``, an invalid name) or repeats a tag
+    already read is a syntax error in the remainder of the record: section
+    6.3 has it discarded, so it is left out, and said in *notes* (the first
+    of two specs of one tag is the one read).  Raises nothing."""
+    tags: Dict[str, str] = {}
+    for spec in raw.split(b";"):
+        name, eq, value = spec.partition(b"=")
+        name = name.strip(_FWS)
+        if not eq:
+            if name:
+                notes.append("%r is not a tag (no '='); ignored" % _shown(name))
+            continue
+        if not _TAG_NAME.match(name):
+            notes.append("%r is not a tag name; %r ignored" % (_shown(name), _shown(spec.strip(_FWS))))
+            continue
+        key = name.decode("ascii").lower()
+        if key in tags:
+            notes.append("a second %s= (names compared without regard to case); the first is read" % key)
+            continue
+        tags[key] = value.strip(_FWS).decode("utf-8", "replace")
+    return tags
+
+
+def _shown(b: bytes) -> str:
+    text = b.decode("utf-8", "replace")
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def parse_dmarc_record(txt: Union[bytes, str]) -> DMARCRecord:
     """Parse a DMARC record (the TXT value, as ``bytes`` or ``str``).
 
@@ -108,17 +143,8 @@ def parse_dmarc_record(txt: Union[bytes, str]) -> DMARCRecord:
     text = raw.decode("utf-8", "replace")
     if not is_dmarc_record(raw):
         raise TagSyntaxError("not a DMARC record (the first tag must be v=DMARC1): %r" % text[:80])
-    try:
-        written = parse_tag_list(raw)
-    except TagSyntaxError as exc:
-        raise TagSyntaxError("DMARC record: %s" % exc) from None
-    tags: Dict[str, str] = {}
-    for name, value in written.items():
-        key = name.lower()
-        if key in tags:
-            raise TagSyntaxError("DMARC record: duplicate tag %s= (names compared without regard to case)" % key)
-        tags[key] = value.decode("utf-8", "replace")
     notes: List[str] = []
+    tags = _read_tags(raw, notes)
 
     rua = _uris(tags["rua"], "rua", notes) if "rua" in tags else ()
     ruf = _uris(tags["ruf"], "ruf", notes) if "ruf" in tags else ()
