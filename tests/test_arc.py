@@ -96,7 +96,7 @@ def test_the_ams_signs_the_dkim_signatures_present(keys, rsa_key, ed_key, header
     assert verify_chain(sealed, keys).status == "pass"
     # a DKIM-Signature changed after sealing (a tag added to the top one) breaks the AMS
     top = twice.split(b"\r\n", 1)[0]
-    changed = sealed.replace(top, top.replace(b"d=fwd.example", b"d=fwd.example; x-note=1"), 1)
+    changed = sealed.replace(top, top.replace(b"d=fwd.example", b"d=fwd.example; xnote=1"), 1)
     r = verify_chain(changed, keys)
     assert r.status == "fail" and "ARC-Message-Signature i=1" in r.reason
     plain = sealer.seal(MESSAGE)  # none present: none listed
@@ -295,7 +295,7 @@ def _relaxed_field(field: bytes, crlf: bool = True) -> bytes:
     return name.strip().lower() + b":" + value + (b"\r\n" if crlf else b"")
 
 
-def _hand_sealed(key, aar: bytes, message: bytes = MESSAGE) -> bytes:
+def _hand_sealed(key, aar: bytes, message: bytes = MESSAGE, ams_extra: bytes = b"") -> bytes:
     """*message* with a first ARC set (relaxed/relaxed, rsa-sha256) whose
     ARC-Authentication-Results field is *aar* as given, made by hand (the
     canonicalization written out, not fastdkim's) and signed with *key*."""
@@ -307,8 +307,8 @@ def _hand_sealed(key, aar: bytes, message: bytes = MESSAGE) -> bytes:
     def sign(data: bytes) -> bytes:
         return base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
-    ams = (b"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=lists.example; s=arc; "
-           b"h=from:to:subject; bh=" + bh + b"; b=")
+    ams = (b"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=lists.example; s=arc; " + ams_extra
+           + b"h=from:to:subject; bh=" + bh + b"; b=")
     ams += sign(b"".join(_relaxed_field(fields[n]) for n in (b"from", b"to", b"subject"))
                 + _relaxed_field(ams, False)) + b"\r\n"
     seal = b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example; s=arc; b="
@@ -333,6 +333,15 @@ def test_aar_with_comments_and_folding_where_the_grammar_allows_them(rsa_key, ke
     r = verify_chain(_hand_sealed(rsa_key, aar), keys)
     assert (r.status, r.instances) == ("pass", 1), r.reason
     assert r.sets[0].authserv_id == servid
+
+
+@pytest.mark.parametrize("extra", [b"v=1; ", b"x_note=hello; ", b"v=1; z=a|b; "])
+def test_unknown_tags_of_an_ams_are_ignored_v_included(rsa_key, keys, extra):
+    # RFC 8617 section 4.1.2 defines no v= for the AMS; RFC 6376 section 3.2:
+    # unrecognized tags are ignored (dkimpy and Mail::DKIM read it so)
+    aar = b"ARC-Authentication-Results: i=1; lists.example; arc=none\r\n"
+    r = verify_chain(_hand_sealed(rsa_key, aar, ams_extra=extra), keys)
+    assert r.status == "pass", r.reason
 
 
 @pytest.mark.parametrize("aar", [

@@ -185,8 +185,8 @@ def check_ams(raw: bytes, max_header_names: int = MAX_H_NAMES) -> Union[AMSTags,
     tags = _common(raw, out, _AMS_REQUIRED, "ARC-Message-Signature")
     if isinstance(tags, str):
         return tags
-    if "v" in tags:
-        return "an ARC-Message-Signature has no v= tag"
+    # (RFC 8617 section 4.1.2 defines no v= for the AMS: one written anyway
+    # is an unknown tag, ignored as RFC 6376 section 3.2 has unknown tags)
     try:
         out.bh = _core.core.b64decode(tags["bh"])
     except ValueError:
