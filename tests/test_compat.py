@@ -114,6 +114,19 @@ def test_dkim_class_sign_flow(keys):
     assert v.signature_fields[b"s"] == b"sel"
 
 
+def test_include_headers_after_signing_a_long_folded_h_list(keys):
+    # h= folded over lines (before its colons): the names come back without white space
+    names = [b"x-long-header-name-%02d" % i for i in range(7)]
+    msg = b"".join(b"%s: v\r\n" % n for n in names) + MSG
+    d = dkim.DKIM(msg)
+    sig = d.sign(b"sel", b"example.com", keys["pem"], include_headers=names + [b"from"])
+    assert b"\r\n" in sig.split(b"h=", 1)[1].split(b";", 1)[0]  # (folded)
+    assert d.include_headers == tuple(names) + (b"from",)
+    assert d.signature_fields[b"h"] == b":".join(names + [b"from"])
+    assert [n for n, _ in d.signed_headers] == names + [b"from"]
+    assert dkim.verify(sig + msg, dnsfunc=keys["dnsfunc"])
+
+
 def test_dkim_class_frozen_and_should_not(keys):
     d = dkim.DKIM(MSG)
     d.add_frozen(dkim.DKIM.RFC5322_SINGLETON)

@@ -66,8 +66,9 @@ key record whose ``s=`` excludes email      ``DKIM.verify`` raises UnknownKeyTyp
                                             (ValidationError for ``s=tlsrpt``)
 several DKIM TXT records at the name        first one used                              False (fastdkim: permerror)
                                             (with the default ``get_txt``)
-extra From field above a signature that     False (it hashes one more From)             True (RFC 6376 5.4.2 bottom-up
-does not oversign From                                                                  selection)
+extra From field above a signature that     False (it hashes one more From)             False too (a reader shows the
+does not oversign From                                                                  added From, which is not signed:
+                                                                                        RFC 6376 8.15)
 relaxed body canonicalization of a last     the white space is kept                     dropped (RFC 6376 3.4.4: white space
 line without CRLF that ends in white                                                    at the end of lines is ignored), so
 space                                                                                   signatures of such bodies do not

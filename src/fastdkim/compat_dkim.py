@@ -59,6 +59,7 @@ _OUTCOMES: Tuple[Tuple[str, Optional[Type[DKIMException]]], ...] = (
 )
 _MANY_RECORDS = re.compile(r"\d+ DKIM key records")
 _FOLD = re.compile(rb"\r?\n[ \t]")
+_WSP = re.compile(rb"[ \t\r\n]+")
 _H_SPLIT = re.compile(rb"\s*:\s*")
 
 
@@ -278,6 +279,7 @@ class DKIM:
             raise ParameterError(str(exc)) from None
         field = field.replace(b"\r\n", b"\n").replace(b"\n", self.linesep)
         fields = parse_tag_value(_FOLD.sub(b"", field.split(b":", 1)[1]))
+        fields[b"h"] = _WSP.sub(b"", fields[b"h"])  # (folded before its colons)
         self.signature_fields = fields
         self.include_headers = tuple(fields[b"h"].split(b":"))
         self.signed_headers = self._covered(self.include_headers, canon.startswith("relaxed"))
