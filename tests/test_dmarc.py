@@ -257,6 +257,25 @@ def test_an_aligned_temporary_error_is_temperror_not_fail(server, results, spf, 
         assert out.policy == "reject"  # (what the record asks, for a caller that defers the message)
 
 
+def test_a_key_in_testing_mode_does_not_count(server):
+    # RFC 6376 section 3.6.1, t=y: "Verifiers MUST NOT treat messages from
+    # Signers in testing mode differently from unsigned email".
+    message, keys = signed("example.com")
+    [(name, record)] = keys.items()
+    server.zone[name] = Txt([record + "; t=y"])
+    server.zone["_dmarc.example.com"] = Txt(["v=DMARC1; p=reject"])
+    results = fastdkim.verify(message, keys=source(server))
+    assert results[0].status == "pass" and results[0].testing
+    out = evaluate(message, results, keys=source(server))
+    assert (out.status, out.disposition()) == ("fail", "reject")
+    assert "testing mode (t=y)" in out.reason and out.dkim[0].testing and not out.dkim[0].counts
+    assert out.as_dict()["dkim"][0]["testing"] is True
+    # an aligned SPF pass still passes; a key out of testing mode counts again
+    assert evaluate(message, results, spf_result="pass", spf_domain="example.com", keys=source(server)).passed
+    server.zone[name] = Txt([record])
+    assert evaluate(message, fastdkim.verify(message, keys=source(server)), keys=source(server)).passed
+
+
 def test_pass_through_aligned_spf_only(server):
     server.zone["_dmarc.example.com"] = Txt(["v=DMARC1; p=reject"])
     src = source(server)

@@ -26,8 +26,9 @@ without one, DMARC rests on DKIM alone.
   source (:mod:`fastdkim.keysources`: the shared DNS source and its cache by
   default; a mapping works for tests).  No record: ``none``; several:
   ``none``; a malformed one: ``permerror``; a DNS failure: ``temperror``.
-* The result: ``pass`` when a passing DKIM signature, or a passing SPF
-  result, aligns with the From domain in the record's modes (``adkim``,
+* The result: ``pass`` when a passing DKIM signature (whose key is not in
+  testing mode: RFC 6376 section 3.6.1 has a ``t=y`` domain's mail treated
+  as unsigned), or a passing SPF result, aligns with the From domain in the record's modes (``adkim``,
   ``aspf``); else ``temperror`` when an aligned DKIM signature, or an
   aligned SPF domain, had a temporary error (a later attempt may pass: the
   policy is not applied, :meth:`DMARCResult.disposition` is ``none``, and
@@ -174,14 +175,23 @@ class SignatureAlignment:
     status: str
     strict: bool
     relaxed: bool
+    #: its key record has ``t=y``: the domain is testing DKIM, and RFC 6376
+    #: section 3.6.1 has such a message treated as unsigned, so a ``pass``
+    #: does not count for DMARC
+    testing: bool = False
 
     def aligned(self, mode: str) -> bool:
         """Aligned in ``mode`` (``"s"`` or ``"r"``)."""
         return self.strict if mode == "s" else self.relaxed
 
+    @property
+    def counts(self) -> bool:
+        """A ``pass`` DMARC counts: not in testing mode."""
+        return self.status == "pass" and not self.testing
+
     def as_dict(self) -> Dict[str, Any]:
         return {"domain": self.domain, "selector": self.selector, "status": str(self.status),
-                "strict": self.strict, "relaxed": self.relaxed}
+                "strict": self.strict, "relaxed": self.relaxed, "testing": self.testing}
 
 
 @dataclass(frozen=True)
@@ -325,10 +335,11 @@ def _signatures(results: Sequence[Verification], from_domain: str, org: str) -> 
         try:
             d = to_a_label_domain(r.domain)
         except ValueError:
-            out.append(SignatureAlignment(r.domain, r.selector, str(r.status), False, False))
+            out.append(SignatureAlignment(r.domain, r.selector, str(r.status), False, False, bool(r.testing)))
             continue
         strict = d == from_domain
-        out.append(SignatureAlignment(d, r.selector, str(r.status), strict, strict or organizational_domain(d) == org))
+        out.append(SignatureAlignment(d, r.selector, str(r.status), strict, strict or organizational_domain(d) == org,
+                                      bool(r.testing)))
     return tuple(out)
 
 
@@ -373,7 +384,7 @@ def evaluate_domain(from_domain: str, results: Sequence[Verification], *, spf_re
     policy = record.policy_for(found.domain != frm)
     spf_aligned = spf_dom is not None and is_aligned(spf_dom, frm, record.aspf)
     mode = {"r": "relaxed", "s": "strict"}
-    good = [s for s in sigs if s.status == "pass" and s.aligned(record.adkim)]
+    good = [s for s in sigs if s.counts and s.aligned(record.adkim)]
     if good:
         status, reason = "pass", "DKIM signature d=%s aligned (%s)" % (good[0].domain, mode[record.adkim])
     elif spf == "pass" and spf_aligned:
@@ -381,11 +392,15 @@ def evaluate_domain(from_domain: str, results: Sequence[Verification], *, spf_re
     else:
         status = "fail"
         why = []
-        passing = [s for s in sigs if s.status == "pass"]
+        passing = [s for s in sigs if s.counts]
+        testing = [s for s in sigs if s.status == "pass" and s.testing and s.aligned(record.adkim)]
         if passing:
             why.append("DKIM d=%s not aligned (%s)" % (",".join(s.domain for s in passing), mode[record.adkim]))
-        else:
+        elif not testing:
             why.append("no passing DKIM signature")
+        if testing:
+            why.append("aligned DKIM d=%s passed with a key in testing mode (t=y), which counts as unsigned "
+                       "(RFC 6376 section 3.6.1)" % testing[0].domain)
         stuck = [s for s in sigs if s.status == "temperror" and s.aligned(record.adkim)]
         if stuck:
             why.append("aligned DKIM d=%s temperror" % stuck[0].domain)
