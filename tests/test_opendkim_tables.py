@@ -264,7 +264,8 @@ def test_plain_lookup_order(tmp_path):
     tables = OpenDKIMTables(str(kt), "csl:" + ",".join("%s=k:%s@o.example" % (x, x.replace("@", "+at+")) for x in (
         "*", "u@*", ".com", ".example.com", "u@.com", "u@.example.com", "sub.example.com", "u@sub.example.com")))
     order = [s.split("@")[0] for _, s in tables.requests("u", "sub.example.com", multiple=True)]
-    assert order == ["u+at+sub.example.com", "sub.example.com", "u+at+.example.com", "u+at+.com", ".example.com",
+    # each parent in turn, user@.parent then .parent, as the real OpenDKIM tries them
+    assert order == ["u+at+sub.example.com", "sub.example.com", "u+at+.example.com", ".example.com", "u+at+.com",
                      ".com", "u+at+*", "*"]
 
 
@@ -324,3 +325,169 @@ def test_redact_credentials():
     assert redact_credentials("'dsn:mysql://u:a@b/c@host/db' and ldap://h:u@x") == "'dsn:mysql://u:***@host/db' and ldap://h:***@x"
     for same in ("dsn:mysql://user@localhost/db", "/etc/opendkim/KeyTable", "refile:/etc/SigningTable"):
         assert redact_credentials(same) == same
+
+
+# -- settings beyond the tables, against the real OpenDKIM ----------------------------------------
+
+_LUA_FIELDS = r"""
+mt.set_timeout(30)
+function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
+local conn = mt.connect("%s")
+if conn == nil then error("cannot connect") end
+check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
+check(mt.mailfrom(conn, "a@example.com"), "mailfrom")
+%s
+check(mt.eoh(conn), "eoh")
+check(mt.bodystring(conn, "hello\r\n"), "body")
+check(mt.eom(conn), "eom")
+local n = 0
+while true do
+  local v = mt.getheader(conn, "DKIM-Signature", n)
+  if v == nil then break end
+  mt.echo("SIG " .. string.gsub(v, "[\r\n]", ""))
+  n = n + 1
+end
+mt.disconnect(conn)
+"""
+HEADERS = [("From", "A <a@example.com>"), ("To", "b@example.org"), ("Cc", "c@example.org"),
+           ("Subject", "settings"), ("Date", "Fri, 04 Dec 2026 06:00:00 +0000"), ("X-Custom", "1"),
+           ("Received", "from x by y"), ("Message-ID", "<1@example.com>")]
+
+
+def _opendkim_fields(conf: Path) -> List[Dict[str, str]]:
+    """The tags of each DKIM-Signature the real OpenDKIM adds to a message
+    with :data:`HEADERS` signed under ``conf``."""
+    opendkim, miltertest = _tool("opendkim"), _tool("miltertest")
+    port = int(re.search(r"inet:(\d+)@", conf.read_text()).group(1))
+    log = open(conf.parent / "opendkim.log", "wb")
+    proc = subprocess.Popen([opendkim, "-f", "-x", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("opendkim did not start: %s" % (conf.parent / "opendkim.log").read_text())
+                time.sleep(0.05)
+        script = conf.parent / "fields.lua"
+        script.write_text(_LUA_FIELDS % ("inet:%d@127.0.0.1" % port, "\n".join(
+            'check(mt.header(conn, "%s", "%s"), "%s")' % (n, v, n) for n, v in HEADERS)))
+        out = subprocess.run([miltertest, "-s", str(script)], capture_output=True, timeout=120, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    return [_all_tags(line[4:]) for line in out.stdout.splitlines() if line.startswith("SIG ")]
+
+
+def _all_tags(value: str) -> Dict[str, str]:
+    text = re.sub(r"\s+", "", value)
+    return dict(t.split("=", 1) for t in text.split(";") if "=" in t)
+
+
+def _fastdkim_fields(conf: Path) -> List[Dict[str, str]]:
+    policy = SigningPolicy.from_opendkim_conf(str(conf))
+    msg = "".join("%s: %s\r\n" % (n, v) for n, v in HEADERS).encode() + b"\r\nhello\r\n"
+    fields = policy.sign(msg).decode()
+    return [_all_tags(f.split(":", 1)[1]) for f in re.split(r"\r\n(?=\S)", fields.strip()) if f]
+
+
+def _settings_conf(base: Path, keys: Path, extra: str, keytable: str = "k1 example.com:s1:%(k)s/s1.private\n",
+                   signingtable: str = "*@example.com k1\n") -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "KeyTable").write_text(keytable % {"k": keys})
+    (base / "SigningTable").write_text(signingtable)
+    conf = base / "opendkim.conf"
+    conf.write_text("Mode s\nSyslog no\nBackground no\nRequireSafeKeys no\nSocket inet:%d@127.0.0.1\n"
+                    "KeyTable file:%s/KeyTable\nSigningTable refile:%s/SigningTable\n%s"
+                    % (free_port(), base, base, extra))
+    return conf
+
+
+@pytest.mark.parametrize("extra", [
+    "SignHeaders From,Subject,To,X-Custom\n",
+    "SignHeaders From,Subject,To,Received,Cc\nOmitHeaders Cc\n",  # Received: in the default OmitHeaders
+    "SignHeaders From,Subject,Date\nOversignHeaders From,Subject\n",
+    "SignHeaders From,To,Received\nOmitHeaders *,-Received\n",
+    "SignHeaders From,Subject\nSignatureTTL 3600\nCanonicalization relaxed/simple\n",
+], ids=["sign", "omit", "oversign", "omit-delta", "ttl"])
+def test_header_lists_and_ttl_as_opendkim(tmp_path, keys, extra):
+    conf = _settings_conf(tmp_path, keys, extra)
+    [theirs] = _opendkim_fields(conf)
+    [mine] = _fastdkim_fields(conf)
+    # the same names, as often (their order in h= is each signer's choice: OpenDKIM's
+    # follows the message, fastdkim's the list)
+    if "Oversign" in extra:
+        assert sorted(mine["h"].lower().split(":")) == sorted(theirs["h"].lower().split(":"))
+    else:  # (without OversignHeaders, fastdkim oversigns its defaults where OpenDKIM oversigns none)
+        assert sorted(set(mine["h"].lower().split(":"))) == sorted(theirs["h"].lower().split(":"))
+    assert (mine["c"], mine.get("x") is None) == (theirs.get("c", "simple/simple"), theirs.get("x") is None)
+    if "x" in theirs:
+        assert int(mine["x"]) - int(mine["t"]) == int(theirs["x"]) - int(theirs["t"]) == 3600
+
+
+def test_key_names_are_case_sensitive_and_a_key_signs_once(tmp_path, keys):
+    kt = "MyKey example.com:s1:%(k)s/s1.private\nmykey example.org:s2:%(k)s/s2.private\n"
+    conf = _settings_conf(tmp_path, keys, "MultipleSignatures yes\n", keytable=kt,
+                          signingtable="*@example.com mykey\n*@example.com mykey\n*@*.com MyKey\n")
+    theirs = _opendkim_fields(conf)
+    mine = _fastdkim_fields(conf)
+    assert sorted((t["d"], t["s"]) for t in mine) == sorted((t["d"], t["s"]) for t in theirs) == [
+        ("example.com", "s1"), ("example.org", "s2")]
+    with pytest.raises(PolicyError, match="key name mykey is not in the KeyTable"):
+        OpenDKIMTables("csl:MyKey=example.com:s1:./k.pem", "csl:example.com=mykey")
+
+
+def test_star_lists_change_the_default(tmp_path, keys):
+    from fastdkim.signing import DEFAULT_HEADERS
+
+    conf = _settings_conf(tmp_path, keys, "SignHeaders *,+X-Custom,-Cc\nOversignHeaders *,-from\n")
+    policy = SigningPolicy.from_opendkim_conf(str(conf))
+    [signer] = policy.signers_for_address("a", "example.com")  # type: ignore[attr-defined]
+    assert "x-custom" in signer.headers and "cc" not in signer.headers
+    assert set(signer.headers) == (set(DEFAULT_HEADERS) | {"x-custom"}) - {"cc"}
+    [mine] = _fastdkim_fields(conf)
+    h = mine["h"].split(":")
+    assert h.count("from") == 1 and "x-custom" in h and "cc" not in h  # (From signed, not oversigned)
+
+
+def test_include_and_sender_headers(tmp_path, keys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.conf").write_text("Canonicalization relaxed/relaxed\nSenderHeaders Sender,From\n")
+    (tmp_path / "inc.conf").write_text("Include sub/more.conf\n")
+    conf = _settings_conf(tmp_path, keys, "Include inc.conf\n",
+                          signingtable="*@example.com k1\n*@example.org k2\n",
+                          keytable="k1 example.com:s1:%(k)s/s1.private\nk2 example.org:s2:%(k)s/s2.private\n")
+    policy = SigningPolicy.from_opendkim_conf(str(conf))
+    msg = b"From: a@example.com\r\nSender: list@example.org\r\nSubject: s\r\n\r\nhi\r\n"
+    fields = policy.sign(msg).decode()
+    assert "d=example.org" in fields and "c=relaxed/relaxed" in fields  # picked by Sender, as OpenDKIM does
+    assert "d=example.com" in policy.sign(msg.replace(b"Sender: list@example.org\r\n", b"")).decode()
+    (tmp_path / "loop.conf").write_text("Include loop.conf\n")
+    (tmp_path / "opendkim.conf").write_text((tmp_path / "opendkim.conf").read_text() + "Include loop.conf\n")
+    with pytest.raises(PolicyError, match="nested more than 5 levels"):
+        SigningPolicy.from_opendkim_conf(str(conf))
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ("Canonicalisation relaxed\n", "Canonicalisation is not an opendkim.conf setting"),
+    ("Canonicalization loose\n", "Canonicalization 'loose' is not simple or relaxed"),
+    ("Canonicalization relaxed/\n", "is not simple or relaxed"),
+    ("SignatureAlgorithm rsa-sha1\n", "RFC 8301"),
+    ("SignatureTTL soon\n", "SignatureTTL must be a number of seconds"),
+    ("DontSignMailTo a@example.org\n", "dontsignmailto, which fastdkim does not do"),
+    ("ExemptDomains example.net\nResignAll yes\n", "exemptdomains, resignall"),
+    ("Include missing.conf\n", "cannot read"),
+])
+def test_settings_fastdkim_cannot_honour_are_refused(tmp_path, keys, extra, problem):
+    conf = _settings_conf(tmp_path, keys, extra)
+    with pytest.raises(PolicyError, match=re.escape(problem)):
+        SigningPolicy.from_opendkim_conf(str(conf))

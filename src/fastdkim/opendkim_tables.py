@@ -16,7 +16,8 @@ What is read, as opendkim.conf(5) and opendkim(8) describe it:
   list; ``dsn:`` (SQL through OpenDBX), ``ldap:``/``ldaps:``/``ldapi:``,
   ``db:`` and ``*.db`` (Berkeley DB), ``lua:``, ``memcache:``, ``erlang:``
   and ``mdb:`` are refused with an error naming them;
-* KeyTable lines ``keyname domain:selector:key``: ``domain`` ``%`` is the
+* KeyTable lines ``keyname domain:selector:key`` (key names are
+  case-sensitive, as in OpenDKIM): ``domain`` ``%`` is the
   From domain; ``key`` starting with ``/``, ``./`` or ``../`` is a key file,
   anything else the key itself (PEM, or base64 DER); a ``%`` in ``key`` is
   the From domain;
@@ -24,15 +25,29 @@ What is read, as opendkim.conf(5) and opendkim(8) describe it:
   is the From domain, a ``%`` in ``signer`` (the ``i=`` value, left out when
   it is not within ``d=``) is the From domain.  Without ``refile:``, the
   From address ``user@host`` is looked up as ``user@host``, then ``host``,
-  then ``user@.parent`` and ``.parent`` for every parent domain, then
-  ``user@*`` and ``*``;
+  then for each parent domain in turn (nearest first) ``user@.parent`` and
+  ``.parent``, then ``user@*`` and ``*``;
 * only the first match signs, unless ``multiple_signatures`` (OpenDKIM's
-  ``MultipleSignatures``) is set: then every match signs;
-* from opendkim.conf: ``KeyTable``, ``SigningTable``, ``MultipleSignatures``,
+  ``MultipleSignatures``) is set: then every match signs, a key and signer
+  that several entries name once;
+* from opendkim.conf (and the files its ``Include`` names, nested up to
+  five levels): ``KeyTable``, ``SigningTable``, ``MultipleSignatures``,
   ``InternalHosts``, ``Canonicalization`` (OpenDKIM's default,
-  ``simple/simple``, is kept), ``OversignHeaders``, ``SignHeaders`` and
-  ``BaseDirectory`` (relative key paths are taken from there).  Other
-  settings concern the milter, not which keys sign, and are ignored.
+  ``simple/simple``, is kept), ``SignHeaders``, ``OmitHeaders`` (OpenDKIM's
+  default list: Return-Path, Received, Comments, Keywords, Bcc, Resent-Bcc,
+  DKIM-Signature) and ``OversignHeaders`` (each replaces the default list,
+  or changes it when one entry is ``*``: ``*,+X-Custom``, ``*,-Cc``; the
+  defaults of ``SignHeaders`` and ``OversignHeaders`` are fastdkim's, which
+  sign and oversign more than OpenDKIM's), ``SenderHeaders`` (the fields
+  whose address picks the keys), ``SignatureTTL`` (``x=``),
+  ``SignatureAlgorithm`` (``rsa-sha256`` or ``ed25519-sha256``: each key's
+  type gives its algorithm; ``rsa-sha1`` is refused, RFC 8301) and
+  ``BaseDirectory`` (relative key paths are taken from there).  A setting
+  opendkim.conf(5) does not name is an error, as in OpenDKIM; one that
+  changes signing in a way fastdkim does not (:data:`UNSUPPORTED_SETTINGS`:
+  ``DontSignMailTo``, ``ExemptDomains``, ``ResignAll``, Lua scripts, ...)
+  is refused, named; the rest concern the milter, not what is signed, and
+  are ignored.
 """
 from __future__ import annotations
 
@@ -149,24 +164,88 @@ def read_dataset(spec: str, what: str, base_dir: Optional[str] = None) -> _Datas
     return _Dataset(entries, regex, path)
 
 
+#: The settings opendkim.conf(5) names (OpenDKIM 2.11), lower case: a name
+#: outside them is a mistake OpenDKIM refuses to start with, and so does
+#: :func:`read_opendkim_conf`.
+KNOWN_SETTINGS = frozenset(n.lower() for n in (
+    "AllowSHA1Only AlwaysAddARHeader AuthservID AuthservIDWithJobID AutoRestart AutoRestartCount "
+    "AutoRestartRate Background BaseDirectory BodyLengthDB BogusKey CaptureUnknownErrors Canonicalization "
+    "ChangeRootDirectory ClockDrift Diagnostics DiagnosticDirectory DisableCryptoInit DNSConnect DNSTimeout "
+    "Domain DomainKeysCompat DontSignMailTo EnableCoredumps ExemptDomains ExternalIgnoreList "
+    "FinalPolicyScript FixCRLF IdentityHeader IdentityHeaderRemove IgnoreMalformedMail Include InternalHosts "
+    "KeepAuthResults KeepTemporaryFiles KeyFile KeyTable LDAPAuthMechanism LDAPAuthName LDAPAuthRealm "
+    "LDAPAuthUser LDAPBindPassword LDAPBindUser LDAPDisableCache LDAPKeepaliveIdle LDAPKeepaliveInterval "
+    "LDAPKeepaliveProbes LDAPTimeout LDAPUseTLS LogResults LogWhy MacroList MaximumHeaders "
+    "MaximumSignaturesToVerify MaximumSignedBytes MilterDebug Minimum MinimumKeyBits Mode MTA MTACommand "
+    "MultipleSignatures MustBeSigned Nameservers NoHeaderB OmitHeaders On-BadSignature On-Default "
+    "On-DNSError On-InternalError On-KeyNotFound On-NoSignature On-Security On-SignatureError "
+    "OversignHeaders PeerList PidFile POPDBFile Quarantine QueryCache RedirectFailuresTo RemoveARAll "
+    "RemoveARFrom RemoveOldSignatures ReplaceHeaders ReplaceRules ReportAddress ReportBccAddress "
+    "RequestReports RequiredHeaders RequireSafeKeys ResignAll ResignMailTo ResolverConfiguration "
+    "ResolverTracing ScreenPolicyScript SelectCanonicalizationHeader Selector SenderHeaders SenderMacro "
+    "SendReports SetupPolicyScript SignatureAlgorithm SignatureTTL SignHeaders SigningTable SMTPURI Socket "
+    "SoftStart SoftwareHeader Statistics StatisticsName StatisticsPolicyScript StatisticsPrefix "
+    "StrictHeaders StrictTestMode SubDomains Syslog SyslogFacility SyslogName SyslogSuccess "
+    "TemporaryDirectory TestDNSData TestPublicKeys TrustAnchorFile TrustSignaturesFrom UMask "
+    "UnprotectedKey UserID VBR-Certifiers VBR-PurgeFields VBR-TrustedCertifiers VBR-TrustedCertifiersOnly "
+    "VBR-Type WeakSyntaxChecks").split())
+#: Settings that change what is signed, or how, which fastdkim does not do:
+#: a configuration setting one is refused (named) rather than signed
+#: otherwise than OpenDKIM would sign it.
+UNSUPPORTED_SETTINGS: Dict[str, str] = {
+    "bodylengthdb": "partial body signing (l=) for some recipients",
+    "dontsignmailto": "recipients whose mail is not signed",
+    "exemptdomains": "domains whose mail is not signed",
+    "identityheader": "a header field naming the signing identity",
+    "resignall": "signing relayed mail again",
+    "resignmailto": "signing relayed mail again",
+    "selectcanonicalizationheader": "a header field choosing the canonicalization",
+    "sendermacro": "the sender taken from a milter macro",
+    "setuppolicyscript": "Lua policy scripts",
+    "screenpolicyscript": "Lua policy scripts",
+    "finalpolicyscript": "Lua policy scripts",
+    "replaceheaders": "header field rewriting before signing",
+    "replacerules": "header field rewriting before signing",
+}
+_INCLUDE_DEPTH = 5
+
+
 def read_opendkim_conf(path: str) -> Dict[str, str]:
     """The settings of an opendkim.conf, by lower-case name (the last one
-    wins, as in OpenDKIM).
+    wins, as in OpenDKIM), with the files it names by ``Include`` read in
+    its place (nested up to five levels, as OpenDKIM allows; a relative
+    name is taken from the including file's directory).
 
-    :raises PolicyError: the file cannot be read.
+    :raises PolicyError: a file cannot be read, a setting is not one
+        opendkim.conf(5) names (:data:`KNOWN_SETTINGS`: OpenDKIM refuses
+        to start on it), or Includes nest deeper than five levels.
     """
+    out: Dict[str, str] = {}
+    _read_conf(path, out, 0)
+    return out
+
+
+def _read_conf(path: str, out: Dict[str, str], depth: int) -> None:
     try:
         with open(path, "r", encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError("cannot read %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from None
-    out: Dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
-        if line:
-            parts = line.split(None, 1)
-            out[parts[0].lower()] = parts[1].strip() if len(parts) > 1 else ""
-    return out
+        if not line:
+            continue
+        parts = line.split(None, 1)
+        name, value = parts[0].lower(), parts[1].strip() if len(parts) > 1 else ""
+        if name not in KNOWN_SETTINGS:
+            raise PolicyError("%s, line %d: %s is not an opendkim.conf setting (opendkim.conf(5))"
+                              % (path, number, parts[0][:60]))
+        if name == "include":
+            if depth >= _INCLUDE_DEPTH:
+                raise PolicyError("%s, line %d: Include nested more than %d levels" % (path, number, _INCLUDE_DEPTH))
+            _read_conf(os.path.join(os.path.dirname(os.path.abspath(path)), value), out, depth + 1)
+            continue
+        out[name] = value
 
 
 def _boolean(value: str, name: str, where: str) -> bool:
@@ -191,30 +270,36 @@ class KeyEntry(NamedTuple):
         return self.key.startswith(("/", "./", "../"))
 
 
-def from_address(fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[str, str]:
+def from_address(fields: Sequence[Tuple[bytes, bytes]], names: Sequence[str] = ("from",)) -> Tuple[str, str]:
     """The local part (as written) and domain (an A-label, lower case) of the
-    single author address in the From field.
+    single author address in the From field; with *names* (OpenDKIM's
+    SenderHeaders, lower case), in the first of those fields the message
+    has.
 
-    :raises FromAddressError: no From field, several, no address, several
-        addresses, or an address without a valid domain.
+    :raises FromAddressError: no such field, several of it, no address,
+        several addresses, or an address without a valid domain.
     """
-    froms = [raw for name, raw in fields if name == b"from"]
-    if not froms:
-        raise FromAddressError("message has no From field")
-    if len(froms) > 1:
-        raise FromAddressError("message has %d From fields" % len(froms))
-    value = froms[0].split(b":", 1)[1].replace(b"\r\n", b"").decode("utf-8", "surrogateescape").strip()
+    for wanted in names:
+        found = [raw for name, raw in fields if name == wanted.encode("ascii", "replace")]
+        if found:
+            break
+    else:
+        raise FromAddressError("message has no %s field" % " or ".join(n.title() for n in names))
+    label = wanted.title()
+    if len(found) > 1:
+        raise FromAddressError("message has %d %s fields" % (len(found), label))
+    value = found[0].split(b":", 1)[1].replace(b"\r\n", b"").decode("utf-8", "surrogateescape").strip()
     addrs = [a for _, a in email.utils.getaddresses([value]) if a]
     if len(addrs) != 1:
-        raise FromAddressError("From field holds %s; one author is needed to pick a key"
-                               % ("no address" if not addrs else "%d addresses" % len(addrs)))
+        raise FromAddressError("%s field holds %s; one author is needed to pick a key"
+                               % (label, "no address" if not addrs else "%d addresses" % len(addrs)))
     local, at, domain = addrs[0].rpartition("@")
     if not at or not local:
-        raise FromAddressError("From address %r has no domain" % addrs[0][:80])
+        raise FromAddressError("%s address %r has no domain" % (label, addrs[0][:80]))
     try:
         return local, to_a_label_domain(domain.rstrip(">").strip())
     except ValueError as exc:
-        raise FromAddressError("From address domain is invalid: %s" % exc) from None
+        raise FromAddressError("%s address domain is invalid: %s" % (label, exc)) from None
 
 
 class OpenDKIMTables:
@@ -233,7 +318,7 @@ class OpenDKIMTables:
             if len(parts) != 3 or not all(p.strip() for p in parts):
                 raise PolicyError(redact_credentials("%s: key %s: the value must be domain:selector:key, not %r"
                                                      % (kt.where, name, value[:80])))
-            self.keys.setdefault(name.lower(), KeyEntry(*(p.strip() for p in parts)))
+            self.keys.setdefault(name, KeyEntry(*(p.strip() for p in parts)))  # (names are case-sensitive)
         self.regex = st.regex
         #: (pattern or key, key name, signer or None), in file order
         self.signing: List[Tuple[str, str, Optional[str]]] = []
@@ -251,7 +336,7 @@ class OpenDKIMTables:
             self._exact.setdefault(key, []).append((keyname, signer))
         self._patterns = [(_wildcard(k), keyname, signer) for k, keyname, signer in self.signing] if self.regex else []
         for _, keyname, _ in self.signing:
-            if keyname != "%" and keyname.lower() not in self.keys:
+            if keyname != "%" and keyname not in self.keys:
                 raise PolicyError(redact_credentials("%s: key name %s is not in the KeyTable %s"
                                                      % (st.where, keyname, kt.where)))
         self.where = st.where
@@ -268,15 +353,18 @@ class OpenDKIMTables:
                     found.append((keyname, signer))
         else:
             tries = [address.lower(), domain]
-            parents = [domain[i:] for i in range(len(domain)) if domain[i] == "."]
-            tries += ["%s@%s" % (local.lower(), p) for p in parents] + parents
+            for i in range(len(domain)):  # each parent in turn: user@.parent, then .parent (as OpenDKIM does)
+                if domain[i] == ".":
+                    tries += ["%s@%s" % (local.lower(), domain[i:]), domain[i:]]
             tries += ["%s@*" % local.lower(), "*"]
             for t in tries:
                 found.extend(self._exact.get(t, ()))
         if not multiple:
             found = found[:1]
-        return [(domain if keyname == "%" else keyname.lower(),
-                 signer.replace("%", domain) if signer is not None else None) for keyname, signer in found]
+        # a key and signer that several entries name sign once (as in OpenDKIM)
+        return list(dict.fromkeys((domain if keyname == "%" else keyname,
+                                   signer.replace("%", domain) if signer is not None else None)
+                                  for keyname, signer in found))
 
 
 def _wildcard(pattern: str) -> "re.Pattern[str]":
@@ -306,8 +394,12 @@ class OpenDKIMSigningPolicy(SigningPolicy):
 
     def __init__(self, tables: OpenDKIMTables, *, multiple_signatures: bool = False,
                  internal_hosts: Union[None, str, Iterable[str]] = None, base_dir: Optional[str] = None,
-                 options: Optional[Mapping[str, Any]] = None, refuse_insecure_keys: bool = False) -> None:
+                 options: Optional[Mapping[str, Any]] = None, refuse_insecure_keys: bool = False,
+                 sender_headers: Sequence[str] = ("from",)) -> None:
         super().__init__({}, None)
+        #: the fields whose address picks the keys, the first present
+        #: (OpenDKIM's SenderHeaders; From by default)
+        self.sender_headers = tuple(n.lower() for n in sender_headers) or ("from",)
         self.refuse_insecure_keys = bool(refuse_insecure_keys)
         self.tables = tables
         self.multiple_signatures = bool(multiple_signatures)
@@ -365,7 +457,7 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         pm = read_message(message)
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
-        return self.signers_for_address(*from_address(pm.fields))
+        return self.signers_for_address(*from_address(pm.fields, self.sender_headers))
 
     def sign(self, message: MessageInput) -> bytes:
         """Sign ``message`` with the signers for its From address (see
@@ -378,7 +470,7 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         pm = read_message(message, bare_lf=self._bare_lf)
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
-        fields = sign_parsed(pm, self.signers_for_address(*from_address(pm.fields)))
+        fields = sign_parsed(pm, self.signers_for_address(*from_address(pm.fields, self.sender_headers)))
         text = b"".join(fields)
         return text.replace(b"\r\n", b"\n") if pm.lf_endings else text
 
@@ -473,26 +565,81 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         return bool(best and best[1])
 
 
+#: OpenDKIM's default OmitHeaders (RFC 6376 section 5.4's "SHOULD NOT" sign).
+DEFAULT_OMIT_HEADERS = ("return-path", "received", "comments", "keywords", "bcc", "resent-bcc", "dkim-signature")
+
+
+def _names(spec: str, what: str, base: str, default: Sequence[str]) -> List[str]:
+    """A list of header field names as OpenDKIM reads one (OmitHeaders in
+    opendkim.conf(5)): it replaces *default*, unless one entry is ``*``:
+    then it is a change to *default*, ``+name`` (or ``name``) added,
+    ``-name`` taken out.  Lower-cased."""
+    entries = [k.strip().lower() for k, _ in read_dataset(spec, what, base).entries if k.strip()]
+    if "*" not in entries:
+        return entries
+    out = [n.lower() for n in default]
+    for e in entries:
+        if e == "*":
+            continue
+        if e.startswith("-"):
+            out = [n for n in out if n != e[1:]]
+        else:
+            name = e[1:] if e.startswith("+") else e
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def conf_arguments(path: str) -> Dict[str, Any]:
     """The arguments of :meth:`~fastdkim.SigningPolicy.from_opendkim` that an
     opendkim.conf gives (see the module).
 
     :raises PolicyError: the file cannot be read, lacks KeyTable or
-        SigningTable, or holds an invalid value for a setting read.
+        SigningTable, holds a setting opendkim.conf(5) does not name or one
+        that changes signing in a way fastdkim does not
+        (:data:`UNSUPPORTED_SETTINGS`), or an invalid value for a setting
+        read.
     """
+    from .signing import DEFAULT_HEADERS, DEFAULT_OVERSIGN
+
     conf = read_opendkim_conf(path)
     missing = [n for n in ("KeyTable", "SigningTable") if n.lower() not in conf]
     if missing:
         raise PolicyError("%s sets no %s: fastdkim reads the keys and their mapping from OpenDKIM's KeyTable "
                           "and SigningTable (KeyFile/Domain/Selector alone are not read)" % (path, " or ".join(missing)))
+    refused = [n for n in conf if n in UNSUPPORTED_SETTINGS]
+    if refused:
+        raise PolicyError("%s sets %s, which fastdkim does not do (%s): remove %s to sign without it"
+                          % (path, ", ".join(refused), "; ".join(UNSUPPORTED_SETTINGS[n] for n in refused),
+                             "them" if len(refused) > 1 else "it"))
     base = conf.get("basedirectory") or os.path.dirname(os.path.abspath(path))
-    options: Dict[str, Any] = {"canonicalization": conf.get("canonicalization", "simple/simple").lower()}
-    if "/" not in options["canonicalization"]:
-        options["canonicalization"] += "/simple"
+    canon = conf.get("canonicalization", "simple/simple").strip().lower()
+    if "/" not in canon:
+        canon += "/simple"
+    if not all(p in ("simple", "relaxed") for p in canon.split("/")) or canon.count("/") != 1:
+        raise PolicyError("%s: Canonicalization %r is not simple or relaxed (header/body)"
+                          % (path, conf["canonicalization"][:40]))
+    options: Dict[str, Any] = {"canonicalization": canon}
+    headers = (_names(conf["signheaders"], "SignHeaders", base, DEFAULT_HEADERS) if "signheaders" in conf
+               else list(DEFAULT_HEADERS))
+    omit = set(_names(conf["omitheaders"], "OmitHeaders", base, DEFAULT_OMIT_HEADERS) if "omitheaders" in conf
+               else DEFAULT_OMIT_HEADERS) - {"from"}
+    if "signheaders" in conf or "omitheaders" in conf:
+        options["headers"] = [n for n in headers if n not in omit]
     if "oversignheaders" in conf:
-        options["oversign"] = [k for k, _ in read_dataset(conf["oversignheaders"], "OversignHeaders", base).entries]
-    if "signheaders" in conf:
-        options["headers"] = [k for k, _ in read_dataset(conf["signheaders"], "SignHeaders", base).entries]
+        options["oversign"] = _names(conf["oversignheaders"], "OversignHeaders", base, DEFAULT_OVERSIGN)
+    if "signaturettl" in conf:
+        ttl = conf["signaturettl"].strip()
+        if not ttl.isdigit() or not 0 < int(ttl) < 2 ** 31:
+            raise PolicyError("%s: SignatureTTL must be a number of seconds, not %r" % (path, ttl[:40]))
+        options["expiration"] = int(ttl)
+    algorithm = conf.get("signaturealgorithm", "rsa-sha256").strip().lower()
+    if algorithm not in ("rsa-sha256", "ed25519-sha256"):
+        raise PolicyError("%s: SignatureAlgorithm %s is not one fastdkim signs with (rsa-sha256, or "
+                          "ed25519-sha256; RFC 8301 retires rsa-sha1)" % (path, algorithm[:40]))
+    senders = (tuple(_names(conf["senderheaders"], "SenderHeaders", base, ("from",)))
+               if "senderheaders" in conf else ("from",))
     return {"keytable": conf["keytable"], "signingtable": conf["signingtable"],
             "internal_hosts": conf.get("internalhosts"), "base_dir": base, "options": options,
-            "multiple_signatures": _boolean(conf.get("multiplesignatures", "no"), "MultipleSignatures", path)}
+            "multiple_signatures": _boolean(conf.get("multiplesignatures", "no"), "MultipleSignatures", path),
+            "sender_headers": senders}

@@ -252,10 +252,14 @@ class SigningPolicy:
     def from_opendkim_conf(cls, path: str, *, refuse_insecure_keys: bool = False) -> "SigningPolicy":
         """:meth:`from_opendkim` with the settings of an opendkim.conf
         (KeyTable, SigningTable, MultipleSignatures, InternalHosts,
-        Canonicalization, OversignHeaders, SignHeaders, BaseDirectory).
+        Canonicalization, SignHeaders, OmitHeaders, OversignHeaders,
+        SenderHeaders, SignatureTTL, SignatureAlgorithm, BaseDirectory,
+        Include; see :mod:`fastdkim.opendkim_tables`).
 
         :raises PolicyError: as :meth:`from_opendkim`; the file cannot be
-            read or sets no KeyTable or SigningTable.
+            read, sets no KeyTable or SigningTable, holds a setting
+            opendkim.conf(5) does not name, or one that changes signing in a
+            way fastdkim does not (named).
         :raises KeyFormatError: a key cannot be loaded.
         """
         from .opendkim_tables import conf_arguments
@@ -343,9 +347,10 @@ def _signers(entry: Any, domain: str, defaults: Mapping[str, Any], base_dir: str
 
 def _from_opendkim(cls: type, keytable: str, signingtable: str, *, internal_hosts: Any = None,
                    multiple_signatures: bool = False, base_dir: Optional[str] = None,
-                   options: Optional[Mapping[str, Any]] = None, refuse_insecure_keys: bool = False) -> SigningPolicy:
+                   options: Optional[Mapping[str, Any]] = None, refuse_insecure_keys: bool = False,
+                   sender_headers: Sequence[str] = ("from",)) -> SigningPolicy:
     from .opendkim_tables import OpenDKIMSigningPolicy, OpenDKIMTables
 
     return OpenDKIMSigningPolicy(OpenDKIMTables(keytable, signingtable, base_dir), internal_hosts=internal_hosts,
                                  multiple_signatures=multiple_signatures, base_dir=base_dir, options=options,
-                                 refuse_insecure_keys=refuse_insecure_keys)
+                                 refuse_insecure_keys=refuse_insecure_keys, sender_headers=sender_headers)

@@ -67,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument("--policy", help="TOML signing policy: keys per From domain (see fastdkim.policy)")
     s.add_argument("--opendkim-conf", metavar="FILE",
                    help="sign as OpenDKIM would: the KeyTable and SigningTable (and MultipleSignatures, "
-                        "Canonicalization, OversignHeaders, SignHeaders) of this opendkim.conf")
+                        "Canonicalization, SignHeaders, OmitHeaders, OversignHeaders, SenderHeaders, "
+                        "SignatureTTL, Include) of this opendkim.conf")
     s.add_argument("--canonicalization", help="with --domain/--selector/--key: header/body canonicalization "
                                               "(default relaxed/relaxed)")
     s.add_argument("--headers", help="with --domain/--selector/--key: colon-separated header fields to sign "
