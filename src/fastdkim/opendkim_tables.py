@@ -42,7 +42,10 @@ What is read, as opendkim.conf(5) and opendkim(8) describe it:
   whose address picks the keys), ``SignatureTTL`` (``x=``),
   ``SignatureAlgorithm`` (``rsa-sha256`` or ``ed25519-sha256``: each key's
   type gives its algorithm; ``rsa-sha1`` is refused, RFC 8301) and
-  ``BaseDirectory`` (relative key paths are taken from there).  A setting
+  ``BaseDirectory`` (relative key paths are taken from there).  Without a
+  ``KeyTable``, the single-key settings: ``KeyFile`` and ``Selector`` sign
+  mail from each ``Domain`` (with ``SubDomains``, from its subdomains too,
+  ``d=`` the listed domain).  A setting
   opendkim.conf(5) does not name is an error, as in OpenDKIM; one that
   changes signing in a way fastdkim does not (:data:`UNSUPPORTED_SETTINGS`:
   ``DontSignMailTo``, ``ExemptDomains``, ``ResignAll``, Lua scripts, ...)
@@ -309,9 +312,11 @@ class OpenDKIMTables:
         not ``domain:selector:key``; a SigningTable line without a key name.
     """
 
-    def __init__(self, keytable: str, signingtable: str, base_dir: Optional[str] = None) -> None:
-        kt = read_dataset(keytable, "KeyTable", base_dir)
-        st = read_dataset(signingtable, "SigningTable", base_dir)
+    def __init__(self, keytable: "Union[str, _Dataset]", signingtable: "Union[str, _Dataset]",
+                 base_dir: Optional[str] = None) -> None:
+        kt = keytable if isinstance(keytable, _Dataset) else read_dataset(keytable, "KeyTable", base_dir)
+        st = signingtable if isinstance(signingtable, _Dataset) else read_dataset(signingtable, "SigningTable",
+                                                                                  base_dir)
         self.keys: Dict[str, KeyEntry] = {}
         for name, value in kt.entries:
             parts = value.split(":", 2)
@@ -590,12 +595,46 @@ def _names(spec: str, what: str, base: str, default: Sequence[str]) -> List[str]
     return out
 
 
+def _single_key_tables(conf: Mapping[str, str], path: str, base: str) -> Tuple[_Dataset, _Dataset]:
+    """The KeyTable and SigningTable that OpenDKIM's single-key settings
+    amount to: ``KeyFile`` and ``Selector`` sign mail from each ``Domain``
+    (and, with ``SubDomains``, from its subdomains, with ``d=`` the listed
+    domain, whose record the key's is).
+
+    :raises PolicyError: one of the three is missing, or SubDomains is not a
+        boolean.
+    """
+    missing = [n for n in ("Domain", "Selector", "KeyFile") if n.lower() not in conf]
+    if missing:
+        raise PolicyError("%s sets no KeyTable and SigningTable, nor %s: nothing says which key signs which "
+                          "mail" % (path, " and ".join(missing)))
+    key = conf["keyfile"].strip()
+    if not key.startswith(("/", "./", "../")):
+        key = "./" + key  # (KeyFile names a file, never the key itself)
+    selector = conf["selector"].strip()
+    subdomains = _boolean(conf.get("subdomains", "no"), "SubDomains", path)
+    keys: List[Tuple[str, str]] = []
+    signing: List[Tuple[str, str]] = []
+    for domain, _ in read_dataset(conf["domain"], "Domain", base).entries:
+        domain = domain.strip().lower().rstrip(".")
+        name = "Domain %s" % domain
+        keys.append((name, "%s:%s:%s" % (domain, selector, key)))
+        signing.append((domain, name))
+        if subdomains:
+            signing.append(("." + domain, name))
+    if not keys:
+        raise PolicyError("%s: Domain names no domain" % path)
+    return (_Dataset(keys, False, "%s (KeyFile %s)" % (path, conf["keyfile"].strip())),
+            _Dataset(signing, False, "%s (Domain)" % path))
+
+
 def conf_arguments(path: str) -> Dict[str, Any]:
     """The arguments of :meth:`~fastdkim.SigningPolicy.from_opendkim` that an
     opendkim.conf gives (see the module).
 
-    :raises PolicyError: the file cannot be read, lacks KeyTable or
-        SigningTable, holds a setting opendkim.conf(5) does not name or one
+    :raises PolicyError: the file cannot be read, names neither a KeyTable
+        and SigningTable nor a Domain, Selector and KeyFile, holds a setting
+        opendkim.conf(5) does not name or one
         that changes signing in a way fastdkim does not
         (:data:`UNSUPPORTED_SETTINGS`), or an invalid value for a setting
         read.
@@ -603,16 +642,20 @@ def conf_arguments(path: str) -> Dict[str, Any]:
     from .signing import DEFAULT_HEADERS, DEFAULT_OVERSIGN
 
     conf = read_opendkim_conf(path)
-    missing = [n for n in ("KeyTable", "SigningTable") if n.lower() not in conf]
-    if missing:
-        raise PolicyError("%s sets no %s: fastdkim reads the keys and their mapping from OpenDKIM's KeyTable "
-                          "and SigningTable (KeyFile/Domain/Selector alone are not read)" % (path, " or ".join(missing)))
+    base = conf.get("basedirectory") or os.path.dirname(os.path.abspath(path))
+    keytable: Union[str, _Dataset]
+    signingtable: Union[str, _Dataset]
+    if "keytable" in conf:
+        if "signingtable" not in conf:
+            raise PolicyError("%s sets a KeyTable but no SigningTable: nothing says which mail it signs" % path)
+        keytable, signingtable = conf["keytable"], conf["signingtable"]
+    else:
+        keytable, signingtable = _single_key_tables(conf, path, base)
     refused = [n for n in conf if n in UNSUPPORTED_SETTINGS]
     if refused:
         raise PolicyError("%s sets %s, which fastdkim does not do (%s): remove %s to sign without it"
                           % (path, ", ".join(refused), "; ".join(UNSUPPORTED_SETTINGS[n] for n in refused),
                              "them" if len(refused) > 1 else "it"))
-    base = conf.get("basedirectory") or os.path.dirname(os.path.abspath(path))
     canon = conf.get("canonicalization", "simple/simple").strip().lower()
     if "/" not in canon:
         canon += "/simple"
@@ -639,7 +682,7 @@ def conf_arguments(path: str) -> Dict[str, Any]:
                           "ed25519-sha256; RFC 8301 retires rsa-sha1)" % (path, algorithm[:40]))
     senders = (tuple(_names(conf["senderheaders"], "SenderHeaders", base, ("from",)))
                if "senderheaders" in conf else ("from",))
-    return {"keytable": conf["keytable"], "signingtable": conf["signingtable"],
+    return {"keytable": keytable, "signingtable": signingtable,
             "internal_hosts": conf.get("internalhosts"), "base_dir": base, "options": options,
             "multiple_signatures": _boolean(conf.get("multiplesignatures", "no"), "MultipleSignatures", path),
             "sender_headers": senders}

@@ -254,10 +254,12 @@ class SigningPolicy:
         (KeyTable, SigningTable, MultipleSignatures, InternalHosts,
         Canonicalization, SignHeaders, OmitHeaders, OversignHeaders,
         SenderHeaders, SignatureTTL, SignatureAlgorithm, BaseDirectory,
-        Include; see :mod:`fastdkim.opendkim_tables`).
+        Include; or Domain, Selector, KeyFile and SubDomains; see
+        :mod:`fastdkim.opendkim_tables`).
 
         :raises PolicyError: as :meth:`from_opendkim`; the file cannot be
-            read, sets no KeyTable or SigningTable, holds a setting
+            read, sets neither a KeyTable and SigningTable nor a Domain,
+            Selector and KeyFile, holds a setting
             opendkim.conf(5) does not name, or one that changes signing in a
             way fastdkim does not (named).
         :raises KeyFormatError: a key cannot be loaded.
