@@ -99,8 +99,8 @@ def _tags(field: str) -> Tuple[str, ...]:
 _LUA = r"""
 mt.set_timeout(30)
 function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
-for _, from in ipairs({%s}) do
-  local conn = mt.connect("%s")
+for _, from in ipairs({@FROMS@}) do
+  local conn = mt.connect("@SOCKET@")
   if conn == nil then error("cannot connect") end
   check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
   check(mt.mailfrom(conn, from), "mailfrom")
@@ -124,8 +124,9 @@ end
 """
 
 
-def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
-    """What the real OpenDKIM milter signs each of :data:`ADDRESSES` with."""
+def _miltertest(conf: Path, lua: str) -> str:
+    """The output of the ``miltertest`` script *lua* (``@SOCKET@`` in it:
+    the milter's socket) run against the real OpenDKIM milter under ``conf``."""
     opendkim, miltertest = _tool("opendkim"), _tool("miltertest")
     port = int(re.search(r"inet:(\d+)@", conf.read_text()).group(1))
     log = open(conf.parent / "opendkim.log", "wb")
@@ -141,8 +142,8 @@ def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError("opendkim did not start: %s" % (conf.parent / "opendkim.log").read_text())
                 time.sleep(0.05)
-        script = conf.parent / "sign.lua"
-        script.write_text(_LUA % (", ".join('"%s"' % a for a in ADDRESSES), "inet:%d@127.0.0.1" % port))
+        script = conf.parent / "script.lua"
+        script.write_text(lua.replace("@SOCKET@", "inet:%d@127.0.0.1" % port))
         out = subprocess.run([miltertest, "-s", str(script)], capture_output=True, timeout=120, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
@@ -153,15 +154,21 @@ def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
             proc.kill()
             proc.wait()
         log.close()
+    return out.stdout
+
+
+def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
+    """What the real OpenDKIM milter signs each of :data:`ADDRESSES` with."""
+    stdout = _miltertest(conf, _LUA.replace("@FROMS@", ", ".join('"%s"' % a for a in ADDRESSES)))
     found: Dict[str, List[Tuple[str, ...]]] = {a: [] for a in ADDRESSES}
     ends = set()
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("SIG "):
             _, addr, value = line.split(" ", 2)
             found[addr].append(_tags(value))
         elif line.startswith("END "):
             ends.add(line[4:])
-    assert ends == set(ADDRESSES), out.stdout
+    assert ends == set(ADDRESSES), stdout
     return found
 
 
@@ -335,11 +342,11 @@ def test_redact_credentials():
 _LUA_FIELDS = r"""
 mt.set_timeout(30)
 function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
-local conn = mt.connect("%s")
+local conn = mt.connect("@SOCKET@")
 if conn == nil then error("cannot connect") end
 check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
 check(mt.mailfrom(conn, "a@example.com"), "mailfrom")
-%s
+@HEADERS@
 check(mt.eoh(conn), "eoh")
 if mt.getreply(conn) == SMFIR_CONTINUE then
   check(mt.bodystring(conn, "hello\r\n"), "body")
@@ -362,35 +369,9 @@ HEADERS = [("From", "A <a@example.com>"), ("To", "b@example.org"), ("Cc", "c@exa
 def _opendkim_fields(conf: Path, headers: List[Tuple[str, str]] = HEADERS) -> List[Dict[str, str]]:
     """The tags of each DKIM-Signature the real OpenDKIM adds to a message
     with *headers* signed under ``conf``."""
-    opendkim, miltertest = _tool("opendkim"), _tool("miltertest")
-    port = int(re.search(r"inet:(\d+)@", conf.read_text()).group(1))
-    log = open(conf.parent / "opendkim.log", "wb")
-    proc = subprocess.Popen([opendkim, "-f", "-x", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("opendkim did not start: %s" % (conf.parent / "opendkim.log").read_text())
-                time.sleep(0.05)
-        script = conf.parent / "fields.lua"
-        script.write_text(_LUA_FIELDS % ("inet:%d@127.0.0.1" % port, "\n".join(
-            'check(mt.header(conn, "%s", "%s"), "%s")' % (n, v, n) for n, v in headers)))
-        out = subprocess.run([miltertest, "-s", str(script)], capture_output=True, timeout=120, text=True)
-        assert out.returncode == 0, out.stdout + out.stderr
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    return [_all_tags(line[4:]) for line in out.stdout.splitlines() if line.startswith("SIG ")]
+    stdout = _miltertest(conf, _LUA_FIELDS.replace("@HEADERS@", "\n".join(
+        'check(mt.header(conn, "%s", "%s"), "%s")' % (n, v, n) for n, v in headers)))
+    return [_all_tags(line[4:]) for line in stdout.splitlines() if line.startswith("SIG ")]
 
 
 def _all_tags(value: str) -> Dict[str, str]:
