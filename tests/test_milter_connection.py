@@ -506,3 +506,158 @@ def test_silent_connections_are_closed(keys, caplog):
     assert ends[1] == b""
     assert "nothing received for 0.3 s in the middle of a message" in caplog.text
     assert caplog.text.count("nothing received for 0.3 s") == 2
+
+
+# -- what the protocol library cannot decode, and packets at the limits ---------------------------
+
+
+class _Transport:
+    def __init__(self):
+        self.out = b""
+        self.aborted = False
+        self.closing = False
+
+    def get_extra_info(self, name):
+        return None
+
+    def write(self, data):
+        self.out += data
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def is_closing(self):
+        return self.closing or self.aborted
+
+    def close(self):
+        self.closing = True
+
+    def abort(self):
+        self.aborted = True
+
+
+def _packets(events) -> bytes:
+    wire = b""
+    for e in events:
+        buf = SimpleBuffer(1 << 21)
+        e.pack(buf)
+        wire += buf[:].tobytes()
+    return wire
+
+
+def _raw_packet(cmd: bytes, payload: bytes) -> bytes:
+    return (len(payload) + 1).to_bytes(4, "big") + cmd + payload
+
+
+def _session(loaded, wire: bytes, chunks=None):
+    """The replies (unpacked) a MilterSession writes for *wire*, fed in one
+    read (or in *chunks* of that size), and its transport."""
+    from fastdkim.milter.session import MilterSession
+
+    class Server:
+        stopping = False
+        sessions = set()
+
+        def current(self):
+            return loaded
+
+    async def go():
+        session = MilterSession(Server())
+        t = _Transport()
+        session.connection_made(t)
+        step = chunks or len(wire)
+        for i in range(0, len(wire), step):
+            if t.aborted:
+                break
+            session.data_received(wire[i:i + step])
+        while session.pending is not None:
+            await asyncio.sleep(0.01)
+        if session._idle is not None:
+            session._idle.cancel()
+        return t
+
+    t = asyncio.run(go())
+    got = GrowingBuffer(1 << 22)
+    got[:] = t.out
+    return [msg for msg, _ in _unpack_all(got)], t
+
+
+@pytest.mark.parametrize("host", [b"xn--a.evil.example", b"xn--.example", b"-bad-.xn--zz.example"])
+def test_a_host_name_that_is_not_idna_does_not_end_the_connection(keys, caplog, host):
+    """A client whose reverse DNS name is not valid IDNA (the MTA passes it
+    on as it is): the connection goes on as for a client without a name, and
+    an Authentication-Results claiming this server is removed all the same
+    (a dropped connection would let the MTA deliver the message untouched)."""
+    loaded = _loaded(keys)
+    connect = _packets([m.Connect("placeholder.example", ipaddress.ip_address("192.0.2.1"), 25000)])
+    connect = _raw_packet(b"C", connect[5:].replace(b"placeholder.example", host))
+    forged = [("Authentication-Results", b" %s; dkim=pass" % AUTHSERV_ID.encode())] + HEADERS
+    wire = _packets([OFFER]) + connect + _packets(_message("192.0.2.1", forged, b"x\r\n")[2:])
+    with caplog.at_level(logging.WARNING, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    kinds = [type(r).__name__ for r in replies]
+    assert kinds == ["Negotiate", "Continue", "ChangeHeader", "InsertHeader", "Continue"], kinds  # (EOH, EOM)
+    assert replies[2].name == "Authentication-Results" and replies[2].value == b""
+    assert "not valid IDNA" in caplog.text and "read as unknown" in caplog.text
+
+
+def test_an_8bit_login_name_still_signs(keys, caplog):
+    """{auth_authen} holding a UTF-8 login (the protocol library reads macros
+    as ASCII): the authenticated user's mail is signed."""
+    loaded = _loaded(keys, sign_authenticated=True)
+    macro = _raw_packet(b"D", b"M{auth_authen}\x00j\xc3\xb6rg\x00")
+    events = _message("192.0.2.7", HEADERS, b"x\r\n")
+    wire = _packets(events[:2]) + macro + _packets(events[2:])
+    with caplog.at_level(logging.INFO, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    assert [type(r).__name__ for r in replies] == ["Negotiate", "Continue", "InsertHeader", "Continue"]
+    assert replies[2].name == "DKIM-Signature" and "authenticated as j??rg" in caplog.text
+
+
+@pytest.mark.parametrize("on_error, reply", [("accept", m.Accept), ("tempfail", m.TemporaryFailure)])
+def test_an_abort_in_the_body_is_not_passed_over(keys, caplog, on_error, reply):
+    """An abort (or an unknown command) in the body, then the rest of the
+    message without a new MAIL: its end is answered with on_error and
+    logged, not with continue."""
+    loaded = _loaded(keys, on_error=on_error)
+    conn = Connection(lambda: loaded)
+    events = _message("127.0.0.1", HEADERS, b"body line\r\n")
+    events = events[:-2] + [m.Abort()] + events[-2:]
+    with caplog.at_level(logging.ERROR, logger="fastdkim.milter"):
+        replies = _run(conn, events)
+    assert [type(r) for r in replies[-1]] == [reply]
+    assert "end of a message after an abort" in caplog.text
+
+
+def test_the_packet_limit_is_per_packet(keys, caplog):
+    """A packet just under the limit followed, in the same reads, by many
+    small ones is read; a packet announcing more than the limit closes the
+    connection at once (not once that much has come)."""
+    from fastdkim.milter.session import MAX_PACKET
+
+    loaded = _loaded(keys)
+    big = ("X-Big", b" " + b"a" * (MAX_PACKET - 200))
+    events = _message("192.0.2.1", [big] + HEADERS * 3000, b"x\r\n")
+    wire = _packets(events)
+    assert len(wire) > MAX_PACKET + 100_000
+    replies, t = _session(loaded, wire, chunks=1 << 16)
+    assert not t.aborted and type(replies[-1]).__name__ in ("Continue", "Accept")
+    with caplog.at_level(logging.ERROR, logger="fastdkim.milter"):
+        replies, t = _session(loaded, _packets([OFFER]) + (1 << 31).to_bytes(4, "big") + b"L")
+    assert t.aborted and "a milter packet of 2147483648 bytes" in caplog.text
+
+
+def test_too_many_header_fields_is_not_signed_not_an_error(keys, caplog):
+    loaded = _loaded(keys, on_error="tempfail")
+    conn = Connection(lambda: loaded)
+    many = HEADERS + [("X-N", b" %d" % i) for i in range(10_001)]
+    with caplog.at_level(logging.INFO, logger="fastdkim.milter"):
+        replies = _run(conn, _message("127.0.0.1", many, b"x\r\n")[:-3])  # up to the end of the header block
+    assert [type(r) for r in replies[-1]] == [m.Accept]
+    assert "not signed" in caplog.text and "more than 10000 fields" in caplog.text
+    assert "internal error" not in caplog.text

@@ -334,7 +334,7 @@ class Connection:
         if msg.mode == "sign":
             try:
                 msg.session.end_of_headers()
-            except (NoSigningKey, FromAddressError, UnsignableMessageError) as exc:
+            except (NoSigningKey, FromAddressError, MessageFormatError) as exc:  # (too many fields included)
                 self._not_signed(msg, str(exc))
         elif msg.mode == "verify":
             names = msg.session.end_of_headers()
@@ -367,6 +367,12 @@ class Connection:
     def _end_of_message(self, event: Any) -> Union[List[Any], "Awaitable[List[Any]]"]:
         msg = self.msg
         if msg is None:
+            if self.aborted:  # the end of a message cut short by an abort (or an unknown command)
+                reply = self._error_reply()
+                log.error("-: the end of a message after an abort (or an unknown milter command) without a new "
+                          "MAIL, from %s (answered %s)", self.client,
+                          "tempfail" if isinstance(reply, m.TemporaryFailure) else "accept")
+                return [reply]
             return [_CONTINUE]
         if msg.failed is not None:
             self._end_message()

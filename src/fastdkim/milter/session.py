@@ -21,7 +21,7 @@ from kilter.protocol import messages as m
 
 from .connection import Connection
 
-__all__ = ["GrowingBuffer", "MAX_PACKET", "MilterSession", "pack"]
+__all__ = ["GrowingBuffer", "MAX_BUFFERED", "MAX_PACKET", "MilterSession", "pack", "repair_packet"]
 
 log = logging.getLogger("fastdkim.milter")
 
@@ -31,6 +31,45 @@ _QUICKACK: Optional[int] = getattr(socket, "TCP_QUICKACK", None)
 #: The largest milter packet accepted (MTAs send body chunks of at most
 #: 64 KiB; a header field may be larger, up to the MTA's header size limit).
 MAX_PACKET = (1 << 20) + 64
+#: The most a connection buffers: a packet of :data:`MAX_PACKET` and the
+#: packets that came with it in one read.
+MAX_BUFFERED = 4 * MAX_PACKET
+
+
+def repair_packet(buffer: bytearray) -> Optional[str]:
+    """Make the first packet of *buffer* readable where the protocol library
+    refused it for what it cannot decode, and say what was changed (``None``:
+    nothing could be, the connection cannot go on).  A CONNECT or HELO whose
+    host name is not valid IDNA (a client's reverse DNS name such as
+    ``xn--a.example``, which the MTA passes on as it is) gets ``unknown``,
+    the name MTAs give a client without one; the 8-bit octets of a macro
+    packet (a UTF-8 login name in ``{auth_authen}``) become ``?``.  Nothing
+    else is changed: a header field, for one, is never rewritten (what is
+    signed or verified is what the MTA delivers)."""
+    if len(buffer) < 5:
+        return None
+    size = int.from_bytes(buffer[:4], "big")
+    if size < 1 or len(buffer) < 4 + size:
+        return None
+    cmd, payload = bytes(buffer[4:5]), bytes(buffer[5:4 + size])
+    if cmd in (b"C", b"H"):
+        host, sep, rest = payload.partition(b"\0")
+        try:
+            host.decode("idna")
+            return None  # (the name is not what was refused)
+        except UnicodeError:
+            pass
+        fixed = b"unknown" + sep + rest
+        what = "the client's host name %r (not valid IDNA) read as unknown" % host[:100]
+    elif cmd == b"D":
+        fixed = bytes(c if c < 0x80 else 0x3F for c in payload)
+        if fixed == payload:
+            return None
+        what = "8-bit octets of a macro (%r) read as '?'" % payload[:100]
+    else:
+        return None
+    buffer[:4 + size] = (len(fixed) + 1).to_bytes(4, "big") + cmd + fixed
+    return what
 
 
 class GrowingBuffer:
@@ -100,7 +139,7 @@ class MilterSession(asyncio.Protocol):
     def __init__(self, server: Any) -> None:
         self.server = server
         self.conn: Optional[Connection] = None
-        self.buf = GrowingBuffer(MAX_PACKET)
+        self.buf = GrowingBuffer(MAX_BUFFERED)
         self.transport: Optional[asyncio.Transport] = None
         self.pending: "Optional[asyncio.Future[Any]]" = None
         self._loop = asyncio.get_running_loop()
@@ -145,11 +184,26 @@ class MilterSession(asyncio.Protocol):
         try:
             self.buf[:] = data
         except InsufficientSpace:
-            log.error("connection %s closed: a milter packet larger than %d bytes", self._peer(), MAX_PACKET)
+            log.error("connection %s closed: more than %d bytes of milter packets unread", self._peer(),
+                      MAX_BUFFERED)
             self.abort()
+            return
+        if self._head_too_large():
             return
         if self.pending is None:
             self._process(None)
+
+    def _head_too_large(self) -> bool:
+        """Close the connection if the packet at the head of the buffer says
+        it is larger than :data:`MAX_PACKET` (as soon as its length is in,
+        not once that much has come)."""
+        head = self.buf.buffer
+        if len(head) >= 4 and int.from_bytes(head[:4], "big") > MAX_PACKET:
+            log.error("connection %s closed: a milter packet of %d bytes (more than %d)", self._peer(),
+                      int.from_bytes(head[:4], "big"), MAX_PACKET)
+            self.abort()
+            return True
+        return False
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         conn = self.conn
@@ -210,6 +264,7 @@ class MilterSession(asyncio.Protocol):
         out: List[bytes] = []
         handle = conn.handle
         proto = conn.proto
+        failure: Optional[str] = None
         try:
             if events is None:
                 events = proto.read_from(self.buf)
@@ -228,16 +283,28 @@ class MilterSession(asyncio.Protocol):
                         break
                 elif conn.closed:
                     break
-        except Exception as exc:  # a protocol error: the stream can no longer be read
+        except Exception as exc:  # a packet the protocol library cannot read
             if out:
                 transport.write(b"".join(out))
-            log.error("connection %s closed: %s: %s", self._peer(), type(exc).__name__, exc)
+            failure = "%s: %s" % (type(exc).__name__, exc)
+        if failure is not None:  # (out of the except block: the views of the buffer it held are gone)
+            try:
+                repaired = repair_packet(self.buf.buffer)
+            except BufferError:  # (still viewed: cannot be changed)
+                repaired = None
+            if repaired is not None:  # what the library cannot decode, made readable: the connection goes on
+                log.warning("connection %s: %s", self._peer(), repaired)
+                self._process(None)
+                return
+            log.error("connection %s closed: %s", self._peer(), failure)
             self.abort()
             return
         if out:
             transport.write(b"".join(out))
         if conn.closed:
             transport.close()
+            return
+        if self._head_too_large():
             return
         if not self.buf.buffer:
             self.buf.buffer = bytearray()  # give back what a large packet took
