@@ -31,9 +31,10 @@ _QUICKACK: Optional[int] = getattr(socket, "TCP_QUICKACK", None)
 #: The largest milter packet accepted (MTAs send body chunks of at most
 #: 64 KiB; a header field may be larger, up to the MTA's header size limit).
 MAX_PACKET = (1 << 20) + 64
-#: The most a connection buffers: a packet of :data:`MAX_PACKET` and the
-#: packets that came with it in one read.
-MAX_BUFFERED = 4 * MAX_PACKET
+#: The most a connection buffers: a packet of :data:`MAX_PACKET` not yet
+#: whole, and what one read brings behind it (the event loop reads at most
+#: 256 KiB at a time; twice that, to be safe).
+MAX_BUFFERED = MAX_PACKET + (1 << 19)
 
 
 def repair_packet(buffer: bytearray) -> Optional[str]:
