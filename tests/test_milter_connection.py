@@ -661,3 +661,20 @@ def test_too_many_header_fields_is_not_signed_not_an_error(keys, caplog):
     assert [type(r) for r in replies[-1]] == [m.Accept]
     assert "not signed" in caplog.text and "more than 10000 fields" in caplog.text
     assert "internal error" not in caplog.text
+
+
+def test_events_out_of_order_are_named_so(keys, caplog):
+    """A body before the end of the header block (bad MTA traffic) is
+    answered with on_error and logged as events out of order, not as an
+    internal error of the milter."""
+    from fastdkim.streaming import SessionOrderError
+
+    assert issubclass(SessionOrderError, RuntimeError)
+    loaded = _loaded(keys)
+    conn = Connection(lambda: loaded)
+    events = _message("127.0.0.1", HEADERS, b"body\r\n")
+    eoh = events.index(next(e for e in events if isinstance(e, m.EndOfHeaders)))
+    events = events[:eoh] + [m.Body(b"early\r\n")] + events[eoh:]
+    with caplog.at_level(logging.ERROR, logger="fastdkim.milter"):
+        _run(conn, events)
+    assert "milter events out of order at Body" in caplog.text and "internal error" not in caplog.text

@@ -44,7 +44,16 @@ from .policy import SigningPolicy, from_domain
 from .results import PERMERROR, Verification
 from .signing import Signer
 
-__all__ = ["SigningSession", "VerificationSession", "MAX_HEADER_BYTES", "field_from_milter"]
+__all__ = ["SigningSession", "VerificationSession", "MAX_HEADER_BYTES", "SessionOrderError", "field_from_milter"]
+
+
+class SessionOrderError(RuntimeError):
+    """A session's method called out of the order a message has (a header
+    field after the end of the header block, the body before it, ``finish``
+    twice): a :class:`RuntimeError`, as the methods document, that a
+    server driving a session from an MTA's events can tell from its own
+    faults."""
+
 
 #: The largest header block a session keeps, by default (Postfix's own
 #: ``header_size_limit`` is 100 KiB).
@@ -102,7 +111,7 @@ class _HeaderBlock:
 
     def add(self, raw: bytes) -> None:
         if self.ended:
-            raise RuntimeError("a header field after the end of the header block")
+            raise SessionOrderError("a header field after the end of the header block")
         self.size += len(raw)
         if self.size > self.limit:
             raise HeaderTooLarge("header block larger than %d bytes" % self.limit)
@@ -115,7 +124,7 @@ class _HeaderBlock:
         :raises RuntimeError: the block was taken already.
         """
         if self.ended:
-            raise RuntimeError("end_of_headers called twice")
+            raise SessionOrderError("end_of_headers called twice")
         self.ended = True
         block = b"".join(self.fields) + b"\r\n"
         self.fields = []
@@ -227,7 +236,7 @@ class SigningSession:
         :raises RuntimeError: before :meth:`end_of_headers` or after :meth:`finish`.
         """
         if not self._hashers or self._done:
-            raise RuntimeError("body() is called between end_of_headers() and finish()")
+            raise SessionOrderError("body() called before end_of_headers() or after finish() (it belongs between them)")
         for h in self._hashers:
             h.update(chunk)
 
@@ -241,7 +250,7 @@ class SigningSession:
         :raises RuntimeError: before :meth:`end_of_headers`, or called twice.
         """
         if not self._hashers or self._done:
-            raise RuntimeError("finish() is called once, after end_of_headers()")
+            raise SessionOrderError("finish() is called once, after end_of_headers()")
         self._done = True
         out = []
         for s in self._chosen:
@@ -371,7 +380,7 @@ class VerificationSession:
         :raises RuntimeError: before :meth:`end_of_headers` or after :meth:`finish`.
         """
         if not self._head.ended or self._done:
-            raise RuntimeError("body() is called between end_of_headers() and finish()")
+            raise SessionOrderError("body() called before end_of_headers() or after finish() (it belongs between them)")
         for h in self._hashers.values():
             h.update(chunk)
 
@@ -383,14 +392,14 @@ class VerificationSession:
             (:meth:`set_keys` not called while some were needed), or called twice.
         """
         if not self._head.ended or self._done:
-            raise RuntimeError("finish() is called once, after end_of_headers()")
+            raise SessionOrderError("finish() is called once, after end_of_headers()")
         if self._results is not None:
             self._done = True
             return self._results
         job = self._job
         assert job is not None
         if self._keys is None:
-            raise RuntimeError("finish() needs the keys: call set_keys() or lookup_keys() first")
+            raise SessionOrderError("finish() needs the keys: call set_keys() or lookup_keys() first")
         self._done = True
         checks = self._checks
         for s in job.sigs:

@@ -34,7 +34,7 @@ from ..aio import _key
 from ..authres import authentication_results, claims_authserv_id
 from ..authres_insert import _claims
 from ..errors import FromAddressError, MessageFormatError, NoSigningKey, UnsignableMessageError
-from ..streaming import SigningSession, VerificationSession
+from ..streaming import SessionOrderError, SigningSession, VerificationSession
 from .runtime import Address, Loaded
 
 __all__ = ["Connection", "PROTOCOL_VERSION"]
@@ -162,7 +162,9 @@ class Connection:
         where = type(event).__name__
         qid = self.msg.queue_id if self.msg is not None else "-"
         action = "tempfail" if isinstance(self._error_reply(), m.TemporaryFailure) else "accept"
-        log.error("%s: internal error at %s from %s: %s: %s (answered %s)", qid, where, self.client,
+        # (events out of the order a message has, as the MTA sent them, are not the milter's fault)
+        what = "milter events out of order" if isinstance(exc, SessionOrderError) else "internal error"
+        log.error("%s: %s at %s from %s: %s: %s (answered %s)", qid, what, where, self.client,
                   type(exc).__name__, exc, action)
         if self.msg is not None:
             self.msg.failed = "%s: %s" % (type(exc).__name__, exc)

@@ -297,7 +297,7 @@ class MilterSession(asyncio.Protocol):
                 log.warning("connection %s: %s", self._peer(), repaired)
                 self._process(None)
                 return
-            log.error("connection %s closed: %s", self._peer(), failure)
+            log.error("connection %s closed: a milter packet that cannot be read (%s)", self._peer(), failure)
             self.abort()
             return
         if out:
