@@ -678,3 +678,19 @@ def test_events_out_of_order_are_named_so(keys, caplog):
     with caplog.at_level(logging.ERROR, logger="fastdkim.milter"):
         _run(conn, events)
     assert "milter events out of order at Body" in caplog.text and "internal error" not in caplog.text
+
+
+@pytest.mark.parametrize("client, want", [("127.0.0.1", "not signed"), ("192.0.2.1", "verified")])
+def test_an_8bit_header_name_makes_a_malformed_block_not_a_dropped_connection(keys, caplog, client, want):
+    loaded = _loaded(keys)
+    forged = [("Authentication-Results", b" %s; dkim=pass" % AUTHSERV_ID.encode())] + HEADERS
+    events = _message(client, forged, b"x\r\n")
+    odd = _raw_packet(b"L", _packets([m.Header("X-Fxo", b" v")])[5:].replace(b"X-Fxo", b"X-F\xc3\xb6o"))
+    wire = _packets(events[:5]) + odd + _packets(events[5:])
+    with caplog.at_level(logging.INFO, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    assert "8-bit octets" in caplog.text and want in caplog.text
+    assert not any(type(r) is m.InsertHeader and r.name == "DKIM-Signature" for r in replies)
+    if client != "127.0.0.1":  # the forged field is removed all the same
+        assert any(type(r) is m.ChangeHeader and r.name == "Authentication-Results" for r in replies)

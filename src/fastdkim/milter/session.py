@@ -44,9 +44,11 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
     host name is not valid IDNA (a client's reverse DNS name such as
     ``xn--a.example``, which the MTA passes on as it is) gets ``unknown``,
     the name MTAs give a client without one; the 8-bit octets of a macro
-    packet (a UTF-8 login name in ``{auth_authen}``) become ``?``.  Nothing
-    else is changed: a header field, for one, is never rewritten (what is
-    signed or verified is what the MTA delivers)."""
+    packet (a UTF-8 login name in ``{auth_authen}``) become ``?``; those of a
+    header field's name become spaces, which no field name holds, so that
+    the header block reads as malformed, as it is (not signed; ``permerror``
+    when verified).  Nothing else is changed: what is signed or verified is
+    what the MTA delivers."""
     if len(buffer) < 5:
         return None
     size = int.from_bytes(buffer[:4], "big")
@@ -67,6 +69,14 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
         if fixed == payload:
             return None
         what = "8-bit octets of a macro (%r) read as '?'" % payload[:100]
+    elif cmd == b"L":
+        name, sep, rest = payload.partition(b"\0")
+        fixed_name = bytes(c if c < 0x80 else 0x20 for c in name)
+        if not sep or fixed_name == name:
+            return None
+        # a name no header field can have (spaces): the header block is malformed, as it is
+        fixed = fixed_name + sep + rest
+        what = "a header field name with 8-bit octets (%r): the header block is malformed" % name[:100]
     else:
         return None
     buffer[:4 + size] = (len(fixed) + 1).to_bytes(4, "big") + cmd + fixed
