@@ -103,6 +103,19 @@ def test_the_ams_signs_the_dkim_signatures_present(keys, rsa_key, ed_key, header
     assert "dkim-signature" not in _ams_h(plain[1])
 
 
+def test_the_ams_h_list_stays_within_what_a_verifier_accepts(keys, rsa_key):
+    from fastdkim.tags import MAX_H_NAMES
+
+    junk = b"".join(b"DKIM-Signature: v=1; a=rsa-sha256; d=x%d.example; s=s; h=from; bh=AA==; b=AA==\r\n" % i
+                    for i in range(MAX_H_NAMES + 20))
+    message = junk + _signed(rsa_key)
+    sealer = ARCSealer("lists.example", "arc", rsa_key, authserv_id="lists.example", keys=keys)
+    fields = sealer.seal(message)
+    h = _ams_h(fields[1])
+    assert len(h) <= MAX_H_NAMES and h.count("dkim-signature") == MAX_H_NAMES - len(set(h) - {"dkim-signature"})
+    assert verify_chain(b"".join(fields) + message, keys).status == "pass"
+
+
 def test_three_hops_with_a_list_footer_between(sealers, keys, rsa_key):
     """The list validates the chain as the message arrives, adds a footer
     (breaking the DKIM signature and the first AMS), then seals cv=pass."""
@@ -323,6 +336,11 @@ def hashes_sha256(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("aar, servid", [
+    # an authserv-id cut short by what none holds is no authserv-id, not a prefix of one
+    (b"ARC-Authentication-Results: i=1; mx.ex\xc3\xa4mple.org; arc=none\r\n", None),
+    (b"ARC-Authentication-Results: i=1; lists.example/relay; arc=none\r\n", None),
+    (b'ARC-Authentication-Results: i=1; "mx.\xc3\xa4.example"; arc=none\r\n', "mx.\u00e4.example"),
+    (b"ARC-Authentication-Results: i=1; lists.example 1; arc=none\r\n", "lists.example"),
     (b"ARC-Authentication-Results: i=1; lists.example; arc=none\r\n", "lists.example"),
     # RFC 8617 section 4.1.1: [CFWS] before the instance, and between it and ';'
     (b"ARC-Authentication-Results: (hop (one)) i=1; lists.example; arc=none\r\n", "lists.example"),

@@ -162,6 +162,11 @@ def test_syntax_errors_in_the_remainder_are_discarded(txt, p, pct, note):
     assert (r.p, r.pct) == (p, pct) and any(n.startswith(note) for n in r.notes), r.notes
 
 
+def test_a_record_of_junk_gets_a_few_notes():
+    r = parse_dmarc_record("v=DMARC1; p=reject; " + "; ".join("junk%d" % i for i in range(5000)))
+    assert r.p == "reject" and len(r.notes) == 11 and r.notes[-1] == "and 4990 more specs ignored"
+
+
 def test_a_missing_policy_with_a_report_address_reads_as_none():
     r = parse_dmarc_record("v=DMARC1; p=bogus; rua=mailto:d@example.com")
     assert r.p == "none" and r.rua == ("mailto:d@example.com",) and "read as p=none" in r.notes[0]

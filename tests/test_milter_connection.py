@@ -694,3 +694,17 @@ def test_an_8bit_header_name_makes_a_malformed_block_not_a_dropped_connection(ke
     assert not any(type(r) is m.InsertHeader and r.name == "DKIM-Signature" for r in replies)
     if client != "127.0.0.1":  # the forged field is removed all the same
         assert any(type(r) is m.ChangeHeader and r.name == "Authentication-Results" for r in replies)
+
+
+def test_thousands_of_packets_to_make_readable_in_one_read(keys, caplog):
+    """Each packet made readable costs no stack (a loop), and only the
+    connection's first is logged at WARNING."""
+    loaded = _loaded(keys, sign_authenticated=True)
+    macro = _raw_packet(b"D", b"M{auth_authen}\x00j\xc3\xb6rg\x00")
+    events = _message("192.0.2.7", HEADERS, b"x\r\n")
+    wire = _packets(events[:2]) + macro * 3000 + _packets(events[2:])
+    with caplog.at_level(logging.WARNING, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    assert [type(r).__name__ for r in replies] == ["Negotiate", "Continue", "InsertHeader", "Continue"]
+    assert caplog.text.count("read as '?'") == 1

@@ -475,6 +475,8 @@ def test_include_and_sender_headers(tmp_path, keys):
     ("DontSignMailTo a@example.org\n", "dontsignmailto, which fastdkim does not do"),
     ("ExemptDomains example.net\nResignAll yes\n", "exemptdomains, resignall"),
     ("Include missing.conf\n", "cannot read"),
+    ("MaximumSignedBytes 1000\n", "maximumsignedbytes, which fastdkim does not do"),
+    ("FixCRLF yes\n", "fixcrlf, which fastdkim does not do"),
 ])
 def test_settings_fastdkim_cannot_honour_are_refused(tmp_path, keys, extra, problem):
     conf = _settings_conf(tmp_path, keys, extra)
@@ -495,3 +497,31 @@ def test_domain_selector_and_keyfile_as_opendkim(tmp_path, keys, subdomains, aut
     assert mine == theirs
     if author.startswith("a@"):
         assert mine == [("example.com", "s1")]
+
+
+def test_settings_at_their_default_values_are_read(tmp_path, keys):
+    conf = _settings_conf(tmp_path, keys, "SignatureTTL 0\nFixCRLF no\n")
+    [mine] = _fastdkim_fields(conf)
+    assert "x" not in mine  # (0: no expiration, OpenDKIM's default)
+    conf.write_text(conf.read_text().replace("KeyTable file:", "# KeyTable file:"))
+    with pytest.raises(PolicyError, match="a SigningTable but no KeyTable"):
+        SigningPolicy.from_opendkim_conf(str(conf))
+
+
+def test_a_streaming_session_chooses_as_the_tables_do(tmp_path, keys):
+    """A SigningSession given an OpenDKIM policy picks the keys by the whole
+    address, in the SenderHeaders field, as the policy's sign() does."""
+    from fastdkim.streaming import SigningSession
+
+    conf = _settings_conf(tmp_path, keys, "SenderHeaders Sender,From\n",
+                          signingtable="ops@example.com k2\n*@example.com k1\n",
+                          keytable="k1 example.com:s1:%(k)s/s1.private\nk2 example.org:s2:%(k)s/s2.private\n")
+    policy = SigningPolicy.from_opendkim_conf(str(conf))
+    for head, want in ((b"From: a@example.com\r\nSender: ops@example.com\r\n", "example.org"),
+                       (b"From: ops@example.com\r\n", "example.org"), (b"From: a@example.com\r\n", "example.com")):
+        session = SigningSession(policy=policy)
+        for line in head.split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b":")
+            session.header(name.decode(), value)
+        [signer] = session.end_of_headers()
+        assert signer.domain == want

@@ -219,10 +219,12 @@ class ARCSealer:
         h, selected = s._select([(AAR, aar)] + pm.fields)
         # RFC 8617 section 4.1.2: the AMS SHOULD sign the DKIM-Signature
         # fields present, each listed once in h= and taken bottom-up.
-        dkim_fields = [raw for name, raw in pm.fields if name == b"dkim-signature"]
+        # (no more than an h= list may hold: past MAX_H_NAMES, the topmost are left out)
+        dkim_fields = [raw for name, raw in pm.fields if name == b"dkim-signature"][::-1]
+        dkim_fields = dkim_fields[:max(MAX_H_NAMES - len(h), 0)]
         if dkim_fields:
             h = tuple(h) + ("dkim-signature",) * len(dkim_fields)
-            selected = selected + dkim_fields[::-1]
+            selected = selected + dkim_fields
         ams_tags: List[Tuple[str, str]] = [("a", self.algorithm), ("b", ""),
                     ("bh", _b64(hashes_[own_key][0])), ("c", "%s/%s" % (s.header_canon, s.body_canon)),
                     ("d", self.domain), ("h", ":".join(h)), ("i", str(n)), ("s", self.selector)]

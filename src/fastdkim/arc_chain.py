@@ -395,10 +395,16 @@ def _aar_head(raw: bytes) -> Optional[Tuple[bytes, Optional[str]]]:
         p.expect(";", "';' after the instance")
     except AuthResError:
         return None
+    servid: Optional[str]
     try:
         p.cfws()
         servid = p.quoted_string() if p.peek() == '"' else p.match(_TOKEN)
-    except AuthResError:
+        p.cfws()
+        if servid is not None and not p.at_end() and p.peek() != ";" and not p.peek().isdigit():
+            servid = None  # (a token cut short by what no authserv-id holds: not a prefix of one)
+        if servid is not None:
+            servid = servid.encode("latin-1").decode("utf-8")  # (a quoted one in UTF-8, RFC 8601 with RFC 6532)
+    except (AuthResError, UnicodeError):
         servid = None
     return digits.encode("ascii"), servid or None
 

@@ -100,6 +100,7 @@ def _uris(value: str, tag: str, notes: List[str]) -> Tuple[str, ...]:
 
 
 _TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
+_MAX_NOTES = 10
 _FWS = b" \t\r\n"
 
 
@@ -110,6 +111,7 @@ def _read_tags(raw: bytes, notes: List[str]) -> Dict[str, str]:
     6.3 has it discarded, so it is left out, and said in *notes* (the first
     of two specs of one tag is the one read).  Raises nothing."""
     tags: Dict[str, str] = {}
+    start = len(notes)
     for spec in raw.split(b";"):
         name, eq, value = spec.partition(b"=")
         name = name.strip(_FWS)
@@ -125,6 +127,10 @@ def _read_tags(raw: bytes, notes: List[str]) -> Dict[str, str]:
             notes.append("a second %s= (names compared without regard to case); the first is read" % key)
             continue
         tags[key] = value.strip(_FWS).decode("utf-8", "replace")
+    if len(notes) - start > _MAX_NOTES:  # (a record of junk says so without a note per spec)
+        dropped = len(notes) - start - _MAX_NOTES
+        del notes[start + _MAX_NOTES:]
+        notes.append("and %d more specs ignored" % dropped)
     return tags
 
 

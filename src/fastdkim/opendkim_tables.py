@@ -209,6 +209,7 @@ UNSUPPORTED_SETTINGS: Dict[str, str] = {
     "finalpolicyscript": "Lua policy scripts",
     "replaceheaders": "header field rewriting before signing",
     "replacerules": "header field rewriting before signing",
+    "maximumsignedbytes": "partial body signing (l=)",
 }
 _INCLUDE_DEPTH = 5
 
@@ -282,12 +283,12 @@ def from_address(fields: Sequence[Tuple[bytes, bytes]], names: Sequence[str] = (
     :raises FromAddressError: no such field, several of it, no address,
         several addresses, or an address without a valid domain.
     """
-    for wanted in names:
+    for wanted in names or ("from",):
         found = [raw for name, raw in fields if name == wanted.encode("ascii", "replace")]
         if found:
             break
     else:
-        raise FromAddressError("message has no %s field" % " or ".join(n.title() for n in names))
+        raise FromAddressError("message has no %s field" % " or ".join(n.title() for n in names or ("from",)))
     label = wanted.title()
     if len(found) > 1:
         raise FromAddressError("message has %d %s fields" % (len(found), label))
@@ -452,6 +453,16 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         """
         return self.signers_for_address("", domain)
 
+    def signers_for_fields(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Signer, ...]:
+        """The signers for a message with these header fields (lower-case
+        name, raw field), chosen by its sender's whole address, in the first
+        of :attr:`sender_headers` it has, as OpenDKIM chooses them.
+
+        :raises FromAddressError: see :func:`from_address`.
+        :raises NoSigningKey: no SigningTable match.
+        """
+        return self.signers_for_address(*from_address(fields, self.sender_headers))
+
     def signers_for(self, message: MessageInput) -> Tuple[Signer, ...]:
         """The signers for ``message``, chosen by its From address.
 
@@ -462,7 +473,7 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         pm = read_message(message)
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
-        return self.signers_for_address(*from_address(pm.fields, self.sender_headers))
+        return self.signers_for_fields(pm.fields)
 
     def sign(self, message: MessageInput) -> bytes:
         """Sign ``message`` with the signers for its From address (see
@@ -475,7 +486,7 @@ class OpenDKIMSigningPolicy(SigningPolicy):
         pm = read_message(message, bare_lf=self._bare_lf)
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
-        fields = sign_parsed(pm, self.signers_for_address(*from_address(pm.fields, self.sender_headers)))
+        fields = sign_parsed(pm, self.signers_for_fields(pm.fields))
         text = b"".join(fields)
         return text.replace(b"\r\n", b"\n") if pm.lf_endings else text
 
@@ -649,12 +660,17 @@ def conf_arguments(path: str) -> Dict[str, Any]:
         if "signingtable" not in conf:
             raise PolicyError("%s sets a KeyTable but no SigningTable: nothing says which mail it signs" % path)
         keytable, signingtable = conf["keytable"], conf["signingtable"]
+    elif "signingtable" in conf:  # (as OpenDKIM refuses it)
+        raise PolicyError("%s sets a SigningTable but no KeyTable: its key names name no key" % path)
     else:
         keytable, signingtable = _single_key_tables(conf, path, base)
     refused = [n for n in conf if n in UNSUPPORTED_SETTINGS]
+    if "fixcrlf" in conf and _boolean(conf["fixcrlf"], "FixCRLF", path):
+        refused.append("fixcrlf")
     if refused:
+        why = dict(UNSUPPORTED_SETTINGS, fixcrlf="bare CR and LF made CRLF in canonicalization")
         raise PolicyError("%s sets %s, which fastdkim does not do (%s): remove %s to sign without it"
-                          % (path, ", ".join(refused), "; ".join(UNSUPPORTED_SETTINGS[n] for n in refused),
+                          % (path, ", ".join(refused), "; ".join(why[n] for n in refused),
                              "them" if len(refused) > 1 else "it"))
     canon = conf.get("canonicalization", "simple/simple").strip().lower()
     if "/" not in canon:
@@ -673,9 +689,10 @@ def conf_arguments(path: str) -> Dict[str, Any]:
         options["oversign"] = _names(conf["oversignheaders"], "OversignHeaders", base, DEFAULT_OVERSIGN)
     if "signaturettl" in conf:
         ttl = conf["signaturettl"].strip()
-        if not ttl.isdigit() or not 0 < int(ttl) < 2 ** 31:
+        if not ttl.isascii() or not ttl.isdigit() or not int(ttl) < 2 ** 31:
             raise PolicyError("%s: SignatureTTL must be a number of seconds, not %r" % (path, ttl[:40]))
-        options["expiration"] = int(ttl)
+        if int(ttl):  # (0, OpenDKIM's default: no x=)
+            options["expiration"] = int(ttl)
     algorithm = conf.get("signaturealgorithm", "rsa-sha256").strip().lower()
     if algorithm not in ("rsa-sha256", "ed25519-sha256"):
         raise PolicyError("%s: SignatureAlgorithm %s is not one fastdkim signs with (rsa-sha256, or "

@@ -154,6 +154,17 @@ class SigningPolicy:
             return self.fallback
         raise NoSigningKey("no signing key for %s" % d)
 
+    def signers_for_fields(self, fields: Sequence[Tuple[bytes, bytes]]) -> Tuple[Signer, ...]:
+        """The signers for a message with these header fields (lower-case
+        name, raw field, as :func:`~fastdkim.message.read_message` gives
+        them), chosen by its From domain (what a streaming session asks at
+        the end of the header block).
+
+        :raises FromAddressError: see :func:`from_domain`.
+        :raises NoSigningKey: no rule covers the From domain.
+        """
+        return self.signers_for_domain(from_domain(fields))
+
     def signers_for(self, message: MessageInput) -> Tuple[Signer, ...]:
         """The signers for ``message``, chosen by its From domain.
 

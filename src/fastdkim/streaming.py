@@ -217,8 +217,11 @@ class SigningSession:
             chosen = self._signers
         else:
             assert self._policy is not None
-            chosen = self._policy.signers_for_domain(
-                _author_domain(tuple(raw for name, raw in pm.fields if name == b"from")))
+            if type(self._policy).signers_for_fields is SigningPolicy.signers_for_fields:
+                chosen = self._policy.signers_for_domain(  # (by From domain, remembered)
+                    _author_domain(tuple(raw for name, raw in pm.fields if name == b"from")))
+            else:  # a policy that chooses otherwise (OpenDKIM's tables: by whole address, SenderHeaders)
+                chosen = self._policy.signers_for_fields(pm.fields)
         for s in chosen:
             key = s._body_key()
             if key not in self._by_key:

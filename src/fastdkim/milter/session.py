@@ -160,6 +160,7 @@ class MilterSession(asyncio.Protocol):
         # silent for idle_timeout (set again when it fires, not at each read)
         self._last = self._loop.time()
         self._idle: Optional[asyncio.TimerHandle] = None
+        self._repaired = 0  # packets made readable (repair_packet)
 
     @property
     def busy(self) -> bool:
@@ -266,7 +267,16 @@ class MilterSession(asyncio.Protocol):
             self.transport.close()
 
     def _process(self, events: Optional[Iterator[Any]]) -> None:
-        """Handle the events buffered (continuing ``events`` if given)."""
+        """Handle the events buffered (continuing ``events`` if given), again
+        after each packet made readable (a loop: a read of thousands of
+        such packets costs no stack)."""
+        while self._process_once(events):
+            events = None
+
+    def _process_once(self, events: Optional[Iterator[Any]]) -> bool:
+        """:meth:`_process` up to a packet the protocol library cannot read:
+        True when it was made readable (:func:`repair_packet`) and the rest
+        is to be handled."""
         conn = self.conn
         transport = self.transport
         assert conn is not None and transport is not None
@@ -286,7 +296,7 @@ class MilterSession(asyncio.Protocol):
                         transport.write(b"".join(out))
                     transport.pause_reading()
                     self.pending = asyncio.ensure_future(self._later(event, replies, events))
-                    return
+                    return False
                 if replies:
                     for r in replies:
                         out.append(pack(proto, r))
@@ -304,23 +314,26 @@ class MilterSession(asyncio.Protocol):
             except BufferError:  # (still viewed: cannot be changed)
                 repaired = None
             if repaired is not None:  # what the library cannot decode, made readable: the connection goes on
-                log.warning("connection %s: %s", self._peer(), repaired)
-                self._process(None)
-                return
+                self._repaired += 1
+                # (the first of a connection's repairs at WARNING: a client sending thousands cannot flood the log)
+                log.log(logging.WARNING if self._repaired == 1 else logging.DEBUG, "connection %s: %s",
+                        self._peer(), repaired)
+                return True
             log.error("connection %s closed: a milter packet that cannot be read (%s)", self._peer(), failure)
             self.abort()
-            return
+            return False
         if out:
             transport.write(b"".join(out))
         if conn.closed:
             transport.close()
-            return
+            return False
         if self._head_too_large():
-            return
+            return False
         if not self.buf.buffer:
             self.buf.buffer = bytearray()  # give back what a large packet took
         if self.server.stopping:
             self.close_if_idle()
+        return False
 
     async def _later(self, event: Any, replies: Any, events: Iterator[Any]) -> None:
         conn = self.conn
