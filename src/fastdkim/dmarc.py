@@ -31,8 +31,10 @@ without one, DMARC rests on DKIM alone.
   as unsigned), or a passing SPF result, aligns with the From domain in the record's modes (``adkim``,
   ``aspf``); else ``temperror`` when an aligned DKIM signature, or an
   aligned SPF domain, had a temporary error (a later attempt may pass: the
-  policy is not applied, :meth:`DMARCResult.disposition` is ``none``, and
-  the receiver may defer the message); ``fail`` otherwise.  The policy to apply is the record's ``p``,
+  policy is not applied and :meth:`DMARCResult.disposition` is ``none``;
+  a receiver should defer such a message, with a 4xx reply, rather than
+  deliver it as though it had passed, as for a DNS failure of the policy
+  lookup); ``fail`` otherwise.  The policy to apply is the record's ``p``,
   or ``sp`` when the From domain is a subdomain whose record was found at
   its organizational domain; ``pct`` is reported, and applied only by
   :meth:`DMARCResult.disposition`.
