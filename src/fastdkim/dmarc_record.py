@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ._canon_py import _TAG_NAME  # (RFC 6376's tag-name, which RFC 7489's records use)
 from .errors import TagSyntaxError
 
 __all__ = ["POLICIES", "DMARCRecord", "is_dmarc_record", "parse_dmarc_record"]
@@ -99,7 +100,6 @@ def _uris(value: str, tag: str, notes: List[str]) -> Tuple[str, ...]:
     return tuple(out)
 
 
-_TAG_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]*\Z")
 _MAX_NOTES = 10
 _FWS = b" \t\r\n"
 
