@@ -196,9 +196,9 @@ def test_growing_buffer_and_packing():
     assert _pack(proto, m.Continue()) == b"\x00\x00\x00\x01c"
 
 
-def test_end_of_message_waits_for_slow_keys(keys):
-    """Keys still being looked up at the end of the message: the answer
-    waits for them (the body hashed meanwhile)."""
+def _slow_keys(keys):
+    """A verifying configuration whose key lookups take 50 ms, and the header
+    fields of a message signed for it (its body: ``body line``)."""
     from fastdkim.milter.runtime import Loaded
 
     class Slow:
@@ -206,12 +206,17 @@ def test_end_of_message_waits_for_slow_keys(keys):
             await asyncio.sleep(0.05)
             return [keys.records[name].encode()]
 
-    config = load_config(None, {"authserv_id": AUTHSERV_ID})
-    loaded = Loaded(config, None, Slow(), False)
+    loaded = Loaded(load_config(None, {"authserv_id": AUTHSERV_ID}), None, Slow(), False)
     message = b"From: a@example.com\r\nSubject: hi\r\n\r\nbody line\r\n"
     field = fastdkim.Signer("example.com", "rsa1", keys.rsa).sign(message)
     name, _, value = field[:-2].partition(b":")
-    headers = [(name.decode(), value.replace(b"\r\n", b"\n"))] + HEADERS
+    return loaded, [(name.decode(), value.replace(b"\r\n", b"\n"))] + HEADERS
+
+
+def test_end_of_message_waits_for_slow_keys(keys):
+    """Keys still being looked up at the end of the message: the answer
+    waits for them (the body hashed meanwhile)."""
+    loaded, headers = _slow_keys(keys)
     conn = Connection(lambda: loaded)
     replies = _run(conn, _message("192.0.2.1", headers, b"body line\r\n"))
     insert, _ = replies[-1]
@@ -219,53 +224,52 @@ def test_end_of_message_waits_for_slow_keys(keys):
     assert not conn.in_transaction
 
 
-def test_session_answers_in_order_across_a_wait(keys):
-    """Through the asyncio protocol: an end of message that waits for its
-    keys, with the next message's events already buffered behind it."""
-    from fastdkim.milter.runtime import Loaded
-    from fastdkim.milter.session import MilterSession
+class _Transport:
+    def __init__(self):
+        self.out = b""
+        self.aborted = False
+        self.closing = False
+        self.paused = 0
 
-    class Slow:
-        async def lookup(self, name):
-            await asyncio.sleep(0.05)
-            return [keys.records[name].encode()]
+    def get_extra_info(self, name):
+        return None
 
-    config = load_config(None, {"authserv_id": AUTHSERV_ID})
-    loaded = Loaded(config, None, Slow(), False)
-    message = b"From: a@example.com\r\nSubject: hi\r\n\r\nbody line\r\n"
-    field = fastdkim.Signer("example.com", "rsa1", keys.rsa).sign(message)
-    name, _, value = field[:-2].partition(b":")
-    headers = [(name.decode(), value.replace(b"\r\n", b"\n"))] + HEADERS
-    events = _message("192.0.2.1", headers, b"body line\r\n")
-    events += events[2:]  # a second message on the same connection
+    def write(self, data):
+        self.out += data
+
+    def pause_reading(self):
+        self.paused += 1
+
+    def resume_reading(self):
+        pass
+
+    def is_closing(self):
+        return self.closing or self.aborted
+
+    def close(self):
+        self.closing = True
+
+    def abort(self):
+        self.aborted = True
+
+
+def _packets(events) -> bytes:
     wire = b""
     for e in events:
-        buf = SimpleBuffer(1 << 16)
+        buf = SimpleBuffer(1 << 21)
         e.pack(buf)
         wire += buf[:].tobytes()
+    return wire
 
-    class Transport:
-        def __init__(self):
-            self.out = b""
-            self.paused = 0
 
-        def get_extra_info(self, name):
-            return None
+def _raw_packet(cmd: bytes, payload: bytes) -> bytes:
+    return (len(payload) + 1).to_bytes(4, "big") + cmd + payload
 
-        def write(self, data):
-            self.out += data
 
-        def pause_reading(self):
-            self.paused += 1
-
-        def resume_reading(self):
-            pass
-
-        def is_closing(self):
-            return False
-
-        def close(self):
-            pass
+def _session(loaded, wire: bytes, chunks=None):
+    """The replies (unpacked) a MilterSession writes for *wire*, fed in one
+    read (or in *chunks* of that size), and its transport."""
+    from fastdkim.milter.session import MilterSession
 
     class Server:
         stopping = False
@@ -276,18 +280,34 @@ def test_session_answers_in_order_across_a_wait(keys):
 
     async def go():
         session = MilterSession(Server())
-        t = Transport()
+        t = _Transport()
         session.connection_made(t)
-        session.data_received(wire)  # everything at once
-        while session.pending is not None or t.out.count(b"Authentication-Results") < 2:
+        step = chunks or len(wire)
+        for i in range(0, len(wire), step):
+            if t.aborted:
+                break
+            session.data_received(wire[i:i + step])
+        while session.pending is not None:
             await asyncio.sleep(0.01)
+        if session._idle is not None:
+            session._idle.cancel()
         return t
 
     t = asyncio.run(go())
-    assert t.paused == 2
-    got = GrowingBuffer(1 << 20)
+    got = GrowingBuffer(1 << 22)
     got[:] = t.out
-    kinds = [type(msg).__name__ for msg, _ in _unpack_all(got)]
+    return [msg for msg, _ in _unpack_all(got)], t
+
+
+def test_session_answers_in_order_across_a_wait(keys):
+    """Through the asyncio protocol: an end of message that waits for its
+    keys, with the next message's events already buffered behind it."""
+    loaded, headers = _slow_keys(keys)
+    events = _message("192.0.2.1", headers, b"body line\r\n")
+    events += events[2:]  # a second message on the same connection
+    replies, t = _session(loaded, _packets(events))  # everything in one read
+    assert t.paused == 2
+    kinds = [type(msg).__name__ for msg in replies]
     # (no replies to the connection, MAIL, header fields and body chunks: negotiated away)
     assert kinds == ["Negotiate", "Continue", "InsertHeader", "Continue", "Continue", "InsertHeader", "Continue"]
 
@@ -509,80 +529,6 @@ def test_silent_connections_are_closed(keys, caplog):
 
 
 # -- what the protocol library cannot decode, and packets at the limits ---------------------------
-
-
-class _Transport:
-    def __init__(self):
-        self.out = b""
-        self.aborted = False
-        self.closing = False
-
-    def get_extra_info(self, name):
-        return None
-
-    def write(self, data):
-        self.out += data
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-    def is_closing(self):
-        return self.closing or self.aborted
-
-    def close(self):
-        self.closing = True
-
-    def abort(self):
-        self.aborted = True
-
-
-def _packets(events) -> bytes:
-    wire = b""
-    for e in events:
-        buf = SimpleBuffer(1 << 21)
-        e.pack(buf)
-        wire += buf[:].tobytes()
-    return wire
-
-
-def _raw_packet(cmd: bytes, payload: bytes) -> bytes:
-    return (len(payload) + 1).to_bytes(4, "big") + cmd + payload
-
-
-def _session(loaded, wire: bytes, chunks=None):
-    """The replies (unpacked) a MilterSession writes for *wire*, fed in one
-    read (or in *chunks* of that size), and its transport."""
-    from fastdkim.milter.session import MilterSession
-
-    class Server:
-        stopping = False
-        sessions = set()
-
-        def current(self):
-            return loaded
-
-    async def go():
-        session = MilterSession(Server())
-        t = _Transport()
-        session.connection_made(t)
-        step = chunks or len(wire)
-        for i in range(0, len(wire), step):
-            if t.aborted:
-                break
-            session.data_received(wire[i:i + step])
-        while session.pending is not None:
-            await asyncio.sleep(0.01)
-        if session._idle is not None:
-            session._idle.cancel()
-        return t
-
-    t = asyncio.run(go())
-    got = GrowingBuffer(1 << 22)
-    got[:] = t.out
-    return [msg for msg, _ in _unpack_all(got)], t
 
 
 @pytest.mark.parametrize("host", [b"xn--a.evil.example", b"xn--.example", b"-bad-.xn--zz.example"])

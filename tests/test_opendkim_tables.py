@@ -99,13 +99,12 @@ def _tags(field: str) -> Tuple[str, ...]:
 _LUA = r"""
 mt.set_timeout(30)
 function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
-for _, from in ipairs({@FROMS@}) do
+for k, msg in ipairs({@MESSAGES@}) do
   local conn = mt.connect("@SOCKET@")
   if conn == nil then error("cannot connect") end
   check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
-  check(mt.mailfrom(conn, from), "mailfrom")
-  check(mt.header(conn, "From", "Someone <" .. from .. ">"), "from")
-  check(mt.header(conn, "Subject", "tables"), "subject")
+  check(mt.mailfrom(conn, msg[1]), "mailfrom")
+  for _, h in ipairs(msg[2]) do check(mt.header(conn, h[1], h[2]), h[1]) end
   check(mt.eoh(conn), "eoh")
   if mt.getreply(conn) == SMFIR_CONTINUE then
     check(mt.bodystring(conn, "hello\r\n"), "body")
@@ -114,11 +113,11 @@ for _, from in ipairs({@FROMS@}) do
     while true do
       local v = mt.getheader(conn, "DKIM-Signature", n)
       if v == nil then break end
-      mt.echo("SIG " .. from .. " " .. string.gsub(v, "[\r\n]", ""))
+      mt.echo("SIG " .. k .. " " .. string.gsub(v, "[\r\n]", ""))
       n = n + 1
     end
   end
-  mt.echo("END " .. from)
+  mt.echo("END " .. k)
   mt.disconnect(conn)
 end
 """
@@ -157,19 +156,32 @@ def _miltertest(conf: Path, lua: str) -> str:
     return out.stdout
 
 
-def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
-    """What the real OpenDKIM milter signs each of :data:`ADDRESSES` with."""
-    stdout = _miltertest(conf, _LUA.replace("@FROMS@", ", ".join('"%s"' % a for a in ADDRESSES)))
-    found: Dict[str, List[Tuple[str, ...]]] = {a: [] for a in ADDRESSES}
+def _opendkim_messages(conf: Path, messages: List[Tuple[str, List[Tuple[str, str]]]]) -> List[List[str]]:
+    """The DKIM-Signature values the real OpenDKIM milter adds under
+    ``conf`` to each message, given as (envelope sender, header fields)
+    with the body ``hello``."""
+    def lua(text: str) -> str:
+        return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+    stdout = _miltertest(conf, _LUA.replace("@MESSAGES@", ", ".join(
+        "{%s, {%s}}" % (lua(sender), ", ".join("{%s, %s}" % (lua(n), lua(v)) for n, v in headers))
+        for sender, headers in messages)))
+    found: List[List[str]] = [[] for _ in messages]
     ends = set()
     for line in stdout.splitlines():
         if line.startswith("SIG "):
-            _, addr, value = line.split(" ", 2)
-            found[addr].append(_tags(value))
+            _, k, value = line.split(" ", 2)
+            found[int(k) - 1].append(value)
         elif line.startswith("END "):
-            ends.add(line[4:])
-    assert ends == set(ADDRESSES), stdout
+            ends.add(int(line[4:]))
+    assert ends == set(range(1, len(messages) + 1)), stdout
     return found
+
+
+def _opendkim_signs(conf: Path) -> Dict[str, List[Tuple[str, ...]]]:
+    """What the real OpenDKIM milter signs each of :data:`ADDRESSES` with."""
+    found = _opendkim_messages(conf, [(a, [("From", "Someone <%s>" % a), ("Subject", "tables")]) for a in ADDRESSES])
+    return {a: [_tags(v) for v in values] for a, values in zip(ADDRESSES, found)}
 
 
 def _fastdkim_signs(policy: SigningPolicy) -> Dict[str, List[Tuple[str, ...]]]:
@@ -339,28 +351,6 @@ def test_redact_credentials():
 
 # -- settings beyond the tables, against the real OpenDKIM ----------------------------------------
 
-_LUA_FIELDS = r"""
-mt.set_timeout(30)
-function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
-local conn = mt.connect("@SOCKET@")
-if conn == nil then error("cannot connect") end
-check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
-check(mt.mailfrom(conn, "a@example.com"), "mailfrom")
-@HEADERS@
-check(mt.eoh(conn), "eoh")
-if mt.getreply(conn) == SMFIR_CONTINUE then
-  check(mt.bodystring(conn, "hello\r\n"), "body")
-  check(mt.eom(conn), "eom")
-  local n = 0
-  while true do
-    local v = mt.getheader(conn, "DKIM-Signature", n)
-    if v == nil then break end
-    mt.echo("SIG " .. string.gsub(v, "[\r\n]", ""))
-    n = n + 1
-  end
-end
-mt.disconnect(conn)
-"""
 HEADERS = [("From", "A <a@example.com>"), ("To", "b@example.org"), ("Cc", "c@example.org"),
            ("Subject", "settings"), ("Date", "Fri, 04 Dec 2026 06:00:00 +0000"), ("X-Custom", "1"),
            ("Received", "from x by y"), ("Message-ID", "<1@example.com>")]
@@ -369,9 +359,8 @@ HEADERS = [("From", "A <a@example.com>"), ("To", "b@example.org"), ("Cc", "c@exa
 def _opendkim_fields(conf: Path, headers: List[Tuple[str, str]] = HEADERS) -> List[Dict[str, str]]:
     """The tags of each DKIM-Signature the real OpenDKIM adds to a message
     with *headers* signed under ``conf``."""
-    stdout = _miltertest(conf, _LUA_FIELDS.replace("@HEADERS@", "\n".join(
-        'check(mt.header(conn, "%s", "%s"), "%s")' % (n, v, n) for n, v in headers)))
-    return [_all_tags(line[4:]) for line in stdout.splitlines() if line.startswith("SIG ")]
+    [found] = _opendkim_messages(conf, [("a@example.com", headers)])
+    return [_all_tags(v) for v in found]
 
 
 def _all_tags(value: str) -> Dict[str, str]:

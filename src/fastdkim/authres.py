@@ -33,6 +33,7 @@ from .authres_insert import (
     write_with_authentication_results,
 )
 from .authres_parse import AuthenticationResults, MethodResult, Property, parse_authentication_results
+from .dmarc_record import POLICIES
 from .errors import AuthResError, OptionError
 from .results import Verification
 
@@ -228,7 +229,7 @@ def _dmarc_words(d: "DMARCResult", disposition: Optional[str]) -> List[_Word]:
     if applied is None and d.status == "fail" and d.pct >= 100:
         applied = d.policy  # (with pct under 100, what applies is drawn: the caller's disposition)
     if applied is not None:
-        if applied not in ("none", "quarantine", "reject"):
+        if applied not in POLICIES:
             raise OptionError("a DMARC disposition is none, quarantine or reject, not %r" % str(applied)[:40])
         words += _item("policy.dmarc=%s" % applied)
     return words
