@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from fastdkim import _files
-from fastdkim._files import ReplacedMeanwhile, atomic_write, current_umask, write_signed
+from fastdkim._files import ReplacedMeanwhile, atomic_write, current_umask, file_identity, write_signed
 
 
 def _writes(data: bytes):
@@ -142,7 +142,7 @@ def test_expect_replaces_only_the_file_that_was_read(tmp_path):
     st = p.stat()
     p.unlink()  # moved away by another program meanwhile
     with pytest.raises(ReplacedMeanwhile) as info:
-        atomic_write(str(p), _writes(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(p), _writes(b"new"), overwrite=True, expect=file_identity(st))
     assert info.value.errno == errno.ENOENT and not p.exists()
     assert isinstance(info.value, OSError)
     assert _leftovers(tmp_path) == []
@@ -154,11 +154,37 @@ def test_expect_without_an_atomic_swap(tmp_path, monkeypatch):
     p = tmp_path / "f"
     p.write_bytes(b"old")
     st = p.stat()
-    atomic_write(str(p), _writes(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    atomic_write(str(p), _writes(b"new"), overwrite=True, expect=file_identity(st))
     assert p.read_bytes() == b"new"
     with pytest.raises(ReplacedMeanwhile) as info:  # p is now another file than the one read
-        atomic_write(str(p), _writes(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(p), _writes(b"newer"), overwrite=True, expect=file_identity(st))
     assert info.value.errno == errno.ESTALE and p.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "check-then-replace"])
+@pytest.mark.parametrize("change", ["appended", "same-size"])
+def test_expect_keeps_a_file_written_to_since_it_was_read(tmp_path, monkeypatch, swap, change):
+    """The same file under the same name, but written to after it was read
+    (a longer file, or one rewritten to the same size at another time): it
+    stays as the other program left it."""
+    if not swap:
+        monkeypatch.setattr(_files, "_exchange", lambda a, b: False)
+    p = tmp_path / "f"
+    p.write_bytes(b"old")
+    st = p.stat()
+    if change == "appended":
+        with open(str(p), "ab") as fh:
+            fh.write(b" and more")
+        kept = b"old and more"
+    else:
+        p.write_bytes(b"new")
+        os.utime(str(p), ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        kept = b"new"
+    assert p.stat().st_ino == st.st_ino
+    with pytest.raises(ReplacedMeanwhile, match="changed by another program") as info:
+        atomic_write(str(p), _writes(b"signed"), overwrite=True, expect=file_identity(st))
+    assert info.value.errno == errno.ESTALE and p.read_bytes() == kept
     assert _leftovers(tmp_path) == []
 
 
@@ -264,7 +290,7 @@ def test_a_file_that_cannot_be_swapped_back_is_kept_not_removed(tmp_path, monkey
         return real(a, b)  # the swap back: the name is gone
     monkeypatch.setattr(_files, "_exchange", exchange)
     with pytest.raises(ReplacedMeanwhile) as info:
-        atomic_write(str(p), _writes(b"signed A"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(p), _writes(b"signed A"), overwrite=True, expect=file_identity(st))
     assert info.value.theirs == str(p)  # the name was free again: C is back under it
     assert p.read_bytes() == b"C, the other program's"
     assert (tmp_path / "msg:2,S").read_bytes() == b"signed A"
@@ -287,7 +313,7 @@ def test_a_file_that_cannot_be_swapped_back_is_kept_not_removed(tmp_path, monkey
         raise FileNotFoundError(errno.ENOENT, "changed again", b)  # the swap back fails
     monkeypatch.setattr(_files, "_exchange", exchange2)
     with pytest.raises(ReplacedMeanwhile) as info:
-        atomic_write(str(p), _writes(b"signed A2"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(p), _writes(b"signed A2"), overwrite=True, expect=file_identity(st))
     assert info.value.theirs == str(p) + ".fastdkim-kept-0"
     assert (tmp_path / "msg.fastdkim-kept-0").read_bytes() == b"C2"
     assert p.read_bytes() == b"D" and (tmp_path / "msg:2,S").read_bytes() == b"signed A2"

@@ -751,22 +751,22 @@ def test_a_lock_that_is_no_longer_ours_is_not_removed(tmp_path):
 
 
 def test_replace_only_the_file_that_was_read(tmp_path):
-    from fastdkim._files import ReplacedMeanwhile, atomic_write
+    from fastdkim._files import ReplacedMeanwhile, atomic_write, file_identity
 
     p = tmp_path / "m"
     p.write_bytes(b"old")
     st = p.stat()
-    atomic_write(str(p), lambda o: o.write(b"new"), overwrite=True, expect=(st.st_dev, st.st_ino))
+    atomic_write(str(p), lambda o: o.write(b"new"), overwrite=True, expect=file_identity(st))
     assert p.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["m"]
     st = p.stat()
     p.rename(tmp_path / "m:2,S")  # filed away meanwhile
     with pytest.raises(ReplacedMeanwhile):
-        atomic_write(str(p), lambda o: o.write(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(p), lambda o: o.write(b"newer"), overwrite=True, expect=file_identity(st))
     assert sorted(os.listdir(tmp_path)) == ["m:2,S"] and (tmp_path / "m:2,S").read_bytes() == b"new"
     other = tmp_path / "m"
     other.write_bytes(b"someone else's")  # and another file put under the name
     with pytest.raises(ReplacedMeanwhile):
-        atomic_write(str(other), lambda o: o.write(b"newer"), overwrite=True, expect=(st.st_dev, st.st_ino))
+        atomic_write(str(other), lambda o: o.write(b"newer"), overwrite=True, expect=file_identity(st))
     assert other.read_bytes() == b"someone else's" and sorted(os.listdir(tmp_path)) == ["m", "m:2,S"]
 
 
@@ -804,6 +804,45 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
     assert files == ["cur/1.M1.host:2,S", "new/2.M2.host"]
     assert (md / "cur" / "1.M1.host:2,S").read_bytes() == msg
     assert (md / "new" / "2.M2.host").read_bytes().startswith(b"DKIM-Signature:")
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "check-then-replace"])
+def test_a_file_written_to_while_signed_in_place_keeps_what_was_written(tmp_path, monkeypatch, swap):
+    """A message file appended to (same file, same name) after it was read:
+    the signed copy, made from what was read, does not replace it."""
+    from fastdkim import _files, cli
+    from fastdkim.cli import sign as cli_sign
+
+    from fastdkim.keys import generate_private_key
+    from cryptography.hazmat.primitives import serialization
+
+    if not swap:
+        monkeypatch.setattr(_files, "_exchange", lambda a, b: False)
+    key = tmp_path / "k.pem"
+    key.write_bytes(generate_private_key("ed25519").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    box = tmp_path / "dir"
+    box.mkdir()
+    msg = b"From: a@example.com\nSubject: s\n\nbody\n"
+    for name in ("1.eml", "2.eml"):
+        (box / name).write_bytes(msg)
+    real = cli_sign._sign_stream
+    calls = []
+
+    def writer_appends(setup, message):
+        out = real(setup, message)
+        if not calls:  # (one job, files in name order: 1.eml is being signed)
+            with open(str(box / "1.eml"), "ab") as fh:
+                fh.write(b"more body\n")
+        calls.append(message)
+        return out
+    monkeypatch.setattr(cli_sign, "_sign_stream", writer_appends)
+    rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
+                   "--jobs", "1", "--quiet", str(box)])
+    assert rc == 1  # one message reported as not signed
+    assert sorted(os.listdir(box)) == ["1.eml", "2.eml"]
+    assert (box / "1.eml").read_bytes() == msg + b"more body\n"
+    assert (box / "2.eml").read_bytes().startswith(b"DKIM-Signature:")
 
 
 _STEPS = ("open", "write", "fchmod", "fstat", "close", "link", "unlink", "rename", "replace")

@@ -11,7 +11,7 @@ from typing import BinaryIO, Callable, Iterable, Optional, Tuple
 from . import _owner
 from .errors import ReplacedMeanwhile
 
-__all__ = ["atomic_write", "current_umask", "ReplacedMeanwhile", "resolve_target", "new_temporary", "put_in_place",
+__all__ = ["atomic_write", "current_umask", "file_identity", "FileIdentity", "ReplacedMeanwhile", "resolve_target", "new_temporary", "put_in_place",
            "discard", "sync_file_systems", "fsync_directory", "write_signed", "write_all"]
 
 
@@ -61,10 +61,30 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
-def _replace_same(tmp: str, path: str, expect: Tuple[int, int], remove: Callable[[str], None] = os.unlink) -> None:
-    """Move ``tmp`` over ``path`` only if ``path`` is still the file
-    ``expect`` (device, inode); otherwise :class:`ReplacedMeanwhile`.  The
-    old file, left under the name ``tmp`` by the swap, is removed by
+#: What tells that a file is still the one that was read, unchanged:
+#: ``(device, inode, size, modification time in ns)`` (:func:`file_identity`).
+FileIdentity = Tuple[int, int, int, int]
+
+
+def file_identity(st: os.stat_result) -> FileIdentity:
+    """The :data:`FileIdentity` of the file whose status is ``st`` (taken
+    before it was read: a file written to meanwhile then no longer matches).
+    A rename changes none of it."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _not_as_read(st: os.stat_result, expect: FileIdentity) -> str:
+    """Why the file whose status is ``st`` is not the file read (``expect``)."""
+    if (st.st_dev, st.st_ino) != expect[:2]:
+        return "replaced by another program while being signed"
+    return "changed by another program while being signed (it is left as it is now)"
+
+
+def _replace_same(tmp: str, path: str, expect: FileIdentity, remove: Callable[[str], None] = os.unlink) -> None:
+    """Move ``tmp`` over ``path`` only if ``path`` is still the file read,
+    unchanged (``expect``, its :data:`FileIdentity`); otherwise
+    :class:`ReplacedMeanwhile`, and ``path`` is left as it is.  The old
+    file, left under the name ``tmp`` by the swap, is removed by
     ``remove``."""
     try:
         swapped = _exchange(tmp, path)
@@ -72,12 +92,12 @@ def _replace_same(tmp: str, path: str, expect: Tuple[int, int], remove: Callable
         raise ReplacedMeanwhile(errno.ENOENT, "moved or removed by another program while being signed", path)
     if not swapped:  # check, then replace: a short window remains where the system cannot swap
         st = os.lstat(path)
-        if (st.st_dev, st.st_ino) != expect:
-            raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
+        if file_identity(st) != expect:
+            raise ReplacedMeanwhile(errno.ESTALE, _not_as_read(st, expect), path)
         os.replace(tmp, path)
         return
     st = os.lstat(tmp)  # what was at path
-    if (st.st_dev, st.st_ino) != expect:
+    if file_identity(st) != expect:
         try:
             _exchange(tmp, path)  # someone else's file: put it back
         except OSError:  # path moved or changed again meanwhile: theirs must not go with tmp
@@ -85,11 +105,11 @@ def _replace_same(tmp: str, path: str, expect: Tuple[int, int], remove: Callable
                 where = _keep_theirs(tmp, path)
             except OSError:
                 where = tmp
-            err = ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed, then moved; "
-                                    "its file is kept as %s" % where, path)
+            err = ReplacedMeanwhile(errno.ESTALE, "%s, then moved; its file is kept as %s"
+                                    % (_not_as_read(st, expect).split(" (")[0], where), path)
             err.theirs = where  # (put_in_place must not remove it)
             raise err from None
-        raise ReplacedMeanwhile(errno.ESTALE, "replaced by another program while being signed", path)
+        raise ReplacedMeanwhile(errno.ESTALE, _not_as_read(st, expect), path)
     remove(tmp)
 
 
@@ -274,17 +294,18 @@ def _rename_noreplace(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
-def put_in_place(tmp: str, path: str, *, overwrite: bool, expect: Optional[Tuple[int, int]] = None,
+def put_in_place(tmp: str, path: str, *, overwrite: bool, expect: Optional[FileIdentity] = None,
                  remove: Callable[[str], None] = os.unlink) -> None:
     """Move the written temporary file ``tmp`` to ``path`` in one step (the
     last step of :func:`atomic_write`, whose rules it follows: without
     ``overwrite`` an existing ``path`` is never replaced, even one that
-    appeared meanwhile; with ``expect``, only the file (device, inode) that
-    was read is replaced, and the old file, then named ``tmp``, is removed
+    appeared meanwhile; with ``expect``, only the file that was read,
+    unchanged since (its :data:`FileIdentity`), is replaced, and the old file, then named ``tmp``, is removed
     by ``remove``).  ``tmp`` is removed whatever happens.
 
     :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
-    :raises ReplacedMeanwhile: with ``expect``: ``path`` is another file now.
+    :raises ReplacedMeanwhile: with ``expect``: ``path`` is another file
+        now, or was written to since it was read.
     :raises OSError: the file cannot be moved.
     """
     try:
@@ -313,7 +334,7 @@ def put_in_place(tmp: str, path: str, *, overwrite: bool, expect: Optional[Tuple
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: Optional[int] = None,
-                 expect: Optional[Tuple[int, int]] = None) -> None:
+                 expect: Optional[FileIdentity] = None) -> None:
     """Write ``path`` through a temporary file in its directory, then move it into place.
 
     Readers see the old file or the complete new one, never a partial write.
@@ -334,12 +355,14 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
     ``mode`` sets the permissions; a new file otherwise gets ``0666`` less the
     umask, as ``open()`` would give it.
 
-    ``expect`` (device, inode): replace ``path`` only if it is still that file
-    (an atomic swap where Linux allows, so that a file another program moved
-    away meanwhile is not written back under its old name).
+    ``expect`` (a :data:`FileIdentity`, from :func:`file_identity` of the
+    status taken before the file was read): replace ``path`` only if it is
+    still that file, unchanged (an atomic swap where Linux allows, so that a
+    file another program moved away meanwhile is not written back under its
+    old name, and one written to meanwhile keeps what was written).
 
-    :raises ReplacedMeanwhile: with ``expect``, ``path`` was moved, removed or
-        replaced meanwhile; nothing was written.
+    :raises ReplacedMeanwhile: with ``expect``, ``path`` was moved, removed,
+        replaced or written to meanwhile; nothing was written.
     :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
     :raises IsADirectoryError: ``path`` is a directory.
     :raises OSError: the file cannot be written.

@@ -16,7 +16,7 @@ from typing import Any, Deque, Generator, Iterable, Iterator, List, Optional, Se
 
 from . import _owner
 from ._engine import run
-from ._files import discard, fsync_directory, put_in_place, sync_file_systems
+from ._files import FileIdentity, discard, fsync_directory, put_in_place, sync_file_systems
 from ._work import _describe, _sign_into_chunk
 
 #: The first batch is put in place after this many files (so that the first
@@ -66,7 +66,7 @@ class _Row:
     __slots__ = ("result", "tmp", "final", "folder", "expect")
 
     def __init__(self, result: FileResult, tmp: Optional[str] = None, final: str = "", folder: str = "",
-                 expect: Optional[Tuple[int, int]] = None) -> None:
+                 expect: Optional[FileIdentity] = None) -> None:
         self.result, self.tmp, self.final, self.folder, self.expect = result, tmp, final, folder, expect
 
 

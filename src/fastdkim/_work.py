@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
-from ._files import current_umask, discard, new_temporary, put_in_place, resolve_target, write_all, write_signed
+from ._files import FileIdentity, current_umask, discard, file_identity, new_temporary, put_in_place, resolve_target, write_all, write_signed
 from .errors import DKIMError
 from .policy import SigningPolicy
 from .signing import Signer, sign_all
@@ -181,9 +181,9 @@ WHOLE = 1 << 20
 #: place); ``destination`` is where it goes (a symbolic link followed);
 #: ``written`` says the output was or is to be written (the message signed,
 #: or unchanged); ``error`` why it was not signed or not written; ``expect``
-#: the (device, inode) of the file read, which alone may be replaced in place;
+#: the file read (its FileIdentity), which alone may be replaced in place, and only if unchanged;
 #: ``size`` the size of the file read (0 when it could not be read).
-Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[Tuple[int, int]], int]
+Into = Tuple[Optional[str], str, bool, bool, Optional[BaseException], Optional[FileIdentity], int]
 
 
 class _open_source:
@@ -282,7 +282,7 @@ def _sign_to_temporary(target: Any, src: str, dst: str, in_place: bool, overwrit
                     if sync:
                         out.flush()
                         os.fsync(out.fileno())
-            return tmp, final, bool(headers), True, error, (st.st_dev, st.st_ino), st.st_size
+            return tmp, final, bool(headers), True, error, file_identity(st), st.st_size
     except BaseException as exc:
         if tmp is not None:
             discard(tmp)

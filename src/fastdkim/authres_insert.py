@@ -24,7 +24,7 @@ import re
 import shutil
 from typing import BinaryIO, List, Optional, Tuple, Union
 
-from ._files import atomic_write
+from ._files import atomic_write, file_identity
 from .errors import HeaderTooLarge, OptionError
 from .message import MAX_HEADER_BYTES, MessageInput, is_file
 
@@ -268,8 +268,7 @@ def write_file_with_authentication_results(
     _field_bytes(field, b"\r\n")  # a bad field is refused before any file is made
     expect = None
     if in_place:
-        st = os.fstat(source.fileno())
-        expect = (st.st_dev, st.st_ino)
+        expect = file_identity(os.fstat(source.fileno()))
     removed = [0]
 
     def write(out: BinaryIO) -> None:
