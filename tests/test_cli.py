@@ -627,6 +627,51 @@ def test_mbox_in_place_waits_for_the_delivery_lock(keyset, tmp_path):
     assert not (tmp_path / "q.mbox.lock").exists()
 
 
+def test_mbox_is_not_read_while_it_is_being_written(keyset, tmp_path):
+    """Signing an mbox into --out and verifying it read it under shared
+    locks: not while a delivery or an in-place run holds it (a torn copy)."""
+    import fcntl
+
+    box = tmp_path / "q.mbox"
+    box.write_bytes(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n")
+    out = tmp_path / "out.mbox"
+    with open(box, "r+b") as held:
+        fcntl.lockf(held.fileno(), fcntl.LOCK_EX)  # being rewritten (another process: see above)
+        r = run_process("sign", *sign_args(keyset), "--out", out, "--lock-timeout", "0.3", "--jobs", "1", box)
+        assert r.returncode == 2 and b"locked" in r.stderr and not out.exists(), r.stderr
+        r = run_process("verify", "--keys", keyset["zone"], "--lock-timeout", "0.3", box)
+        assert r.returncode != 0 and b"locked" in r.stderr and b"pass" not in r.stdout, r.stderr
+    with open(box, "rb") as reader:
+        fcntl.lockf(reader.fileno(), fcntl.LOCK_SH)  # another reader: shared
+        r = run_process("sign", *sign_args(keyset), "--out", out, "--lock-timeout", "0.3", "--jobs", "1", box)
+        assert r.returncode == 0 and _sig_count(out) == 2, r.stderr
+        r = run_process("verify", "--keys", keyset["zone"], "--lock-timeout", "0.3", out)
+        assert r.returncode == 0 and r.stdout.count(b": pass") == 2, r.stdout + r.stderr
+
+
+def test_an_interrupted_rewrite_is_completed_before_the_mbox_is_read(tmp_path, monkeypatch):
+    """read_mbox completes a rewrite whose journal a killed run left (one
+    taken between its check and its locks too)."""
+    from fastdkim import mailstore
+
+    box = tmp_path / "r.mbox"
+    box.write_bytes(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n")
+    import fastdkim.journal as journal
+
+    calls = []
+    # journals seen: before the locks, under them; none left by the second round
+    found = iter([True, True, True, False])
+    monkeypatch.setattr(mailstore, "recover_mbox", lambda path, timeout=30.0: calls.append(path))
+    monkeypatch.setattr(journal, "find_journal", lambda p: "j" if next(found) else None)
+    with mailstore.read_mbox(str(box), 1.0) as fh:
+        assert fh.read() == box.read_bytes()
+    assert calls == [str(box), str(box)]
+    found = iter(lambda: True, None)  # a journal that stays (a rewrite being completed by another run)
+    with pytest.raises(fastdkim.errors.MboxLockedError, match="not completed"):
+        with mailstore.read_mbox(str(box), 0.0):
+            pass
+
+
 def test_check_dns_offline_with_a_zone_file(keyset):
     r = run("check-dns", "--domain", "example.com", "--selector", "rsa", "--keys", keyset["zone"], "--key", keyset["rsa"])
     assert r.returncode == 0 and b"matches" in r.stdout, r.stdout + r.stderr

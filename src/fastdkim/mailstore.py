@@ -8,6 +8,7 @@ leaves every file either as it was or completely signed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -22,6 +23,7 @@ from .journal import JournalError, recover, rewrite_in_place
 
 __all__ = [
     "MboxLock",
+    "read_mbox",
     "MboxLockedError",
     "JournalError",
     "recover",
@@ -244,9 +246,14 @@ class MboxLock:
         directory that does not allow one (an I/O error, a full disk).
     """
 
-    def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True) -> None:
+    def __init__(self, path: str, timeout: float = 30.0, *, recover: bool = True, shared: bool = False) -> None:
         self.path = path
         self.timeout = timeout
+        #: a reader's lock (:func:`read_mbox`): the file open for reading only,
+        #: under shared ``fcntl`` and ``flock`` locks that writers holding an
+        #: exclusive :class:`MboxLock` exclude; no dot-lock, no recovery, no
+        #: signal handlers, nothing removed
+        self.shared = shared
         self.fh: Any = None
         self.recovered: Optional[str] = None
         #: whether a dot-lock left by a process that is gone was removed
@@ -264,16 +271,18 @@ class MboxLock:
         deadline = time.monotonic() + self.timeout
         # the dot-lock goes beside the real file, also when named through a link
         dotlock = os.path.realpath(self.path) + ".lock"
-        self.fh = open(self.path, "r+b")
+        self.fh = open(self.path, "rb" if self.shared else "r+b")
         try:
             self._claim(deadline)
             while True:
-                busy = self._try_all(dotlock)
+                busy = self._try_shared() if self.shared else self._try_all(dotlock)
                 if busy is None:
                     break
                 if time.monotonic() >= deadline:
                     raise MboxLockedError("%s (waited %.1f s)" % (busy, self.timeout))
                 time.sleep(0.1)
+            if self.shared:
+                return self
             self._catch_signals()
             if self._dotlock is not None:
                 self._start_refresh()
@@ -353,6 +362,21 @@ class MboxLock:
                 raise
         except (BlockingIOError, PermissionError):
             self._drop_dotlock()
+            return "%s is locked by another program" % self.path
+        return None
+
+    def _try_shared(self) -> Optional[str]:
+        """A reader's locks, both or neither (see :meth:`_try_all`)."""
+        import fcntl
+
+        try:
+            fcntl.lockf(self.fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                fcntl.lockf(self.fh.fileno(), fcntl.LOCK_UN)
+                raise
+        except (BlockingIOError, PermissionError):
             return "%s is locked by another program" % self.path
         return None
 
@@ -647,6 +671,40 @@ def recover_mbox(path: str, timeout: float = 30.0) -> Optional[str]:
         return None
     with MboxLock(path, timeout=timeout) as lock:
         return lock.recovered
+
+
+@contextlib.contextmanager
+def read_mbox(path: str, timeout: float = 30.0) -> Iterator[BinaryIO]:
+    """``with read_mbox(path) as fh``: the mbox at ``path`` open for reading,
+    while no fastdkim run rewrites it: under shared ``fcntl`` and ``flock``
+    locks (which a rewrite's exclusive ones exclude, and which other readers
+    share), taken once an interrupted rewrite is completed
+    (:func:`recover_mbox`).  Read the mbox through ``fh`` only: closing
+    another descriptor of the file would let go of its ``fcntl`` lock.
+
+    :raises MboxLockedError: the locks could not be had within ``timeout``
+        seconds.
+    :raises JournalError: an interrupted rewrite cannot be completed (also
+        where the mbox may not be written by this process).
+    :raises OSError: the mbox cannot be opened or locked.
+    """
+    from .journal import find_journal
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if find_journal(path) is not None:
+            try:
+                recover_mbox(path, max(0.0, deadline - time.monotonic()))
+            except PermissionError as exc:
+                raise JournalError("%s: a rewrite of this mbox was interrupted, and it must be completed "
+                                   "before the mbox is read; run 'fastdkim recover' as a user who may "
+                                   "write it (%s)" % (path, exc.strerror)) from None
+        with MboxLock(path, max(0.0, deadline - time.monotonic()), shared=True) as lock:
+            if find_journal(path) is None:  # (not one left between the check and the lock)
+                yield lock.fh
+                return
+        if time.monotonic() >= deadline:
+            raise MboxLockedError("%s: a rewrite of this mbox was interrupted and is not completed yet" % path)
 
 
 def recover_all(timeout: float = 30.0) -> List[Tuple[str, Optional[str]]]:

@@ -69,7 +69,7 @@ def sign_mbox(path: str, args: argparse.Namespace, target: Any, jobs: int, summa
     import stat
 
     from .._files import atomic_write
-    from ..mailstore import MboxLock, MboxLockedError, recover_mbox, rewrite_in_place
+    from ..mailstore import JournalError, MboxLock, MboxLockedError, read_mbox, recover_mbox, rewrite_in_place
 
     in_place = bool(args.in_place) and to is None and fh_in is None
     if not in_place and to is None and fh_in is None and os.path.exists(args.out) \
@@ -86,12 +86,13 @@ def sign_mbox(path: str, args: argparse.Namespace, target: Any, jobs: int, summa
 
             def write(out: Any) -> None:
                 # In place, the mbox is read through the locked descriptor only.
+                # Otherwise while no fastdkim run rewrites it (shared locks).
                 fh: Any = lock.fh if lock is not None else fh_in
                 if fh is not None:
                     fh.seek(0)
                     source: Any = contextlib.nullcontext(fh)
                 else:
-                    source = open(path, "rb")
+                    source = read_mbox(path, timeout=args.lock_timeout)
                 with source as fh:
                     size = os.fstat(fh.fileno()).st_size
                     prog = _Progress("signing", size, sys.stderr, show, by_bytes=True)
@@ -114,7 +115,7 @@ def sign_mbox(path: str, args: argparse.Namespace, target: Any, jobs: int, summa
                     atomic_write(args.out, write, overwrite=bool(args.force), mode=mode)
                 except FileExistsError as exc:
                     raise UsageError("%s (use --force to replace it)" % exc)
-    except MboxLockedError as exc:
+    except (MboxLockedError, JournalError) as exc:
         raise UsageError("%s; nothing was changed" % exc)
     except ValueError as exc:  # not an mbox after all
         raise UsageError("%s: %s" % (path, exc))

@@ -81,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument("--jobs", type=at_least(1, "must be 1 or more"),
                    help="worker processes, 1 or more (default: one per usable core; 1: no worker process)")
     s.add_argument("--lock-timeout", type=seconds("must be 0 or more seconds", zero=True), default=30.0,
-                   metavar="SECONDS", help="how long --in-place waits for an mbox lock held by a delivery (default 30)")
+                   metavar="SECONDS", help="how long to wait for an mbox that is being written (a delivery, or "
+                                           "another fastdkim run signing it in place; default 30)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
 

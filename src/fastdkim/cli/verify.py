@@ -4,6 +4,7 @@ DMARC result (RFC 7489) given the caller's SPF result."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -74,6 +75,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     v.add_argument("--max-signatures", type=at_least(1, "must be 1 or more"), default=10,
                    help="signatures evaluated per message, 1 or more (default 10; later ones are reported "
                         "neutral, not evaluated)")
+    v.add_argument("--lock-timeout", type=seconds("must be 0 or more seconds", zero=True), default=30.0,
+                   metavar="SECONDS", help="how long to wait to read an mbox that is being written (a delivery, "
+                                           "or fastdkim signing it in place; default 30)")
     v.set_defaults(func=run)
 
 
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from ..errors import DKIMError
-    from ..mailstore import JournalError, MboxLockedError, detect, iter_mbox, list_files, recover_mbox
+    from ..mailstore import JournalError, MboxLockedError, detect, iter_mbox, list_files, read_mbox, recover_mbox
     from ..verification import Verifier
 
     _check_options(args)
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             if src.kind == MBOX:
                 paths = [(src.path, os.path.basename(src.path))]
                 try:
-                    _said(recover_mbox(src.path))  # a rewrite left half done by a killed run
+                    _said(recover_mbox(src.path, args.lock_timeout))  # a rewrite left half done by a killed run
                 except (MboxLockedError, JournalError) as exc:
                     error("%s: %s" % (_printable(src.path), exc))
                     continue
@@ -236,12 +240,18 @@ def run(args: argparse.Namespace) -> int:
                 if dest == "":  # (reported above)
                     continue
                 # one unreadable file is reported and the others still checked
+                stack = contextlib.ExitStack()
                 try:
-                    fh = open(path, "rb")
+                    # an mbox is read while no fastdkim run rewrites it (its
+                    # shared locks; MboxLockedError and JournalError are OSErrors)
+                    fh = stack.enter_context(read_mbox(path, args.lock_timeout) if src.kind == MBOX else open(path, "rb"))
+                except (MboxLockedError, JournalError) as exc:
+                    error("%s: %s" % (_printable(path), exc))
+                    continue
                 except OSError as exc:
                     error(_os_error(exc))
                     continue
-                with fh:
+                with stack:
                     if src.kind == MBOX:
                         try:
                             for i, (_, msg) in enumerate(iter_mbox(fh), 1):
