@@ -72,3 +72,21 @@ def test_testing_flag_strings_and_answer_sizes(ed):
     assert found[-1] == Finding(WARNING, "the DNS answer is 1300 bytes: larger than a safe UDP answer (1232); "
                                          "resolvers must retry over TCP")
     assert len(check_record(NAME, [rec], answer_size=512)) == 2  # no size warning
+
+
+def test_a_key_record_whose_hashes_leave_out_sha256_is_an_error(ed):
+    rec = fastdkim.public_key_record(ed).replace("k=ed25519", "k=ed25519; h=sha1")
+    found = check_record(NAME, [rec])
+    assert Finding(ERROR, "h=sha1 does not allow sha256: verifiers fail every signature with this key "
+                          "(RFC 8301: sha256 only)") in found
+    assert ERROR not in levels(check_record(NAME, [rec.replace("h=sha1", "h=sha1:sha256")]))
+
+
+def test_a_record_verifiers_ignore_is_reported_and_does_not_count(ed):
+    rec = fastdkim.public_key_record(ed)
+    other = "v=DKIM1; s=other; p=MIIB"
+    found = check_record(NAME, [other, rec])
+    assert found[0] == Finding(WARNING, "key record s=other does not allow email: verifiers ignore this record")
+    assert ERROR not in levels(found)
+    found = check_record(NAME, [other])
+    assert found[0].level == ERROR and Finding(ERROR, "no DKIM record among the TXT records") in found

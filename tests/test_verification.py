@@ -307,6 +307,28 @@ def test_several_dkim_records_is_permerror(rsa_key):
     assert r.status == "pass", r.reason
 
 
+@pytest.mark.parametrize("other", ["v=DKIM1; s=other; p=MIIB", "v=DKIM1; s=other; k=rsa; p=not a key",
+                                   "v=DKIM10; p=MIIB", " v = DKIM2 ; p=MIIB", "v=spf1 -all", "some text p= here"])
+def test_a_record_that_verifiers_ignore_does_not_count_beside_the_key(rsa_key, other):
+    """RFC 6376 section 3.6.1: a record whose s= does not list email is
+    ignored, one whose v= is not DKIM1 discarded; the key beside it is used."""
+    rec = public_key_record(rsa_key)
+    for keys in ([other, rec], [rec, other]):
+        [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": keys})
+        assert r.status == "pass", (keys, r.reason)
+
+
+def test_only_records_that_verifiers_ignore_is_permerror_saying_why(rsa_key):
+    [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": ["v=DKIM1; s=other; p=MIIB", "v=spf1"]})
+    assert r.status == "permerror" and "s=other does not allow email" in r.reason, r.reason
+    [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": ["v=DKIM1; s=other; p=MIIB"]})
+    assert r.status == "permerror" and "s=other does not allow email" in r.reason, r.reason
+    # a broken DKIM1 record beside a good one still counts
+    rec = public_key_record(rsa_key)
+    [r] = check(rsa_key, _base(), keys={"sel._domainkey.example.com": ["v=DKIM1; p=", rec]})
+    assert r.status == "permerror" and "2 DKIM" in r.reason, r.reason
+
+
 def test_key_sources(rsa_key):
     rec = public_key_record(rsa_key)
     seen = []

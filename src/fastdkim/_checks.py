@@ -15,6 +15,7 @@ result with a reason.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidSignature
@@ -505,19 +506,22 @@ class Checks:
             if isinstance(chosen, KeyRecordError):
                 return (PERMERROR, str(chosen))
             return chosen  # type: ignore[no-any-return]
+        # Several TXT records: the DKIM key records count (section 3.6.2.2:
+        # several make the result undefined, here a permerror), the records a
+        # verifier ignores or discards (section 3.6.1) and other TXT records not.
         parsed = [(txt, self._parse_record(txt)) for txt in txts]
-        dkim = [p for p in parsed if isinstance(p[1], KeyRecord) or p[0].lstrip().startswith(b"v=DKIM1")]
+        dkim = [p for p in parsed if isinstance(p[1], KeyRecord)
+                or (_DKIM1.match(p[0]) is not None and not p[1].ignored)]
         if len(dkim) > 1:
             return (PERMERROR, "%d DKIM key records at %s" % (len(dkim), name))
         if len(dkim) == 1:
             chosen = dkim[0][1]
-        elif len(parsed) == 1:
-            chosen = parsed[0][1]
-        else:
-            return (PERMERROR, "no DKIM key record among %d TXT records at %s" % (len(parsed), name))
-        if isinstance(chosen, KeyRecordError):
-            return (PERMERROR, str(chosen))
-        return chosen  # type: ignore[no-any-return]
+            if isinstance(chosen, KeyRecordError):
+                return (PERMERROR, str(chosen))
+            return chosen  # type: ignore[no-any-return]
+        ignored = [str(p[1]) for p in parsed if isinstance(p[1], KeyRecordError) and p[1].ignored]
+        return (PERMERROR, "no DKIM key record among %d TXT records at %s%s"
+                % (len(parsed), name, " (%s)" % "; ".join(ignored) if ignored else ""))
 
     def _parse_record(self, txt: bytes) -> Any:
         """The parsed record (or its KeyRecordError), remembered by its text:
@@ -640,6 +644,11 @@ class Checks:
                 "show, is not signed (RFC 6376 section 8.2)" % (s.l,))
         s.done(status, reason)
 
+
+
+#: A TXT record that says it is a DKIM key record: ``v=DKIM1`` first (with
+#: whitespace allowed around the tag, section 3.2), then ``;`` or its end.
+_DKIM1 = re.compile(rb"[ \t\r\n]*v[ \t\r\n]*=[ \t\r\n]*DKIM1[ \t\r\n]*(?:;|$)")
 
 def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
                        hashed: bool = False) -> Tuple[str, str]:

@@ -72,7 +72,11 @@ class KeyTooWeakError(KeyFormatError):
 
 class KeyRecordError(DKIMError, ValueError):
     """A DKIM key record (the TXT value at ``selector._domainkey.domain``) is
-    malformed or unusable (RFC 6376 section 3.6.1)."""
+    malformed or unusable (RFC 6376 section 3.6.1).  ``ignored`` is true for
+    a record that section has verifiers ignore or discard (a ``v=`` other
+    than ``DKIM1``, ``s=`` without ``email``)."""
+
+    ignored: bool = False
 
 
 class TagSyntaxError(DKIMError, ValueError):

@@ -397,13 +397,23 @@ def _colon_list(value: bytes) -> FrozenSet[str]:
     return frozenset(i for i in items if i)
 
 
+def _ignored(reason: str) -> KeyRecordError:
+    """The error for a record that RFC 6376 section 3.6.1 has verifiers
+    ignore (``ignored`` set): beside another TXT record, it does not count."""
+    err = KeyRecordError(reason)
+    err.ignored = True
+    return err
+
+
 def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_BITS) -> KeyRecord:
     """Parse a key record (RFC 6376 section 3.6.1, RFC 8463).
 
     :raises KeyRecordError: syntax error, ``v=`` not ``DKIM1`` or not first,
         unknown ``k=``, missing or revoked (empty) ``p=``, undecodable key,
         service types without ``email``, an RSA key under ``min_rsa_bits``, or
-        text that cannot be encoded (see :func:`~fastdkim._txt.txt_bytes`).
+        text that cannot be encoded (see :func:`~fastdkim._txt.txt_bytes`);
+        its ``ignored`` is true for a record verifiers ignore (another
+        ``v=``, service types without ``email``).
     :raises TypeError: *record* is neither ``str`` nor bytes-like.
     """
     try:
@@ -417,8 +427,11 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
     if "v" in tags:
         if next(iter(tags)) != "v":
             raise KeyRecordError("key record v= tag is not first")
-        if tags["v"] != b"DKIM1":
-            raise KeyRecordError("key record version %r is not DKIM1" % tags["v"].decode("ascii", "replace"))
+        if tags["v"] != b"DKIM1":  # "MUST be discarded"
+            raise _ignored("key record version %r is not DKIM1" % tags["v"].decode("ascii", "replace"))
+    services = _colon_list(tags["s"]) if "s" in tags else None
+    if services is not None and not ({"*", "email"} & services):  # "MUST ignore this record"
+        raise _ignored("key record s=%s does not allow email" % ":".join(sorted(services)))
     ktype = tags["k"].decode("ascii", "replace").lower() if "k" in tags else "rsa"
     if ktype not in ("rsa", "ed25519"):
         raise KeyRecordError("unknown key type k=%s" % ktype)
@@ -447,9 +460,6 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
             raise KeyRecordError("ed25519 key must be 32 raw bytes (RFC 8463), got %d bytes" % len(p))
         pub = ed25519.Ed25519PublicKey.from_public_bytes(p)
     hashes = _colon_list(tags["h"]) if "h" in tags else None
-    services = _colon_list(tags["s"]) if "s" in tags else None
-    if services is not None and not ({"*", "email"} & services):
-        raise KeyRecordError("key record s=%s does not allow email" % ":".join(sorted(services)))
     flags = _colon_list(tags["t"]) if "t" in tags else frozenset()
     notes = tags["n"].decode("ascii", "replace") if "n" in tags else ""
     bits = pub.key_size if isinstance(pub, rsa.RSAPublicKey) else 256

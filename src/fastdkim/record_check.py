@@ -14,10 +14,10 @@ for UDP and, given the private key, whether it matches.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import KeyRecordError
-from .keys import MIN_RSA_BITS, RECOMMENDED_RSA_BITS, PrivateKey, parse_key_record
+from .keys import MIN_RSA_BITS, RECOMMENDED_RSA_BITS, KeyRecord, PrivateKey, parse_key_record
 
 __all__ = ["Finding", "check_record", "OK", "WARNING", "ERROR", "SAFE_UDP_ANSWER", "PLAIN_UDP_ANSWER"]
 
@@ -66,7 +66,19 @@ def check_record(
     """
     found: List[Finding] = []
     joined = [r.encode("utf-8", "surrogateescape") if isinstance(r, str) else bytes(r) for r in records]
-    dkim = [j for j in joined if _is_dkim(j)]
+    parsed: List[Tuple[bytes, Union[KeyRecord, KeyRecordError]]] = []
+    for j in joined:
+        if not _is_dkim(j):
+            continue
+        try:
+            parsed.append((j, parse_key_record(j, min_rsa_bits=1)))
+        except KeyRecordError as exc:
+            parsed.append((j, exc))
+    # a record verifiers ignore (another v=, s= without email) does not count
+    dkim = [(j, r) for j, r in parsed if not (isinstance(r, KeyRecordError) and r.ignored)]
+    for _, r in parsed:
+        if isinstance(r, KeyRecordError) and r.ignored:
+            found.append(Finding(WARNING if dkim else ERROR, "%s: verifiers ignore this record" % r))
     if len(dkim) > 1:
         found.append(Finding(ERROR, "%d DKIM records at %s: verifiers reject the key (publish exactly one)"
                              % (len(dkim), name)))
@@ -76,15 +88,16 @@ def check_record(
         if n > 1:
             found.append(Finding(OK, "served as %d character-strings, which verifiers join" % n))
     key = "the private key %s" % key_name if key_name else "the private key"
-    for j in dkim:
+    for j, rec in dkim:
         if b'"' in j or b"\\" in j:
             found.append(Finding(ERROR, "record contains quote or backslash characters: the strings were pasted "
                                         "with their zone-file quotes and are not joined"))
-        try:
-            rec = parse_key_record(j, min_rsa_bits=1)
-        except KeyRecordError as exc:
-            found.append(Finding(ERROR, str(exc)))
+        if isinstance(rec, KeyRecordError):
+            found.append(Finding(ERROR, str(rec)))
             continue
+        if rec.hashes is not None and "sha256" not in rec.hashes:
+            found.append(Finding(ERROR, "h=%s does not allow sha256: verifiers fail every signature with this key "
+                                        "(RFC 8301: sha256 only)" % ":".join(sorted(rec.hashes))))
         bits = rec.key_bits
         if rec.key_type == "rsa":
             if bits < MIN_RSA_BITS:
