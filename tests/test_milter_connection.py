@@ -5,6 +5,7 @@ read buffer."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 
@@ -528,6 +529,33 @@ def test_silent_connections_are_closed(keys, caplog):
     assert caplog.text.count("nothing received for 0.3 s") == 2
 
 
+def test_a_socket_owner_that_cannot_be_set_is_a_clear_error_and_leaves_no_socket(keys, tmp_path, monkeypatch):
+    """A milter not running as root may not give its socket a group its user
+    is not in: the error says so (not "cannot listen"), and no socket file
+    is left behind."""
+    from fastdkim.milter import server as server_mod
+    from fastdkim.milter.config import ConfigError
+    from fastdkim.milter.server import MilterServer
+
+    path = tmp_path / "m.sock"
+    loaded = _loaded(keys, socket="unix:%s" % path, socket_owner="root:root")
+
+    def refused(*args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(server_mod.os, "chown", refused)
+    monkeypatch.setattr(server_mod.os, "geteuid", lambda: 1000)
+
+    async def go():
+        server = MilterServer(loaded)
+        with pytest.raises(ConfigError) as info:
+            await server.start()
+        return str(info.value)
+    message = asyncio.run(go())
+    assert message.startswith("socket_owner root:root: cannot give %s that owner: Operation not permitted" % path)
+    assert "a group its user is in" in message
+    assert not path.exists()
+
+
 # -- what the protocol library cannot decode, and packets at the limits ---------------------------
 
 
@@ -549,6 +577,38 @@ def test_a_host_name_that_is_not_idna_does_not_end_the_connection(keys, caplog, 
     assert kinds == ["Negotiate", "Continue", "ChangeHeader", "InsertHeader", "Continue"], kinds  # (EOH, EOM)
     assert replies[2].name == "Authentication-Results" and replies[2].value == b""
     assert "not valid IDNA" in caplog.text and "read as unknown" in caplog.text
+
+
+@pytest.mark.parametrize("address", [b"4\x61\xa8unknown\x00", b"6\x00\x00[UNAVAILABLE]\x00", b"4\x00",
+                                     b"L\x00\x00\xff\xfe\x00", b"Z\x00\x00x\x00", b"4\x00\x19192.0.2.1"])
+def test_an_address_the_mta_could_not_give_does_not_end_the_connection(keys, caplog, address):
+    """A CONNECT whose address is no IP address (Postfix sends "unknown"
+    for XCLIENT's ADDR=[UNAVAILABLE]), a truncated one, an unknown family:
+    read as a client without an address, and a forged Authentication-Results
+    is removed all the same."""
+    loaded = _loaded(keys)
+    connect = _raw_packet(b"C", b"client.example\x00" + address)
+    forged = [("Authentication-Results", b" %s; dkim=pass" % AUTHSERV_ID.encode())] + HEADERS
+    wire = _packets([OFFER]) + connect + _packets(_message("192.0.2.1", forged, b"x\r\n")[2:])
+    with caplog.at_level(logging.WARNING, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    kinds = [type(r).__name__ for r in replies]
+    assert kinds == ["Negotiate", "Continue", "ChangeHeader", "InsertHeader", "Continue"], kinds
+    assert replies[2].name == "Authentication-Results" and replies[2].value == b""
+    assert "the client's address" in caplog.text and "read as unknown" in caplog.text
+
+
+def test_repair_leaves_readable_connects_alone():
+    from fastdkim.milter.session import repair_packet
+
+    for address in (b"4\x61\xa8192.0.2.1\x00", b"6\x00\x19::1\x00", b"U", b"L\x00\x00/run/x.sock\x00"):
+        buf = bytearray(_raw_packet(b"C", b"client.example\x00" + address))
+        assert repair_packet(buf) is None
+    buf = bytearray(_raw_packet(b"C", b"xn--a.example\x00" + b"4\x00\x19unknown\x00"))
+    what = repair_packet(buf)
+    assert what is not None and "host name" in what and "address" in what
+    assert bytes(buf) == _raw_packet(b"C", b"unknown\x00U")
 
 
 def test_an_8bit_login_name_still_signs(keys, caplog):

@@ -297,6 +297,49 @@ mt.disconnect(conn)
         assert milter.stop() == 0
 
 
+def test_a_reload_asked_for_while_starting_is_done_once_serving(tmp_path):
+    """SIGHUP as soon as the milter runs its own code (systemd's reload just
+    after the start) does not end it (SIGHUP's default action): it reloads
+    once serving; with Type=notify it tells systemd when it is ready."""
+    import subprocess
+    import sys
+    import time
+
+    from milter_harness import child_env, free_port
+
+    keys = make_keys(tmp_path)
+    notify = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(60)
+    port = free_port()
+    env = dict(child_env(), NOTIFY_SOCKET=str(notify))
+    log = tmp_path / "early.log"
+    with open(log, "wb") as out:
+        # the milter's own code marks its start on stderr before it loads anything
+        proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "fastdkim.milter", "--socket",
+                                 "inet:%d@127.0.0.1" % port, "--log-level", "debug", "--policy", str(keys.policy)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while b"fastdkim.milter._hup" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGHUP)  # (before it listens: loading the policy and keys takes longer)
+        assert listener.recv(100) == b"READY=1"
+        deadline = time.monotonic() + 60
+        while b"reloaded" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.02)
+        text = log.read_text(errors="replace")
+        assert text.index("listening on") < text.index("reloaded")
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        listener.close()
+
+
 def test_sigterm_lets_the_message_under_way_finish(tmp_path):
     need_miltertest()
     keys = make_keys(tmp_path)

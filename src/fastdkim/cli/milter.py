@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         print("fastdkim milter: error: %s (install it with: pip install 'fastdkim[milter]')" % exc, file=sys.stderr)
         return EXIT_USAGE
     overrides: Dict[str, Any] = {name: getattr(args, name) for name in _OVERRIDES}
+    if not args.check:
+        from ..milter import _hup
+
+        _hup.defer()  # a reload asked for while starting must not end the milter
     try:
         if args.check:
             from ..milter.runtime import check_and_load, check_report

@@ -19,6 +19,7 @@ end.
 from __future__ import annotations
 
 import asyncio
+import errno
 import grp
 import logging
 import logging.handlers
@@ -28,8 +29,9 @@ import signal
 import socket
 import stat
 import sys
-from typing import Any, Dict, Mapping, Optional, Set
+from typing import Any, Dict, List, Mapping, Optional, Set
 
+from . import _hup
 from .config import ConfigError, MilterConfig, load_config, parse_socket
 from .runtime import Loaded, load
 from .session import MilterSession
@@ -82,6 +84,8 @@ class MilterServer:
         self._server: Optional[asyncio.AbstractServer] = None
         self._stopped: Optional[asyncio.Event] = None
         self._unix_path: Optional[str] = None
+        #: SIGHUPs that came before serving (see serve()): a reload once serving
+        self._early_reload: List[int] = []
         self.bound: Any = None
 
     def current(self) -> Loaded:
@@ -143,7 +147,17 @@ class MilterServer:
                 self._prepare_unix(where)
                 self._server = await loop.create_unix_server(lambda: MilterSession(self), path=where)
                 self._unix_path = where
-                self._secure_unix(where, config)
+                try:
+                    self._secure_unix(where, config)
+                except BaseException:  # not left listening, nor its socket file behind
+                    self._server.close()
+                    self._server = None
+                    self._unix_path = None
+                    try:
+                        os.unlink(where)
+                    except OSError:
+                        pass
+                    raise
                 self.bound = where
             else:
                 family = socket.AF_INET6 if kind == "inet6" else socket.AF_INET
@@ -173,6 +187,11 @@ class MilterServer:
 
     @staticmethod
     def _secure_unix(path: str, config: MilterConfig) -> None:
+        """Give the socket ``socket_mode`` and ``socket_owner``.
+
+        :raises ConfigError: the user or group does not exist, or this
+            process may not give the socket that owner.
+        """
         if config.socket_mode is not None:
             os.chmod(path, config.socket_mode)
         if config.socket_owner:
@@ -183,7 +202,15 @@ class MilterServer:
             except KeyError as exc:
                 raise ConfigError("socket_owner %s: no such user or group (%s)" % (config.socket_owner, exc)) \
                     from None
-            os.chown(path, uid, gid)
+            try:
+                os.chown(path, uid, gid)
+            except OSError as exc:
+                hint = ""
+                if exc.errno == errno.EPERM and os.geteuid() != 0:
+                    hint = (" (a milter not running as root may only give its socket a group its user is in, "
+                            "and no other user)")
+                raise ConfigError("socket_owner %s: cannot give %s that owner: %s%s"
+                                  % (config.socket_owner, path, exc.strerror or exc, hint)) from None
 
     async def serve(self) -> None:
         """Serve until :meth:`stop`, then wait for the messages under way
@@ -202,6 +229,10 @@ class MilterServer:
             except (RuntimeError, ValueError):  # not the main thread: the caller stops us
                 signals = []
         log.info("listening on %s: %s", self.loaded.config.socket, self.loaded.describe())
+        _notify_systemd(b"READY=1")
+        if signals and self._early_reload:  # a SIGHUP that came while starting
+            del self._early_reload[:]
+            self.reload()
         try:
             await self._stopped.wait()
             open_ = [s.closed for s in self.sessions]
@@ -227,19 +258,39 @@ class MilterServer:
             log.info("stopped")
 
 
+def _notify_systemd(state: bytes) -> None:
+    """Tell systemd ``state`` where it asked to be told (``Type=notify``:
+    ``$NOTIFY_SOCKET``, a datagram socket, ``@`` naming an abstract one);
+    nothing otherwise.  Raises nothing: a milter that cannot tell still serves."""
+    where = os.environ.get("NOTIFY_SOCKET")
+    if not where or where[0] not in "/@":
+        return
+    address = "\0" + where[1:] if where[0] == "@" else where
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(state, address)
+    except OSError as exc:
+        log.warning("could not notify systemd (%s): %s", where, exc)
+
+
 def serve(config: MilterConfig, config_path: Optional[str] = None,
           overrides: Optional[Mapping[str, Any]] = None) -> None:
     """Load ``config`` and serve until ``SIGTERM`` or ``SIGINT``.
 
     :raises ConfigError: the configuration, a key or the socket is unusable.
     """
-    setup_logging(config)
-    loaded = load(config)
-    server = MilterServer(loaded, config_path, overrides)
+    _hup.defer()  # (the command line defers them from its start)
+    try:
+        setup_logging(config)
+        loaded = load(config)
+        server = MilterServer(loaded, config_path, overrides)
+        server._early_reload = _hup.received
 
-    async def main() -> None:
-        await server.start()
-        await server.serve()
+        async def main() -> None:
+            await server.start()
+            await server.serve()
 
-    asyncio.run(main())
+        asyncio.run(main())
+    finally:
+        _hup.restore()
 

@@ -10,6 +10,7 @@ its answer is written, so events are always answered in order.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from typing import Any, Iterator, List, Optional
@@ -57,13 +58,21 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
     cmd, payload = bytes(buffer[4:5]), bytes(buffer[5:4 + size])
     if cmd in (b"C", b"H"):
         host, sep, rest = payload.partition(b"\0")
+        whats = []
         try:
             host.decode("idna")
-            return None  # (the name is not what was refused)
         except UnicodeError:
-            pass
-        fixed = b"unknown" + sep + rest
-        what = "the client's host name %r (not valid IDNA) read as unknown" % host[:100]
+            host = b"unknown"
+            whats.append("the client's host name %r (not valid IDNA) read as unknown" % payload.partition(b"\0")[0][:100])
+        if cmd == b"C" and sep and not _readable_address(rest):
+            # (an address the MTA could not give, such as XCLIENT's
+            # ADDR=[UNAVAILABLE], sent as the text "unknown")
+            whats.append("the client's address %r read as unknown" % rest[:100])
+            rest = b"U"
+        if not whats:
+            return None  # (neither was what was refused)
+        fixed = host + sep + rest
+        what = "; ".join(whats)
     elif cmd == b"D":
         fixed = bytes(c if c < 0x80 else 0x3F for c in payload)
         if fixed == payload:
@@ -81,6 +90,27 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
         return None
     buffer[:4 + size] = (len(fixed) + 1).to_bytes(4, "big") + cmd + fixed
     return what
+
+
+def _readable_address(rest: bytes) -> bool:
+    """Whether the address part of a CONNECT (family, port, address) is one
+    the protocol library reads: an unknown family, or an IP address or a
+    path it can decode after the port."""
+    family = rest[:1]
+    if family == b"U":
+        return True
+    if family not in (b"4", b"6", b"L") or len(rest) < 3:
+        return False
+    address, sep, _ = rest[3:].partition(b"\0")
+    if not sep:
+        return False
+    try:
+        text = address.decode()
+        if family != b"L":
+            ipaddress.ip_address(text)
+    except ValueError:  # (UnicodeDecodeError is one)
+        return False
+    return True
 
 
 class GrowingBuffer:
