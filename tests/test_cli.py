@@ -873,3 +873,65 @@ def test_signer_options_are_not_ignored_beside_a_policy(keyset, tmp_path):
     sig = r.stdout.split(b"\nFrom:")[0]
     assert r.returncode == 0 and b"c=simple/simple;" in sig and b" x=" in sig, r.stderr
     assert b"h=from:" in sig and b"subject" not in sig
+
+
+# -- inputs that are no regular file (a FIFO, a shell's <(...)) ----------------------------
+
+
+def _fastdkim_reading_pipe(args, data: bytes):
+    """``fastdkim ARGS`` where the argument ``PIPE`` is a pipe (as a shell's
+    ``<(cat file)`` passes it, /dev/fd/N) holding ``data``."""
+    r, w = os.pipe()
+    argv = [sys.executable, "-m", "fastdkim", *[("/dev/fd/%d" % r) if a == "PIPE" else str(a) for a in args]]
+    proc = subprocess.Popen(argv, pass_fds=(r,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(r)
+    with os.fdopen(w, "wb") as fh:
+        fh.write(data)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def test_a_pipe_given_by_name_is_read_once(keyset, tmp_path):
+    r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "PIPE"], MSG)
+    assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 2 and r.stdout.endswith(MSG), r.stderr
+    signed = r.stdout
+    v = _fastdkim_reading_pipe(["verify", "--keys", keyset["zone"], "PIPE"], signed)
+    assert v.returncode == 0 and v.stdout.count(b": pass") == 2, v.stdout + v.stderr
+    box = b"".join(b"From x@example.com Mon Jan  1 00:00:00 2029\n" + MSG + b"\n" for _ in range(3))
+    r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "--jobs", "1", "PIPE"], box)
+    assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 6, r.stderr
+    v = _fastdkim_reading_pipe(["verify", "--keys", keyset["zone"], "PIPE"], r.stdout)
+    assert v.returncode == 0 and v.stdout.count(b": pass") == 6, v.stdout + v.stderr
+    out = tmp_path / "o.eml"
+    r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "--out", out, "PIPE"], MSG)
+    assert r.returncode == 0 and out.read_bytes().count(b"DKIM-Signature:") == 2 and out.read_bytes().endswith(MSG)
+    r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "--in-place", "PIPE"], MSG)
+    assert r.returncode == 2 and b"not a regular file" in r.stderr
+
+
+def test_a_fifo_by_name_and_a_fifo_in_a_directory(keyset, tmp_path):
+    """A FIFO named on the command line is read once (not opened twice to
+    see whether it is an mbox, which would wait for ever); one inside a
+    directory is no message file and is skipped."""
+    import threading
+
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as fh:
+            fh.write(MSG)
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    r = run_process("sign", *sign_args(keyset), fifo)
+    t.join(30)
+    assert r.returncode == 0 and r.stdout.count(b"DKIM-Signature:") == 2, r.stderr
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.eml").write_bytes(r.stdout)
+    os.mkfifo(d / "zz")  # nobody ever writes to it
+    v = run_process("verify", "--keys", keyset["zone"], d)
+    assert v.returncode == 0 and v.stdout.count(b": pass") == 2 and b"zz" not in v.stdout + v.stderr, v.stderr
+    out = tmp_path / "out"
+    s = run_process("sign", *sign_args(keyset), "--out", out, "--jobs", "1", d)
+    assert s.returncode == 0 and sorted(os.listdir(out)) == ["a.eml"], s.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 MBOX, MAILDIR, DIRECTORY, FILE, STDIN = "mbox", "maildir", "directory", "file", "stdin"
+#: a named file that is no regular file (a FIFO, a pipe such as a shell's
+#: ``<(...)``, a device): read once, from start to end, like standard input
+STREAM = "stream"
 
 
 @dataclass
@@ -59,25 +63,35 @@ def _is_mbox(path: str) -> bool:
 
 
 def detect(path: str) -> Source:
-    """What ``path`` is: ``-`` (stdin), a Maildir, a directory, an mbox or one message file.
+    """What ``path`` is: ``-`` (stdin), a Maildir, a directory, an mbox, one
+    message file, or a stream (:data:`STREAM`: a FIFO, a pipe, a device,
+    which is not opened here: what it holds can be read only once).
 
     :raises FileNotFoundError: ``path`` does not exist.
     """
     if path == "-":
         return Source(path, STDIN)
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError("no such file or directory: %s" % path) from None
+    except OSError:  # (not readable: said when it is opened)
+        return Source(path, FILE)
+    if stat.S_ISDIR(st.st_mode):
         if os.path.isdir(os.path.join(path, "cur")) and os.path.isdir(os.path.join(path, "new")):
             return Source(path, MAILDIR)
         return Source(path, DIRECTORY)
-    if not os.path.exists(path):
-        raise FileNotFoundError("no such file or directory: %s" % path)
+    if not stat.S_ISREG(st.st_mode):
+        return Source(path, STREAM)
     return Source(path, MBOX if _is_mbox(path) else FILE)
 
 
 def list_files(src: Source) -> List[str]:
     """Relative paths of the message files of a Maildir (``cur`` and ``new``) or directory.
 
-    Hidden files and a Maildir's ``tmp`` (deliveries in progress) are skipped.
+    Hidden files, a Maildir's ``tmp`` (deliveries in progress) and what is
+    no regular file (a FIFO, a socket, a device, or a link to one) are
+    skipped; a directory's links to nothing are listed.
     """
     return [name for name, _ in scan_files(src)]
 
@@ -116,7 +130,12 @@ def scan_groups(src: Source) -> List[Tuple[str, List[Tuple[str, bool]]]]:
                         is_dir = e.is_dir()
                     except OSError:
                         is_dir = False
-                    (dirs if is_dir else files).append((e.name, e))
+                    if is_dir:
+                        dirs.append((e.name, e))
+                    elif _is_file(e) or (e.is_symlink() and not os.path.exists(e.path)):
+                        # (not a FIFO, a socket or a device, which may never end;
+                        # a link to nothing is listed, to be reported when read)
+                        files.append((e.name, e))
         except OSError:
             return
         out.append((rel, [(name, e.is_symlink()) for name, e in sorted(files)]))

@@ -9,6 +9,7 @@ messages go through the engine in order (see ``_sign_mbox``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
@@ -18,7 +19,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from .._files import atomic_write, write_signed
 from .._work import _as_is
 from ..errors import DKIMError, ReplacedMeanwhile
-from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN, Summary
+from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN, STREAM, Summary
 from ..signing import Signer, sign_all
 from ._common import (
     EXIT_FAIL,
@@ -279,22 +280,34 @@ def _run(args: argparse.Namespace, setup: _SignSetup, inputs: List[str], jobs: i
         raise UsageError(str(exc))
     if args.in_place and any(s.kind == STDIN for s in sources):
         raise UsageError("--in-place needs files, not standard input")
+    for src in sources:
+        if src.kind == STREAM and (args.in_place or len(sources) > 1):
+            raise UsageError("%s is not a regular file (a pipe or a device): it can be signed only alone, "
+                             "not in place" % _printable(src.path))
     if args.in_place and args.out:
         raise UsageError("use either --out or --in-place")
     summary = Summary()
     t0 = time.perf_counter()
 
-    if len(sources) == 1 and sources[0].kind == STDIN and not args.in_place:
+    if len(sources) == 1 and sources[0].kind in (STDIN, STREAM) and not args.in_place:
         stdin_copy = tempfile.TemporaryFile(prefix="fastdkim-stdin-")  # unnamed: nothing is left behind
-        shutil.copyfileobj(sys.stdin.buffer, stdin_copy, 1 << 20)
+        try:  # (a named pipe or device is read once, like standard input)
+            with contextlib.nullcontext(sys.stdin.buffer) if sources[0].kind == STDIN \
+                    else open(sources[0].path, "rb") as stream:
+                shutil.copyfileobj(stream, stdin_copy, 1 << 20)
+        except OSError as exc:
+            stdin_copy.close()
+            raise UsageError("%s: %s" % (_printable(sources[0].path), exc.strerror or exc))
         stdin_copy.flush()
         stdin_copy.seek(0)
         if stdin_copy.read(5) == b"From ":  # an mbox, or one message with its envelope line
             with stdin_copy:
                 if args.out and (os.path.isdir(args.out) or args.out.endswith(("/", os.sep))):
-                    raise UsageError("--out %s is a directory: give a file name for standard input" % args.out)
-                sign_mbox("-", args, setup, jobs, summary, False, to=None if args.out else sys.stdout.buffer,
-                          label="-", fh_in=stdin_copy)
+                    raise UsageError("--out %s is a directory: give a file name for %s" % (
+                        args.out, "standard input" if sources[0].kind == STDIN else sources[0].path))
+                label = "-" if sources[0].kind == STDIN else sources[0].path
+                sign_mbox(label, args, setup, jobs, summary, False, to=None if args.out else sys.stdout.buffer,
+                          label=label, fh_in=stdin_copy)
                 return _report(summary, args, t0, jobs)
         stdin_copy.seek(0)
     else:
@@ -307,7 +320,7 @@ def _run(args: argparse.Namespace, setup: _SignSetup, inputs: List[str], jobs: i
         # an mbox (or one message stored with its "From " line) to standard output
         sign_mbox(sources[0].path, args, setup, jobs, summary, False, to=sys.stdout.buffer, label=sources[0].path)
         return _report(summary, args, t0, jobs)
-    if len(sources) == 1 and sources[0].kind in (FILE, STDIN) and not args.in_place:
+    if len(sources) == 1 and sources[0].kind in (FILE, STDIN, STREAM) and not args.in_place:
         return _sign_one(sources[0], args, setup, stdin_copy)
     return _sign_many(sources, args, setup, summary, t0, jobs)
 
@@ -323,7 +336,7 @@ def _sign_one(src: Any, args: argparse.Namespace, setup: _SignSetup, stdin_copy:
         out_path = os.path.join(out_path, os.path.basename(src.path))
     if out_path and src.kind == FILE and os.path.exists(out_path) and os.path.samefile(out_path, src.path):
         raise UsageError("--out is the input file: use --in-place to sign in place")
-    fh: Any = stdin_copy if src.kind == STDIN else open(src.path, "rb")
+    fh: Any = stdin_copy if src.kind in (STDIN, STREAM) else open(src.path, "rb")
     with fh:
         try:
             headers = _sign_stream(setup, fh)
@@ -360,9 +373,13 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
     from ._common import _Progress
 
     if not args.in_place and not args.out:
+        if len(sources) > 1:
+            raise UsageError("signing several inputs needs --in-place (--out takes one input: a file, "
+                             "directory, Maildir or mbox)")
         raise UsageError("signing several messages needs --out LOCATION (or --in-place)")
     if args.out and len(sources) > 1:
-        raise UsageError("give one input location with --out (got %d)" % len(sources))
+        raise UsageError("--out takes one input (got %d): put the messages in a directory and give it, "
+                         "or use --in-place" % len(sources))
     if any(s.kind == STDIN for s in sources):
         raise UsageError("standard input holds one message: use it alone")
     if args.out and sources[0].kind in (MAILDIR, DIRECTORY) and os.path.exists(args.out) \

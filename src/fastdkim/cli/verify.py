@@ -14,7 +14,7 @@ from ..authres import authentication_results, write_file_with_authentication_res
     write_with_authentication_results
 from ..authres_insert import is_envelope_line
 from ..dmarc import SPF_RESULTS
-from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN
+from ..mailstore import DIRECTORY, FILE, MAILDIR, MBOX, STDIN, STREAM
 from ._common import (
     EXIT_FAIL,
     EXIT_OK,
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         sources = [detect(p) for p in inputs]
     except FileNotFoundError as exc:
         raise UsageError(str(exc))
-    several = len(sources) > 1 or any(s.kind not in (STDIN, FILE) for s in sources)
+    several = len(sources) > 1 or any(s.kind not in (STDIN, FILE, STREAM) for s in sources)
     if args.add:
         for src in sources:
             if src.kind == MBOX:
@@ -164,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("--add writes standard input to standard output: give it alone")
             if src.kind == STDIN and args.out:
                 raise UsageError("--add writes standard input to standard output, not to --out")
+            if src.kind == STREAM:
+                raise UsageError("--add rewrites message files; %s is not a regular file (a pipe or a device): "
+                                 "give it as standard input" % src.path)
     to_stdout = args.add and sources[0].kind == STDIN  # the message itself goes to standard output
     all_pass = True
     count = 0
@@ -179,6 +182,23 @@ def run(args: argparse.Namespace) -> int:
     def messages() -> Iterator[Tuple[str, Any, Optional[str]]]:
         """(name, message, where --add writes it: a path, or None for in place)."""
         for src in sources:
+            if src.kind == STREAM:  # a named pipe or device: read once, as standard input is
+                with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+                    try:
+                        with open(src.path, "rb") as stream:
+                            shutil.copyfileobj(stream, spool, 1 << 20)
+                    except OSError as exc:
+                        error(_os_error(exc))
+                        continue
+                    spool.seek(0)
+                    if spool.read(5) == b"From ":
+                        spool.seek(0)
+                        for i, (_, msg) in enumerate(iter_mbox(cast(BinaryIO, spool)), 1):
+                            yield "%s#%d" % (src.path, i), msg, None
+                    else:
+                        spool.seek(0)
+                        yield src.path, spool, None
+                continue
             if src.kind == STDIN:
                 # spooled, to see whether it is an mbox (bounded memory: large input goes to disk)
                 with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
