@@ -80,7 +80,7 @@ def test_identical_signature_fields_are_told_apart_by_position(rsa_key, ed_key):
     assert want[2] == "pass"
 
 
-@pytest.mark.parametrize("message", [MESSAGE, b"X-A: 1\r\nFrom: a@example.com\r\nX-A: 2\r\nFROM:b\r\n\r\nbody\r\n"])
+@pytest.mark.parametrize("message", [MESSAGE, b"X-A: 1\r\nFROM: a@example.com\r\nX-A: 2\r\nSUBJECT:b\r\n\r\nbody\r\n"])
 @pytest.mark.parametrize("copy_headers", [False, True])
 def test_signing_from_the_index_or_the_list_is_the_same(ed_key, message, copy_headers):
     signer = fastdkim.Signer("example.com", "sel", ed_key, clock=lambda: NOW, copy_headers=copy_headers,

@@ -332,3 +332,36 @@ def test_refuses_more_h_entries_than_a_verifier_accepts(ed_key):
     msg = b"From: a@example.com\r\n" + b"Cc: x@example.org\r\n" * 600 + b"\r\nbody\r\n"
     with pytest.raises(MessageFormatError, match="more than a verifier accepts"):
         fastdkim.Signer("example.com", "sel", ed_key).sign(msg)
+
+
+@pytest.mark.parametrize("message", [
+    b"From: a@example.com\r\nFrom: b@example.com\r\nSubject: x\r\n\r\nbody\r\n",
+    b"Subject: x\r\nFROM: a@example.com\r\nTo: c@example.org\r\nfrom: b@example.com\r\n\r\nbody\r\n",
+])
+def test_a_message_with_several_from_fields_is_not_signed(message):
+    """RFC 5322 allows one From field: readers show either of two, so no
+    signature vouches for both (through every way of signing)."""
+    import io
+
+    from fastdkim.errors import UnsignableMessageError
+    from fastdkim.message import read_message
+    from fastdkim.signing import sign_parsed
+    from fastdkim.streaming import SigningSession
+
+    signer = fastdkim.Signer("example.com", "sel", fastdkim.generate_private_key("ed25519"))
+    for attempt in range(2):  # (the second from the remembered plan of these field names)
+        with pytest.raises(UnsignableMessageError, match="2 From header fields"):
+            signer.sign(message)
+    with pytest.raises(UnsignableMessageError, match="2 From header fields"):
+        signer.sign(io.BytesIO(message))
+    with pytest.raises(UnsignableMessageError, match="2 From header fields"):
+        sign_parsed(read_message(message), [signer])
+    session = SigningSession([signer])
+    head = message.split(b"\r\n\r\n")[0].split(b"\r\n")
+    for line in head:
+        name, _, value = line.partition(b":")
+        session.header(name.decode(), value)
+    with pytest.raises(UnsignableMessageError, match="2 From header fields"):
+        session.end_of_headers()
+    with pytest.raises(UnsignableMessageError, match="2 From header fields"):
+        signer.sign(message.replace(b"\r\n", b"\n"))

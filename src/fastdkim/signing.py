@@ -306,9 +306,9 @@ class Signer:
         :returns: the ``DKIM-Signature`` header field, folded, ready to
             prepend to the message: its lines end as the message's do (CRLF,
             or LF for a message stored with Unix line endings).
-        :raises MessageFormatError: the message has no From field, its header
-            block is malformed (a bare CR, or a bare LF in wire form) or too
-            large.
+        :raises MessageFormatError: the message has no From field or several
+            (:class:`UnsignableMessageError`), its header block is malformed
+            (a bare CR, or a bare LF in wire form) or too large.
         """
         if type(message) is bytes and not self.bare_lf and not self.copy_headers:
             # the usual message: the core's lane gives what is signed, in one call
@@ -375,7 +375,7 @@ class Signer:
         """The ``h=`` list for these fields and the fields it selects, in order.
 
         :raises UnsignableMessageError: the header block is malformed, has no
-            From field or more fields to sign than a verifier accepts.
+            From field or several, or more fields to sign than a verifier accepts.
         """
         plan = self._plan_of(fields, as_index(fields))
         return plan.h, [fields[i][1] for i in plan.take]
@@ -425,8 +425,7 @@ class Signer:
         positions: Dict[bytes, List[int]] = {}
         for i, (name, _) in enumerate(fields):
             positions.setdefault(name, []).append(i)
-        if b"from" not in positions:
-            raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+        _check_froms(len(positions.get(b"from", ())))
         h: List[str] = []
         take: List[int] = []
         for hname, nb, over in self._h_plan:
@@ -574,16 +573,28 @@ def _sign_all(message: MessageInput, signers: Sequence[Signer], bare_lf: Optiona
     return sign_parsed(pm, signers), pm.lf_endings
 
 
+def _check_froms(count: int) -> None:
+    """A message is signed with exactly one From field (RFC 6376 section
+    5.4 signs it; RFC 5322 allows one, and readers would show either of two).
+
+    :raises UnsignableMessageError: ``count`` (the message's From fields) is not 1.
+    """
+    if count == 0:
+        raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+    if count > 1:
+        raise UnsignableMessageError("message has %d From header fields (RFC 5322 allows one; readers show "
+                                     "either); it is not signed" % count)
+
+
 def sign_parsed(pm: ParsedMessage, signers: Sequence[Signer]) -> List[bytes]:
     """The header fields (CRLF line endings) of ``signers`` for the message
     read as ``pm`` (its body stream is consumed).
 
-    :raises UnsignableMessageError: the message has no From field.
+    :raises UnsignableMessageError: the message has no From field, or several.
     """
     fields = _fields_of(pm)
     index = as_index(fields)
-    if not (index.find(b"from") if index is not None else any(name == b"from" for name, _ in pm.fields)):
-        raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+    _check_froms(len(index.find(b"from")) if index is not None else sum(name == b"from" for name, _ in pm.fields))
     if len(fields) + len(signers) > MAX_HEADER_FIELDS:
         raise UnsignableMessageError("message has %d header fields: with %d signatures it would have more than "
                                      "a verifier reads (%d)" % (len(fields), len(signers), MAX_HEADER_FIELDS))

@@ -42,7 +42,7 @@ from .keys import KeyRecord
 from .message import ParsedMessage, read_message
 from .policy import SigningPolicy, from_domain
 from .results import PERMERROR, Verification
-from .signing import Signer
+from .signing import Signer, _check_froms
 
 __all__ = ["SigningSession", "VerificationSession", "MAX_HEADER_BYTES", "SessionOrderError", "field_from_milter"]
 
@@ -202,7 +202,8 @@ class SigningSession:
 
         :returns: the signers that will sign the message.
         :raises UnsignableMessageError: the header block is malformed (a bare
-            CR, a line that is not a field) or has no From field.
+            CR, a line that is not a field) or has no From field (or, with
+            signers, several).
         :raises FromAddressError: with a policy: the From field names no
             single address with a valid domain.
         :raises NoSigningKey: with a policy: no rule covers the From domain.
@@ -211,12 +212,14 @@ class SigningSession:
         pm = self._head.parse()
         if pm.malformed is not None:
             raise UnsignableMessageError(pm.malformed)
-        if not any(name == b"from" for name, _ in pm.fields):
-            raise UnsignableMessageError("message has no From header field; it cannot be DKIM signed")
+        froms = sum(name == b"from" for name, _ in pm.fields)
         if self._signers is not None:
+            _check_froms(froms)
             chosen = self._signers
         else:
-            assert self._policy is not None
+            if not froms:
+                _check_froms(froms)
+            assert self._policy is not None  # (which refuses several From fields with FromAddressError)
             if type(self._policy).signers_for_fields is SigningPolicy.signers_for_fields:
                 chosen = self._policy.signers_for_domain(  # (by From domain, remembered)
                     _author_domain(tuple(raw for name, raw in pm.fields if name == b"from")))
