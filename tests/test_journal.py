@@ -48,6 +48,12 @@ def _killed_at(monkeypatch, box, where, after=None):
                 out.write(NEW)
         if where == "before-extend":
             monkeypatch.setattr(journal, "_reserve", die)
+        elif where == "extended-unreserved":  # grown, then killed reserving its room (a full disk)
+            def reserve(fd, size):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+                die()
+            monkeypatch.setattr(journal, "_reserve", reserve)
         elif where == "extended-unmarked":
             real = journal._reserve
 
@@ -88,7 +94,7 @@ def _deny_temporaries(monkeypatch, directory):
     monkeypatch.setattr(_owner, "mkstemp", mkstemp)
 
 
-WHERE = ["writing", "before-extend", "extended-unmarked", "copy0", "copy1", "copy50", "copy99", "copy100", "copied"]
+WHERE = ["writing", "before-extend", "extended-unreserved", "extended-unmarked", "copy0", "copy1", "copy50", "copy99", "copy100", "copied"]
 
 
 @pytest.mark.parametrize("delivered", [False, True], ids=["quiet", "mail-delivered-after-the-kill"])
@@ -117,6 +123,39 @@ def test_killed_rewrite_is_completed_by_the_next_run(tmp_path, monkeypatch, wher
     assert not lock.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]  # no journal, no temporary file
     assert journal.find_journal(str(box)) is None
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["quiet", "mail-delivered-after-the-kill"])
+def test_recovery_without_room_for_the_rewrite_leaves_the_mbox_readable(tmp_path, monkeypatch, delivered):
+    """Killed after growing the mbox, before its room was reserved (the disk
+    full): a recovery that finds no room either does not start copying (it
+    could stop half way): the mbox goes back to as it was, or, with mail
+    delivered behind the grown part, all is left for a recovery once there
+    is room."""
+    box = tmp_path / "box"
+    box.write_bytes(OLD)
+    _killed_at(monkeypatch, box, "extended-unreserved")
+    monkeypatch.undo()
+    assert len(box.read_bytes()) == len(NEW)
+    if delivered:
+        with open(box, "ab") as fh:
+            fh.write(DELIVERED)
+
+    def full(fd, start, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(journal, "_reserve_range", full)
+    if not delivered:
+        what = recover_mbox(str(box), timeout=2)
+        assert "dropped: no room" in what and box.read_bytes() == OLD
+        assert journal.find_journal(str(box)) is None
+        return
+    grown = box.read_bytes()
+    with pytest.raises(journal.JournalError, match="no room"):
+        recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == grown and journal.find_journal(str(box)) is not None
+    monkeypatch.undo()
+    assert "completed" in recover_mbox(str(box), timeout=2)
+    assert box.read_bytes() == NEW + DELIVERED
 
 
 @pytest.mark.parametrize("where", ["copy50", "copied"])
@@ -223,6 +262,39 @@ def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypat
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
     assert [(p, "completed" in w) for p, w in recover_all(timeout=2)] == [(str(box), True)]
     assert box.read_bytes() == NEW
+
+
+def test_a_journal_in_the_variables_state_directory_is_found_by_a_run_without_it(tmp_path, monkeypatch):
+    """A rewrite whose journal went to $FASTDKIM_STATE_DIR (the mbox's
+    directory not writable), killed: a run without the variable finds it
+    through the note left where such a run looks, and completes it (instead
+    of signing the half rewritten mbox again)."""
+    from fastdkim.batch import recover_all
+    from fastdkim import journal_location
+
+    home = tmp_path / "default"
+    monkeypatch.setattr(journal_location, "_default_state_dir", lambda: str(home))
+    monkeypatch.setattr(journal_location, "_state_dirs", lambda owner=None: (
+        [os.path.join(os.environ["FASTDKIM_STATE_DIR"], "journals")] if os.environ.get("FASTDKIM_STATE_DIR")
+        else []) + [str(home)])
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    box = spool / "box"
+    box.write_bytes(OLD)
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    _deny_temporaries(monkeypatch, spool)
+    _killed_at(monkeypatch, box, "copy50")
+    monkeypatch.delenv("FASTDKIM_STATE_DIR")
+    found = journal.find_journal(str(box))
+    assert found is not None and found.startswith(str(tmp_path / "state"))
+    assert [p for p, _ in recover_all(timeout=2)] == [str(box)]
+    assert box.read_bytes() == NEW and journal.find_journal(str(box)) is None
+    assert os.listdir(home) == []  # the note went with the journal
+    # a rewrite that completes leaves no note either
+    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
+    with open(box, "r+b") as fh:
+        assert journal.rewrite_in_place(fh, lambda out: out.write(NEW + b"more\n"), str(box))
+    assert os.listdir(home) == [] and box.read_bytes() == NEW + b"more\n"
 
 
 def test_unchanged_content_is_not_written(tmp_path):

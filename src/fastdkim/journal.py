@@ -68,7 +68,7 @@ from .journal_format import (  # noqa: F401 (importable from here)
     BLOCK, COPY, DIGEST, EXTENDED, HEADER, MAGIC, MAGIC_ANY, PHASE_AT, WRITTEN,
     _all_zero, _foreign_block, _Hashing, _old_digests, _read_header, _sha256_of,
 )
-from .journal_location import find_journal, find_journals, journal_locations, state_dir
+from .journal_location import drop_note, find_journal, find_journals, journal_locations, note_journal, state_dir
 from .journal_location import journal_paths_in_state_dir as journal_paths_in_state_dir
 
 __all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
@@ -122,6 +122,20 @@ def _copy_range(src: int, src_off: int, dst: int, dst_off: int, length: int) -> 
             done += n
 
 
+def _reserve_range(fd: int, start: int, length: int) -> None:
+    """Reserve the disk room of ``length`` octets from ``start`` of the file
+    (nothing where the file system cannot reserve).
+
+    :raises OSError: no room (``ENOSPC``), or another error.
+    """
+    if length > 0 and hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, start, length)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # (these: the file system cannot reserve)
+                raise
+
+
 def _reserve(fd: int, size: int) -> None:
     """Extend the file to ``size`` in one step and reserve the disk room for
     it; on failure the file is left at its old size."""
@@ -129,13 +143,11 @@ def _reserve(fd: int, size: int) -> None:
     if size <= old:
         return
     os.ftruncate(fd, size)  # the size changes at once: old or new, never between
-    if hasattr(os, "posix_fallocate"):
-        try:
-            os.posix_fallocate(fd, old, size - old)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # (these: the file system cannot reserve)
-                os.ftruncate(fd, old)
-                raise
+    try:
+        _reserve_range(fd, old, size - old)
+    except OSError:
+        os.ftruncate(fd, old)
+        raise
 
 
 def _open_journal_temp(path: str) -> Tuple[int, str, str]:
@@ -216,6 +228,7 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
             os.pwrite(j.fileno(), WRITTEN, PHASE_AT)
             os.pwrite(j.fileno(), blob, 64)
             os.fsync(j.fileno())
+            note_journal(jpath)  # (in a state directory named by $FASTDKIM_STATE_DIR: noted where others look)
             with HoldSignals():
                 os.replace(tmp, jpath)
                 committed = True
@@ -225,6 +238,7 @@ def rewrite_in_place(fh: BinaryIO, write: Callable[[Any], None], path: Optional[
                 _apply(fd, j.fileno(), new_size, path, jpath)
                 os.unlink(jpath)
                 _fsync_dir(os.path.dirname(jpath))
+                drop_note(jpath)
         return True
     except BaseException:
         if not committed:
@@ -271,8 +285,7 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
     with open(jpath, "rb") as j:
         meta, phase = _read_header(j.fileno())
     if phase == WRITTEN and os.fstat(fd).st_size == meta["old_size"]:
-        os.unlink(jpath)
-        _fsync_dir(os.path.dirname(jpath))
+        _drop(jpath)
 
 
 
@@ -401,6 +414,22 @@ def _recover_one(fh: BinaryIO, path: str, jpath: str) -> Optional[str]:
                                      "(at octet %d)" % (bad * BLOCK), fatal=True)
         with HoldSignals():
             if phase == WRITTEN:
+                # Killed between growing the mbox and marking the journal: the
+                # disk room may not be reserved yet (the run may have died
+                # reserving it), and copying without it could stop half way.
+                try:
+                    _reserve_range(fd, old, new - old)
+                except OSError as exc:
+                    if size == new:  # nothing delivered behind: back to as it was
+                        os.ftruncate(fd, old)
+                        os.fsync(fd)
+                        _drop(jpath)
+                        return ("an interrupted rewrite of %s was dropped: no room for it (%s); the mbox is as it "
+                                "was" % (path, exc.strerror or exc))
+                    raise JournalError("an interrupted rewrite of %s cannot be completed yet: no room for it (%s); "
+                                       "the mbox and the journal are left as they are until there is"
+                                       % (path, exc.strerror or exc)) from None
+                os.fsync(fd)
                 os.pwrite(jfd, EXTENDED, PHASE_AT)
                 os.fsync(jfd)
             _copy_with_retries(jfd, fd, new, path, jpath)
@@ -425,6 +454,7 @@ def _drop(jpath: str) -> None:
     except FileNotFoundError:
         pass
     _fsync_dir(os.path.dirname(jpath))
+    drop_note(jpath)
 
 
 def _set_aside(jpath: str, why: str, fatal: bool = False) -> str:

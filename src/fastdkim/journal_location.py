@@ -11,7 +11,8 @@ from typing import List, Optional, Tuple
 from .errors import JournalError
 from .journal_format import _read_header
 
-__all__ = ["find_journal", "find_journals", "journal_locations", "journal_paths_in_state_dir", "state_dir"]
+__all__ = ["drop_note", "find_journal", "find_journals", "journal_locations", "journal_paths_in_state_dir",
+           "note_journal", "state_dir"]
 
 
 def _home_of(uid: int) -> Optional[str]:
@@ -32,6 +33,11 @@ def state_dir() -> str:
     d = os.environ.get("FASTDKIM_STATE_DIR")
     if d:
         return os.path.join(d, "journals")
+    return _default_state_dir()
+
+
+def _default_state_dir() -> str:
+    """:func:`state_dir` without ``$FASTDKIM_STATE_DIR``."""
     uid = os.geteuid()
     home = _home_of(uid) if uid != 0 else None
     if home is None:
@@ -65,6 +71,70 @@ def journal_locations(path: str) -> Tuple[str, str]:
     return os.path.join(d, "." + name + ".fastdkim-journal"), os.path.join(state_dir(), _key(real))
 
 
+#: A note, in the state directory a run without ``$FASTDKIM_STATE_DIR``
+#: uses, of a journal that went to the one that variable named:
+#: ``KEY.where`` beside where ``KEY.journal`` would be, holding the directory.
+_NOTE = ".where"
+
+
+def _note_of(jpath: str) -> str:
+    return os.path.join(_default_state_dir(), os.path.basename(jpath)[:-len(".journal")] + _NOTE)
+
+
+def note_journal(jpath: str) -> None:
+    """Before the journal ``jpath`` takes its name in a state directory that
+    ``$FASTDKIM_STATE_DIR`` named, note where it is in the one a run without
+    the variable uses (:func:`find_journals` follows such notes), so that
+    such a run finds the rewrite it must complete.  Best effort: where that
+    directory cannot be written, runs must share the variable."""
+    d = os.path.dirname(jpath)
+    if not jpath.endswith(".journal") or d == _default_state_dir():
+        return
+    note = _note_of(jpath)
+    try:
+        os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
+        tmp = "%s.%d.tmp" % (note, os.getpid())
+        with open(tmp, "wb") as fh:
+            fh.write(os.fsencode(os.path.abspath(d)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, note)
+        fd = os.open(os.path.dirname(note), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def drop_note(jpath: str) -> None:
+    """Remove the note :func:`note_journal` left for ``jpath``, if it names
+    ``jpath``'s directory (a stale note, whose journal is gone, is harmless)."""
+    if not jpath.endswith(".journal"):
+        return
+    note = _note_of(jpath)
+    try:
+        with open(note, "rb") as fh:
+            if os.fsdecode(fh.read(4096)) == os.path.abspath(os.path.dirname(jpath)):
+                os.unlink(note)
+    except OSError:
+        pass
+
+
+def _noted(state_dirs: List[str], key: str) -> List[str]:
+    """The journals named ``key`` in the directories that notes in
+    ``state_dirs`` point to."""
+    out = []
+    for sd in state_dirs:
+        try:
+            with open(os.path.join(sd, key[:-len(".journal")] + _NOTE), "rb") as fh:
+                out.append(os.path.join(os.fsdecode(fh.read(4096)), key))
+        except OSError:
+            continue
+    return out
+
+
 def find_journals(path: str) -> List[str]:
     """The journals of interrupted rewrites of ``path`` (usually none, at most a few)."""
     real = os.path.realpath(path)
@@ -73,8 +143,9 @@ def find_journals(path: str) -> List[str]:
     except OSError:
         owner = None
     beside, _ = journal_locations(real)
-    places = [beside] + [os.path.join(sd, _key(real)) for sd in _state_dirs(owner)]
-    return [j for j in places if os.path.lexists(j)]
+    dirs = _state_dirs(owner)
+    places = [beside] + [os.path.join(sd, _key(real)) for sd in dirs] + _noted(dirs, _key(real))
+    return [j for j in dict.fromkeys(places) if os.path.lexists(j)]
 
 
 def find_journal(path: str) -> Optional[str]:
@@ -84,19 +155,22 @@ def find_journal(path: str) -> Optional[str]:
 
 
 def journal_paths_in_state_dir() -> List[str]:
-    """The mboxes that journals in the state directories belong to (read
-    from their headers; unreadable journals are skipped)."""
+    """The mboxes that journals in the state directories (and in the
+    directories their notes point to) belong to, read from their headers;
+    unreadable journals are skipped."""
     out: List[str] = []
     for d in _state_dirs():
         try:
             names = sorted(os.listdir(d))
         except OSError:
             continue
-        for n in names:
-            if not n.endswith(".journal"):
-                continue
+        paths = [os.path.join(d, n) for n in names if n.endswith(".journal")]
+        for n in names:  # (and those that notes point to)
+            if n.endswith(_NOTE):
+                paths += _noted([d], n[:-len(_NOTE)] + ".journal")
+        for jp in paths:
             try:
-                with open(os.path.join(d, n), "rb") as j:
+                with open(jp, "rb") as j:
                     meta, _ = _read_header(j.fileno())
             except (OSError, JournalError):
                 continue
