@@ -704,6 +704,22 @@ def test_out_as_a_link_to_the_input_directory_is_refused(keyset, tmp_path):
     assert r.returncode == 2 and b"--in-place" in r.stderr and (d / "a.eml").read_bytes() == MSG
 
 
+def test_out_inside_the_input_directory_is_refused(keyset, tmp_path):
+    """Signed copies inside the directory being signed would be signed again
+    by the next run (and, with --force, written over inputs not yet read)."""
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.eml").write_bytes(MSG)
+    (d / "sub" / "b.eml").write_bytes(MSG)
+    for out in (d / "signed", d / "sub", d / "sub" / "deeper"):
+        r = run("sign", *sign_args(keyset), "--out", out, "--force", d)
+        assert r.returncode == 2 and b"inside the input" in r.stderr, r.stderr
+    assert sorted(str(p.relative_to(d)) for p in d.rglob("*")) == ["a.eml", "sub", "sub/b.eml"]
+    assert (d / "sub" / "b.eml").read_bytes() == MSG
+    r = run("sign", *sign_args(keyset), "--out", tmp_path / "dd", d)  # a sibling named alike is outside
+    assert r.returncode == 0, r.stderr
+
+
 def test_field_name_with_inner_space_is_not_signed(keyset, tmp_path):
     m = tmp_path / "m.eml"
     m.write_bytes(b"From: joe@example.com\nSub ject: x\n\nbody\n")

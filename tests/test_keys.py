@@ -390,6 +390,9 @@ def test_record_matches_no_key_of_another_type(ed_key, ec_key):
     ("v=DKIM1; p=AAAA; p=AAAA", "syntax error"),
     ("v=DKIM1; p=\ud800", "not valid text"),
     ("", "syntax error"),
+    ("v=DKIM1; p=" + base64.b64encode(b"x" * 32).decode(), r"without k= is k=rsa; an Ed25519 key needs k=ed25519"),
+    ("v=DKIM1; k=ed25519; h=; p=" + base64.b64encode(b"x" * 32).decode(), "h= names no hash algorithm"),
+    ("v=DKIM1; k=ed25519; h= : ; p=" + base64.b64encode(b"x" * 32).decode(), "h= names no hash algorithm"),
 ])
 def test_bad_key_records_are_key_record_errors(record, match):
     with pytest.raises(KeyRecordError, match=match):
@@ -405,6 +408,27 @@ def test_rsa_record_holding_another_key_type_or_a_short_key(ed_key, ec_key):
     with pytest.raises(KeyRecordError, match="768 bits is too short"):
         parse_key_record(short)
     assert parse_key_record(short, min_rsa_bits=512).key_bits == 768
+
+
+@pytest.mark.parametrize("bits, e, match", [(16392, 65537, "16392 bits is larger than verifiers can use"),
+                                            (4096, (1 << 100) + 1, "exponent of 101 bits")])
+def test_rsa_record_holding_a_key_openssl_cannot_use(bits, e, match):
+    """A key no verifier can compute with is a key record error (permerror),
+    not a signature that "did not verify" (fail)."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n = random.Random(bits).getrandbits(bits) | (1 << (bits - 1)) | 1
+    der = rsa.RSAPublicNumbers(e, n).public_key().public_bytes(serialization.Encoding.DER,
+                                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = "v=DKIM1; p=" + base64.b64encode(der).decode()
+    with pytest.raises(KeyRecordError, match=match):
+        parse_key_record(record)
+    msg = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh=AAAA; b=AAAA\r\n" \
+          b"From: a@example.com\r\n\r\nbody\r\n"
+    [r] = fastdkim.verify(msg, keys={"sel._domainkey.example.com": record})
+    assert r.status == "permerror" and match in r.reason, r.reason
 
 
 def test_parse_key_record_wrong_type():

@@ -53,6 +53,9 @@ KeyInput = Union[bytes, bytearray, str, "os.PathLike[str]", rsa.RSAPrivateKey, e
 MIN_RSA_BITS = 1024
 #: RFC 8301: signers SHOULD use at least 2048 bits.
 RECOMMENDED_RSA_BITS = 2048
+#: The largest RSA modulus OpenSSL computes with (OPENSSL_RSA_MAX_MODULUS_BITS):
+#: a key record holding a larger one cannot verify anything.
+MAX_RSA_BITS = 16384
 
 
 #: private key objects of algorithms DKIM does not sign with
@@ -449,17 +452,29 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
         try:
             loaded = serialization.load_der_public_key(p)
         except (ValueError, UnsupportedAlgorithm):
+            if "k" not in tags and len(p) == 32:  # (the size of an Ed25519 key)
+                raise KeyRecordError("key record p= is not an RSA public key (a record without k= is "
+                                     "k=rsa; an Ed25519 key needs k=ed25519)") from None
             raise KeyRecordError("key record p= is not an RSA public key") from None
         if not isinstance(loaded, rsa.RSAPublicKey):
             raise KeyRecordError("key record k=rsa but p= holds a %s key" % type(loaded).__name__)
         if loaded.key_size < min_rsa_bits:
             raise KeyRecordError("RSA key of %d bits is too short (minimum %d, RFC 8301)" % (loaded.key_size, min_rsa_bits))
+        if loaded.key_size > MAX_RSA_BITS:
+            raise KeyRecordError("RSA key of %d bits is larger than verifiers can use (at most %d; RFC 8301 asks "
+                                 "for 1024 to 4096)" % (loaded.key_size, MAX_RSA_BITS))
+        e = loaded.public_numbers().e
+        if loaded.key_size > 3072 and e.bit_length() > 64:
+            raise KeyRecordError("RSA key of %d bits with a public exponent of %d bits: verifiers cannot use it "
+                                 "(at most 64 bits above 3072-bit keys)" % (loaded.key_size, e.bit_length()))
         pub = loaded
     else:
         if len(p) != 32:
             raise KeyRecordError("ed25519 key must be 32 raw bytes (RFC 8463), got %d bytes" % len(p))
         pub = ed25519.Ed25519PublicKey.from_public_bytes(p)
     hashes = _colon_list(tags["h"]) if "h" in tags else None
+    if hashes is not None and not hashes:  # (the grammar asks for one at least)
+        raise KeyRecordError("key record h= names no hash algorithm")
     flags = _colon_list(tags["t"]) if "t" in tags else frozenset()
     notes = tags["n"].decode("ascii", "replace") if "n" in tags else ""
     bits = pub.key_size if isinstance(pub, rsa.RSAPublicKey) else 256

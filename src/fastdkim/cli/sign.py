@@ -415,6 +415,11 @@ def _sign_many(sources: Any, args: argparse.Namespace, setup: _SignSetup, summar
             base = src.path
         if args.out and os.path.realpath(args.out) == real:
             raise UsageError("--out is the input location: use --in-place to sign in place")
+        if args.out and src.kind in (MAILDIR, DIRECTORY) \
+                and os.path.realpath(args.out).startswith(os.path.join(real, "")):
+            # (its files would be among the inputs of the next run, or overwritten before read)
+            raise UsageError("--out %s is inside the input %s: give a location outside it"
+                             % (_printable(args.out), _printable(src.path)))
         if args.out and src.kind != FILE:
             _make_out_root(src.path, args.out, src.kind == MAILDIR)
         for rel, entries in listing:
