@@ -211,3 +211,15 @@ def conformance_dir():
     if not (CONFORMANCE / "manifest.json").exists():
         pytest.skip("conformance corpus not found at %s (it lives beside the project in ../shared)" % CONFORMANCE)
     return CONFORMANCE
+
+
+@pytest.fixture(autouse=True)
+def _own_state_directory(tmp_path, monkeypatch):
+    """fastdkim's default state directories (journals, and the notes of
+    journals elsewhere) are the test's own, not the machine's: what one
+    test's killed runs leave there is no other test's business."""
+    from fastdkim import journal_location
+
+    own = str(tmp_path / "default-state" / "journals")
+    monkeypatch.setattr(journal_location, "SYSTEM_STATE_DIR", own)
+    monkeypatch.setattr(journal_location, "_home_of", lambda uid: None)

@@ -87,7 +87,7 @@ def test_keygen_formats(tmp_path):
     "args, msg",
     [
         (["--domain", "exa mple.com", "--selector", "s"], b"invalid domain"),
-        (["--domain", "example.com", "--selector", "s", "--bits", "1024"], b"refused"),
+        (["--domain", "example.com", "--selector", "s", "--bits", "1024"], b"2048 bits or more"),
         (["--domain", "example.com", "--selector", "s", "--algorithm", "ed25519", "--bits", "2048"], b"RSA"),
         (["--domain", "example.com", "--selector", "s", "--algorithm", "dsa"], b"invalid choice"),
         (["--selector", "s"], b"required"),
@@ -704,6 +704,14 @@ def test_out_as_a_link_to_the_input_directory_is_refused(keyset, tmp_path):
     assert r.returncode == 2 and b"--in-place" in r.stderr and (d / "a.eml").read_bytes() == MSG
 
 
+@pytest.mark.parametrize("value", ["", ":", " : "])
+def test_headers_naming_no_field_is_refused(keyset, tmp_path, value):
+    m = tmp_path / "m.eml"
+    m.write_bytes(MSG)
+    r = run("sign", *sign_args(keyset), "--headers", value, m)
+    assert r.returncode == 2 and b"--headers: no field names given" in r.stderr, r.stderr
+
+
 def test_out_inside_the_input_directory_is_refused(keyset, tmp_path):
     """Signed copies inside the directory being signed would be signed again
     by the next run (and, with --force, written over inputs not yet read)."""
@@ -815,7 +823,7 @@ def test_closed_output_is_never_success(keyset, tmp_path, monkeypatch, command):
     (["sign", "--canonicalization", "bogus"], "--canonicalization: unknown canonicalization 'bogus'"),
     (["sign", "--headers", "fr om:to"], "--headers: invalid header field name 'fr om'"),
     (["sign", "--headers", "from:DKIM-Signature"], "--headers: DKIM-Signature cannot be listed"),
-    (["keygen", "--bits", "1024"], "--bits 1024: RSA keys of fewer than 2048 bits are refused"),
+    (["keygen", "--bits", "1024"], "--bits 1024: keygen makes RSA keys of 2048 bits or more"),
     (["verify", "--keys", "missing-zone.txt"], "--keys: cannot read zone file missing-zone.txt"),
 ])
 def test_option_errors_name_the_option(keyset, tmp_path, monkeypatch, args, option):

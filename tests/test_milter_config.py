@@ -243,3 +243,15 @@ def test_no_password_is_shown(tmp_path, capsys):
     with pytest.raises(ConfigError) as info:
         load_config(_file(tmp_path, 'authserv_id = "mx.example.net"\nsocket = "x://u:S3cret@h"\n'))
     assert "S3cret" not in str(info.value) and "u:***@h" in str(info.value)
+
+
+def test_syslog_without_a_syslog_socket_is_a_clear_error(monkeypatch):
+    """Where there is no /dev/log, log = "syslog" is refused at start
+    rather than sent by UDP to a port nobody may listen on."""
+    from fastdkim.milter import server as server_mod
+    from fastdkim.milter.server import setup_logging
+
+    real = server_mod.os.path.exists
+    monkeypatch.setattr(server_mod.os.path, "exists", lambda p: False if p == "/dev/log" else real(p))
+    with pytest.raises(ConfigError, match="no syslog socket at /dev/log"):
+        setup_logging(load_config(None, {"log": "syslog", "authserv_id": AUTHSERV_ID}))

@@ -112,3 +112,15 @@ def test_policy_missing_key_file(tmp_path):
         SigningPolicy.from_file(str(p))
     with pytest.raises(PolicyError, match="cannot read"):
         SigningPolicy.from_file(str(tmp_path / "none.toml"))
+
+
+def test_a_domain_given_twice_in_two_spellings_is_refused():
+    from fastdkim.errors import PolicyError
+
+    key = fastdkim.generate_private_key("ed25519")
+    s = [fastdkim.Signer("example.com", "sel", key)]
+    for a, b in (("example.com", "example.com."), ("example.com", "EXAMPLE.com"), ("*.example.com", "*.Example.com"),
+                 ("bücher.example", "xn--bcher-kva.example")):
+        with pytest.raises(PolicyError, match="given twice"):
+            fastdkim.SigningPolicy({a: s, b: s})
+    assert fastdkim.SigningPolicy({"example.com": s, "*.example.com": s}).domains == ["example.com", "*.example.com"]

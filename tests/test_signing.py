@@ -365,3 +365,18 @@ def test_a_message_with_several_from_fields_is_not_signed(message):
         session.end_of_headers()
     with pytest.raises(UnsignableMessageError, match="2 From header fields"):
         signer.sign(message.replace(b"\r\n", b"\n"))
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("oversign", False, "oversign must be a str of names"),
+    ("headers", b"from:to", "headers must be a str of names"),
+    ("timestamp", 1700000000, r"timestamp must be True or False, not int \(t= is the signing time, from clock\)"),
+    ("body_length", 100, "body_length must be True or False"),
+    ("copy_headers", "yes", "copy_headers must be True or False"),
+    ("bare_lf", 1, "bare_lf must be True, False or None"),
+])
+def test_an_option_of_the_wrong_type_is_a_type_error_naming_it(option, value, match):
+    key = fastdkim.generate_private_key("ed25519")
+    with pytest.raises(TypeError, match=match):
+        fastdkim.Signer("example.com", "sel", key, **{option: value})
+    assert fastdkim.Signer("example.com", "sel", key, oversign=(), headers=iter(["from", "to"])).oversign == frozenset()

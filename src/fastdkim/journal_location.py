@@ -15,6 +15,10 @@ __all__ = ["drop_note", "find_journal", "find_journals", "journal_locations", "j
            "note_journal", "state_dir"]
 
 
+#: root's state directory (and that of users without a home directory)
+SYSTEM_STATE_DIR = "/var/lib/fastdkim/journals"
+
+
 def _home_of(uid: int) -> Optional[str]:
     try:
         import pwd
@@ -41,7 +45,7 @@ def _default_state_dir() -> str:
     uid = os.geteuid()
     home = _home_of(uid) if uid != 0 else None
     if home is None:
-        return "/var/lib/fastdkim/journals"
+        return SYSTEM_STATE_DIR
     return os.path.join(home, ".local", "state", "fastdkim", "journals")
 
 
@@ -51,7 +55,8 @@ def _state_dirs(owner: Optional[int] = None) -> List[str]:
     env = os.environ.get("FASTDKIM_STATE_DIR")
     if env:
         dirs.append(os.path.join(env, "journals"))
-    dirs.append("/var/lib/fastdkim/journals")
+    dirs.append(_default_state_dir())
+    dirs.append(SYSTEM_STATE_DIR)
     for uid in (os.geteuid(), owner):
         home = _home_of(uid) if uid is not None else None
         if home:

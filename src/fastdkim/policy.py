@@ -111,6 +111,9 @@ class SigningPolicy:
     :param domains: mapping of domain or ``*.domain`` pattern to a sequence of
         :class:`~fastdkim.Signer`.
     :param fallback: signers for mail no rule covers, or ``None``.
+    :raises PolicyError: a pattern is not a domain, has no signers, or names
+        a domain another pattern names (in other letter case, with a final
+        dot, as a U-label).
     """
 
     def __init__(self, domains: Mapping[str, Sequence[Signer]], fallback: Optional[Sequence[Signer]] = None) -> None:
@@ -124,7 +127,11 @@ class SigningPolicy:
                 base = to_a_label_domain(pattern[2:] if wildcard else pattern)
             except ValueError as exc:
                 raise PolicyError(str(exc)) from None
-            (self._wild if wildcard else self._exact)[base] = tuple(signers)
+            table = self._wild if wildcard else self._exact
+            if base in table:  # ("example.com" and "Example.COM.", or a U-label and its A-label)
+                raise PolicyError("%s is given twice (as %s and another spelling of it)" % (
+                    ("*." if wildcard else "") + base, pattern))
+            table[base] = tuple(signers)
         self.fallback: Optional[Tuple[Signer, ...]] = tuple(fallback) if fallback else None
         every = [s for group in list(self._exact.values()) + list(self._wild.values()) + [self.fallback or ()]
                  for s in group]

@@ -164,6 +164,17 @@ class Signer:
             raise TypeError("Signer: password must be bytes, not %s" % type(password).__name__)
         if expiration is not None and (isinstance(expiration, bool) or not isinstance(expiration, int)):
             raise TypeError("Signer: expiration must be an int (seconds), not %s" % type(expiration).__name__)
+        for arg, flag in (("timestamp", timestamp), ("body_length", body_length), ("copy_headers", copy_headers)):
+            if not isinstance(flag, bool):
+                raise TypeError("Signer: %s must be True or False, not %s%s" % (
+                    arg, type(flag).__name__, " (t= is the signing time, from clock)" if arg == "timestamp" else ""))
+        if bare_lf is not None and not isinstance(bare_lf, bool):
+            raise TypeError("Signer: bare_lf must be True, False or None, not %s" % type(bare_lf).__name__)
+        for arg, names in (("headers", headers), ("oversign", oversign)):
+            if names is not None and (isinstance(names, (bytes, bytearray, bool)) or
+                                      not isinstance(names, (str, Iterable))):
+                raise TypeError("Signer: %s must be a str of names separated by ':' or an iterable of str, not %s"
+                                % (arg, type(names).__name__))
         try:
             self.domain = to_a_label_domain(domain)
         except (ValueError, AttributeError) as exc:

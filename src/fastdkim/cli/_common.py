@@ -143,12 +143,14 @@ def check_header_names(value: str, option: str = "--headers") -> str:
     """``value``, colon-separated field names, once every one is a name a
     signature's ``h=`` list can hold (:func:`fastdkim.signing.signed_names`).
 
-    :raises UsageError: a name that is not a field name, or DKIM-Signature
-        (reported as a problem of ``option``).
+    :raises UsageError: no name at all, a name that is not a field name,
+        or DKIM-Signature (reported as a problem of ``option``).
     """
     from ..errors import SigningError
     from ..signing import signed_names
 
+    if not value.replace(":", "").strip(" \t"):
+        raise UsageError("%s: no field names given (leave the option out for the default set)" % option)
     try:
         signed_names(value)
     except SigningError as exc:

@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if alg == "ed25519" and args.bits is not None:
         raise UsageError("--bits applies to RSA keys only")
     if alg == "rsa" and bits < RECOMMENDED_RSA_BITS:
-        raise UsageError("--bits %d: RSA keys of fewer than %d bits are refused (RFC 8301)" % (
-            bits, RECOMMENDED_RSA_BITS))
+        raise UsageError("--bits %d: keygen makes RSA keys of %d bits or more (RFC 8301 recommends them; "
+                         "verifiers accept 1024, and Signer still signs with an existing 1024-bit key)" % (
+                             bits, RECOMMENDED_RSA_BITS))
     if alg == "rsa" and bits not in RSA_SIZES:
         raise UsageError("--bits %d: use %s or %d (larger records do not fit DNS well)" % (
             bits, ", ".join(map(str, RSA_SIZES[:-1])), RSA_SIZES[-1]))

@@ -112,7 +112,7 @@ class _SignSetup:
                                if v is not None]
         if args.canonicalization is not None:
             self.options["canonicalization"] = check_canonicalization(args.canonicalization)
-        if args.headers:
+        if args.headers is not None:
             self.options["headers"] = check_header_names(args.headers)
         if args.expiration:
             self.options["expiration"] = args.expiration

@@ -52,7 +52,10 @@ def setup_logging(config: MilterConfig) -> None:
     handler: logging.Handler
     if config.log == "syslog":
         facility = logging.handlers.SysLogHandler.facility_names[config.syslog_facility]
-        address: Any = "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
+        address = "/dev/log"
+        if not os.path.exists(address):  # (UDP to port 514 would lose every line without a word)
+            raise ConfigError("log = syslog: there is no syslog socket at %s (no syslog daemon or journald "
+                              "here); use log = \"stderr\", which systemd keeps in its journal" % address)
         try:
             handler = logging.handlers.SysLogHandler(address=address, facility=facility)
         except OSError as exc:
