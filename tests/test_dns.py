@@ -550,12 +550,12 @@ def test_cname_ttl_limits_caching(server, source, clock):
         ("nx", 300),  # SOA says 3600: capped by negative_ttl
         ("nx-short", 30),  # SOA MINIMUM 30
         ("nodata", 40),  # SOA TTL 40 below its MINIMUM
-        ("nodata-nosoa", 300),  # no SOA: negative_ttl
-        ("unknown", 300),
+        ("nodata-nosoa", 7),  # no SOA (RFC 2308 section 5: not to be cached): error_ttl
+        ("unknown", 7),  # (the test server: NXDOMAIN without an SOA)
     ],
 )
 def test_negative_caching(server, source, clock, label, expected_ttl):
-    src = source(negative_ttl=300)
+    src = source(negative_ttl=300, error_ttl=7)
     name = n(label)
     assert src.lookup(name) == []
     clock.now += expected_ttl - 0.5

@@ -11,6 +11,7 @@ The caching rules:
   were followed), at most ``max_ttl``;
 * "no such name" and "no TXT record" are kept for min(SOA TTL, SOA MINIMUM)
   of the answer's authority section (RFC 2308), at most ``negative_ttl``;
+  without an SOA (RFC 2308 section 5: not to be cached), for ``error_ttl``;
 * a failure is kept for ``error_ttl`` and raised afresh from the cache;
 * nothing is kept with a TTL of 0 or ``cache_size=0``.
 """
@@ -300,16 +301,17 @@ class DNSSourceBase:
 
     def _negative_ttl(self, response: Any) -> float:
         """RFC 2308: min(SOA TTL, SOA MINIMUM) from the authority section,
-        capped at ``negative_ttl``; ``negative_ttl`` when there is no SOA."""
-        ttl = self.negative_ttl
+        capped at ``negative_ttl``.  Without an SOA (which section 5 says not
+        to cache: a server's odd answer, such as records of another name),
+        only as long as a failure, ``error_ttl`` (and never longer than
+        ``negative_ttl``)."""
         try:
             for rrset in response.authority:
                 if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-                    ttl = min(ttl, rrset.ttl, next(iter(rrset)).minimum)
-                    break
+                    return float(min(self.negative_ttl, rrset.ttl, next(iter(rrset)).minimum))
         except Exception:
             pass
-        return ttl
+        return min(self.negative_ttl, self.error_ttl)
 
     def __repr__(self) -> str:
         servers = getattr(self.resolver, "nameservers", None)
