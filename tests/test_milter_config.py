@@ -255,3 +255,27 @@ def test_syslog_without_a_syslog_socket_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(server_mod.os.path, "exists", lambda p: False if p == "/dev/log" else real(p))
     with pytest.raises(ConfigError, match="no syslog socket at /dev/log"):
         setup_logging(load_config(None, {"log": "syslog", "authserv_id": AUTHSERV_ID}))
+
+
+def test_reload_with_another_socket_says_it_still_listens_where_it_did(tmp_path, capsys):
+    from fastdkim.milter.runtime import load
+    from fastdkim.milter.server import MilterServer, setup_logging
+
+    path = _file(tmp_path, 'socket = "inet:18891@127.0.0.1"\nauthserv_id = "mx.example.net"\n')
+    config = load_config(path)
+    setup_logging(config)  # (to standard error, which the reload's own setup writes to as well)
+    server = MilterServer(load(config), path)
+    _file(tmp_path, 'socket = "inet:18893@127.0.0.1"\nauthserv_id = "mx.example.net"\n')
+    assert server.reload() is True
+    err = capsys.readouterr().err
+    reloaded = [line for line in err.splitlines() if "reloaded: " in line]
+    assert len(reloaded) == 1 and "18891" in reloaded[0] and "18893" not in reloaded[0], err
+    assert "it takes a restart to move" in err
+
+
+def test_peers_are_logged_as_address_and_port():
+    from fastdkim.milter.session import _peer_text
+
+    assert _peer_text(("127.0.0.1", 47824)) == "127.0.0.1:47824"
+    assert _peer_text(("::1", 47824, 0, 0)) == "[::1]:47824"
+    assert _peer_text("") == "local" and _peer_text(None) == "local"

@@ -116,6 +116,8 @@ class MilterServer:
             setup_logging(config)
         except ConfigError as exc:
             log.error("reload: %s (logging unchanged)", exc)
+        if config.socket != self.loaded.config.socket:  # (the socket stays; say so in the summary too)
+            loaded.config.socket = self.loaded.config.socket
         self.loaded = loaded
         log.info("reloaded: %s", loaded.describe())
         return True

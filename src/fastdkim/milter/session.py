@@ -38,6 +38,15 @@ MAX_PACKET = (1 << 20) + 64
 MAX_BUFFERED = MAX_PACKET + (1 << 19)
 
 
+def _peer_text(peer: Any) -> str:
+    """The MTA's end of a connection as a log shows it: ``127.0.0.1:47824``,
+    ``[::1]:47824``, or ``local`` for a unix socket."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return ("[%s]:%s" if ":" in str(host) else "%s:%s") % (host, port)
+    return str(peer) if peer else "local"
+
+
 def repair_packet(buffer: bytearray) -> Optional[str]:
     """Make the first packet of *buffer* readable where the protocol library
     refused it for what it cannot decode, and say what was changed (``None``:
@@ -204,8 +213,7 @@ class MilterSession(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if _QUICKACK is not None and sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             self._sock = sock
-        peer = transport.get_extra_info("peername")
-        self.conn = Connection(self.server.current, str(peer or "local"))
+        self.conn = Connection(self.server.current, _peer_text(transport.get_extra_info("peername")))
         self.server.sessions.add(self)
         if self.server.stopping:
             transport.close()
