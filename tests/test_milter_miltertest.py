@@ -340,6 +340,23 @@ def test_a_reload_asked_for_while_starting_is_done_once_serving(tmp_path):
         listener.close()
 
 
+def test_a_key_file_warning_is_one_line_of_the_milters_log(tmp_path):
+    """A key file others may read is warned about in the milter's own log
+    format (not Python's warning text with its source line)."""
+    import os
+
+    keys = make_keys(tmp_path)
+    os.chmod(tmp_path / "rsa1.pem", 0o644)
+    milter = MilterProcess(tmp_path, ["--policy", keys.policy])
+    try:
+        milter.wait_log("listening on")
+        lines = [line for line in milter.log().splitlines() if "private key not secure" in line]
+        assert len(lines) == 1 and "fastdkim-milter[" in lines[0] and "WARNING" in lines[0], milter.log()
+        assert "warnings.warn" not in milter.log() and "InsecureKeyWarning" not in milter.log()
+    finally:
+        assert milter.stop() == 0
+
+
 def test_sigterm_lets_the_message_under_way_finish(tmp_path):
     need_miltertest()
     keys = make_keys(tmp_path)

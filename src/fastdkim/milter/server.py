@@ -29,6 +29,7 @@ import signal
 import socket
 import stat
 import sys
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Set
 
 from . import _hup
@@ -285,6 +286,14 @@ def serve(config: MilterConfig, config_path: Optional[str] = None,
     :raises ConfigError: the configuration, a key or the socket is unusable.
     """
     _hup.defer()  # (the command line defers them from its start)
+    shown = warnings.showwarning
+
+    def log_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                    line: Optional[str] = None) -> None:
+        # (a key file others may read, a short key: said in the milter's log,
+        # as one line, wherever the log goes)
+        log.warning("%s", message)
+    warnings.showwarning = log_warning
     try:
         setup_logging(config)
         loaded = load(config)
@@ -298,4 +307,5 @@ def serve(config: MilterConfig, config_path: Optional[str] = None,
         asyncio.run(main())
     finally:
         _hup.restore()
+        warnings.showwarning = shown
 
