@@ -584,9 +584,10 @@ def test_a_host_name_that_is_not_idna_does_not_end_the_connection(keys, caplog, 
 def test_an_address_the_mta_could_not_give_does_not_end_the_connection(keys, caplog, address):
     """A CONNECT whose address is no IP address (Postfix sends "unknown"
     for XCLIENT's ADDR=[UNAVAILABLE]), a truncated one, an unknown family:
-    read as a client without an address, and a forged Authentication-Results
-    is removed all the same."""
-    loaded = _loaded(keys)
+    the connection goes on, as a client outside internal_hosts (verified,
+    never signed as mail submitted on this host), and a forged
+    Authentication-Results is removed all the same."""
+    loaded = _loaded(keys, internal_hosts=["0.0.0.0/0", "::/0"])
     connect = _raw_packet(b"C", b"client.example\x00" + address)
     forged = [("Authentication-Results", b" %s; dkim=pass" % AUTHSERV_ID.encode())] + HEADERS
     wire = _packets([OFFER]) + connect + _packets(_message("192.0.2.1", forged, b"x\r\n")[2:])
@@ -596,7 +597,23 @@ def test_an_address_the_mta_could_not_give_does_not_end_the_connection(keys, cap
     kinds = [type(r).__name__ for r in replies]
     assert kinds == ["Negotiate", "Continue", "ChangeHeader", "InsertHeader", "Continue"], kinds
     assert replies[2].name == "Authentication-Results" and replies[2].value == b""
+    assert replies[3].name == "Authentication-Results", replies[3]  # verified, not signed
     assert "the client's address" in caplog.text and "read as unknown" in caplog.text
+
+
+@pytest.mark.parametrize("inside, added", [(True, "DKIM-Signature"), (False, "Authentication-Results")])
+def test_sendmails_ipv6_form_of_an_address_is_read(keys, caplog, inside, added):
+    """Sendmail writes a client's IPv6 address as "IPv6:2001:db8::1": read
+    as that address, inside or outside internal_hosts as it is."""
+    loaded = _loaded(keys, internal_hosts=["2001:db8::/32"] if inside else ["10.0.0.0/8"])
+    connect = _raw_packet(b"C", b"client.example\x006\x61\xa8IPv6:2001:db8::1\x00")
+    wire = _packets([OFFER]) + connect + _packets(_message("192.0.2.1", HEADERS, b"x\r\n")[2:])
+    with caplog.at_level(logging.INFO, logger="fastdkim.milter"):
+        replies, t = _session(loaded, wire)
+    assert not t.aborted
+    inserted = [r.name for r in replies if type(r).__name__ == "InsertHeader"]
+    assert inserted == [added], replies
+    assert "read as unknown" not in caplog.text and "WARNING" not in caplog.text
 
 
 def test_repair_leaves_readable_connects_alone():
@@ -606,8 +623,10 @@ def test_repair_leaves_readable_connects_alone():
         buf = bytearray(_raw_packet(b"C", b"client.example\x00" + address))
         assert repair_packet(buf) is None
     buf = bytearray(_raw_packet(b"C", b"xn--a.example\x00" + b"4\x00\x19unknown\x00"))
-    what = repair_packet(buf)
+    found = {}
+    what = repair_packet(buf, found)
     assert what is not None and "host name" in what and "address" in what
+    assert found == {"unreadable_address": "unknown"}
     assert bytes(buf) == _raw_packet(b"C", b"unknown\x00U")
 
 

@@ -35,7 +35,7 @@ from ..authres import authentication_results, claims_authserv_id
 from ..authres_insert import _claims
 from ..errors import FromAddressError, MessageFormatError, NoSigningKey, UnsignableMessageError
 from ..streaming import SessionOrderError, SigningSession, VerificationSession
-from .runtime import Address, Loaded
+from .runtime import Address, Loaded, UnreadableAddress
 
 __all__ = ["Connection", "PROTOCOL_VERSION"]
 
@@ -111,6 +111,10 @@ class Connection:
         self.proto = FilterProtocol(abort_on_unknown=True)
         self.leading_space = False
         self.address: Address = None
+        #: the text of the CONNECT address the session could not read (see
+        #: :func:`~fastdkim.milter.session.repair_packet`), for the CONNECT
+        #: read next
+        self.unreadable_address: Optional[str] = None
         self.client = "-"
         self.macros: Dict[str, str] = {}
         self.msg: Optional[_Message] = None
@@ -239,9 +243,14 @@ class Connection:
         return m.Negotiate(min(event.version, PROTOCOL_VERSION), actions, protocol, macros)
 
     def _connect(self, event: Any) -> Any:
-        self.address = event.address
-        self.client = "%s [%s]" % (event.hostname, event.address if event.address is not None else "local")
-        if self.current().is_ignored(event.address):
+        address: Address = event.address
+        if self.unreadable_address is not None and address is None:
+            # (an address the packet had that could not be read: not this host)
+            address = UnreadableAddress(self.unreadable_address)
+        self.unreadable_address = None
+        self.address = address
+        self.client = "%s [%s]" % (event.hostname, address if address is not None else "local")
+        if self.current().is_ignored(address):
             log.debug("connection from %s: in ignore_hosts, accepted untouched", self.client)
             return m.Accept()  # (without a reply here, each message is accepted at its header block's end)
         return _CONTINUE

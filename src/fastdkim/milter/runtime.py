@@ -19,7 +19,13 @@ from .config import ConfigError, MilterConfig, Network, check_config, config_err
 
 __all__ = ["Loaded", "load", "check_and_load", "Address"]
 
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, Path, None]
+class UnreadableAddress(str):
+    """A client address the MTA sent that is neither an IP address nor a
+    path (its text): a client in no network the configuration names, never
+    mail submitted on this host."""
+
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, Path, UnreadableAddress, None]
 
 
 def _in(address: Address, networks: Sequence[Network]) -> bool:

@@ -13,7 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from kilter.protocol.buffer import SimpleBuffer
 from kilter.protocol.core import FilterProtocol
@@ -47,7 +47,7 @@ def _peer_text(peer: Any) -> str:
     return str(peer) if peer else "local"
 
 
-def repair_packet(buffer: bytearray) -> Optional[str]:
+def repair_packet(buffer: bytearray, found: Optional[Dict[str, Any]] = None) -> Optional[str]:
     """Make the first packet of *buffer* readable where the protocol library
     refused it for what it cannot decode, and say what was changed (``None``:
     nothing could be, the connection cannot go on).  A CONNECT or HELO whose
@@ -57,8 +57,16 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
     packet (a UTF-8 login name in ``{auth_authen}``) become ``?``; those of a
     header field's name become spaces, which no field name holds, so that
     the header block reads as malformed, as it is (not signed; ``permerror``
-    when verified).  Nothing else is changed: what is signed or verified is
-    what the MTA delivers."""
+    when verified).  A CONNECT's address in Sendmail's form (``IPv6:`` and
+    the address) is read without the prefix; any other address that is no
+    IP address or path (Postfix's ``unknown`` for XCLIENT's
+    ``ADDR=[UNAVAILABLE]``) is read as none, and its text is put in
+    *found* under ``"unreadable_address"``: the connection must then be
+    taken for a client outside every network the configuration names, never
+    for mail submitted on this host (which MTAs report without an address).
+    *found* gets ``"routine"`` for a repair of what an MTA always sends so
+    (Sendmail's IPv6 form), not worth a warning.  Nothing else is changed:
+    what is signed or verified is what the MTA delivers."""
     if len(buffer) < 5:
         return None
     size = int.from_bytes(buffer[:4], "big")
@@ -74,10 +82,21 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
             host = b"unknown"
             whats.append("the client's host name %r (not valid IDNA) read as unknown" % payload.partition(b"\0")[0][:100])
         if cmd == b"C" and sep and not _readable_address(rest):
-            # (an address the MTA could not give, such as XCLIENT's
-            # ADDR=[UNAVAILABLE], sent as the text "unknown")
-            whats.append("the client's address %r read as unknown" % rest[:100])
-            rest = b"U"
+            stripped = _without_ipv6_prefix(rest)
+            if stripped is not None:  # (Sendmail's form of an IPv6 address)
+                whats.append("the client's address %r read without Sendmail's IPv6: prefix" % rest[3:100])
+                if found is not None and len(whats) == 1:
+                    found["routine"] = True
+                rest = stripped
+            else:
+                # an address the MTA could not give, such as XCLIENT's
+                # ADDR=[UNAVAILABLE], sent as the text "unknown"
+                text = rest[3:].partition(b"\0")[0] if len(rest) > 3 else rest
+                whats.append("the client's address %r read as unknown (a client outside internal_hosts)"
+                             % rest[:100])
+                if found is not None:
+                    found["unreadable_address"] = text[:100].decode("ascii", "backslashreplace") or "?"
+                rest = b"U"
         if not whats:
             return None  # (neither was what was refused)
         fixed = host + sep + rest
@@ -99,6 +118,21 @@ def repair_packet(buffer: bytearray) -> Optional[str]:
         return None
     buffer[:4 + size] = (len(fixed) + 1).to_bytes(4, "big") + cmd + fixed
     return what
+
+
+def _without_ipv6_prefix(rest: bytes) -> Optional[bytes]:
+    """The address part of a CONNECT whose address is Sendmail's
+    ``IPv6:ADDRESS``, as family 6 and the bare address; ``None`` for any other."""
+    if rest[:1] not in (b"4", b"6") or len(rest) < 3:
+        return None
+    address, sep, tail = rest[3:].partition(b"\0")
+    if not sep or address[:5].lower() != b"ipv6:":
+        return None
+    try:
+        ipaddress.IPv6Address(address[5:].decode("ascii"))
+    except ValueError:
+        return None
+    return b"6" + rest[1:3] + address[5:] + b"\0" + tail
 
 
 def _readable_address(rest: bytes) -> bool:
@@ -347,15 +381,19 @@ class MilterSession(asyncio.Protocol):
                 transport.write(b"".join(out))
             failure = "%s: %s" % (type(exc).__name__, exc)
         if failure is not None:  # (out of the except block: the views of the buffer it held are gone)
+            found: Dict[str, Any] = {}
             try:
-                repaired = repair_packet(self.buf.buffer)
+                repaired = repair_packet(self.buf.buffer, found)
             except BufferError:  # (still viewed: cannot be changed)
                 repaired = None
             if repaired is not None:  # what the library cannot decode, made readable: the connection goes on
-                self._repaired += 1
+                if "unreadable_address" in found:
+                    conn.unreadable_address = found["unreadable_address"]  # (for the CONNECT read next)
+                routine = found.get("routine", False)
+                self._repaired += 0 if routine else 1
                 # (the first of a connection's repairs at WARNING: a client sending thousands cannot flood the log)
-                log.log(logging.WARNING if self._repaired == 1 else logging.DEBUG, "connection %s: %s",
-                        self._peer(), repaired)
+                log.log(logging.WARNING if self._repaired == 1 and not routine else logging.DEBUG,
+                        "connection %s: %s", self._peer(), repaired)
                 return True
             log.error("connection %s closed: a milter packet that cannot be read (%s)", self._peer(), failure)
             self.abort()
