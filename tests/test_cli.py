@@ -662,7 +662,7 @@ def test_an_interrupted_rewrite_is_completed_before_the_mbox_is_read(tmp_path, m
     # journals seen: before the locks, under them; none left by the second round
     found = iter([True, True, True, False])
     monkeypatch.setattr(mailstore, "recover_mbox", lambda path, timeout=30.0: calls.append(path))
-    monkeypatch.setattr(journal, "find_journal", lambda p: "j" if next(found) else None)
+    monkeypatch.setattr(journal, "pending_journal", lambda p: "j" if next(found) else None)
     with mailstore.read_mbox(str(box), 1.0) as fh:
         assert fh.read() == box.read_bytes()
     assert calls == [str(box), str(box)]

@@ -1105,3 +1105,67 @@ def test_a_journal_whose_name_cannot_be_flushed_is_not_relied_on(tmp_path, monke
     monkeypatch.undo()
     assert box.read_bytes() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box"]
+
+
+def test_notes_that_are_no_plain_file_of_a_trusted_user_are_not_read(tmp_path, monkeypatch):
+    """A note is read only as a regular file of one link owned by root, this
+    user or the mbox's owner: a FIFO (which would block), a link (to the
+    mbox: its descriptor, closed, would drop the caller's fcntl lock),
+    another user's file or one holding a NUL is no note."""
+    from fastdkim import journal_location
+
+    home = tmp_path / "default"
+    home.mkdir()
+    monkeypatch.setattr(journal_location, "_default_state_dir", lambda: str(home))
+    monkeypatch.setattr(journal_location, "_state_dirs", lambda owner=None: [str(home)])
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    box = spool / "box"
+    box.write_bytes(OLD)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    key = journal_location._key(str(box.resolve()))
+    (elsewhere / key).write_bytes(b"x")
+    note = home / (key[:-len(".journal")] + ".where")
+
+    def found():
+        return journal.find_journals(str(box))
+    note.write_bytes(os.fsencode(str(elsewhere)))
+    note.chmod(0o600)
+    assert found() == [str(elsewhere / key)]  # (the journal itself is checked when it is opened)
+    note.chmod(0o666)
+    assert found() == []  # writable by others
+    note.unlink()
+    os.mkfifo(note)
+    assert found() == []  # (no wait for a writer)
+    note.unlink()
+    note.symlink_to(box)
+    assert found() == []
+    note.unlink()
+    os.link(box, note)
+    assert found() == []
+    note.unlink()
+    note.write_bytes(os.fsencode(str(elsewhere)) + b"\0x")
+    note.chmod(0o600)
+    assert found() == []
+    if os.geteuid() == 0:
+        note.write_bytes(os.fsencode(str(elsewhere)))
+        os.chown(note, 65534, 65534)
+        assert found() == []  # another user's
+
+
+def test_another_users_file_at_a_journals_name_does_not_stop_readers(tmp_path):
+    """A file another user put at the name of a journal (a shared spool
+    directory) is no journal: readers of the mbox are not held up by it."""
+    from fastdkim import mailstore
+
+    if os.geteuid() != 0:
+        pytest.skip("making a file of another user needs root")
+    box = tmp_path / "box"
+    box.write_bytes(b"From x@example.com Mon Jan  1 00:00:00 2029\nFrom: a@example.com\n\nbody\n")
+    planted = tmp_path / ".box.fastdkim-journal"
+    planted.write_bytes(b"not a journal")
+    os.chown(planted, 65534, 65534)
+    with mailstore.read_mbox(str(box), 0.5) as fh:
+        assert fh.read() == box.read_bytes()
+    assert planted.exists()

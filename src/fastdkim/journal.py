@@ -289,6 +289,24 @@ def _undo_if_untouched(fd: int, jpath: str) -> None:
 
 
 
+def pending_journal(path: str) -> Optional[str]:
+    """The journal of an interrupted rewrite of ``path`` that :func:`recover`
+    acts on (one root, this user or the mbox's owner owns), or ``None``:
+    another user's file at a journal's name is none (see :func:`_open_trusted`)."""
+    try:
+        owner: Optional[int] = os.stat(path).st_uid
+    except OSError:
+        owner = None
+    trusted = {0, os.geteuid(), owner}
+    for jpath in find_journals(path):
+        try:
+            if os.lstat(jpath).st_uid in trusted:
+                return jpath
+        except OSError:
+            continue
+    return None
+
+
 def _open_trusted(jpath: str, mbox_uid: int) -> Optional[BinaryIO]:
     """The journal, opened without following links, if it may be trusted: a
     regular file with one link, owned by root, by this user or by the mbox's

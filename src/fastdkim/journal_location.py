@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from typing import List, Optional, Tuple
 
 from .errors import JournalError
@@ -99,10 +100,12 @@ def note_journal(jpath: str) -> None:
     try:
         os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
         tmp = "%s.%d.tmp" % (note, os.getpid())
-        with open(tmp, "wb") as fh:
-            fh.write(os.fsencode(os.path.abspath(d)))
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(fd, os.fsencode(os.path.abspath(d)))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, note)
         fd = os.open(os.path.dirname(note), os.O_RDONLY)
         try:
@@ -119,24 +122,47 @@ def drop_note(jpath: str) -> None:
     if not jpath.endswith(".journal"):
         return
     note = _note_of(jpath)
+    if _read_note(note, (os.geteuid(),)) == os.path.abspath(os.path.dirname(jpath)):
+        try:
+            os.unlink(note)
+        except OSError:
+            pass
+
+
+def _read_note(note: str, owners: Optional[Tuple[int, ...]]) -> Optional[str]:
+    """The directory the note ``note`` names, or ``None`` where there is no
+    such note: only a regular file with one link (never followed through a
+    link, never a FIFO or device that could block; never the mbox itself,
+    whose descriptor, closed, would let go of the caller's ``fcntl`` lock),
+    owned by one of ``owners`` (``None``: anyone) and writable by nobody
+    else, holding an absolute path."""
     try:
-        with open(note, "rb") as fh:
-            if os.fsdecode(fh.read(4096)) == os.path.abspath(os.path.dirname(jpath)):
-                os.unlink(note)
+        fd = os.open(note, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_mode & 0o022
+                or (owners is not None and st.st_uid not in owners)):
+            return None
+        text = os.fsdecode(os.read(fd, 4096))
     except OSError:
-        pass
+        return None
+    finally:
+        os.close(fd)
+    if "\0" in text or not os.path.isabs(text):
+        return None
+    return text
 
 
-def _noted(state_dirs: List[str], key: str) -> List[str]:
+def _noted(state_dirs: List[str], key: str, owners: Optional[Tuple[int, ...]] = None) -> List[str]:
     """The journals named ``key`` in the directories that notes in
-    ``state_dirs`` point to."""
+    ``state_dirs`` (of ``owners``, see :func:`_read_note`) point to."""
     out = []
     for sd in state_dirs:
-        try:
-            with open(os.path.join(sd, key[:-len(".journal")] + _NOTE), "rb") as fh:
-                out.append(os.path.join(os.fsdecode(fh.read(4096)), key))
-        except OSError:
-            continue
+        where = _read_note(os.path.join(sd, key[:-len(".journal")] + _NOTE), owners)
+        if where is not None:
+            out.append(os.path.join(where, key))
     return out
 
 
@@ -149,7 +175,8 @@ def find_journals(path: str) -> List[str]:
         owner = None
     beside, _ = journal_locations(real)
     dirs = _state_dirs(owner)
-    places = [beside] + [os.path.join(sd, _key(real)) for sd in dirs] + _noted(dirs, _key(real))
+    trusted = (0, os.geteuid()) + ((owner,) if owner is not None else ())
+    places = [beside] + [os.path.join(sd, _key(real)) for sd in dirs] + _noted(dirs, _key(real), trusted)
     return [j for j in dict.fromkeys(places) if os.path.lexists(j)]
 
 

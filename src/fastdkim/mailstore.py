@@ -707,11 +707,11 @@ def read_mbox(path: str, timeout: float = 30.0) -> Iterator[BinaryIO]:
         where the mbox may not be written by this process).
     :raises OSError: the mbox cannot be opened or locked.
     """
-    from .journal import find_journal
+    from .journal import pending_journal
 
     deadline = time.monotonic() + timeout
     while True:
-        if find_journal(path) is not None:
+        if pending_journal(path) is not None:  # (another user's file at a journal's name is none)
             try:
                 recover_mbox(path, max(0.0, deadline - time.monotonic()))
             except PermissionError as exc:
@@ -719,11 +719,12 @@ def read_mbox(path: str, timeout: float = 30.0) -> Iterator[BinaryIO]:
                                    "before the mbox is read; run 'fastdkim recover' as a user who may "
                                    "write it (%s)" % (path, exc.strerror)) from None
         with MboxLock(path, max(0.0, deadline - time.monotonic()), shared=True) as lock:
-            if find_journal(path) is None:  # (not one left between the check and the lock)
+            if pending_journal(path) is None:  # (not one left between the check and the lock)
                 yield lock.fh
                 return
         if time.monotonic() >= deadline:
             raise MboxLockedError("%s: a rewrite of this mbox was interrupted and is not completed yet" % path)
+        time.sleep(0.1)
 
 
 def recover_all(timeout: float = 30.0) -> List[Tuple[str, Optional[str]]]:

@@ -265,8 +265,8 @@ def run(args: argparse.Namespace) -> int:
                     # an mbox is read while no fastdkim run rewrites it (its
                     # shared locks; MboxLockedError and JournalError are OSErrors)
                     fh = stack.enter_context(read_mbox(path, args.lock_timeout) if src.kind == MBOX else open(path, "rb"))
-                except (MboxLockedError, JournalError) as exc:
-                    error("%s: %s" % (_printable(path), exc))
+                except (MboxLockedError, JournalError) as exc:  # (their messages name the mbox)
+                    error(_printable(str(exc)))
                     continue
                 except OSError as exc:
                     error(_os_error(exc))
