@@ -694,3 +694,23 @@ def test_cli_add_usage_errors(zone, tmp_path, args, problem):
     r = run("verify", "--keys", zone, *[paths.get(a, a) for a in args])
     assert r.returncode == 2 and problem in r.stderr, r.stderr
     assert msg.read_bytes() == MSG
+
+
+def test_cli_add_in_place_leaves_a_file_written_to_after_it_was_read(signed, zone, tmp_path, monkeypatch):
+    """The result stamped in place was found on the file as it was read: a
+    file written to after that (before the field is added) is left alone."""
+    from fastdkim.cli import verify as cli_verify
+
+    message, _ = signed
+    a = tmp_path / "a.eml"
+    a.write_bytes(message)
+    real = cli_verify.authentication_results
+
+    def changed_meanwhile(*args, **kw):
+        with open(a, "ab") as fh:
+            fh.write(b"appended after the check\r\n")
+        return real(*args, **kw)
+    monkeypatch.setattr(cli_verify, "authentication_results", changed_meanwhile)
+    r = run("verify", "--keys", zone, "--ar", "mx.example.net", "--add", a)
+    assert r.returncode == 2 and b"changed by another program" in r.stderr, r.stderr
+    assert a.read_bytes() == message + b"appended after the check\r\n"

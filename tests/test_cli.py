@@ -931,6 +931,10 @@ def test_a_pipe_given_by_name_is_read_once(keyset, tmp_path):
     assert r.returncode == 0 and out.read_bytes().count(b"DKIM-Signature:") == 2 and out.read_bytes().endswith(MSG)
     r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "--in-place", "PIPE"], MSG)
     assert r.returncode == 2 and b"not a regular file" in r.stderr
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    r = _fastdkim_reading_pipe(["sign", *sign_args(keyset), "--out", outdir, "PIPE"], MSG)
+    assert r.returncode == 2 and b"is a directory: give a file name" in r.stderr and not os.listdir(outdir)
 
 
 def test_a_fifo_by_name_and_a_fifo_in_a_directory(keyset, tmp_path):

@@ -121,6 +121,7 @@ def test_a_domain_given_twice_in_two_spellings_is_refused():
     s = [fastdkim.Signer("example.com", "sel", key)]
     for a, b in (("example.com", "example.com."), ("example.com", "EXAMPLE.com"), ("*.example.com", "*.Example.com"),
                  ("bücher.example", "xn--bcher-kva.example")):
-        with pytest.raises(PolicyError, match="given twice"):
+        with pytest.raises(PolicyError, match="name the same domain") as info:
             fastdkim.SigningPolicy({a: s, b: s})
+        assert repr(a) in str(info.value) and repr(b) in str(info.value)
     assert fastdkim.SigningPolicy({"example.com": s, "*.example.com": s}).domains == ["example.com", "*.example.com"]

@@ -90,3 +90,20 @@ def test_a_record_verifiers_ignore_is_reported_and_does_not_count(ed):
     assert ERROR not in levels(found)
     found = check_record(NAME, [other])
     assert found[0].level == ERROR and Finding(ERROR, "no DKIM record among the TXT records") in found
+
+
+def test_check_dns_counts_records_as_verifiers_do(ed):
+    """A broken record that does not say v=DKIM1, beside the key: verifiers
+    ignore it and use the key, and check-dns says so (not "2 DKIM records")."""
+    rec = fastdkim.public_key_record(ed)
+    broken = "k=rsa; p=AAAA"
+    found = check_record(NAME, [broken, rec])
+    assert ERROR not in levels(found), found
+    assert found[0].level == WARNING and found[0].message.endswith("verifiers ignore this record")
+    signer = fastdkim.Signer("example.com", "s", ed)
+    msg = b"From: a@example.com\r\n\r\nbody\r\n"
+    [r] = fastdkim.verify(signer.sign(msg) + msg, keys={NAME: [broken, rec]})
+    assert r.status == "pass", r.reason
+    # one that says v=DKIM1 counts, broken or not
+    found = check_record(NAME, ["v=DKIM1; " + broken, rec])
+    assert Finding(ERROR, "2 DKIM records at %s: verifiers reject the key (publish exactly one)" % NAME) in found

@@ -15,7 +15,6 @@ result with a reason.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidSignature
@@ -29,7 +28,7 @@ from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_bytes
 from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
-from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
+from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, counts_as_key_record, parse_key_record
 from .message import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MessageInput, ParsedMessage, read_message
 from .results import FAIL, NEUTRAL, PASS, PERMERROR, TEMPERROR, Verification
 from .results import all_permerror as _all_permerror, as_written as _as_written
@@ -510,8 +509,7 @@ class Checks:
         # several make the result undefined, here a permerror), the records a
         # verifier ignores or discards (section 3.6.1) and other TXT records not.
         parsed = [(txt, self._parse_record(txt)) for txt in txts]
-        dkim = [p for p in parsed if isinstance(p[1], KeyRecord)
-                or (_DKIM1.match(p[0]) is not None and not p[1].ignored)]
+        dkim = [p for p in parsed if counts_as_key_record(p[0], p[1])]
         if len(dkim) > 1:
             return (PERMERROR, "%d DKIM key records at %s" % (len(dkim), name))
         if len(dkim) == 1:
@@ -643,12 +641,6 @@ class Checks:
                 "signature verified over the first %s octets of the body only (l=): the rest, which readers "
                 "show, is not signed (RFC 6376 section 8.2)" % (s.l,))
         s.done(status, reason)
-
-
-
-#: A TXT record that says it is a DKIM key record: ``v=DKIM1`` first (with
-#: whitespace allowed around the tag, section 3.2), then ``;`` or its end.
-_DKIM1 = re.compile(rb"[ \t\r\n]*v[ \t\r\n]*=[ \t\r\n]*DKIM1[ \t\r\n]*(?:;|$)")
 
 def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
                        hashed: bool = False) -> Tuple[str, str]:

@@ -240,7 +240,7 @@ def add_authentication_results(message: MessageInput, field: str, authserv_id: s
 
 def write_file_with_authentication_results(
     source: BinaryIO, field: str, authserv_id: str, dest: Union[str, "os.PathLike[str]"], *,
-    in_place: bool = False, overwrite: bool = False,
+    in_place: bool = False, overwrite: bool = False, read_as: Optional[os.stat_result] = None,
 ) -> int:
     """Write the message in the open binary file ``source`` (read from its
     start) with ``field`` prepended to the file ``dest``, through a temporary
@@ -248,13 +248,16 @@ def write_file_with_authentication_results(
     never holds part of a message.
 
     ``in_place``: ``dest`` is the file ``source`` was opened from, and is
-    replaced only if it still is that very file (same device and inode); a
-    file that a mail client moved, removed or replaced meanwhile is left
-    alone.  Otherwise an existing ``dest`` is replaced only with ``overwrite``.
+    replaced only if it still is that very file, unchanged since it was
+    read (:func:`fastdkim._files.file_identity` of ``read_as``, its status
+    taken when it was opened, before the results in ``field`` were found;
+    by default its status now); a file that a mail client moved, removed,
+    replaced or wrote to meanwhile is left alone.  Otherwise an existing
+    ``dest`` is replaced only with ``overwrite``.
 
     :returns: how many fields claiming ``authserv_id`` were removed.
     :raises ReplacedMeanwhile: ``in_place``, and ``dest`` is no longer the
-        file read; nothing was written.
+        file read, or was written to; nothing was written.
     :raises FileExistsError: ``dest`` exists, and neither ``in_place`` nor
         ``overwrite`` is set.
     :raises OptionError: ``field`` is not one header field.
@@ -268,7 +271,7 @@ def write_file_with_authentication_results(
     _field_bytes(field, b"\r\n")  # a bad field is refused before any file is made
     expect = None
     if in_place:
-        expect = file_identity(os.fstat(source.fileno()))
+        expect = file_identity(read_as if read_as is not None else os.fstat(source.fileno()))
     removed = [0]
 
     def write(out: BinaryIO) -> None:

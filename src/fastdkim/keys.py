@@ -400,6 +400,21 @@ def _colon_list(value: bytes) -> FrozenSet[str]:
     return frozenset(i for i in items if i)
 
 
+#: A TXT record that says it is a DKIM key record: ``v=DKIM1`` first (with
+#: whitespace allowed around the tag, section 3.2), then ``;`` or its end.
+_DKIM1 = re.compile(rb"[ \t\r\n]*v[ \t\r\n]*=[ \t\r\n]*DKIM1[ \t\r\n]*(?:;|$)")
+
+
+def counts_as_key_record(txt: bytes, parsed: "Union[KeyRecord, KeyRecordError]") -> bool:
+    """Whether the TXT record ``txt`` (``parsed`` by :func:`parse_key_record`
+    into a record or its error) is a DKIM key record among the TXT records
+    at a name: one that parses, or a broken one that says ``v=DKIM1``, but
+    not one RFC 6376 section 3.6.1 has verifiers ignore or discard."""
+    if isinstance(parsed, KeyRecord):
+        return True
+    return _DKIM1.match(txt) is not None and not parsed.ignored
+
+
 def _ignored(reason: str) -> KeyRecordError:
     """The error for a record that RFC 6376 section 3.6.1 has verifiers
     ignore (``ignored`` set): beside another TXT record, it does not count."""
@@ -463,7 +478,11 @@ def parse_key_record(record: Union[bytes, str], *, min_rsa_bits: int = MIN_RSA_B
         if loaded.key_size > MAX_RSA_BITS:
             raise KeyRecordError("RSA key of %d bits is larger than verifiers can use (at most %d; RFC 8301 asks "
                                  "for 1024 to 4096)" % (loaded.key_size, MAX_RSA_BITS))
-        e = loaded.public_numbers().e
+        numbers = loaded.public_numbers()
+        e = numbers.e
+        if e < 3 or e >= numbers.n or not e & 1:
+            raise KeyRecordError("RSA key with an unusable public exponent (%s)" % (
+                "1" if e == 1 else "even" if not e & 1 else "not below the modulus"))
         if loaded.key_size > 3072 and e.bit_length() > 64:
             raise KeyRecordError("RSA key of %d bits with a public exponent of %d bits: verifiers cannot use it "
                                  "(at most 64 bits above 3072-bit keys)" % (loaded.key_size, e.bit_length()))

@@ -397,6 +397,10 @@ class MboxLock:
                 raise
         except (BlockingIOError, PermissionError):
             return "%s is locked by another program" % self.path
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                return None  # a file system without these locks: read as readers did before them
+            raise
         return None
 
     def _catch_signals(self) -> None:

@@ -119,6 +119,7 @@ class SigningPolicy:
     def __init__(self, domains: Mapping[str, Sequence[Signer]], fallback: Optional[Sequence[Signer]] = None) -> None:
         self._exact: Dict[str, Tuple[Signer, ...]] = {}
         self._wild: Dict[str, Tuple[Signer, ...]] = {}
+        spelled: Dict[str, str] = {}  # each domain (or *.domain) as the caller wrote it first
         for pattern, signers in domains.items():
             if not signers:
                 raise PolicyError("no keys for %s" % pattern)
@@ -128,9 +129,10 @@ class SigningPolicy:
             except ValueError as exc:
                 raise PolicyError(str(exc)) from None
             table = self._wild if wildcard else self._exact
-            if base in table:  # ("example.com" and "Example.COM.", or a U-label and its A-label)
-                raise PolicyError("%s is given twice (as %s and another spelling of it)" % (
-                    ("*." if wildcard else "") + base, pattern))
+            key = ("*." if wildcard else "") + base
+            if key in spelled:  # ("example.com" and "Example.COM.", or a U-label and its A-label)
+                raise PolicyError("%r and %r name the same domain (%s): give it once" % (spelled[key], pattern, key))
+            spelled[key] = pattern
             table[base] = tuple(signers)
         self.fallback: Optional[Tuple[Signer, ...]] = tuple(fallback) if fallback else None
         every = [s for group in list(self._exact.values()) + list(self._wild.values()) + [self.fallback or ()]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import KeyRecordError
-from .keys import MIN_RSA_BITS, RECOMMENDED_RSA_BITS, KeyRecord, PrivateKey, parse_key_record
+from .keys import MIN_RSA_BITS, RECOMMENDED_RSA_BITS, KeyRecord, PrivateKey, counts_as_key_record, parse_key_record
 
 __all__ = ["Finding", "check_record", "OK", "WARNING", "ERROR", "SAFE_UDP_ANSWER", "PLAIN_UDP_ANSWER"]
 
@@ -74,10 +74,11 @@ def check_record(
             parsed.append((j, parse_key_record(j, min_rsa_bits=1)))
         except KeyRecordError as exc:
             parsed.append((j, exc))
-    # a record verifiers ignore (another v=, s= without email) does not count
-    dkim = [(j, r) for j, r in parsed if not (isinstance(r, KeyRecordError) and r.ignored)]
-    for _, r in parsed:
-        if isinstance(r, KeyRecordError) and r.ignored:
+    # what verifiers count as key records (not one they ignore: another v=,
+    # s= without email, a broken record that does not say v=DKIM1)
+    dkim = [(j, r) for j, r in parsed if counts_as_key_record(j, r)]
+    for j, r in parsed:
+        if isinstance(r, KeyRecordError) and not counts_as_key_record(j, r):
             found.append(Finding(WARNING if dkim else ERROR, "%s: verifiers ignore this record" % r))
     if len(dkim) > 1:
         found.append(Finding(ERROR, "%d DKIM records at %s: verifiers reject the key (publish exactly one)"

@@ -331,8 +331,9 @@ def _sign_one(src: Any, args: argparse.Namespace, setup: _SignSetup, stdin_copy:
     and reported (exit status 1)."""
     out_path = args.out
     if out_path and (os.path.isdir(out_path) or out_path.endswith(("/", os.sep))):
-        if src.kind == STDIN:
-            raise UsageError("--out %s is a directory: give a file name for standard input" % out_path)
+        if src.kind in (STDIN, STREAM):  # (a pipe's name, /dev/fd/63, is no name for a message)
+            raise UsageError("--out %s is a directory: give a file name for %s" % (
+                out_path, "standard input" if src.kind == STDIN else _printable(src.path)))
         out_path = os.path.join(out_path, os.path.basename(src.path))
     if out_path and src.kind == FILE and os.path.exists(out_path) and os.path.samefile(out_path, src.path):
         raise UsageError("--out is the input file: use --in-place to sign in place")

@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     outputs: Dict[str, str] = {}  # --add --out: each output file written this run, and its input
 
     io_errors = 0
+    read_as: Dict[str, os.stat_result] = {}  # --add in place: each file's status when it was opened
 
     def error(text: str) -> None:
         nonlocal io_errors
@@ -271,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
                 except OSError as exc:
                     error(_os_error(exc))
                     continue
+                if args.add:  # (what --add may replace in place: this file as it was before it was read)
+                    read_as[path] = os.fstat(fh.fileno())
                 with stack:
                     if src.kind == MBOX:
                         try:
@@ -288,7 +291,8 @@ def run(args: argparse.Namespace) -> int:
                 msg.seek(0)
                 write_with_authentication_results(sys.stdout.buffer, msg, field, args.ar)
             elif dest is None:
-                write_file_with_authentication_results(msg, field, args.ar, name, in_place=True)
+                write_file_with_authentication_results(msg, field, args.ar, name, in_place=True,
+                                                       read_as=read_as.pop(name, None))
             else:
                 write_file_with_authentication_results(msg, field, args.ar, dest, overwrite=args.force)
         except FileExistsError:
