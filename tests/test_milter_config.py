@@ -245,7 +245,7 @@ def test_no_password_is_shown(tmp_path, capsys):
     assert "S3cret" not in str(info.value) and "u:***@h" in str(info.value)
 
 
-def test_syslog_without_a_syslog_socket_is_a_clear_error(monkeypatch):
+def test_syslog_without_a_syslog_socket_is_a_clear_error(monkeypatch, milter_logger):
     """Where there is no /dev/log, log = "syslog" is refused at start
     rather than sent by UDP to a port nobody may listen on."""
     from fastdkim.milter import server as server_mod
@@ -257,7 +257,24 @@ def test_syslog_without_a_syslog_socket_is_a_clear_error(monkeypatch):
         setup_logging(load_config(None, {"log": "syslog", "authserv_id": AUTHSERV_ID}))
 
 
-def test_reload_with_another_socket_says_it_still_listens_where_it_did(tmp_path, capsys):
+@pytest.fixture
+def milter_logger():
+    """The milter's logger as a test left it is put back as it was (its
+    handlers, level and propagation, which setup_logging changes)."""
+    import logging
+
+    logger = logging.getLogger("fastdkim.milter")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    for h in saved[0]:
+        logger.addHandler(h)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+def test_reload_with_another_socket_says_it_still_listens_where_it_did(tmp_path, capsys, milter_logger):
     from fastdkim.milter.runtime import load
     from fastdkim.milter.server import MilterServer, setup_logging
 
