@@ -37,7 +37,6 @@ SPOOFED_FROM = [
     b"bob@[192.0.2.1]",
     b"bob@bank.example\\,<x@evil.example>",
     b"bob@bank.example <>",
-    b"group: a@bank.example, b@evil.example;",
 ]
 
 
@@ -73,7 +72,7 @@ def test_the_from_domain_the_grammar_gives(value, domain):
 
 
 @pytest.mark.parametrize("value, problem", [
-    (b"undisclosed", "no domain"), (b"group:;", "no address"), (b"a@example.com, b@example.org", "2 addresses"),
+    (b"undisclosed", "no domain"), (b"group:;", "no address"),
     (b"bob@bank..example", "after an address"), (b"bob@-bank.example", "invalid"), (b"@bank.example", "no local part"),
     (b"bob@", "domain after '@'"), (b"<bob@bank.example> <x@evil.example>", "after an address"),
 ])
@@ -113,3 +112,12 @@ def test_author_domain_of_the_header_fields():
                             ([(b"from", b"From: a@b.example\r\nX: y\r\n")], "line break")):
         with pytest.raises(FromAddressError, match=problem):
             author_domain(fields)
+
+
+def test_addresses_of_two_domains_are_each_checked_not_a_guess():
+    """A From naming the attacker's domain beside the bank's: the bank's
+    check fails, and its policy applies (never a pass from the attacker's)."""
+    message = b"From: group: a@bank.example, b@evil.example;\r\nSubject: x\r\n\r\nbody\r\n"
+    keys = {"_dmarc.bank.example": "v=DMARC1; p=quarantine", "_dmarc.evil.example": "v=DMARC1; p=none"}
+    out = evaluate(message, [passing("evil.example")], keys=keys)
+    assert (out.status, out.from_domain, out.policy) == ("fail", "bank.example", "quarantine"), out

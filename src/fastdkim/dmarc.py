@@ -47,6 +47,7 @@ without one, DMARC rests on DKIM alone.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -54,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._text import to_a_label_domain
-from .dmarc_from import author_domain
+from .dmarc_from import author_domain, every_author_domain
 from .dmarc_record import POLICIES, DMARCRecord, is_dmarc_record, parse_dmarc_record
 from .errors import (
     FromAddressError,
@@ -429,11 +430,15 @@ def evaluate(message: MessageInput, results: Sequence[Verification], *, spf_resu
     :func:`evaluate_domain` for the options.  fastdkim does not evaluate SPF:
     pass the caller's SPF result, or none.
 
-    A message without exactly one From field whose addresses have one valid
-    domain (read by :func:`fastdkim.dmarc_from.author_domain`), or with a
-    malformed header block (see
-    :func:`fastdkim.message.read_message`), is ``permerror``; a DNS failure
-    is ``temperror``: neither raises.
+    A From field with addresses in several domains, or several From fields,
+    is checked for each domain (at most
+    :data:`fastdkim.dmarc_from.MAX_AUTHOR_DOMAINS`), and the failing check
+    with the strictest policy is the result (RFC 7489 section 6.6.1; without
+    a failing one, the worst of the others): naming a second domain never
+    takes a domain's policy away.  A message with no From domain to check
+    (no From field, none that parses, too many domains) or with a malformed
+    header block (see :func:`fastdkim.message.read_message`) is
+    ``permerror``; a DNS failure is ``temperror``: neither raises.
 
     :raises OptionError: an unknown ``spf_result`` or an invalid
         ``spf_domain`` (see :func:`evaluate_domain`).
@@ -451,5 +456,34 @@ def evaluate(message: MessageInput, results: Sequence[Verification], *, spf_resu
     try:
         frm = author_domain(pm.fields)
     except FromAddressError as exc:
-        return DMARCResult("permerror", "no single From domain (RFC 7489 section 6.6.1): %s" % exc, **base)
+        try:
+            domains = every_author_domain(pm.fields)
+        except FromAddressError as why:
+            return DMARCResult("permerror", "no From domain to check (RFC 7489 section 6.6.1): %s; %s"
+                               % (exc, why), **base)
+        # Several addresses in several domains, or several From fields (which
+        # RFC 5322 forbids): each domain is checked, and the strictest policy
+        # among the checks that fail applies (RFC 7489 section 6.6.1), so
+        # that naming a second domain never takes a policy away.
+        each = [evaluate_domain(d, results, spf_result=spf, spf_domain=spf_dom, keys=keys) for d in domains]
+        return _strictest(each, str(exc))
     return evaluate_domain(frm, results, spf_result=spf, spf_domain=spf_dom, keys=keys)
+
+
+#: Which of several results of one message speaks for it when none fails
+#: (the first of the worst).
+_WORST = ("temperror", "permerror", "none", "pass")
+
+
+def _strictest(each: Sequence[DMARCResult], why: str) -> DMARCResult:
+    """The result of a message checked for each of its From domains: the
+    failing check with the strictest policy; without one, the worst of the
+    others (a temperror first)."""
+    failed = [r for r in each if r.status == "fail"]
+    if failed:
+        chosen = max(failed, key=lambda r: POLICIES.index(r.policy) if r.policy in POLICIES else -1)
+    else:
+        chosen = min(each, key=lambda r: _WORST.index(r.status) if r.status in _WORST else 0)
+    others = ", ".join("%s %s" % (r.from_domain, r.status) for r in each if r is not chosen)
+    return dataclasses.replace(chosen, reason="%s (%s; each From domain checked, RFC 7489 section 6.6.1; %s)"
+                               % (chosen.reason, why, others or "no other"))

@@ -257,3 +257,35 @@ def author_domain(fields: Sequence[Tuple[bytes, bytes]]) -> str:
         raise FromAddressError("From field holds %d addresses in different domains (%s)"
                                % (len(domains), ", ".join(sorted(set(domains)))[:200]))
     return domains[0]
+
+
+#: The most Author Domains one message is checked for (RFC 7489 section
+#: 6.6.1's multi-valued From: each is a DMARC check, and its DNS lookups).
+MAX_AUTHOR_DOMAINS = 10
+
+
+def every_author_domain(fields: Sequence[Tuple[bytes, bytes]]) -> List[str]:
+    """Every domain the From fields of a message name (as
+    :func:`author_domain` reads them; each once, in order), for a From field
+    with addresses in several domains or several From fields, which RFC 7489
+    section 6.6.1 checks one domain at a time.  From fields that do not
+    parse are passed over.
+
+    :raises FromAddressError: no From field names a valid domain, or more
+        than :data:`MAX_AUTHOR_DOMAINS` domains are named.
+    """
+    out: List[str] = []
+    for name, raw in fields:
+        if name != b"from":
+            continue
+        try:
+            out.extend(from_field_domains(raw.split(b":", 1)[1].decode("utf-8", "surrogateescape")))
+        except FromAddressError:
+            continue
+    domains = list(dict.fromkeys(out))
+    if not domains:
+        raise FromAddressError("no From field names a valid domain")
+    if len(domains) > MAX_AUTHOR_DOMAINS:
+        raise FromAddressError("From names %d domains (more than %d are not checked)"
+                               % (len(domains), MAX_AUTHOR_DOMAINS))
+    return domains
