@@ -640,3 +640,47 @@ def test_authentication_results_takes_the_arc_result():
         "Authentication-Results: mx.example.net;\n\tdkim=none;\n\tarc=pass (i=1)"
     with pytest.raises(OptionError):
         authentication_results("mx.example.net", [], arc=bad, remote_ip="nowhere")
+
+
+def test_arc_time_tags_are_dkims(keys, rsa_key):
+    """RFC 8617 section 4.1.2: the AMS has DKIM's semantics, time tags
+    included (and the seal's are read alike): made in the future beyond the
+    clock skew, expired, or with x= not after t=, the chain fails."""
+    import time
+
+    now = int(time.time())
+    later = ARCSealer("lists.example", "arc", rsa_key, authserv_id="lists.example", keys=keys,
+                      clock=lambda: now + 3600)
+    sealed = later.seal_message(_signed(rsa_key))
+    early = verify_chain(sealed, keys=keys, now=now)
+    assert early.status == "fail" and "t=%d is in the future" % (now + 3600) in early.reason, early.reason
+    assert verify_chain(sealed, keys=keys, now=now + 3600).status == "pass"
+    assert verify_chain(sealed, keys=keys, now=now + 3600 - 200).status == "pass"  # within the 300 s skew
+    sealed = ARCSealer("lists.example", "arc", rsa_key, authserv_id="lists.example", keys=keys,
+                       clock=lambda: now).seal_message(_signed(rsa_key))
+    assert verify_chain(sealed, keys=keys, now=now).status == "pass"
+    for field in (b"ARC-Message-Signature", b"ARC-Seal"):
+        expired = _rewrite_tag(sealed, field, b"t", b"%d; x=%d" % (now - 7200, now - 3600))
+        out = verify_chain(expired, keys=keys, now=now)
+        assert out.status == "fail" and "signature expired (x=%d)" % (now - 3600) in out.reason, out.reason
+        crossed = _rewrite_tag(sealed, field, b"t", b"%d; x=%d" % (now, now))
+        out = verify_chain(crossed, keys=keys, now=now)
+        assert out.status == "fail" and "is not later than t=" in out.reason, out.reason
+        bad = _rewrite_tag(sealed, field, b"t", b"%d; x=soon" % now)
+        assert "malformed x= value" in verify_chain(bad, keys=keys, now=now).reason
+
+
+def test_a_chain_that_cannot_be_validated_for_now_is_not_sealed_cv_fail(sealers, keys, rsa_key):
+    """A key lookup that times out is no verdict: the sealer raises
+    TemporaryLookupError (seal later) rather than end the chain with cv=fail."""
+    first = sealers[1].seal_message(_signed(rsa_key))
+
+    def slow(name):
+        if name.startswith("arc._domainkey."):
+            raise TemporaryLookupError("timed out")
+        return keys.get(name)
+    hop = ARCSealer("fwd.example", "ed", sealers[2]._signer.key, authserv_id="mx.fwd.example", keys=slow)
+    with pytest.raises(TemporaryLookupError, match="seal the message later"):
+        hop.seal(first)
+    assert hop.last_result.temporary and hop.last_result.status == "fail"
+    assert b"cv=pass" in sealers[2].seal_message(first)  # once the keys are there

@@ -31,7 +31,7 @@ from .arc_chain import (
 )
 from .arc_fold import fold_fields, layout
 from .authres import authentication_results, is_authserv_id
-from .errors import OptionError, SigningError, UnsignableMessageError
+from .errors import OptionError, SigningError, TemporaryLookupError, UnsignableMessageError
 from .keys import MIN_RSA_BITS, KeyInput
 from .keysources import KeySource, as_key_source
 from .message import MessageInput, read_message
@@ -164,6 +164,9 @@ class ARCSealer:
             :attr:`last_result` holds the chain validation either way.
         :raises UnsignableMessageError: the message has no From field or
             its header block is malformed.
+        :raises TemporaryLookupError: the chain could not be validated for a
+            temporary failure (a key lookup timed out): no seal is made, as
+            ``cv=fail`` would end the chain for good; seal the message later.
         :raises OptionError: ``results`` holds a line break that is not
             folding, or is empty; ``remote_ip`` is not an IP address, or is
             given with ``results``; ``chain`` says ``none`` for a message
@@ -188,7 +191,7 @@ class ARCSealer:
         s = self._signer
         own_key = (s._relaxed_body, None, "sha256")
         if chain is None:
-            found, chain_result, hashes_ = validate(pm, self.keys, checks, [own_key])
+            found, chain_result, hashes_ = validate(pm, self.keys, checks, [own_key], now=self._signer._clock())
         else:
             found = Chain(pm.fields, None, MAX_H_NAMES)
             hashes_ = body_hashes(pm, [own_key])
@@ -203,6 +206,10 @@ class ARCSealer:
             else:
                 chain_result = chain
         self.last_result = chain_result
+        if chain_result.status == FAIL and chain_result.temporary:
+            # (a key lookup that timed out is no verdict: a cv=fail seal would end the chain for good)
+            raise TemporaryLookupError("the ARC chain cannot be validated now (%s): seal the message later"
+                                       % chain_result.reason)
         if found.top_cv == FAIL or found.top >= MAX_INSTANCES:
             return []
         n = found.top + 1

@@ -25,6 +25,7 @@ distinct body canonicalization.
 from __future__ import annotations
 
 import hashlib
+import time
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -35,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
-from ._checks import Checks, KeyOutcome, extra_reason, lookup_failure, shared_checks
+from ._checks import Checks, KeyOutcome, check_time, extra_reason, lookup_failure, shared_checks
 from .authres_parse import _DIGITS, _TOKEN, _Parser
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import AuthResError, MessageFormatError
@@ -158,6 +159,8 @@ class Chain:
                  max_header_names: int = MAX_H_NAMES) -> None:
         self.fields = fields
         self.result: Optional[ARCResult] = None
+        self._now = 0  # (set by verify)
+        self._skew = 300
         self.top = 0
         self.top_cv: Optional[str] = None
         self.instances: Dict[int, _Instance] = {}
@@ -265,14 +268,19 @@ class Chain:
         return list(keys)
 
     def verify(self, hashes_: Dict[Tuple[bool, Optional[int], str], Tuple[bytes, int]],
-               keys: "KeyLookup") -> ARCResult:
+               keys: "KeyLookup", now: Optional[int] = None, clock_skew: int = 300) -> ARCResult:
         """Steps 4 to 7: the AMS (most recent first), then every AS.
 
         :param hashes_: the digest and canonical length of each of
             :meth:`body_keys`.
+        :param now: the time to validate at (``None``: now); a signature
+            expired by then (``x=``), or made more than ``clock_skew``
+            seconds after it (``t=``), fails.
         """
         if self.result is not None:
             return self.result
+        self._now = int(time.time()) if now is None else int(now)
+        self._skew = clock_skew
         n_top = self.top
         top = self.instances[n_top]
         status, reason = self._verify_ams(top, hashes_, keys)
@@ -319,6 +327,9 @@ class Chain:
         extra = _canon_py.extra_instance(self.fields, ams.h, _canon_py.SINGLE_FIELDS)
         if extra is not None:  # as for From: what a reader shows may be a field added above the signed one
             return FAIL, extra_reason(extra)
+        late = ams.time_problem(self._now, self._skew)
+        if late is not None:
+            return FAIL, late
         key = keys.get(ams.key_name, ams.key_type, ams.hash_name)
         if isinstance(key, tuple):
             return key
@@ -361,6 +372,10 @@ class Chain:
         seal = inst.seal
         assert seal is not None
         out = inst.outcome
+        late = seal.time_problem(self._now, self._skew)
+        if late is not None:
+            out.seal_status, out.seal_reason = FAIL, late
+            return FAIL, late
         key = keys.get(seal.key_name, seal.key_type, "sha256")
         if isinstance(key, tuple):
             out.seal_status, out.seal_reason = FAIL, key[1]
@@ -473,10 +488,10 @@ def body_hashes(pm: ParsedMessage, wanted: Iterable[Tuple[bool, Optional[int], s
 
 
 def validate(pm: ParsedMessage, source: KeySource, checks: Checks,
-             extra: Sequence[Tuple[bool, Optional[int], str]] = ()
+             extra: Sequence[Tuple[bool, Optional[int], str]] = (), now: Optional[float] = None
              ) -> Tuple[Chain, ARCResult, Dict[Tuple[bool, Optional[int], str], Tuple[bytes, int]]]:
-    """Validate the chain of ``pm``, hashing its body once for the chain and
-    for ``extra`` (the body hashes a sealer needs).
+    """Validate the chain of ``pm`` (at ``now``, ``None``: now), hashing its
+    body once for the chain and for ``extra`` (the body hashes a sealer needs).
 
     :returns: the chain read, its result, and the body hashes computed.
     :raises OSError: reading the rest of a message file failed.
@@ -484,7 +499,8 @@ def validate(pm: ParsedMessage, source: KeySource, checks: Checks,
     chain = Chain(pm.fields, pm.malformed, checks.max_header_names)
     wanted = dict.fromkeys(list(extra) + (chain.body_keys() if chain.result is None else []))
     hashes_ = body_hashes(pm, wanted)
-    return chain, chain.verify(hashes_, KeyLookup(source, checks)), hashes_
+    return chain, chain.verify(hashes_, KeyLookup(source, checks), None if now is None else int(now),
+                               checks.clock_skew), hashes_
 
 
 def verify_chain(
@@ -494,6 +510,8 @@ def verify_chain(
     min_key_bits: int = MIN_RSA_BITS,
     bare_lf: Optional[bool] = None,
     max_header_names: int = MAX_H_NAMES,
+    now: Optional[float] = None,
+    clock_skew: int = 300,
 ) -> ARCResult:
     """Validate the ARC chain of ``message`` (RFC 8617 section 5.2).
 
@@ -502,6 +520,11 @@ def verify_chain(
     :param min_key_bits: smallest RSA key accepted.
     :param bare_lf: as for :func:`fastdkim.verify`.
     :param max_header_names: longest ``h=`` list an AMS may have.
+    :param now: validate as of this Unix time (mail that sat in a queue);
+        ``None``: now.  An ARC signature expired by then (``x=``), or made
+        more than ``clock_skew`` seconds after it (``t=``), fails, as a
+        DKIM signature would (RFC 8617 section 4.1.2 gives the AMS DKIM's
+        semantics; the seal's time tags are read alike).
     :returns: the chain's :class:`ARCResult`; a hostile or malformed chain
         gives ``fail`` with a reason, never an exception.
     :raises TypeError: ``message`` is neither bytes-like nor a binary file,
@@ -509,9 +532,10 @@ def verify_chain(
     :raises OSError: reading a message file failed.
     """
     source = as_key_source(keys)
-    checks = shared_checks(10, False, min_key_bits, 300, bare_lf, max_header_names)
+    check_time(now, time.time)
+    checks = shared_checks(10, False, min_key_bits, clock_skew, bare_lf, max_header_names)
     try:
         pm = read_message(message, bare_lf=bare_lf)
     except MessageFormatError as exc:
         return ARCResult(FAIL, "message cannot be parsed: %s" % exc)
-    return validate(pm, source, checks)[1]
+    return validate(pm, source, checks, now=now)[1]

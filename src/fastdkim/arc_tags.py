@@ -39,13 +39,24 @@ class _Signed:
     """Tags shared by both signatures."""
 
     __slots__ = ("instance", "algorithm", "key_type", "hash_name", "domain", "selector", "b", "unsigned",
-                 "timestamp", "key_name")
+                 "timestamp", "expiration", "key_name")
 
     def __init__(self) -> None:
         self.instance = 0
         self.algorithm = self.key_type = self.hash_name = self.domain = self.selector = self.key_name = ""
         self.b = self.unsigned = b""
         self.timestamp: Optional[int] = None
+        self.expiration: Optional[int] = None
+
+    def time_problem(self, now: int, clock_skew: int) -> Optional[str]:
+        """Why the time tags make this signature fail at ``now`` (RFC 6376
+        section 3.5, whose semantics the ARC signatures have: expired, or
+        made more than ``clock_skew`` seconds in the future), or ``None``."""
+        if self.expiration is not None and self.expiration < now:
+            return "signature expired (x=%d)" % self.expiration
+        if self.timestamp is not None and self.timestamp > now + clock_skew:
+            return "signature timestamp t=%d is in the future" % self.timestamp
+        return None
 
 
 class AMSTags(_Signed):
@@ -139,6 +150,12 @@ def _common(raw: bytes, out: _Signed, required: Tuple[str, ...], what: str
         out.timestamp = _number(tags["t"])
         if out.timestamp is None:
             return "malformed t= value"
+    if "x" in tags:
+        out.expiration = _number(tags["x"])
+        if out.expiration is None:
+            return "malformed x= value"
+        if out.timestamp is not None and out.expiration <= out.timestamp:  # (x MUST be greater than t)
+            return "x= (%d) is not later than t= (%d)" % (out.expiration, out.timestamp)
     return tags
 
 

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator, Optional, TextIO, Tuple
 from .._text import printable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+#: sysexits EX_TEMPFAIL: try again later (an MTA piping a message defers it)
+EXIT_TEMPFAIL = 75
 
 #: How every command's help is laid out (the demo keeps argparse's default).
 FORMATTER = argparse.RawDescriptionHelpFormatter

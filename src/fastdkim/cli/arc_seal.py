@@ -8,11 +8,12 @@ import sys
 from typing import BinaryIO, List, Optional
 
 from .._files import atomic_write
-from ..errors import KeyFormatError, OptionError, SigningError, UnsignableMessageError
+from ..errors import KeyFormatError, OptionError, SigningError, TemporaryLookupError, UnsignableMessageError
 from ..keys import load_private_key_with
 from ._common import (
     EXIT_FAIL,
     EXIT_OK,
+    EXIT_TEMPFAIL,
     FORMATTER,
     UsageError,
     authserv_id,
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         print("fastdkim arc-seal: %s: not sealed: %s" % (args.input, exc), file=sys.stderr)
         fields = []
         status = EXIT_FAIL
+    except TemporaryLookupError as exc:  # (try again later: the message is written out unsealed)
+        print("fastdkim arc-seal: %s: not sealed: %s" % (args.input, exc), file=sys.stderr)
+        fields = []
+        status = EXIT_TEMPFAIL
     except OptionError as exc:  # (--remote-ip was checked above)
         raise UsageError("--results: %s" % exc)
     else:
