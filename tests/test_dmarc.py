@@ -14,7 +14,7 @@ from fastdkim import dmarc
 from fastdkim.authres import authentication_results, parse_authentication_results
 from fastdkim.dmarc import evaluate, evaluate_domain, is_aligned, organizational_domain
 from fastdkim.dmarc_record import DMARCRecord, is_dmarc_record, parse_dmarc_record
-from fastdkim.errors import OptionError, TagSyntaxError
+from fastdkim.errors import OptionError, TagSyntaxError, TemporaryLookupError
 from fastdkim.keysources import DNSKeySource
 from fastdkim.verification import Verification
 
