@@ -41,9 +41,11 @@ class AsyncDNSKeySource(DNSSourceBase):
 
     The options are :class:`~fastdkim.DNSKeySource`'s, and:
 
-    :param timeout: the longest one lookup takes, waiting for a free query
-        slot included; past it the lookup raises
-        :class:`~fastdkim.errors.TemporaryLookupError`.
+    :param timeout: the longest one query waits for its answer, and the
+        longest a lookup waits for a free query slot; past either the lookup
+        raises :class:`~fastdkim.errors.TemporaryLookupError`.  A query not
+        answered is remembered for ``error_ttl``; one never sent (the slots
+        held by queries of other names) is not remembered.
     :param max_concurrent: most queries on their way at once (per event
         loop); the others wait for a slot.
     :param resolver: a configured :class:`dns.asyncresolver.Resolver` to use
@@ -127,10 +129,21 @@ class AsyncDNSKeySource(DNSSourceBase):
         cancellation."""
         try:
             try:
-                outcome = await asyncio.wait_for(self._limited(key, labels, state), self.timeout)
+                await asyncio.wait_for(state.limit.acquire(), self.timeout)
+            except asyncio.TimeoutError:
+                # Every slot held by queries of other names (which may never be
+                # answered: anyone may sign with a selector whose server is
+                # silent): no query was sent, so nothing is learnt of this
+                # name, and nothing is cached; a later lookup tries again.
+                return Failure(TemporaryLookupError, "DNS query for %s TXT not sent: %d queries of other names "
+                               "held every slot for %g s" % (key, self.max_concurrent, self.timeout))
+            try:
+                outcome = await asyncio.wait_for(self._query(key, labels), self.timeout)
             except asyncio.TimeoutError:
                 raise TemporaryLookupError("DNS query for %s TXT timed out (no answer within %g s)"
                                            % (key, self.timeout)) from None
+            finally:
+                state.limit.release()
             result = self._remember(key, outcome)
         except KeyLookupError as exc:
             result = self._remember(key, exc)
@@ -140,10 +153,6 @@ class AsyncDNSKeySource(DNSSourceBase):
             with self._lock:
                 state.inflight.pop(key, None)
         return result
-
-    async def _limited(self, key: str, labels: Tuple[bytes, ...], state: _LoopState) -> Tuple[List[bytes], float]:
-        async with state.limit:
-            return await self._query(key, labels)
 
     async def _query(self, key: str, labels: Tuple[bytes, ...]) -> Tuple[List[bytes], float]:
         """Send the query; return ``(records, seconds to cache them)``.
