@@ -440,6 +440,8 @@ def test_rsa_record_holding_a_key_openssl_cannot_use(bits, e, match):
     n = random.Random(bits).getrandbits(bits) | (1 << (bits - 1)) | 1
     der = _spki(n, e)
     record = "v=DKIM1; p=" + base64.b64encode(der).decode()
+    if e < 3 or not e & 1 or e >= n:  # (newer cryptography releases refuse to load these at all)
+        match = "(%s)|not an RSA public key" % match
     with pytest.raises(KeyRecordError, match=match):
         parse_key_record(record)
     msg = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh=AAAA; b=AAAA\r\n" \
