@@ -550,3 +550,18 @@ def test_the_worst_of_several_from_domains_speaks_when_none_fails():
         return ["v=DMARC1; p=reject"] if name == "_dmarc.bank.example" else []
     out = evaluate(message, results, keys=txt)
     assert (out.status, out.from_domain) == ("temperror", "other.example"), out
+
+
+def test_key_sources_of_every_kind_the_verifier_takes():
+    """DMARC looks records up as the verifier does: a source returning None
+    (no record), text or one record; an asynchronous source is refused with
+    a TypeError saying so, not a crash deep inside."""
+    from fastdkim.aio import AsyncDNSKeySource
+
+    msg = b"From: a@bank.example\r\n\r\nbody\r\n"
+    assert evaluate(msg, [], keys=lambda name: None).status == "none"
+    for answer in (["v=DMARC1; p=reject"], "v=DMARC1; p=reject", [b"v=DMARC1; p=reject"]):
+        out = evaluate(msg, [], keys=lambda name, a=answer: a if name == "_dmarc.bank.example" else None)
+        assert (out.status, out.policy) == ("fail", "reject"), answer
+    with pytest.raises(TypeError, match="asynchronous key source"):
+        evaluate(msg, [], keys=AsyncDNSKeySource(nameservers=["127.0.0.1"]))

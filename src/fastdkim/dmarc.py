@@ -48,6 +48,7 @@ without one, DMARC rests on DKIM alone.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import random
 import threading
@@ -55,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._text import to_a_label_domain
+from ._txt import txt_bytes
 from .dmarc_from import author_domain, every_author_domain
 from .dmarc_record import POLICIES, DMARCRecord, is_dmarc_record, parse_dmarc_record
 from .errors import (
@@ -278,11 +280,30 @@ class _Lookup:
         self.status, self.reason, self.domain, self.txt = status, reason, domain, txt
 
 
+def _sync_source(keys: Any) -> Any:
+    """``keys`` as a key source this module can call (it looks records up
+    synchronously).
+
+    :raises TypeError: ``keys`` is not a key source, or an asynchronous one
+        (an :class:`~fastdkim.aio.AsyncDNSKeySource`, whose lookups are
+        awaited).
+    """
+    source = as_key_source(keys)
+    if inspect.iscoroutinefunction(getattr(source, "lookup", None)):
+        raise TypeError("keys is an asynchronous key source (%s): DMARC evaluation looks records up "
+                        "synchronously; give it a DNSKeySource (or None), or run it in a thread"
+                        % type(source).__name__)
+    return source
+
+
 def _records_at(source: Any, domain: str, notes: List[str]) -> Union[List[bytes], _Lookup]:
     """The DMARC records at ``_dmarc.<domain>``, or the failure to report."""
     name = "_dmarc." + domain
     try:
         txts = source.lookup(name)
+        if isinstance(txts, (str, bytes, bytearray, memoryview)):  # (one record, not a list)
+            txts = [txts]
+        records = [txt_bytes(t) for t in (txts or ())]
     except TemporaryLookupError as exc:
         return _Lookup("temperror", "DNS lookup of %s failed: %s" % (name, exc))
     except KeyLookupError as exc:  # a name too long to look up, YXDOMAIN: no record there
@@ -290,7 +311,7 @@ def _records_at(source: Any, domain: str, notes: List[str]) -> Union[List[bytes]
         return []
     except Exception as exc:  # a broken key source must not crash evaluation
         return _Lookup("temperror", "lookup of %s failed: %s: %s" % (name, type(exc).__name__, exc))
-    return [bytes(t) for t in txts if is_dmarc_record(t)]
+    return [t for t in records if is_dmarc_record(t)]
 
 
 def _discover(source: Any, from_domain: str, org: str, notes: List[str]) -> _Lookup:
@@ -366,7 +387,7 @@ def evaluate_domain(from_domain: str, results: Sequence[Verification], *, spf_re
     :raises TypeError: ``keys`` is not a key source.
     """
     spf, spf_dom = _check_spf(spf_result, spf_domain)
-    source = as_key_source(keys)
+    source = _sync_source(keys)
     frm = to_a_label_domain(from_domain)
     org = organizational_domain(frm)
     sigs = _signatures(results, frm, org)
