@@ -551,3 +551,49 @@ def test_a_lookup_that_found_no_free_slot_is_not_remembered():
         state.limit.release()
         return await src.lookup("good._domainkey.example.com")
     assert asyncio.run(go()) == [b"v=DKIM1; p="]
+
+
+def test_one_source_over_many_event_loops_keeps_none_of_them():
+    """A process-wide source used by asyncio.run after asyncio.run, with
+    more queries than slots each time: no loop is kept once it is gone."""
+    import gc
+
+    src = AsyncDNSKeySource(nameservers=["127.0.0.1"], timeout=1.0, max_concurrent=2)
+
+    async def query(key, labels):
+        await asyncio.sleep(0.001)
+        return [b"v=DKIM1; p="], 0.0  # (not cached: every run queries again)
+    src._query = query
+
+    async def run():
+        return await asyncio.gather(*[src.lookup("k%d._domainkey.example.com" % i) for i in range(8)])
+    for _ in range(30):
+        assert asyncio.run(run()) == [[b"v=DKIM1; p="]] * 8
+    gc.collect()
+    assert len(src._loops) <= 1
+
+
+def test_the_slots_hand_over_in_turn_and_survive_cancellation():
+    from fastdkim.async_dns_source import _Slots
+
+    async def go():
+        slots = _Slots(1)
+        await slots.acquire()
+        order = []
+
+        async def take(tag):
+            await slots.acquire()
+            order.append(tag)
+            await asyncio.sleep(0.01)
+            slots.release()
+        a = asyncio.ensure_future(take("a"))
+        b = asyncio.ensure_future(take("b"))
+        c = asyncio.ensure_future(take("c"))
+        await asyncio.sleep(0.01)
+        b.cancel()  # a waiter that gives up leaves its turn
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(slots.acquire(), 0.01)
+        slots.release()
+        await asyncio.gather(a, c)
+        assert order == ["a", "c"] and slots.free == 1 and not slots.waiters
+    asyncio.run(go())

@@ -10,9 +10,10 @@ no lookup takes longer than ``timeout``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import dns.asyncresolver
 import dns.rdataclass
@@ -25,6 +26,45 @@ from .errors import KeyLookupError, OptionError, TemporaryLookupError
 __all__ = ["AsyncDNSKeySource", "CacheStats"]
 
 
+class _Slots:
+    """At most ``n`` holders at once, the others waiting in turn: a
+    semaphore that keeps no reference to an event loop once nobody waits
+    (``asyncio.Semaphore`` keeps one for good after its first waiter, and
+    one is kept per loop, in a mapping whose keys are the loops, weakly)."""
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiters: Deque["asyncio.Future[None]"] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release()  # (handed a slot as it was cancelled: it goes to the next)
+            else:
+                try:
+                    self.waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # (the slot passes to it)
+                return
+        self.free += 1
+
+
 class _LoopState:
     """What belongs to one event loop: the queries on their way, by name,
     and the bound on how many there are."""
@@ -33,7 +73,7 @@ class _LoopState:
 
     def __init__(self, max_concurrent: int) -> None:
         self.inflight: Dict[str, "asyncio.Task[Any]"] = {}
-        self.limit = asyncio.Semaphore(max_concurrent)
+        self.limit = _Slots(max_concurrent)
 
 
 class AsyncDNSKeySource(DNSSourceBase):
