@@ -248,9 +248,9 @@ def test_journal_goes_to_the_state_directory_when_the_mbox_directory_is_read_onl
         spool.chmod(0o755)
 
 
-def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypatch):
-    from fastdkim.batch import recover_all
-
+def _killed_with_its_journal_in_the_state_directory(tmp_path, monkeypatch):
+    """An mbox in a directory fastdkim may not write, its rewrite killed half
+    way, its journal in $FASTDKIM_STATE_DIR (set): the mbox's path."""
     spool = tmp_path / "spool"
     spool.mkdir()
     box = spool / "box"
@@ -258,6 +258,13 @@ def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypat
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
     _deny_temporaries(monkeypatch, spool)
     _killed_at(monkeypatch, box, "copy50")
+    return box
+
+
+def test_state_directory_journal_found_without_the_mbox_path(tmp_path, monkeypatch):
+    from fastdkim.batch import recover_all
+
+    box = _killed_with_its_journal_in_the_state_directory(tmp_path, monkeypatch)
     monkeypatch.undo()
     monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
     assert [(p, "completed" in w) for p, w in recover_all(timeout=2)] == [(str(box), True)]
@@ -277,13 +284,7 @@ def test_a_journal_in_the_variables_state_directory_is_found_by_a_run_without_it
     monkeypatch.setattr(journal_location, "_state_dirs", lambda owner=None: (
         [os.path.join(os.environ["FASTDKIM_STATE_DIR"], "journals")] if os.environ.get("FASTDKIM_STATE_DIR")
         else []) + [str(home)])
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    box = spool / "box"
-    box.write_bytes(OLD)
-    monkeypatch.setenv("FASTDKIM_STATE_DIR", str(tmp_path / "state"))
-    _deny_temporaries(monkeypatch, spool)
-    _killed_at(monkeypatch, box, "copy50")
+    box = _killed_with_its_journal_in_the_state_directory(tmp_path, monkeypatch)
     monkeypatch.delenv("FASTDKIM_STATE_DIR")
     found = journal.find_journal(str(box))
     assert found is not None and found.startswith(str(tmp_path / "state"))
@@ -842,7 +843,10 @@ def test_replace_only_the_file_that_was_read(tmp_path):
     assert other.read_bytes() == b"someone else's" and sorted(os.listdir(tmp_path)) == ["m", "m:2,S"]
 
 
-def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypatch):
+def _sign_in_place_while(tmp_path, monkeypatch, where, meanwhile):
+    """``fastdkim sign --in-place`` of ``where`` with one job (files in name
+    order), ``meanwhile()`` run once the first file has been read and
+    signed, before anything is put in place; the exit status."""
     from fastdkim import cli
     from fastdkim.cli import sign as cli_sign
 
@@ -852,26 +856,31 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
     key = tmp_path / "k.pem"
     key.write_bytes(generate_private_key("ed25519").private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    real = cli_sign._sign_stream
+    calls = []
+
+    def hooked(setup, message):
+        out = real(setup, message)
+        if not calls:
+            meanwhile()
+        calls.append(message)
+        return out
+    monkeypatch.setattr(cli_sign, "_sign_stream", hooked)
+    return cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
+                     "--jobs", "1", "--quiet", str(where)])
+
+
+def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypatch):
     md = tmp_path / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (md / sub).mkdir(parents=True)
     msg = b"From: a@example.com\nSubject: s\n\nbody\n"
     (md / "new" / "1.M1.host").write_bytes(msg)
     (md / "new" / "2.M2.host").write_bytes(msg)
-    real = cli_sign._sign_stream
 
-    calls = []
-
-    def client_files_it(setup, message):
-        out = real(setup, message)
-        if not calls:  # (one job: the files are signed in name order, 1.M1.host first)
-            os.rename(str(md / "new" / "1.M1.host"), str(md / "cur" / "1.M1.host:2,S"))  # the client reads it meanwhile
-        calls.append(message)
-        return out
-    monkeypatch.setattr(cli_sign, "_sign_stream", client_files_it)
-    rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
-                   "--jobs", "1", "--quiet", str(md)])
-    assert rc == 1  # one message reported as not signed
+    def client_files_it():  # the client reads 1.M1.host meanwhile
+        os.rename(str(md / "new" / "1.M1.host"), str(md / "cur" / "1.M1.host:2,S"))
+    assert _sign_in_place_while(tmp_path, monkeypatch, md, client_files_it) == 1  # one message not signed
     files = sorted(os.path.join(s, f) for s in ("cur", "new", "tmp") for f in os.listdir(md / s))
     assert files == ["cur/1.M1.host:2,S", "new/2.M2.host"]
     assert (md / "cur" / "1.M1.host:2,S").read_bytes() == msg
@@ -882,36 +891,20 @@ def test_maildir_message_moved_while_signed_is_not_duplicated(tmp_path, monkeypa
 def test_a_file_written_to_while_signed_in_place_keeps_what_was_written(tmp_path, monkeypatch, swap):
     """A message file appended to (same file, same name) after it was read:
     the signed copy, made from what was read, does not replace it."""
-    from fastdkim import _files, cli
-    from fastdkim.cli import sign as cli_sign
-
-    from fastdkim.keys import generate_private_key
-    from cryptography.hazmat.primitives import serialization
+    from fastdkim import _files
 
     if not swap:
         monkeypatch.setattr(_files, "_exchange", lambda a, b: False)
-    key = tmp_path / "k.pem"
-    key.write_bytes(generate_private_key("ed25519").private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     box = tmp_path / "dir"
     box.mkdir()
     msg = b"From: a@example.com\nSubject: s\n\nbody\n"
     for name in ("1.eml", "2.eml"):
         (box / name).write_bytes(msg)
-    real = cli_sign._sign_stream
-    calls = []
 
-    def writer_appends(setup, message):
-        out = real(setup, message)
-        if not calls:  # (one job, files in name order: 1.eml is being signed)
-            with open(str(box / "1.eml"), "ab") as fh:
-                fh.write(b"more body\n")
-        calls.append(message)
-        return out
-    monkeypatch.setattr(cli_sign, "_sign_stream", writer_appends)
-    rc = cli.main(["sign", "--domain", "example.com", "--selector", "ed", "--key", str(key), "--in-place",
-                   "--jobs", "1", "--quiet", str(box)])
-    assert rc == 1  # one message reported as not signed
+    def writer_appends():  # (1.eml is being signed)
+        with open(str(box / "1.eml"), "ab") as fh:
+            fh.write(b"more body\n")
+    assert _sign_in_place_while(tmp_path, monkeypatch, box, writer_appends) == 1  # one message not signed
     assert sorted(os.listdir(box)) == ["1.eml", "2.eml"]
     assert (box / "1.eml").read_bytes() == msg + b"more body\n"
     assert (box / "2.eml").read_bytes().startswith(b"DKIM-Signature:")

@@ -372,14 +372,7 @@ class MboxLock:
         if made is not None:
             self._dotlock = dotlock
             self._dotlock_id = made
-        try:
-            fcntl.lockf(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            try:
-                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (BlockingIOError, PermissionError):
-                fcntl.lockf(self.fh.fileno(), fcntl.LOCK_UN)
-                raise
-        except (BlockingIOError, PermissionError):
+        if not _lock_both(self.fh.fileno(), fcntl.LOCK_EX):
             self._drop_dotlock()
             return "%s is locked by another program" % self.path
         return None
@@ -389,14 +382,8 @@ class MboxLock:
         import fcntl
 
         try:
-            fcntl.lockf(self.fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            try:
-                fcntl.flock(self.fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except (BlockingIOError, PermissionError):
-                fcntl.lockf(self.fh.fileno(), fcntl.LOCK_UN)
-                raise
-        except (BlockingIOError, PermissionError):
-            return "%s is locked by another program" % self.path
+            if not _lock_both(self.fh.fileno(), fcntl.LOCK_SH):
+                return "%s is locked by another program" % self.path
         except OSError as exc:
             if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
                 return None  # a file system without these locks: read as readers did before them
@@ -465,6 +452,27 @@ class MboxLock:
             self._box = None
             for fh in waiting:  # (descriptors of the file that other MboxLocks gave up on)
                 fh.close()
+
+
+def _lock_both(fd: int, mode: int) -> bool:
+    """Take the ``fcntl`` and the ``flock`` lock of ``mode`` (``LOCK_EX`` or
+    ``LOCK_SH``) on ``fd``, both or neither, without waiting; ``False`` if
+    another holds either.
+
+    :raises OSError: the file system has no such locks (``ENOLCK``), or another error.
+    """
+    import fcntl
+
+    try:
+        fcntl.lockf(fd, mode | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            raise
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
 
 
 def _make_dotlock(dotlock: str) -> Tuple[int, int]:
