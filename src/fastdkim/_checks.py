@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from . import _canon_py, _core
 from ._cache import BoundedCache
 from ._text import is_subdomain, qp_decode, to_a_label_domain
-from ._txt import txt_bytes
+from ._txt import txt_records
 from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
 from .errors import KeyLookupError, MessageFormatError, OptionError, TemporaryLookupError
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, counts_as_key_record, parse_key_record
@@ -491,9 +491,7 @@ class Checks:
             # anything else a key source may hand back: other sequences, a lone
             # record, text, a generator (which may itself fail)
             try:
-                if isinstance(txts, (str, bytes, bytearray, memoryview)):  # one record, not a list
-                    txts = [txts]
-                txts = [txt_bytes(t) for t in (txts or ())]
+                txts = txt_records(txts)
             except (TypeError, UnicodeError) as exc:  # a key source breaking its protocol
                 return (TEMPERROR, "key lookup failed: the key source returned %s" % exc)
             except Exception as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["join_strings", "txt_bytes"]
+__all__ = ["join_strings", "txt_bytes", "txt_records"]
 
 
 def txt_bytes(value: object) -> bytes:
@@ -26,6 +26,19 @@ def txt_bytes(value: object) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise TypeError("a value of type %s where a TXT record (str or bytes) was expected" % type(value).__name__)
+
+
+def txt_records(value: object) -> "list[bytes]":
+    """What a key source answered, as a list of TXT records (bytes): a
+    sequence of records, one record alone (text or bytes), or nothing
+    (``None``, empty).
+
+    :raises TypeError: a record of another type, or ``value`` is not iterable.
+    :raises UnicodeError: text that cannot be encoded.
+    """
+    if isinstance(value, (str, bytes, bytearray, memoryview)):  # one record, not a list
+        value = [value]
+    return [txt_bytes(t) for t in (value or ())]  # type: ignore[attr-defined]
 
 
 def join_strings(strings: Iterable[bytes]) -> bytes:

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._text import to_a_label_domain
-from ._txt import txt_bytes
+from ._txt import txt_records
 from .dmarc_from import author_domain, every_author_domain
 from .dmarc_record import POLICIES, DMARCRecord, is_dmarc_record, parse_dmarc_record
 from .errors import (
@@ -300,10 +300,7 @@ def _records_at(source: Any, domain: str, notes: List[str]) -> Union[List[bytes]
     """The DMARC records at ``_dmarc.<domain>``, or the failure to report."""
     name = "_dmarc." + domain
     try:
-        txts = source.lookup(name)
-        if isinstance(txts, (str, bytes, bytearray, memoryview)):  # (one record, not a list)
-            txts = [txts]
-        records = [txt_bytes(t) for t in (txts or ())]
+        records = txt_records(source.lookup(name))
     except TemporaryLookupError as exc:
         return _Lookup("temperror", "DNS lookup of %s failed: %s" % (name, exc))
     except KeyLookupError as exc:  # a name too long to look up, YXDOMAIN: no record there

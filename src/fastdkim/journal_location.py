@@ -9,6 +9,7 @@ import os
 import stat
 from typing import List, Optional, Tuple
 
+from ._files import fsync_directory
 from .errors import JournalError
 from .journal_format import _read_header
 
@@ -107,11 +108,7 @@ def note_journal(jpath: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, note)
-        fd = os.open(os.path.dirname(note), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(os.path.dirname(note))
     except OSError:
         pass
 
