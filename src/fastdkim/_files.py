@@ -77,7 +77,7 @@ def _not_as_read(st: os.stat_result, expect: FileIdentity) -> str:
     """Why the file whose status is ``st`` is not the file read (``expect``)."""
     if (st.st_dev, st.st_ino) != expect[:2]:
         return "replaced by another program while being signed"
-    return "changed by another program while being signed (it is left as it is now)"
+    return "changed by another program while being signed"
 
 
 def _replace_same(tmp: str, path: str, expect: FileIdentity, remove: Callable[[str], None] = os.unlink) -> None:
@@ -106,7 +106,7 @@ def _replace_same(tmp: str, path: str, expect: FileIdentity, remove: Callable[[s
             except OSError:
                 where = tmp
             err = ReplacedMeanwhile(errno.ESTALE, "%s, then moved; its file is kept as %s"
-                                    % (_not_as_read(st, expect).split(" (")[0], where), path)
+                                    % (_not_as_read(st, expect), where), path)
             err.theirs = where  # (put_in_place must not remove it)
             raise err from None
         raise ReplacedMeanwhile(errno.ESTALE, _not_as_read(st, expect), path)

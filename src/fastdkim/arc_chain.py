@@ -159,8 +159,6 @@ class Chain:
                  max_header_names: int = MAX_H_NAMES) -> None:
         self.fields = fields
         self.result: Optional[ARCResult] = None
-        self._now = 0  # (set by verify)
-        self._skew = 300
         self.top = 0
         self.top_cv: Optional[str] = None
         self.instances: Dict[int, _Instance] = {}
@@ -279,11 +277,11 @@ class Chain:
         """
         if self.result is not None:
             return self.result
-        self._now = int(time.time()) if now is None else int(now)
-        self._skew = clock_skew
+        # (what the time tags are checked against: the time, and the skew allowed)
+        when = (int(time.time()) if now is None else int(now), clock_skew)
         n_top = self.top
         top = self.instances[n_top]
-        status, reason = self._verify_ams(top, hashes_, keys)
+        status, reason = self._verify_ams(top, hashes_, keys, when)
         if status != PASS:
             self._fail("ARC-Message-Signature i=%d: %s" % (n_top, reason))
             assert self.result is not None
@@ -291,13 +289,13 @@ class Chain:
             return self.result
         oldest = n_top
         for n in range(n_top - 1, 0, -1):
-            status, _ = self._verify_ams(self.instances[n], hashes_, keys)
+            status, _ = self._verify_ams(self.instances[n], hashes_, keys, when)
             if status != PASS:
                 break
             oldest = n
         digests = self._seal_digests()
         for n in range(n_top, 0, -1):
-            status, reason = self._verify_seal(self.instances[n], digests[n], keys)
+            status, reason = self._verify_seal(self.instances[n], digests[n], keys, when)
             if status != PASS:
                 self._fail("ARC-Seal i=%d: %s" % (n, reason))
                 assert self.result is not None
@@ -308,18 +306,18 @@ class Chain:
         return self.result
 
     def _verify_ams(self, inst: _Instance, hashes_: Dict[Tuple[bool, Optional[int], str], Tuple[bytes, int]],
-                    keys: "KeyLookup") -> Tuple[str, str]:
+                    keys: "KeyLookup", when: Tuple[int, int]) -> Tuple[str, str]:
         out = inst.outcome
         ams = inst.ams
         if ams is None:  # its tags were refused: the reason is recorded already
             return out.ams_status or FAIL, out.ams_reason
-        status, reason = self._ams_status(inst, ams, hashes_, keys)
+        status, reason = self._ams_status(inst, ams, hashes_, keys, when)
         out.ams_status, out.ams_reason = (PASS if status == PASS else FAIL), reason
         return status, reason
 
     def _ams_status(self, inst: _Instance, ams: AMSTags,
                     hashes_: Dict[Tuple[bool, Optional[int], str], Tuple[bytes, int]],
-                    keys: "KeyLookup") -> Tuple[str, str]:
+                    keys: "KeyLookup", when: Tuple[int, int]) -> Tuple[str, str]:
         signed_from = ams.h.count(b"from")
         if self.from_fields > signed_from:  # a From added above the signed one would pass unnoticed
             return FAIL, "the message has %d From fields, h= covers %d (a From field was added)" % (
@@ -327,7 +325,7 @@ class Chain:
         extra = _canon_py.extra_instance(self.fields, ams.h, _canon_py.SINGLE_FIELDS)
         if extra is not None:  # as for From: what a reader shows may be a field added above the signed one
             return FAIL, extra_reason(extra)
-        late = ams.time_problem(self._now, self._skew)
+        late = ams.time_problem(*when)
         if late is not None:
             return FAIL, late
         key = keys.get(ams.key_name, ams.key_type, ams.hash_name)
@@ -368,11 +366,12 @@ class Chain:
             running.update(relaxed(found[AS][0]))
         return out
 
-    def _verify_seal(self, inst: _Instance, digest: bytes, keys: "KeyLookup") -> Tuple[str, str]:
+    def _verify_seal(self, inst: _Instance, digest: bytes, keys: "KeyLookup", when: Tuple[int, int]
+                     ) -> Tuple[str, str]:
         seal = inst.seal
         assert seal is not None
         out = inst.outcome
-        late = seal.time_problem(self._now, self._skew)
+        late = seal.time_problem(*when)
         if late is not None:
             out.seal_status, out.seal_reason = FAIL, late
             return FAIL, late

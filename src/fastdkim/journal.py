@@ -68,7 +68,8 @@ from .journal_format import (  # noqa: F401 (importable from here)
     BLOCK, COPY, DIGEST, EXTENDED, HEADER, MAGIC, MAGIC_ANY, PHASE_AT, WRITTEN,
     _all_zero, _foreign_block, _Hashing, _old_digests, _read_header, _sha256_of,
 )
-from .journal_location import drop_note, find_journal, find_journals, journal_locations, note_journal, state_dir
+from .journal_location import drop_note, find_journal, find_journals, journal_locations, note_journal, state_dir, \
+    trusted_owners
 from .journal_location import journal_paths_in_state_dir as journal_paths_in_state_dir
 
 __all__ = ["JournalError", "rewrite_in_place", "recover", "find_journal", "journal_locations", "state_dir"]
@@ -297,7 +298,7 @@ def pending_journal(path: str) -> Optional[str]:
         owner: Optional[int] = os.stat(path).st_uid
     except OSError:
         owner = None
-    trusted = {0, os.geteuid(), owner}
+    trusted = trusted_owners(owner)
     for jpath in find_journals(path):
         try:
             if os.lstat(jpath).st_uid in trusted:
@@ -319,7 +320,7 @@ def _open_trusted(jpath: str, mbox_uid: int) -> Optional[BinaryIO]:
         others): the mbox may be half rewritten, so nothing may go on with
         it until someone has looked (the journal is left where it is).
     """
-    trusted = (0, os.geteuid(), mbox_uid)
+    trusted = trusted_owners(mbox_uid)
     try:
         lst = os.lstat(jpath)
     except FileNotFoundError:

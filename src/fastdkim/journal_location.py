@@ -14,7 +14,7 @@ from .errors import JournalError
 from .journal_format import _read_header
 
 __all__ = ["drop_note", "find_journal", "find_journals", "journal_locations", "journal_paths_in_state_dir",
-           "note_journal", "state_dir"]
+           "note_journal", "state_dir", "trusted_owners"]
 
 
 #: root's state directory (and that of users without a home directory)
@@ -163,6 +163,13 @@ def _noted(state_dirs: List[str], key: str, owners: Optional[Tuple[int, ...]] = 
     return out
 
 
+def trusted_owners(mbox_owner: Optional[int]) -> Tuple[int, ...]:
+    """Who may own a journal (or a note of one) that fastdkim acts on for an
+    mbox owned by ``mbox_owner`` (``None``: unknown): root, the user running
+    fastdkim, the mbox's owner."""
+    return (0, os.geteuid()) + ((mbox_owner,) if mbox_owner is not None else ())
+
+
 def find_journals(path: str) -> List[str]:
     """The journals of interrupted rewrites of ``path`` (usually none, at most a few)."""
     real = os.path.realpath(path)
@@ -172,8 +179,7 @@ def find_journals(path: str) -> List[str]:
         owner = None
     beside, _ = journal_locations(real)
     dirs = _state_dirs(owner)
-    trusted = (0, os.geteuid()) + ((owner,) if owner is not None else ())
-    places = [beside] + [os.path.join(sd, _key(real)) for sd in dirs] + _noted(dirs, _key(real), trusted)
+    places = [beside] + [os.path.join(sd, _key(real)) for sd in dirs] + _noted(dirs, _key(real), trusted_owners(owner))
     return [j for j in dict.fromkeys(places) if os.path.lexists(j)]
 
 

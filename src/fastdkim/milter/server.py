@@ -30,7 +30,7 @@ import socket
 import stat
 import sys
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Set
+from typing import Any, Dict, Mapping, Optional, Set
 
 from . import _hup
 from .config import ConfigError, MilterConfig, load_config, parse_socket
@@ -88,8 +88,6 @@ class MilterServer:
         self._server: Optional[asyncio.AbstractServer] = None
         self._stopped: Optional[asyncio.Event] = None
         self._unix_path: Optional[str] = None
-        #: SIGHUPs that came before serving (see serve()): a reload once serving
-        self._early_reload: List[int] = []
         self.bound: Any = None
 
     def current(self) -> Loaded:
@@ -236,8 +234,8 @@ class MilterServer:
                 signals = []
         log.info("listening on %s: %s", self.loaded.config.socket, self.loaded.describe())
         _notify_systemd(b"READY=1")
-        if signals and self._early_reload:  # a SIGHUP that came while starting
-            del self._early_reload[:]
+        if signals and _hup.received:  # a SIGHUP that came while starting (see serve())
+            del _hup.received[:]
             self.reload()
         try:
             await self._stopped.wait()
@@ -298,7 +296,6 @@ def serve(config: MilterConfig, config_path: Optional[str] = None,
         setup_logging(config)
         loaded = load(config)
         server = MilterServer(loaded, config_path, overrides)
-        server._early_reload = _hup.received
 
         async def main() -> None:
             await server.start()
