@@ -20,10 +20,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
 from ._cache import BoundedCache
+from ._pkcs1 import verify_sha256
 from ._text import is_subdomain, qp_decode, to_a_label_domain
 from ._txt import txt_records
 from .canonicalization import ONE_CALL_MAX, digest_body, parse_canonicalization
@@ -52,7 +52,6 @@ _STATIC_TAGS = _canon_py.STATIC_TAGS
 _SINGLE_FIELDS = _canon_py.SINGLE_FIELDS
 _STATIC_LIMIT = 1024
 _PKCS1, _SHA256, _SHA1 = padding.PKCS1v15(), hashes.SHA256(), hashes.SHA1()
-_PREHASHED = Prehashed(_SHA256)
 
 
 def extra_reason(name: str) -> str:
@@ -649,7 +648,8 @@ def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
     try:
         if key.key_type == "rsa":
             if hashed:
-                pub.verify(b, data, _PKCS1, _PREHASHED)
+                if not verify_sha256(pub, key.key_bits, b, data):
+                    raise InvalidSignature
             else:
                 pub.verify(b, data, _PKCS1, _SHA256 if hash_name == "sha256" else _SHA1)
         else:  # ed25519: RFC 8463 signs the SHA-256 of the data

@@ -31,12 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import _canon_py, _core
 from ._checks import Checks, KeyOutcome, check_time, extra_reason, lookup_failure, shared_checks
+from ._pkcs1 import verify_sha256
 from .authres_parse import _DIGITS, _TOKEN, _Parser
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import AuthResError, MessageFormatError
@@ -59,7 +57,6 @@ AAR, AMS, AS = b"arc-authentication-results", b"arc-message-signature", b"arc-se
 ARC_FIELDS: Tuple[bytes, bytes, bytes] = (AAR, AMS, AS)
 
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
-_PKCS1, _PREHASHED = padding.PKCS1v15(), Prehashed(hashes.SHA256())
 
 
 @dataclass
@@ -429,7 +426,8 @@ def _check_signature(key: KeyRecord, b: bytes, digest: bytes) -> Tuple[str, str]
     pub: Any = key.public_key
     try:
         if key.key_type == "rsa":
-            pub.verify(b, digest, _PKCS1, _PREHASHED)
+            if not verify_sha256(pub, key.key_bits, b, digest):
+                raise InvalidSignature
         else:  # ed25519: RFC 8463 signs the SHA-256 of the data
             pub.verify(b, digest)
     except InvalidSignature:
