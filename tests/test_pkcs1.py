@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import warnings
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -52,8 +53,8 @@ def test_genuine_signatures_verify(bits):
     for i in range(8):
         digest = hashlib.sha256(b"%d" % i).digest()
         sig = key.sign(digest, PKCS1, PREHASHED)
-        assert verify_sha256(pub, pub.key_size, sig, digest)
-        assert not verify_sha256(pub, pub.key_size, sig, hashlib.sha256(b"other").digest())
+        assert verify_sha256(pub, sig, digest)
+        assert not verify_sha256(pub, sig, hashlib.sha256(b"other").digest())
 
 
 def test_a_signature_without_its_leading_zero_octet_fails():
@@ -71,10 +72,10 @@ def test_a_signature_without_its_leading_zero_octet_fails():
     else:  # pragma: no cover (one in 256 signatures has one)
         pytest.fail("no signature with a leading zero octet among 5000")
     assert pub.recover_data_from_signature(sig[1:], PKCS1, None) == SHA256_DIGEST_INFO + digest
-    assert verify_sha256(pub, 2048, sig, digest)
-    assert not verify_sha256(pub, 2048, sig[1:], digest)
+    assert verify_sha256(pub, sig, digest)
+    assert not verify_sha256(pub, sig[1:], digest)
     assert not reference(pub, sig[1:], digest)
-    assert not verify_sha256(pub, 2048, b"\x00" + sig, digest)
+    assert not verify_sha256(pub, b"\x00" + sig, digest)
 
 
 def test_the_encoded_message_is_compared_whole():
@@ -85,7 +86,7 @@ def test_the_encoded_message_is_compared_whole():
     digest = hashlib.sha256(b"message").digest()
     size = 256
     good = encoded(size, SHA256_DIGEST_INFO + digest)
-    assert verify_sha256(pub, 2048, raw_signature(key, good), digest)
+    assert verify_sha256(pub, raw_signature(key, good), digest)
     no_null = bytes.fromhex("302f300b0609608648016503040201") + b"\x04\x20" + digest
     sha1_info = bytes.fromhex("3021300906052b0e03021a05000414") + digest[:20]
     bad = [
@@ -103,7 +104,7 @@ def test_the_encoded_message_is_compared_whole():
     for em in bad:
         assert len(em) == size
         sig = raw_signature(key, em)
-        assert not verify_sha256(pub, 2048, sig, digest), em.hex()
+        assert not verify_sha256(pub, sig, digest), em.hex()
         assert not reference(pub, sig, digest)
 
 
@@ -124,7 +125,7 @@ def test_a_low_exponent_forgery_fails():
     sig = s.to_bytes(256, "big")
     recovered = pub.recover_data_from_signature(sig, PKCS1, None)
     assert recovered.startswith(SHA256_DIGEST_INFO + digest)  # the padding check alone passes it
-    assert not verify_sha256(pub, 2048, sig, digest)
+    assert not verify_sha256(pub, sig, digest)
     assert not reference(pub, sig, digest)
 
 
@@ -154,9 +155,9 @@ def test_mangled_signatures_answer_as_cryptography_does():
             mangled[rng.randrange(256)] ^= 1 << rng.randrange(8)
         cases.append(bytes(mangled))
     for case in cases:
-        assert verify_sha256(pub, 2048, case, digest) == reference(pub, case, digest)
-    assert not verify_sha256(pub, 2048, sig, digest[:31])
-    assert not verify_sha256(pub, 2048, sig, digest + b"\x00")
+        assert verify_sha256(pub, case, digest) == reference(pub, case, digest)
+    assert not verify_sha256(pub, sig, digest[:31])
+    assert not verify_sha256(pub, sig, digest + b"\x00")
 
 
 def test_a_message_whose_signature_lost_its_leading_zero_fails():
@@ -182,3 +183,19 @@ def test_a_message_whose_signature_lost_its_leading_zero_fails():
     for message in (forged + msg, (forged + msg).replace(b"\r\n", b"\n")):
         [got] = fastdkim.verify(message, keys=keys)
         assert got.status == "fail", got
+
+
+def test_bytes_like_signatures_and_no_warnings():
+    """Any bytes-like signature and digest are taken, as ``verify`` takes
+    them, and a verification warns of nothing (a deprecation warning per
+    call would reach every caller running with warnings as errors)."""
+    key = rsa_key_of_bits(2048)
+    pub = key.public_key()
+    digest = hashlib.sha256(b"bytes-like").digest()
+    sig = key.sign(digest, PKCS1, PREHASHED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for s in (sig, bytearray(sig), memoryview(sig)):
+            for d in (digest, bytearray(digest), memoryview(digest)):
+                assert verify_sha256(pub, s, d)
+        assert not verify_sha256(pub, bytearray(sig[1:]), digest)

@@ -648,7 +648,7 @@ def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
     try:
         if key.key_type == "rsa":
             if hashed:
-                if not verify_sha256(pub, key.key_bits, b, data):
+                if not verify_sha256(pub, b, data):
                     raise InvalidSignature
             else:
                 pub.verify(b, data, _PKCS1, _SHA256 if hash_name == "sha256" else _SHA1)

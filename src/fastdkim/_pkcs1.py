@@ -14,8 +14,10 @@ verification of a small message.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 __all__ = ["SHA256_DIGEST_INFO", "verify_sha256"]
 
@@ -24,19 +26,24 @@ __all__ = ["SHA256_DIGEST_INFO", "verify_sha256"]
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 _PKCS1 = padding.PKCS1v15()
+#: "no DigestInfo to check: hand back what the padding holds" (``None`` in
+#: cryptography releases before ``NoDigestInfo``, where ``None`` is deprecated)
+_RAW: Optional[Any] = utils.NoDigestInfo() if hasattr(utils, "NoDigestInfo") else None
 
 
-def verify_sha256(key: rsa.RSAPublicKey, key_bits: int, signature: bytes, digest: bytes) -> bool:
-    """Whether *signature* is the RSASSA-PKCS1-v1_5 signature under *key*
-    (of *key_bits* bits) of the data whose SHA-256 is *digest*.
+def verify_sha256(key: rsa.RSAPublicKey, signature: bytes, digest: bytes) -> bool:
+    """Whether *signature* (bytes-like) is the RSASSA-PKCS1-v1_5 signature
+    under *key* of the data whose SHA-256 is *digest*.
 
     :raises ValueError: what ``cryptography`` raises for a key it cannot
         use.
     """
-    if len(signature) != (key_bits + 7) >> 3:  # step 1: exactly as long as the modulus
+    if len(signature) != (key.key_size + 7) >> 3:  # step 1: exactly as long as the modulus
         return False
+    if type(signature) is not bytes:
+        signature = bytes(signature)
     try:
-        encoded = key.recover_data_from_signature(signature, _PKCS1, None)
+        encoded = key.recover_data_from_signature(signature, _PKCS1, _RAW)
     except InvalidSignature:
         return False
-    return len(digest) == 32 and encoded == SHA256_DIGEST_INFO + digest
+    return len(digest) == 32 and encoded == SHA256_DIGEST_INFO + bytes(digest)

@@ -426,7 +426,7 @@ def _check_signature(key: KeyRecord, b: bytes, digest: bytes) -> Tuple[str, str]
     pub: Any = key.public_key
     try:
         if key.key_type == "rsa":
-            if not verify_sha256(pub, key.key_bits, b, digest):
+            if not verify_sha256(pub, b, digest):
                 raise InvalidSignature
         else:  # ed25519: RFC 8463 signs the SHA-256 of the data
             pub.verify(b, digest)
