@@ -33,7 +33,9 @@ pieces.  The body itself is never kept: memory is bounded by the block size.
 A large relaxed body (a first ``update()`` of ``HASH_THREAD_MIN`` octets or
 more) is hashed on a second, native thread instead, with OpenSSL's SHA-256
 from the library hashlib loaded, while this thread canonicalizes the next of
-a ring of four 256 KiB blocks (_pipe.h); ``FASTDKIM_HASH_THREAD=0`` (read at
+a ring of four 256 KiB blocks (_pipe.h); the long verbatim runs hashed in
+place on one thread are hashed in place by that thread too, in the caller's
+buffer, before ``update()`` returns.  ``FASTDKIM_HASH_THREAD=0`` (read at
 import) turns that off.
 
 The module is this file plus the parts it includes, one concept each:

@@ -12,9 +12,17 @@
  * dl_iterate_phdr, fdk_pipe_load() fails and BodyHasher hashes on the
  * caller's thread as always.
  *
+ * What the worker hashes is a queue of entries, each a stretch of memory:
+ * the filled part of a ring block, or (fdk_pipe_publish_ref) a long verbatim
+ * run of the caller's own buffer, which relaxed canonicalization leaves as
+ * it is (base64 parts, mostly): hashed where it lies instead of copied, so
+ * that the worker reads it as one core's SHA-256 would, not from the cache
+ * of the core that copied it.  The producer waits for its references to be
+ * hashed (fdk_pipe_drain) before the caller's buffer may go.
+ *
  * A pipe is used by one producer thread (the BodyHasher's caller, serialized
- * by its busy flag) and its one worker.  head (slots published) is written by
- * the producer only, tail (slots hashed) by the worker only; each waits on
+ * by its busy flag) and its one worker.  head (entries published) is written
+ * by the producer only, tail (entries hashed) by the worker only; each waits on
  * the other by polling for up to FDK_PIPE_SPIN_NS (yielding the CPU to any
  * thread that can run), then on the condition variable (every change
  * of head, tail or stop is followed by a broadcast under the mutex, so no
@@ -32,6 +40,7 @@
 
 #define FDK_PIPE_SLOTS 4
 #define FDK_PIPE_BLOCK (256 * 1024)
+#define FDK_PIPE_ENTRIES 64
 
 #if FDK_HAVE_EVP /* (the same platforms: POSIX threads beside dl_iterate_phdr) */
 #define FDK_HAVE_PIPE 1
@@ -57,14 +66,23 @@
  * hashes): polling keeps the ring full.  Longer waits (a worker descheduled,
  * a caller reading its next chunk from disk) sleep. */
 #define FDK_PIPE_SPIN_NS 300000
+/* How long the producer polls for the worker to hash the runs it handed
+ * over from the caller's buffer before update() returns: a whole chunk of
+ * the library's (1 MiB) at a slow SHA-256 (500 MB/s).  The producer has
+ * nothing else to do meanwhile, and a sleep there costs a wake-up per chunk,
+ * on the path every large body takes. */
+#define FDK_PIPE_DRAIN_SPIN_NS 2000000
 
 
 typedef struct {
     void *ctx;                        /* the EVP context: the worker's alone while it runs */
     unsigned char *mem;               /* the ring, FDK_PIPE_SLOTS blocks */
-    Py_ssize_t len[FDK_PIPE_SLOTS];   /* octets published in each slot */
-    uint64_t head;                    /* slots published: written by the producer */
-    uint64_t tail;                    /* slots hashed: written by the worker */
+    const unsigned char *at[FDK_PIPE_ENTRIES]; /* each entry's octets ... */
+    Py_ssize_t len[FDK_PIPE_ENTRIES]; /* ... and their number */
+    uint64_t used[FDK_PIPE_SLOTS];    /* per ring block: 1 + the entry that last took it, or 0 */
+    int slot;                         /* the ring block being filled (producer) */
+    uint64_t head;                    /* entries published: written by the producer */
+    uint64_t tail;                    /* entries hashed: written by the worker */
     int stop;                         /* no more slots: the worker ends when the ring is empty */
     int failed;                       /* an EVP call failed */
     int started;                      /* the worker was started and not yet joined */
@@ -108,9 +126,9 @@ static inline int64_t fdk_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Poll until *p >= v (or, with stop, *stop is set) or FDK_PIPE_SPIN_NS have
- * passed; returns the last value read.  The clock is read every 64 polls. */
-static uint64_t fdk_poll_until(const uint64_t *p, uint64_t v, const int *stop)
+/* Poll until *p >= v (or, with stop, *stop is set) or spin_ns have passed;
+ * returns the last value read.  The clock is read every 64 polls. */
+static uint64_t fdk_poll_until(const uint64_t *p, uint64_t v, const int *stop, int64_t spin_ns)
 {
     int64_t until = 0;
     uint64_t x;
@@ -123,7 +141,7 @@ static uint64_t fdk_poll_until(const uint64_t *p, uint64_t v, const int *stop)
             int64_t now = fdk_now_ns();
             sched_yield(); /* another thread that can run here comes first */
             if (until == 0)
-                until = now + FDK_PIPE_SPIN_NS;
+                until = now + spin_ns;
             else if (now >= until)
                 return x;
         }
@@ -149,7 +167,7 @@ static void *fdk_pipe_main(void *arg)
     uint64_t t = p->tail;
     for (;;) {
         if (fdk_ld(&p->head) == t) {
-            if (fdk_poll_until(&p->head, t + 1, &p->stop) == t) {  /* (head only grows from t) */
+            if (fdk_poll_until(&p->head, t + 1, &p->stop, FDK_PIPE_SPIN_NS) == t) {  /* (head only grows from t) */
                 pthread_mutex_lock(&p->mu);
                 while (fdk_ld(&p->head) == t && !fdk_ld_int(&p->stop))
                     pthread_cond_wait(&p->cv, &p->mu);
@@ -159,9 +177,8 @@ static void *fdk_pipe_main(void *arg)
             }
         }
         {
-            int s = (int)(t % FDK_PIPE_SLOTS);
-            if (!p->failed &&
-                fdk_evp.update(p->ctx, p->mem + (size_t)s * FDK_PIPE_BLOCK, (size_t)p->len[s]) != 1)
+            int e = (int)(t % FDK_PIPE_ENTRIES);
+            if (!p->failed && fdk_evp.update(p->ctx, p->at[e], (size_t)p->len[e]) != 1)
                 p->failed = 1;
         }
         t += 1;
@@ -217,10 +234,11 @@ static inline int fdk_pipe_usable(const fdk_pipe_t *p)
     return p->started && p->gen == fdk_fork_generation();
 }
 
-/* Wait until the worker has hashed at least `want` slots. */
-static void fdk_pipe_wait_tail(fdk_pipe_t *p, uint64_t want)
+/* Wait until the worker has hashed at least `want` entries, polling for up
+ * to spin_ns first. */
+static void fdk_pipe_wait_tail_for(fdk_pipe_t *p, uint64_t want, int64_t spin_ns)
 {
-    if (fdk_poll_until(&p->tail, want, NULL) >= want)
+    if (fdk_poll_until(&p->tail, want, NULL, spin_ns) >= want)
         return;
     pthread_mutex_lock(&p->mu);
     while (fdk_ld(&p->tail) < want)
@@ -228,21 +246,47 @@ static void fdk_pipe_wait_tail(fdk_pipe_t *p, uint64_t want)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Publish the first n octets of the slot being filled (n may be 0: the slot
- * is reused) and make the next free slot the one being filled. */
-static void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n)
+static void fdk_pipe_wait_tail(fdk_pipe_t *p, uint64_t want) { fdk_pipe_wait_tail_for(p, want, FDK_PIPE_SPIN_NS); }
+
+/* Wait until the worker has hashed the runs handed over up to entry `want`
+ * (fdk_pipe_publish_ref's value). */
+static void fdk_pipe_drain(fdk_pipe_t *p, uint64_t want) { fdk_pipe_wait_tail_for(p, want, FDK_PIPE_DRAIN_SPIN_NS); }
+
+/* Queue the n octets at `at` for the worker (n > 0), once the queue has room:
+ * returns the number of entries published, this one included. */
+static uint64_t fdk_pipe_enqueue(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n)
 {
     uint64_t h = p->head;
+    if (h >= FDK_PIPE_ENTRIES)
+        fdk_pipe_wait_tail(p, h - FDK_PIPE_ENTRIES + 1); /* entry h % ENTRIES is free again */
+    p->at[h % FDK_PIPE_ENTRIES] = at;
+    p->len[h % FDK_PIPE_ENTRIES] = n;
+    h += 1;
+    fdk_st(&p->head, h);
+    fdk_pipe_wake(p);
+    return h;
+}
+
+/* Publish the first n octets of the ring block being filled (n may be 0: the
+ * block is reused) and make the next ring block, once free, the one being
+ * filled. */
+static void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n)
+{
     if (n > 0) {
-        p->len[h % FDK_PIPE_SLOTS] = n;
-        h += 1;
-        fdk_st(&p->head, h);
-        fdk_pipe_wake(p);
-        if (h >= FDK_PIPE_SLOTS)
-            fdk_pipe_wait_tail(p, h - FDK_PIPE_SLOTS + 1); /* slot h % SLOTS is free again */
+        p->used[p->slot] = fdk_pipe_enqueue(p, p->cur, n);
+        p->slot = (p->slot + 1) % FDK_PIPE_SLOTS;
+        if (p->used[p->slot])
+            fdk_pipe_wait_tail(p, p->used[p->slot]); /* its last entry is hashed */
+        p->cur = p->mem + (size_t)p->slot * FDK_PIPE_BLOCK;
     }
-    p->cur = p->mem + (size_t)(h % FDK_PIPE_SLOTS) * FDK_PIPE_BLOCK;
     p->fill = 0;
+}
+
+/* Publish the n octets at `at` (n > 0), memory of the caller's that must stay
+ * as it is until fdk_pipe_drain(p, returned value) returns. */
+static uint64_t fdk_pipe_publish_ref(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n)
+{
+    return fdk_pipe_enqueue(p, at, n);
 }
 
 /* Everything is published: wait for the worker to hash it, stop it and
@@ -291,6 +335,12 @@ static unsigned long fdk_fork_generation(void) { return 0; }
 static int fdk_pipe_start(fdk_pipe_t *p) { (void)p; return -1; }
 static inline int fdk_pipe_usable(const fdk_pipe_t *p) { (void)p; return 0; }
 static void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) { (void)p; (void)n; }
+static uint64_t fdk_pipe_publish_ref(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n)
+{
+    (void)p; (void)at; (void)n;
+    return 0;
+}
+static void fdk_pipe_drain(fdk_pipe_t *p, uint64_t want) { (void)p; (void)want; }
 static int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) { (void)p; (void)digest; return -1; }
 static void fdk_pipe_free(fdk_pipe_t *p) { (void)p; }
 

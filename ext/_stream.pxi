@@ -14,6 +14,8 @@ cdef extern from "_pipe.h":
     int fdk_pipe_start(fdk_pipe_t *p) noexcept nogil
     int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
     void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) noexcept nogil
+    uint64_t fdk_pipe_publish_ref(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n) noexcept nogil
+    void fdk_pipe_drain(fdk_pipe_t *p, uint64_t want) noexcept nogil
     int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) noexcept nogil
     void fdk_pipe_free(fdk_pipe_t *p) noexcept nogil
 
@@ -365,38 +367,49 @@ cdef class BodyHasher:
                 self._hash_mem(b + aux, i - aux)
 
     cdef int _process_piped(self, const unsigned char *b, Py_ssize_t n) except -1:
-        """_process with the hash on the pipe's thread: every canonical octet
-        goes through the pipe's ring (the caller's buffer is not used after the
-        call returns)."""
-        cdef Py_ssize_t i = 0, o, o0, aux = 0, k, take
+        """_process with the hash on the pipe's thread: canonical octets go
+        through the pipe's ring, and the verbatim runs that the one-thread
+        path hashes in place are handed to the thread where they lie (it
+        hashes them before this returns: the caller's buffer is not used
+        after the call).  The input is taken _PIPE_SLICE octets at a time, so
+        that the thread gets its first run of a chunk early."""
+        cdef Py_ssize_t i = 0, o, o0, aux = 0, end, take
         cdef int r
         cdef fdk_pipe_t *p = &self._pipe
         cdef canon_t *st = &self._s
         cdef uint64_t length = self._length
         cdef uint64_t fed = self._fed
         cdef uint64_t lim = self._lim
+        cdef uint64_t refs = 0  # entries published up to the last run handed over
         cdef bint has_lim = self._has_limit
         with nogil:
             while True:
+                end = n if n - i <= _PIPE_SLICE else i + _PIPE_SLICE
                 o = p.fill
                 o0 = o
-                r = _engine(st, b, n, &i, p.cur, FDK_PIPE_BLOCK, &o, _ZC_MIN, &aux)
+                r = _engine(st, b, end, &i, p.cur, FDK_PIPE_BLOCK, &o, _ZC_MIN, &aux)
                 p.fill = o
                 length += <uint64_t>(o - o0)
                 if r == _DONE:
-                    break
-                if r == _RUN:  # a run the one-thread path hashes in place: copied into the ring
+                    if i >= n:
+                        break
+                elif r == _RUN:  # a run the one-thread path hashes in place: hashed in place there too
                     length += <uint64_t>(i - aux)
-                    k = aux
-                    while k < i:
-                        if p.fill == FDK_PIPE_BLOCK:
-                            _pipe_push(p, &fed, has_lim, lim)
-                        take = min(i - k, FDK_PIPE_BLOCK - p.fill)
-                        memcpy(p.cur + p.fill, b + k, <size_t>take)
-                        p.fill += take
-                        k += take
+                    if p.fill:
+                        _pipe_push(p, &fed, has_lim, lim)  # (what comes before it first)
+                    take = i - aux
+                    if has_lim:
+                        if fed >= lim:
+                            take = 0
+                        elif <uint64_t>take > lim - fed:
+                            take = <Py_ssize_t>(lim - fed)
+                    if take > 0:
+                        fed += <uint64_t>take
+                        refs = fdk_pipe_publish_ref(p, b + aux, take)
                 else:
                     _pipe_push(p, &fed, has_lim, lim)
+            if refs:
+                fdk_pipe_drain(p, refs)
         self._length = length
         self._fed = fed
         return 0

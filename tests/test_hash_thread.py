@@ -317,3 +317,48 @@ def test_large_bodies_side_by_side_get_a_thread_only_where_a_core_is_free(thread
     del fourth  # dropped half-way: its thread ends, its share with it
     gc.collect()
     assert load() == (0, 0)
+
+
+@st.composite
+def runs_and_text(draw: st.DrawFn) -> bytes:
+    """Long verbatim runs (which the thread hashes where they lie, in the
+    caller's buffer) between stretches that canonicalization changes."""
+    rng = random.Random(draw(st.integers(0, 2 ** 32)))
+    parts = []
+    for _ in range(draw(st.integers(1, 6))):
+        if draw(st.booleans()):  # base64-like lines: one verbatim run
+            line = draw(st.sampled_from([76, 1000, 70000]))
+            raw = base64.b64encode(rng.randbytes(draw(st.integers(16 * 1024, 300 * 1024))))
+            parts.append(b"\r\n".join(raw[i:i + line] for i in range(0, len(raw), line)) + b"\r\n")
+        else:
+            parts.append(draw(_pattern) * draw(st.integers(1, 3000)))
+    return b"".join(parts)
+
+
+@SETTINGS
+@given(data=runs_and_text(), cuts=st.lists(st.integers(0, 1 << 21), max_size=8),
+       limit=st.one_of(st.none(), st.integers(0, 2 * 1024 * 1024)))
+def test_runs_hashed_where_they_lie_against_pure(threaded_core, pure_core, data: bytes, cuts: List[int],
+                                                 limit: Optional[int]) -> None:
+    chunks = _split(data, cuts)
+    got = _digest(threaded_core, chunks, limit)
+    assert got[3]
+    assert got[:3] == _reference(pure_core, data, limit)
+
+
+def test_the_callers_buffer_is_free_when_update_returns(threaded_core, pure_core) -> None:
+    """The verbatim runs handed to the thread are hashed before ``update()``
+    returns: a buffer overwritten right after the call changes nothing."""
+    rng = random.Random(11)
+    raw = base64.b64encode(rng.randbytes(3 * 1024 * 1024))
+    data = b"\r\n".join(raw[i:i + 76] for i in range(0, len(raw), 76)) + b"\r\n"
+    h = threaded_core.BodyHasher(True)
+    chunk = 1 << 20
+    buf = bytearray(chunk)
+    for i in range(0, len(data), chunk):
+        piece = data[i:i + chunk]
+        buf[:] = piece
+        h.update(memoryview(buf)[:len(piece)])
+        assert h.threaded
+        buf[:] = b"\x00 \t" * (chunk // 3) + b"\x00" * (chunk % 3)  # at once: nothing of it may be hashed
+    assert h.digest() == _reference(pure_core, data)[0]
