@@ -89,11 +89,11 @@ typedef struct {
     int slot;                         /* the ring block being filled (producer) */
     uint64_t head;                    /* entries published: written by the producer */
     uint64_t tail;                    /* entries hashed: written by the worker */
-    int stop;                         /* no more slots: the worker ends when the ring is empty */
+    int stop;                         /* no more entries: the worker ends when the queue is empty */
     int failed;                       /* an EVP call failed */
     int started;                      /* the worker was started and not yet joined */
     unsigned long gen;                /* fork generation the worker belongs to */
-    unsigned char *cur;               /* the slot being filled (producer) */
+    unsigned char *cur;               /* the ring block being filled (producer) */
     Py_ssize_t fill;                  /* octets in it */
 #if FDK_HAVE_PIPE
     pthread_t thread;

@@ -372,8 +372,11 @@ cdef class BodyHasher:
         path hashes in place are handed to the thread where they lie (it
         hashes them before this returns: the caller's buffer is not used
         after the call).  The input is taken _PIPE_SLICE octets at a time, so
-        that the thread gets its first run of a chunk early."""
-        cdef Py_ssize_t i = 0, o, o0, aux = 0, end, take
+        that the thread gets its first run of a chunk early.  An update()
+        shorter than _REF_MIN copies its runs as before: waiting for the
+        thread at its end would cost more than the copy, for pieces that
+        small."""
+        cdef Py_ssize_t i = 0, o, o0, aux = 0, end, take, k
         cdef int r
         cdef fdk_pipe_t *p = &self._pipe
         cdef canon_t *st = &self._s
@@ -382,6 +385,7 @@ cdef class BodyHasher:
         cdef uint64_t lim = self._lim
         cdef uint64_t refs = 0  # entries published up to the last run handed over
         cdef bint has_lim = self._has_limit
+        cdef bint by_ref = n >= _REF_MIN
         with nogil:
             while True:
                 end = n if n - i <= _PIPE_SLICE else i + _PIPE_SLICE
@@ -393,7 +397,7 @@ cdef class BodyHasher:
                 if r == _DONE:
                     if i >= n:
                         break
-                elif r == _RUN:  # a run the one-thread path hashes in place: hashed in place there too
+                elif r == _RUN and by_ref:  # a run the one-thread path hashes in place: there too
                     length += <uint64_t>(i - aux)
                     if p.fill:
                         _pipe_push(p, &fed, has_lim, lim)  # (what comes before it first)
@@ -406,6 +410,16 @@ cdef class BodyHasher:
                     if take > 0:
                         fed += <uint64_t>take
                         refs = fdk_pipe_publish_ref(p, b + aux, take)
+                elif r == _RUN:  # (a short update: the run copied through the ring)
+                    length += <uint64_t>(i - aux)
+                    k = aux
+                    while k < i:
+                        if p.fill == FDK_PIPE_BLOCK:
+                            _pipe_push(p, &fed, has_lim, lim)
+                        take = min(i - k, FDK_PIPE_BLOCK - p.fill)
+                        memcpy(p.cur + p.fill, b + k, <size_t>take)
+                        p.fill += take
+                        k += take
                 else:
                     _pipe_push(p, &fed, has_lim, lim)
             if refs:

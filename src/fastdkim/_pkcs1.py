@@ -38,12 +38,14 @@ def verify_sha256(key: rsa.RSAPublicKey, signature: bytes, digest: bytes) -> boo
     :raises ValueError: what ``cryptography`` raises for a key it cannot
         use.
     """
-    if len(signature) != (key.key_size + 7) >> 3:  # step 1: exactly as long as the modulus
-        return False
     if type(signature) is not bytes:
         signature = bytes(signature)
+    if type(digest) is not bytes:
+        digest = bytes(digest)
+    if len(signature) != (key.key_size + 7) >> 3 or len(digest) != 32:  # step 1: as long as the modulus
+        return False
     try:
         encoded = key.recover_data_from_signature(signature, _PKCS1, _RAW)
     except InvalidSignature:
         return False
-    return len(digest) == 32 and encoded == SHA256_DIGEST_INFO + bytes(digest)
+    return encoded == SHA256_DIGEST_INFO + digest
