@@ -397,29 +397,29 @@ cdef class BodyHasher:
                 if r == _DONE:
                     if i >= n:
                         break
-                elif r == _RUN and by_ref:  # a run the one-thread path hashes in place: there too
+                elif r == _RUN:  # a run the one-thread path hashes in place
                     length += <uint64_t>(i - aux)
-                    if p.fill:
-                        _pipe_push(p, &fed, has_lim, lim)  # (what comes before it first)
-                    take = i - aux
-                    if has_lim:
-                        if fed >= lim:
-                            take = 0
-                        elif <uint64_t>take > lim - fed:
-                            take = <Py_ssize_t>(lim - fed)
-                    if take > 0:
-                        fed += <uint64_t>take
-                        refs = fdk_pipe_publish_ref(p, b + aux, take)
-                elif r == _RUN:  # (a short update: the run copied through the ring)
-                    length += <uint64_t>(i - aux)
-                    k = aux
-                    while k < i:
-                        if p.fill == FDK_PIPE_BLOCK:
-                            _pipe_push(p, &fed, has_lim, lim)
-                        take = min(i - k, FDK_PIPE_BLOCK - p.fill)
-                        memcpy(p.cur + p.fill, b + k, <size_t>take)
-                        p.fill += take
-                        k += take
+                    if by_ref:  # hashed in place there too
+                        if p.fill:
+                            _pipe_push(p, &fed, has_lim, lim)  # (what comes before it first)
+                        take = i - aux
+                        if has_lim:
+                            if fed >= lim:
+                                take = 0
+                            elif <uint64_t>take > lim - fed:
+                                take = <Py_ssize_t>(lim - fed)
+                        if take > 0:
+                            fed += <uint64_t>take
+                            refs = fdk_pipe_publish_ref(p, b + aux, take)
+                    else:  # (a short update: the run copied through the ring)
+                        k = aux
+                        while k < i:
+                            if p.fill == FDK_PIPE_BLOCK:
+                                _pipe_push(p, &fed, has_lim, lim)
+                            take = min(i - k, FDK_PIPE_BLOCK - p.fill)
+                            memcpy(p.cur + p.fill, b + k, <size_t>take)
+                            p.fill += take
+                            k += take
                 else:
                     _pipe_push(p, &fed, has_lim, lim)
             if refs:
