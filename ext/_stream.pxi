@@ -11,13 +11,14 @@ cdef extern from "_pipe.h":
         Py_ssize_t fill
     int fdk_pipe_load() noexcept
     unsigned long fdk_fork_generation() noexcept nogil
-    int fdk_pipe_start(fdk_pipe_t *p) noexcept nogil
+    fdk_pipe_t *fdk_pipe_get() noexcept nogil
     int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
     void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) noexcept nogil
     uint64_t fdk_pipe_publish_ref(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n) noexcept nogil
     void fdk_pipe_drain(fdk_pipe_t *p, uint64_t want) noexcept nogil
     int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) noexcept nogil
-    void fdk_pipe_free(fdk_pipe_t *p) noexcept nogil
+    void fdk_pipe_put(fdk_pipe_t *p, int keep) noexcept nogil
+    int fdk_pipe_kept() noexcept nogil
 
 
 def _cpu_count():
@@ -39,6 +40,7 @@ def _pipe_min_from_env(value, cpus):
 
 cdef enum:
     _PIPE_MIN = 524288   # first update() this long: a large body, worth a hashing thread
+    _PIPES_KEPT_MAX = 64 # hashing threads kept asleep for the next large bodies, at most
 
 #: The CPUs this process may run on, and how many of them its hashers of large
 #: bodies keep busy: a hasher with a thread of its own takes two, one hashing
@@ -65,6 +67,11 @@ cdef inline void _counts_here() noexcept:
 def _hash_thread_load():
     """(hashers with a hashing thread, large bodies hashed inline) now; for tests."""
     return _pipes_live, _large_serial
+
+
+def _hash_threads_kept():
+    """Hashing threads kept asleep for the next large body now; for tests."""
+    return fdk_pipe_kept()
 
 
 def _set_hash_thread_cores(n):
@@ -204,7 +211,9 @@ cdef class BodyHasher:
     ``HASH_THREAD_MIN`` octets (a large body) hashes on a second thread while
     the caller's thread canonicalizes the next block (``threaded`` says so),
     where the process's other large bodies leave a core free for it; the
-    result is the same.  Such a hasher cannot be carried on in a child of
+    result is the same.  The thread is kept, asleep, for the process's next
+    large body (as many as may run at once, up to 64, each with its 1 MiB
+    ring).  Such a hasher cannot be carried on in a child of
     ``fork()`` (``RuntimeError``); a new one can.
 
     :raises RuntimeError: (``update``, ``digest``) used from two threads at
@@ -230,7 +239,7 @@ cdef class BodyHasher:
     cdef bint _large        # a large body hashed on the caller's thread (counted in _large_serial)
     cdef unsigned long _gen  # _counts_gen when it was counted
     cdef bint _failed       # the hashing thread's SHA-256 failed: no digest, ever
-    cdef fdk_pipe_t _pipe
+    cdef fdk_pipe_t *_pipe  # (NULL unless _piped)
 
     def __cinit__(self, *args, **kwargs):
         self._buf = <unsigned char *>malloc(_BLOCK)
@@ -248,7 +257,9 @@ cdef class BodyHasher:
         _counts_here()
         cdef bint here = self._gen == _counts_gen
         if self._piped:
-            fdk_pipe_free(&self._pipe)
+            # kept for the next large body: as many as may run at once
+            fdk_pipe_put(self._pipe, min(_cores // 2, _PIPES_KEPT_MAX))
+            self._pipe = NULL
             self._piped = False
             if here:
                 _pipes_live -= 1
@@ -378,7 +389,7 @@ cdef class BodyHasher:
         small."""
         cdef Py_ssize_t i = 0, o, o0, aux = 0, end, take, k
         cdef int r
-        cdef fdk_pipe_t *p = &self._pipe
+        cdef fdk_pipe_t *p = self._pipe
         cdef canon_t *st = &self._s
         cdef uint64_t length = self._length
         cdef uint64_t fed = self._fed
@@ -432,7 +443,7 @@ cdef class BodyHasher:
         """Raise if the hashing thread failed, or is not in this process."""
         if self._failed:
             raise RuntimeError("SHA-256 failed in the hashing thread")
-        if self._piped and not fdk_pipe_usable(&self._pipe):
+        if self._piped and not fdk_pipe_usable(self._pipe):
             raise RuntimeError("this BodyHasher cannot go on in a forked child: its hashing thread "
                                "stayed in the parent process")
         return 0
@@ -444,7 +455,9 @@ cdef class BodyHasher:
         global _pipes_live, _large_serial
         _counts_here()
         self._gen = _counts_gen
-        if (_pipes_live + 1) * 2 + _large_serial <= _cores and fdk_pipe_start(&self._pipe) == 0:
+        if (_pipes_live + 1) * 2 + _large_serial <= _cores:
+            self._pipe = fdk_pipe_get()
+        if self._pipe != NULL:
             self._piped = True
             _pipes_live += 1
         else:
@@ -481,7 +494,7 @@ cdef class BodyHasher:
         cdef Py_ssize_t o, o0, aux = 0
         cdef int r, rc
         cdef unsigned char out[32]
-        cdef fdk_pipe_t *p = &self._pipe
+        cdef fdk_pipe_t *p = self._pipe
         cdef canon_t *st = &self._s
         cdef uint64_t length = self._length
         cdef uint64_t fed = self._fed

@@ -211,6 +211,7 @@ _CHILD = textwrap.dedent("""
     import gc, hashlib, os, sys
     from fastdkim import _canon
     _canon._set_hash_thread_min(1)
+    _canon._set_hash_thread_cores(8)  # two threads at once, whatever this machine has
     data = b"a \\t b\\r\\n" * 300000
     want = hashlib.sha256(b"a b\\r\\n" * 600000).digest()
     # dropped half-way, many times: the thread must end and nothing hang
@@ -221,11 +222,21 @@ _CHILD = textwrap.dedent("""
     gc.collect()
     h = _canon.BodyHasher(True)
     h.update(data)
-    assert h.threaded
+    h.update(data)
+    assert h.digest() == want
+    kept = _canon._hash_threads_kept()
+    assert kept == 1, kept  # the thread waits for the next large body
+    h = _canon.BodyHasher(True)
+    h.update(data)
+    assert h.threaded and _canon._hash_threads_kept() == 0
+    spare = _canon.BodyHasher(True)  # a second thread, kept once this one is done
+    spare.update(data)
+    spare.update(data)
+    assert spare.threaded and spare.digest() == want and _canon._hash_threads_kept() == 1
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        status = 0
+        status = 0 if _canon._hash_threads_kept() == 0 else 6  # the parent's kept thread is not here
         for call in (lambda: h.update(data), h.digest):
             try:
                 call()
@@ -246,6 +257,10 @@ _CHILD = textwrap.dedent("""
     child = os.read(r, 10)
     h.update(data)
     assert h.digest() == want
+    again = _canon.BodyHasher(True)  # on the thread kept before the fork
+    again.update(data)
+    again.update(data)
+    assert again.threaded and again.digest() == want
     print("child", child.decode())
 """)
 
@@ -256,6 +271,48 @@ def test_dropped_hashers_and_fork(threaded_core) -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "child 0", out.stdout + out.stderr
+
+
+def _hash_whole(core, data: bytes) -> bytes:
+    h = core.BodyHasher(True)
+    for i in range(0, len(data), 1 << 20):
+        h.update(data[i:i + (1 << 20)])
+        assert h.threaded
+    return h.digest()
+
+
+def test_threads_kept_for_the_next_bodies(threaded_core, pure_core) -> None:
+    """A finished hasher's thread sleeps until the next large body takes it,
+    up to as many as may run at once; the next body's digest owes nothing to
+    the last one, finished, dropped half-way or cut short by l=."""
+    data = b"one  two\t \r\n\r\n" * 90000
+    other = b"three four\r\n" * 120000 + b"\r\n" * 5
+    want, want_other = _reference(pure_core, data)[0], _reference(pure_core, other)[0]
+    gc.collect()
+    kept = threaded_core._hash_threads_kept()
+    hashers = [threaded_core.BodyHasher(True) for _ in range(3)]
+    for h in hashers:
+        h.update(data)
+        assert h.threaded
+    assert threaded_core._hash_threads_kept() == max(0, kept - 3)
+    assert [h.digest() for h in hashers] == [want] * 3
+    assert threaded_core._hash_threads_kept() == max(kept, 3)
+    for _ in range(3):
+        dropped = threaded_core.BodyHasher(True)
+        dropped.update(data)
+        del dropped  # half-way: its thread hashes what it was given, then waits
+        cut = threaded_core.BodyHasher(True, limit=1000)
+        cut.update(other)
+        assert cut.digest() == _reference(pure_core, other, limit=1000)[0]
+        assert _hash_whole(threaded_core, other) == want_other
+        assert _hash_whole(threaded_core, data) == want
+    gc.collect()
+    base = threaded_core._hash_thread_load()
+    # room for this hasher's thread, and for one kept thread only
+    threaded_core._set_hash_thread_cores(2 + 2 * base[0] + base[1])
+    for _ in range(threaded_core._hash_threads_kept() + 1):
+        assert _hash_whole(threaded_core, data) == want
+    assert threaded_core._hash_threads_kept() == min((2 + 2 * base[0] + base[1]) // 2, 64)
 
 
 def test_signing_a_large_message_with_the_thread(threaded_core, pure_core, rsa_key) -> None:
