@@ -75,6 +75,7 @@ cdef enum:
     _ZC_MIN = 16384      # verbatim runs this long are hashed in place
     _PIPE_SLICE = 131072 # BodyHasher with a hashing thread: input taken this much at a time,
     _REF_MIN = 262144    # and its runs hashed in place in update()s of this size or more
+    _PIPE_EARLY_SLICE = 16384  # (the first few slices of a body: see fdk_pipe_early)
     _COPY_WIN = 4096     # octets of a run copied while it is scanned
     _RUN_CLEAN = 4096    # relaxed, hashing: verbatim octets after which the line kernel stops
 

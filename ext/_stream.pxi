@@ -9,11 +9,13 @@ cdef extern from "_pipe.h":
     ctypedef struct fdk_pipe_t:
         unsigned char *cur
         Py_ssize_t fill
+        Py_ssize_t sent
     int fdk_pipe_load() noexcept
     unsigned long fdk_fork_generation() noexcept nogil
     fdk_pipe_t *fdk_pipe_get() noexcept nogil
     int fdk_pipe_usable(const fdk_pipe_t *p) noexcept nogil
-    void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n) noexcept nogil
+    void fdk_pipe_publish(fdk_pipe_t *p, Py_ssize_t n, int next) noexcept nogil
+    int fdk_pipe_early(const fdk_pipe_t *p) noexcept nogil
     uint64_t fdk_pipe_publish_ref(fdk_pipe_t *p, const unsigned char *at, Py_ssize_t n) noexcept nogil
     void fdk_pipe_drain(fdk_pipe_t *p, uint64_t want) noexcept nogil
     int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) noexcept nogil
@@ -180,16 +182,18 @@ cdef class BodyCanonicalizer:
             self._busy = False
 
 
-cdef inline void _pipe_push(fdk_pipe_t *p, uint64_t *fed, bint has_lim, uint64_t lim) noexcept nogil:
-    """Publish the pipe's filled slot, or the part of it within the limit."""
-    cdef Py_ssize_t n = p.fill
+cdef inline void _pipe_push(fdk_pipe_t *p, uint64_t *fed, bint has_lim, uint64_t lim,
+                            bint next=True) noexcept nogil:
+    """Publish what the pipe's block holds and is not yet published, or the
+    part of it within the limit; with next, go on in the next block."""
+    cdef Py_ssize_t n = p.fill - p.sent
     if has_lim:
         if fed[0] >= lim:
             n = 0
         elif <uint64_t>n > lim - fed[0]:
             n = <Py_ssize_t>(lim - fed[0])
     fed[0] += <uint64_t>n
-    fdk_pipe_publish(p, n)
+    fdk_pipe_publish(p, n, next)
 
 
 cdef class BodyHasher:
@@ -397,22 +401,28 @@ cdef class BodyHasher:
         cdef uint64_t refs = 0  # entries published up to the last run handed over
         cdef bint has_lim = self._has_limit
         cdef bint by_ref = n >= _REF_MIN
+        cdef bint early
         with nogil:
             while True:
-                end = n if n - i <= _PIPE_SLICE else i + _PIPE_SLICE
+                # (the body's first octets in short slices, each published at once)
+                early = fdk_pipe_early(p)
+                take = _PIPE_EARLY_SLICE if early else _PIPE_SLICE
+                end = n if n - i <= take else i + take
                 o = p.fill
                 o0 = o
                 r = _engine(st, b, end, &i, p.cur, FDK_PIPE_BLOCK, &o, _ZC_MIN, &aux)
                 p.fill = o
                 length += <uint64_t>(o - o0)
                 if r == _DONE:
+                    if early and p.fill > p.sent:
+                        _pipe_push(p, &fed, has_lim, lim, False)
                     if i >= n:
                         break
                 elif r == _RUN:  # a run the one-thread path hashes in place
                     length += <uint64_t>(i - aux)
                     if by_ref:  # hashed in place there too
-                        if p.fill:
-                            _pipe_push(p, &fed, has_lim, lim)  # (what comes before it first)
+                        if p.fill > p.sent:
+                            _pipe_push(p, &fed, has_lim, lim, False)  # (what comes before it first)
                         take = i - aux
                         if has_lim:
                             if fed >= lim:
