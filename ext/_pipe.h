@@ -238,7 +238,13 @@ static void *fdk_pipe_main(void *arg)
         }
         {
             int e = (int)(t % FDK_PIPE_ENTRIES);
-            if (!p->failed && !fdk_pipe_hash(p->ctx, p->at[e], (size_t)p->len[e]))
+            const unsigned char *a = p->at[e];
+            size_t n = (size_t)p->len[e];
+            /* a ring block in pieces, asking for each next one ahead; a run of
+               the caller's buffer, which no core has just written, at once */
+            uintptr_t off = (uintptr_t)a - (uintptr_t)p->mem;
+            int ring = off < (uintptr_t)FDK_PIPE_SLOTS * FDK_PIPE_BLOCK;
+            if (!p->failed && !(ring ? fdk_pipe_hash(p->ctx, a, n) : fdk_evp.update(p->ctx, a, n) == 1))
                 p->failed = 1;
         }
         t += 1;

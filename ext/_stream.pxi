@@ -406,7 +406,11 @@ cdef class BodyHasher:
             while True:
                 # (the body's first octets in short slices, each published at once)
                 early = fdk_pipe_early(p)
-                take = _PIPE_EARLY_SLICE if early else _PIPE_SLICE
+                # and each update()'s first octets in slices that double from
+                # 16 KiB: after the wait at the end of the update before, the
+                # thread has nothing to hash until the first slice is read
+                take = _PIPE_EARLY_SLICE if early or i < _PIPE_EARLY_SLICE else (
+                    i if i < _PIPE_SLICE else _PIPE_SLICE)
                 end = n if n - i <= take else i + take
                 o = p.fill
                 o0 = o
