@@ -21,6 +21,7 @@ cdef extern from "_pipe.h":
     int fdk_pipe_finish(fdk_pipe_t *p, unsigned char *digest) noexcept nogil
     void fdk_pipe_put(fdk_pipe_t *p, int keep) noexcept nogil
     int fdk_pipe_kept() noexcept nogil
+    void fdk_pipes_release() noexcept nogil
 
 
 def _cpu_count():
@@ -74,6 +75,21 @@ def _hash_thread_load():
 def _hash_threads_kept():
     """Hashing threads kept asleep for the next large body now; for tests."""
     return fdk_pipe_kept()
+
+
+def _release_kept_threads():
+    """End the hashing threads kept for the next large body (the next one
+    starts a thread again).  Run before every os.fork(): a child gets none
+    of them anyway, and the parent forks as the one-threaded process it was
+    before its first large body (Python warns of fork() in a process with
+    other threads, and multiprocessing's choice of start method looks at
+    the threads there are)."""
+    with nogil:
+        fdk_pipes_release()
+
+
+if hasattr(__import__("os"), "register_at_fork"):
+    __import__("os").register_at_fork(before=_release_kept_threads)
 
 
 def _set_hash_thread_cores(n):
@@ -217,7 +233,7 @@ cdef class BodyHasher:
     where the process's other large bodies leave a core free for it; the
     result is the same.  The thread is kept, asleep, for the process's next
     large body (as many as may run at once, up to 64, each with its 1 MiB
-    ring).  Such a hasher cannot be carried on in a child of
+    ring; ended before ``os.fork()``).  Such a hasher cannot be carried on in a child of
     ``fork()`` (``RuntimeError``); a new one can.
 
     :raises RuntimeError: (``update``, ``digest``) used from two threads at
@@ -294,6 +310,11 @@ cdef class BodyHasher:
             name = "sha1"
         else:
             raise ValueError("hash_name must be 'sha256' or 'sha1', not %r" % (hash_name,))
+        # (again: the checks above ran Python code, during which another
+        # thread may have begun an update(); from here on none can, as
+        # nothing below lets the GIL go until the hasher is reset)
+        if self._busy:
+            raise RuntimeError("BodyHasher used from two threads at once")
         self._hash_name = name
         _canon_init(&self._s, c_relaxed, c_bare_lf)
         self._release()
@@ -405,7 +426,7 @@ cdef class BodyHasher:
         with nogil:
             while True:
                 # (the body's first octets in short slices, each published at once)
-                early = fdk_pipe_early(p)
+                early = fdk_pipe_early(p) and not (has_lim and fed >= lim)
                 # and each update()'s first octets in slices that double from
                 # 16 KiB: after the wait at the end of the update before, the
                 # thread has nothing to hash until the first slice is read

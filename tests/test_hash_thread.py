@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import textwrap
+import time
 from typing import Iterator, List, Optional
 
 import pytest
@@ -257,7 +258,7 @@ _CHILD = textwrap.dedent("""
     child = os.read(r, 10)
     h.update(data)
     assert h.digest() == want
-    again = _canon.BodyHasher(True)  # on the thread kept before the fork
+    again = _canon.BodyHasher(True)  # a new thread: the kept one was ended before the fork
     again.update(data)
     again.update(data)
     assert again.threaded and again.digest() == want
@@ -313,6 +314,80 @@ def test_threads_kept_for_the_next_bodies(threaded_core, pure_core) -> None:
     for _ in range(threaded_core._hash_threads_kept() + 1):
         assert _hash_whole(threaded_core, data) == want
     assert threaded_core._hash_threads_kept() == min((2 + 2 * base[0] + base[1]) // 2, 64)
+
+
+def test_reinit_refused_while_another_thread_updates(threaded_core, pure_core) -> None:
+    """A re-__init__ whose argument checks run Python code (an __index__)
+    while another thread begins an update() is refused before it touches
+    the hasher: the other thread's digest, and the thread it may hand on to
+    the next body, stay whole."""
+    data = b"a  b\t\r\n" * 4_500_000  # 31 MB: the update() runs a while without the GIL
+    h = threaded_core.BodyHasher(True)
+    h.update(data[:1_000_000])
+    assert h.threaded
+    got: List[object] = []
+    entered = threading.Event()
+
+    def other() -> None:
+        try:
+            entered.set()
+            h.update(data[1_000_000:])
+            got.append(h.digest())
+        except BaseException as exc:  # reported below
+            got.append(exc)
+
+    class Index:
+        def __index__(self) -> int:
+            threading.Thread(target=other).start()
+            entered.wait(10)
+            time.sleep(0.003)  # the other thread is inside update() now
+            return 10
+
+    with pytest.raises(RuntimeError, match="two threads"):
+        h.__init__(True, limit=Index())
+    for _ in range(600):
+        if got:
+            break
+        time.sleep(0.05)
+    assert got == [_reference(pure_core, data)[0]]
+    small = b"c d \r\n" * 200_000
+    assert _hash_whole(threaded_core, small) == _reference(pure_core, small)[0]
+
+
+_FORK_THREADS = textwrap.dedent("""
+    import hashlib, os, sys, warnings
+    warnings.simplefilter("error")  # (Python 3.12+ warns of fork() with other threads running)
+    from fastdkim import _canon
+    _canon._set_hash_thread_min(1)
+    _canon._set_hash_thread_cores(8)
+    tasks = lambda: len(os.listdir("/proc/self/task"))
+    data = b"a \\t b\\r\\n" * 300000
+    want = hashlib.sha256(b"a b\\r\\n" * 300000).digest()
+    before = tasks()
+    h = _canon.BodyHasher(True)
+    h.update(data)
+    assert h.threaded and h.digest() == want
+    assert _canon._hash_threads_kept() == 1 and tasks() == before + 1, tasks()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _canon._hash_threads_kept() == 0 and tasks() == 1 else 7)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    # the kept thread was ended before the fork: the parent forked with one thread
+    assert _canon._hash_threads_kept() == 0 and tasks() == before, tasks()
+    h = _canon.BodyHasher(True)
+    h.update(data)
+    assert h.threaded and h.digest() == want and _canon._hash_threads_kept() == 1
+    print("ok")
+""")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc/self/task (Linux)")
+def test_kept_threads_are_ended_before_fork(threaded_core) -> None:
+    out = subprocess.run([sys.executable, "-c", _FORK_THREADS], env=child_env(require_compiled=True),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
 def test_signing_a_large_message_with_the_thread(threaded_core, pure_core, rsa_key) -> None:
