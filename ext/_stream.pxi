@@ -233,8 +233,8 @@ cdef class BodyHasher:
     where the process's other large bodies leave a core free for it; the
     result is the same.  The thread is kept, asleep, for the process's next
     large body (as many as may run at once, up to 64, each with its 1 MiB
-    ring; ended before ``os.fork()``).  Such a hasher cannot be carried on in a child of
-    ``fork()`` (``RuntimeError``); a new one can.
+    ring; ended before ``os.fork()``).  Such a hasher cannot be carried on
+    in a child of ``fork()`` (``RuntimeError``); a new one can.
 
     :raises RuntimeError: (``update``, ``digest``) used from two threads at
         once, or a threaded hasher used in a forked child.
