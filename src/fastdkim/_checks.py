@@ -314,7 +314,7 @@ class Checks:
                 if isinstance(signed, str):
                     status, reason = FAIL, extra_reason(signed)
                 else:
-                    status, reason = _signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
+                    status, reason = signature_outcome(outcome, b, signed, hash_name, hash_name == "sha256")
             results.append(Verification(status, reason, domain, selector, alg, identity, canonicalization,
                                         signed_headers, timestamp, None, None, False, False, outcome.key_bits, i,
                                         tags))
@@ -632,18 +632,20 @@ class Checks:
         signature that verifies but whose ``l=`` leaves part of the body
         unsigned is ``neutral``: readers show that part too."""
         assert s.key is not None
-        status, reason = _signature_outcome(s.key, s.b, data, s.hash_name)
+        status, reason = signature_outcome(s.key, s.b, data, s.hash_name)
         if status == PASS and s.result.body_truncated:
             status, reason = NEUTRAL, (
                 "signature verified over the first %s octets of the body only (l=): the rest, which readers "
                 "show, is not signed (RFC 6376 section 8.2)" % (s.l,))
         s.done(status, reason)
 
-def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
-                       hashed: bool = False) -> Tuple[str, str]:
+def signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str, hashed: bool = False,
+                      changed: str = "headers", testing_note: bool = True) -> Tuple[str, str]:
     """The status and reason of the signature *b* over the header hash
     input *data* (with *hashed*, its SHA-256: *hash_name* is sha256) with
-    *key*.  Raises nothing."""
+    *key*; a failed one's reason says *changed* (what was signed) may have
+    changed, and a passed one's notes a key in testing mode (t=y) unless
+    not *testing_note* (ARC's).  Raises nothing."""
     pub: Any = key.public_key
     try:
         if key.key_type == "rsa":
@@ -655,10 +657,10 @@ def _signature_outcome(key: KeyRecord, b: bytes, data: bytes, hash_name: str,
         else:  # ed25519: RFC 8463 signs the SHA-256 of the data
             pub.verify(b, data if hashed else hashlib.sha256(data).digest())
     except InvalidSignature:
-        return (FAIL, "signature did not verify (headers changed or wrong key)")
+        return (FAIL, "signature did not verify (%s changed or wrong key)" % changed)
     except ValueError as exc:
         return (FAIL, "signature did not verify: %s" % exc)
-    if key.flags and key.testing:
+    if testing_note and key.flags and key.testing:
         return (PASS, "signature verified (key in testing mode, t=y)")
     return (PASS, "signature verified")
 

@@ -30,11 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from cryptography.exceptions import InvalidSignature
-
 from . import _canon_py, _core
-from ._checks import Checks, KeyOutcome, check_time, extra_reason, lookup_failure, shared_checks
-from ._pkcs1 import verify_sha256
+from ._checks import Checks, KeyOutcome, check_time, extra_reason, lookup_failure, shared_checks, signature_outcome
 from .authres_parse import _DIGITS, _TOKEN, _Parser
 from .arc_tags import AMSTags, ASTags, check_ams, check_as, instance_number, shown
 from .errors import AuthResError, MessageFormatError
@@ -423,18 +420,7 @@ def _aar_head(raw: bytes) -> Optional[Tuple[bytes, Optional[str]]]:
 def _check_signature(key: KeyRecord, b: bytes, digest: bytes) -> Tuple[str, str]:
     """Whether ``b`` is the signature under ``key`` of the data whose
     SHA-256 is ``digest``; raises nothing."""
-    pub: Any = key.public_key
-    try:
-        if key.key_type == "rsa":
-            if not verify_sha256(pub, b, digest):
-                raise InvalidSignature
-        else:  # ed25519: RFC 8463 signs the SHA-256 of the data
-            pub.verify(b, digest)
-    except InvalidSignature:
-        return FAIL, "signature did not verify (fields changed or wrong key)"
-    except ValueError as exc:
-        return FAIL, "signature did not verify: %s" % exc
-    return PASS, "signature verified"
+    return signature_outcome(key, b, digest, "sha256", hashed=True, changed="fields", testing_note=False)
 
 
 class KeyLookup:
