@@ -94,7 +94,6 @@ typedef struct fdk_pipe_s {
     uint64_t head;                    /* entries published: written by the producer */
     uint64_t tail;                    /* entries hashed: written by the worker */
     int failed;                       /* an EVP call failed */
-    int started;                      /* the worker was started and not yet joined */
     unsigned long gen;                /* fork generation the worker belongs to */
     unsigned char *cur;               /* the ring block being filled (producer) */
     Py_ssize_t fill;                  /* octets in it */
@@ -250,7 +249,6 @@ static int fdk_pipe_start(fdk_pipe_t *p)
     pthread_attr_destroy(&attr);
     if (rc != 0)
         goto fail_cv;
-    p->started = 1;
     return 0;
 fail_cv:
     pthread_cond_destroy(&p->cv);
@@ -264,10 +262,11 @@ fail_ctx:
     return -1;
 }
 
-/* The worker of this pipe exists in this process (not a child of fork()). */
+/* The worker of this pipe (from fdk_pipe_get) exists in this process (not a
+ * child of fork()). */
 static inline int fdk_pipe_usable(const fdk_pipe_t *p)
 {
-    return p->started && p->gen == fdk_fork_generation();
+    return p->gen == fdk_fork_generation();
 }
 
 /* Wait until the worker has hashed at least `want` entries, polling for up

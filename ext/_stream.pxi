@@ -412,7 +412,7 @@ cdef class BodyHasher:
         shorter than _REF_MIN copies its runs as before: waiting for the
         thread at its end would cost more than the copy, for pieces that
         small."""
-        cdef Py_ssize_t i = 0, o, o0, aux = 0, end, take, k
+        cdef Py_ssize_t i = 0, o, o0, aux = 0, end, span, take, k
         cdef int r
         cdef fdk_pipe_t *p = self._pipe
         cdef canon_t *st = &self._s
@@ -430,9 +430,9 @@ cdef class BodyHasher:
                 # and each update()'s first octets in slices that double from
                 # 16 KiB: after the wait at the end of the update before, the
                 # thread has nothing to hash until the first slice is read
-                take = _PIPE_EARLY_SLICE if early or i < _PIPE_EARLY_SLICE else (
+                span = _PIPE_EARLY_SLICE if early or i < _PIPE_EARLY_SLICE else (
                     i if i < _PIPE_SLICE else _PIPE_SLICE)
-                end = n if n - i <= take else i + take
+                end = n if n - i <= span else i + span
                 o = p.fill
                 o0 = o
                 r = _engine(st, b, end, &i, p.cur, FDK_PIPE_BLOCK, &o, _ZC_MIN, &aux)
